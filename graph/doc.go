@@ -1,0 +1,53 @@
+// Package graph is Canopy's in-memory access index: the folder trees, the
+// users placed in them, the grants, locks, placement rules and rights
+// catalogue, and the decisions, explanations and lookups computed from them.
+//
+// # Model
+//
+// See DESIGN.md section 1. A user is a member of a folder F when the home
+// folder or an extra group is F or lies below it. A grant reaches a user
+// through its holder (the user, or a folder the user is a member of) and
+// covers its target (a folder, everything below it and every member of it;
+// or one user; or nothing, for capabilities). A lock covering a resource
+// denies its rights, and every right that implies one of them, whatever any
+// grant says.
+//
+// # Writes
+//
+// Index.Write queues a batch for the one writer goroutine. The writer takes
+// the queued batches as a group and, under the write lock, applies each to
+// the live state as a trial, checking every mutation against the state the
+// earlier ones left; a batch that fails is rolled back alone. Before
+// releasing the lock it rolls the whole trial back, so no reader ever sees
+// a batch that is not yet durable. It then appends the accepted batches to
+// the Journal in one call (one fsync: group commit) and finally applies
+// them again, for real, under the write lock. The same function (txn.apply)
+// does the trial, the real apply, the replay of a batch committed elsewhere
+// and the load at start, and it never reads the clock, so every replay
+// gives the same state.
+//
+// # Invariants
+//
+//   - Every folder's organisation (its root) never changes: roots do not
+//     move, and nothing links two organisations.
+//   - Every user satisfies the placement rule of every folder it is a
+//     member of, after every mutation of every committed batch.
+//   - Every grant, lock and rule names entities that exist.
+//   - Inheritance is never copied: moving a folder or a user changes one
+//     parent pointer and every answer that depends on it at once.
+//
+// # Costs
+//
+// A check resolves the user (a map lookup), collects the folders the user
+// is a member of (home and extras and their ancestors: at most depth ×
+// (1 + extras) steps) and the folders covering the resource (its
+// ancestors, or a user resource's member folders), then scans the grants
+// held by the user and by each of those folders, testing the right with one
+// bitset AND and the target with a scan of the short covering list; when a
+// grant applies, it scans the locks on the covering folders. With depth d,
+// e extra groups and g grants per holder that is O(d·(1+e)·g) with no
+// allocation: independent of the number of folders and users, which is why
+// a check stays under a microsecond on a million users. Moving a folder or
+// a user is O(1) plus the placement check of the members it moves.
+// Lookups walk the subtrees they reach.
+package graph

@@ -1,0 +1,409 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Clock tells the index what time it is. Decisions about expiry and the
+// commit time of a batch come from it and from nowhere else.
+type Clock interface {
+	Now() time.Time
+}
+
+// ClockFunc adapts a function, such as time.Now, to Clock.
+type ClockFunc func() time.Time
+
+// Now returns f().
+func (f ClockFunc) Now() time.Time { return f() }
+
+// Commit is a batch as it is made durable: its revision, when and by whom it
+// was written, the primitive mutations it applied (cascades expanded), and
+// the record of every entity it touched as the batch left it.
+type Commit struct {
+	Revision  uint64
+	Time      time.Time
+	Actor     string
+	Mutations []Mutation
+	Records   []Record
+}
+
+// Journal makes batches durable and gives them back at start. The bbolt
+// store is one; a distributed engine could be another.
+type Journal interface {
+	// Load calls fn with every stored record, in any order, and returns the
+	// revision they are at (0 for an empty journal).
+	Load(fn func(Record) error) (uint64, error)
+	// Append durably stores commits, which carry revisions base+1, base+2,
+	// and so on, all or none. It returns an error wrapping ErrConflict,
+	// storing nothing, when the journal's revision is not base. It returns
+	// only once the commits are on stable storage.
+	Append(ctx context.Context, base uint64, commits []Commit) error
+}
+
+// Options configure an Index.
+type Options struct {
+	// Clock gives decision and commit times. Required.
+	Clock Clock
+	// Journal makes writes durable. Nil keeps the index in memory only.
+	Journal Journal
+	// MaxGroup is the most batches committed together. Zero means 256.
+	MaxGroup int
+	// OnCommit, if set, is called after each group of commits is applied,
+	// in revision order, from the writer's goroutine. It must not block.
+	OnCommit func([]Commit)
+}
+
+// Index is the in-memory access graph. Reads may be called from any number
+// of goroutines and never wait for disk; writes are queued to one writer
+// goroutine, which commits them in groups and then applies them, so a
+// reader sees all of a batch or none of it.
+type Index struct {
+	opts Options
+
+	mu    sync.RWMutex  // guards the fields below
+	s     *state        // the data; changed only through txn under mu.Lock
+	rev   uint64        // the revision s is at
+	revCh chan struct{} // closed when rev next advances
+
+	queue   chan *writeReq
+	stop    chan struct{} // closed by Close
+	stopped chan struct{} // closed when the writer has returned
+	once    sync.Once
+}
+
+type writeReq struct {
+	ctx   context.Context
+	actor string
+	muts  []Mutation
+	pre   Preconditions
+	done  chan struct{}
+	rev   uint64
+	err   error
+}
+
+// Open builds an index from the journal's records, starts its writer, and,
+// when the journal is empty, writes the Bootstrap batch as revision 1.
+func Open(ctx context.Context, opts Options) (*Index, error) {
+	if opts.Clock == nil {
+		return nil, errors.New("graph: Options.Clock is required")
+	}
+	if opts.MaxGroup <= 0 {
+		opts.MaxGroup = 256
+	}
+	ix := &Index{
+		opts:    opts,
+		s:       newState(),
+		revCh:   make(chan struct{}),
+		queue:   make(chan *writeReq, opts.MaxGroup),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	if opts.Journal != nil {
+		var recs []Record
+		rev, err := opts.Journal.Load(func(r Record) error {
+			recs = append(recs, r)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("graph: load journal: %w", err)
+		}
+		muts, err := restoreMutations(recs)
+		if err != nil {
+			return nil, fmt.Errorf("graph: load journal: %w", err)
+		}
+		t := &txn{s: ix.s, forget: true}
+		for i := range muts {
+			if err := t.apply(&muts[i]); err != nil {
+				return nil, fmt.Errorf("graph: load journal at revision %d: %w", rev, err)
+			}
+		}
+		ix.rev = rev
+	}
+	go ix.writer()
+	if ix.rev == 0 {
+		if _, err := ix.Write(ctx, "system", Bootstrap(), Preconditions{}); err != nil {
+			ix.Close()
+			return nil, fmt.Errorf("graph: bootstrap: %w", err)
+		}
+	}
+	return ix, nil
+}
+
+// Close stops the writer. Writes queued and not yet taken fail with
+// ErrClosed; reads go on working on the last state.
+func (ix *Index) Close() {
+	ix.once.Do(func() { close(ix.stop) })
+	<-ix.stopped
+}
+
+// Revision returns the revision the index is at.
+func (ix *Index) Revision() uint64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.rev
+}
+
+// WaitFor returns once the index has reached revision rev, or with the
+// context's error when it ends first.
+func (ix *Index) WaitFor(ctx context.Context, rev uint64) error {
+	for {
+		ix.mu.RLock()
+		cur, ch := ix.rev, ix.revCh
+		ix.mu.RUnlock()
+		if cur >= rev {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for revision %d (at %d): %w", rev, cur, ctx.Err())
+		}
+	}
+}
+
+// Preconditions are checked against the state a write is validated against;
+// when one fails the write is refused with ErrPrecondition.
+type Preconditions struct {
+	// Revision, when non-zero, must be the index's revision.
+	Revision uint64
+	// FoldersExist, UsersExist: these ids must exist.
+	FoldersExist []string
+	UsersExist   []string
+	// FoldersAbsent, UsersAbsent: these ids must not exist.
+	FoldersAbsent []string
+	UsersAbsent   []string
+}
+
+func (p *Preconditions) check(s *state, rev uint64) error {
+	if p.Revision != 0 && p.Revision != rev {
+		return newErr("precondition", fmt.Sprint(p.Revision), ErrPrecondition, "revision is %d", rev)
+	}
+	for _, id := range p.FoldersExist {
+		if _, ok := s.folders.get(id); !ok {
+			return newErr("precondition", id, ErrPrecondition, "folder does not exist")
+		}
+	}
+	for _, id := range p.UsersExist {
+		if _, ok := s.users.get(id); !ok {
+			return newErr("precondition", id, ErrPrecondition, "user does not exist")
+		}
+	}
+	for _, id := range p.FoldersAbsent {
+		if _, ok := s.folders.get(id); ok {
+			return newErr("precondition", id, ErrPrecondition, "folder exists")
+		}
+	}
+	for _, id := range p.UsersAbsent {
+		if _, ok := s.users.get(id); ok {
+			return newErr("precondition", id, ErrPrecondition, "user exists")
+		}
+	}
+	return nil
+}
+
+// Write applies a batch of mutations atomically: all of them or, with an
+// error naming the offending id, none. It returns once the batch is durable
+// in the journal and visible to readers, with its revision. actor is
+// recorded in the change log.
+//
+// A write whose context ends before the writer takes it is refused and
+// never committed; once taken, it completes whatever the context does.
+func (ix *Index) Write(ctx context.Context, actor string, muts []Mutation, pre Preconditions) (uint64, error) {
+	if len(muts) == 0 {
+		return 0, newErr("write", actor, ErrInvalid, "a batch needs at least one mutation")
+	}
+	if len(muts) > MaxBatchSize {
+		return 0, newErr("write", actor, ErrInvalid, "a batch holds at most %d mutations, not %d", MaxBatchSize, len(muts))
+	}
+	req := &writeReq{ctx: ctx, actor: actor, muts: muts, pre: pre, done: make(chan struct{})}
+	select {
+	case ix.queue <- req:
+	case <-ix.stop:
+		return 0, ErrClosed
+	case <-ctx.Done():
+		return 0, fmt.Errorf("write: %w", ctx.Err())
+	}
+	<-req.done
+	return req.rev, req.err
+}
+
+// writer takes queued writes in groups and commits each group with one
+// journal append.
+func (ix *Index) writer() {
+	defer close(ix.stopped)
+	for {
+		var group []*writeReq
+		select {
+		case req := <-ix.queue:
+			group = append(group, req)
+		case <-ix.stop:
+			ix.drain()
+			return
+		}
+	more:
+		for len(group) < ix.opts.MaxGroup {
+			select {
+			case req := <-ix.queue:
+				group = append(group, req)
+			default:
+				break more
+			}
+		}
+		ix.commitGroup(group)
+	}
+}
+
+// drain refuses every write still queued after Close.
+func (ix *Index) drain() {
+	for {
+		select {
+		case req := <-ix.queue:
+			req.err = ErrClosed
+			close(req.done)
+		default:
+			return
+		}
+	}
+}
+
+// commitGroup validates each write of the group on a trial apply (each
+// against the state the earlier ones leave), rolls the trial back before any
+// reader can see it, appends the accepted batches to the journal, and only
+// then applies them for readers.
+func (ix *Index) commitGroup(group []*writeReq) {
+	now := ix.opts.Clock.Now().UTC()
+	var accepted []*writeReq
+	var commits []Commit
+
+	ix.mu.Lock()
+	base := ix.rev
+	t := &txn{s: ix.s}
+	for _, req := range group {
+		if err := req.ctx.Err(); err != nil {
+			req.err = fmt.Errorf("write: %w", err)
+			continue
+		}
+		rev := base + uint64(len(commits))
+		if err := req.pre.check(ix.s, rev); err != nil {
+			req.err = err
+			continue
+		}
+		if err := precheck(req.muts, now); err != nil {
+			req.err = err
+			continue
+		}
+		mark := len(t.done)
+		if err := t.applyBatch(req.muts); err != nil {
+			req.err = err
+			continue
+		}
+		prims := append([]Mutation(nil), t.done[mark:]...)
+		recs, err := ix.s.records(prims)
+		if err != nil {
+			t.rollbackTo(mark)
+			req.err = err
+			continue
+		}
+		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, Mutations: prims, Records: recs})
+		accepted = append(accepted, req)
+	}
+	t.rollbackTo(0)
+	ix.mu.Unlock()
+
+	var err error
+	if len(commits) > 0 && ix.opts.Journal != nil {
+		err = ix.opts.Journal.Append(context.Background(), base, commits)
+	}
+	if err == nil && len(commits) > 0 {
+		ix.mu.Lock()
+		for _, c := range commits {
+			if aerr := ix.applyLocked(c); aerr != nil {
+				// The batch was just validated against this very state.
+				panic(fmt.Sprintf("graph: committed batch %d does not apply: %v", c.Revision, aerr))
+			}
+		}
+		ix.mu.Unlock()
+		if ix.opts.OnCommit != nil {
+			ix.opts.OnCommit(commits)
+		}
+	}
+	for i, req := range accepted {
+		if err != nil {
+			req.err = fmt.Errorf("write: commit: %w", err)
+		} else {
+			req.rev = commits[i].Revision
+		}
+	}
+	for _, req := range group {
+		close(req.done)
+	}
+}
+
+// precheck refuses what depends on the clock: an expiry that is not in the
+// future. It is checked when a batch is written, never when one is replayed.
+func precheck(muts []Mutation, now time.Time) error {
+	for i := range muts {
+		if g := muts[i].AddGrant; g != nil && !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now) {
+			return newErr("add_grant", g.ID, ErrInvalid, "expiry %s is not after now (%s)",
+				g.ExpiresAt.UTC().Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+		}
+	}
+	return nil
+}
+
+// applyLocked applies a committed batch and advances the revision. ix.mu
+// must be held for writing.
+func (ix *Index) applyLocked(c Commit) error {
+	if c.Revision != ix.rev+1 {
+		return newErr("apply", fmt.Sprint(c.Revision), ErrConflict, "index is at revision %d", ix.rev)
+	}
+	t := &txn{s: ix.s}
+	if err := t.applyBatch(c.Mutations); err != nil {
+		return err
+	}
+	ix.rev = c.Revision
+	close(ix.revCh)
+	ix.revCh = make(chan struct{})
+	return nil
+}
+
+// Apply applies a batch committed elsewhere (a distributed journal's change
+// feed) through the same function as local writes. Its revision must be the
+// next one.
+func (ix *Index) Apply(c Commit) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.applyLocked(c)
+}
+
+// Records returns the record of every entity, by kind in load order and by
+// id within a kind, with the revision they are at.
+func (ix *Index) Records() ([]Record, uint64, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	recs, err := ix.s.allRecords()
+	return recs, ix.rev, err
+}
+
+// Stats counts what the index holds.
+type Stats struct {
+	Revision                             uint64
+	Folders, Users, Grants, Locks, Rules int
+	Rights                               int
+}
+
+// Stats returns the index's counts.
+func (ix *Index) Stats() Stats {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return Stats{
+		Revision: ix.rev,
+		Folders:  ix.s.folders.len(), Users: ix.s.users.len(),
+		Grants: ix.s.grants.len(), Locks: ix.s.locks.len(), Rules: ix.s.rules,
+		Rights: len(ix.s.cat.slot),
+	}
+}

@@ -1,0 +1,293 @@
+package graph
+
+import (
+	"slices"
+	"sort"
+)
+
+// Page is one page of a lookup: ids in ascending order, and Next, the
+// cursor to pass as after for the next page (empty when this page is the
+// last).
+type Page struct {
+	IDs      []string
+	Next     string
+	Revision uint64
+}
+
+// page sorts ids and returns those after the cursor, at most limit of them
+// (limit <= 0 means all).
+func page(ids []string, after string, limit int, rev uint64) Page {
+	sort.Strings(ids)
+	ids = ids[sort.Search(len(ids), func(i int) bool { return ids[i] > after }):]
+	p := Page{Revision: rev}
+	if limit > 0 && len(ids) > limit {
+		ids = ids[:limit]
+		p.Next = ids[limit-1]
+	}
+	p.IDs = slices.Clone(ids)
+	return p
+}
+
+// locked reports whether a lock covering folder xf or user xu denies right.
+func (s *state) locked(right int, xf, xu int32) bool {
+	var cb [48]int32
+	c := checker{s: s, right: right, xf: xf, xu: xu}
+	if xf != none {
+		c.cover = s.appendAncestors(cb[:0], xf)
+	} else {
+		c.cover = s.memberFolders(cb[:0], s.user(xu))
+	}
+	return c.lockedBy(false) != none
+}
+
+// LookupResources returns the folders (kind KindFolder) or users (kind
+// KindUser) that user has right on now, sorted by id, after the cursor,
+// at most limit (<= 0 for all). An inactive user has nothing; an unknown
+// user or right is an error.
+//
+// Cost: it walks every subtree the user's grants reach and tests each
+// resource found against the locks above it, then sorts; each page repeats
+// the walk.
+func (ix *Index) LookupResources(user, right string, kind Kind, after string, limit int) (Page, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	s := ix.s
+	const op = "lookup_resources"
+	slot, ok := s.cat.lookup(right)
+	if !ok {
+		return Page{}, newErr(op, right, ErrUnknownRight, "right is not in the catalogue")
+	}
+	if kind != KindFolder && kind != KindUser {
+		return Page{}, newErr(op, user, ErrInvalid, "resource kind must be folder or user")
+	}
+	ui, ok := s.users.get(user)
+	if !ok {
+		return Page{}, newErr(op, user, ErrNotFound, "no such user")
+	}
+	u := s.user(ui)
+	if u.state != StateActive {
+		return Page{Revision: ix.rev}, nil
+	}
+	now := ix.opts.Clock.Now().UnixNano()
+	want := s.cat.grantedBy[slot]
+	var grants []int32
+	pick := func(list []int32) {
+		for _, gi := range list {
+			if g := s.grant(gi); g.rights.meets(want) && !g.expired(now) {
+				grants = append(grants, gi)
+			}
+		}
+	}
+	pick(u.held)
+	for _, h := range s.memberFolders(nil, u) {
+		pick(s.folder(h).held)
+	}
+	folderSeen := make(map[int32]bool)
+	userSeen := make(map[int32]bool)
+	var sub []int32
+	for _, gi := range grants {
+		g := s.grant(gi)
+		switch g.g.Target.Kind {
+		case KindUser:
+			userSeen[g.target] = true
+		case KindFolder:
+			if folderSeen[g.target] {
+				continue
+			}
+			sub = s.subtree(sub[:0], g.target)
+			for _, f := range sub {
+				folderSeen[f] = true
+				if kind == KindUser {
+					for _, m := range s.folder(f).homes {
+						userSeen[m] = true
+					}
+					for _, m := range s.folder(f).extras {
+						userSeen[m] = true
+					}
+				}
+			}
+		}
+	}
+	if s.cat.self.meets(want) {
+		userSeen[ui] = true
+	}
+	var ids []string
+	if kind == KindFolder {
+		for f := range folderSeen {
+			if !s.locked(slot, f, none) {
+				ids = append(ids, s.folder(f).id)
+			}
+		}
+	} else {
+		for m := range userSeen {
+			if !s.locked(slot, none, m) {
+				ids = append(ids, s.user(m).id)
+			}
+		}
+	}
+	return page(ids, after, limit, ix.rev), nil
+}
+
+// LookupSubjects returns the active users who have right on resource x now
+// (the zero Ref: everyone holding the capability), sorted by id, after the
+// cursor, at most limit (<= 0 for all).
+func (ix *Index) LookupSubjects(right string, x Ref, after string, limit int) (Page, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	s := ix.s
+	c := checker{now: ix.opts.Clock.Now().UnixNano()}
+	if err := s.resolveResource("lookup_subjects", right, x, &c); err != nil {
+		return Page{}, err
+	}
+	var onList []int32
+	switch {
+	case c.xf != none:
+		c.cover = s.appendAncestors(nil, c.xf)
+	case c.xu != none:
+		c.cover = s.memberFolders(nil, s.user(c.xu))
+		onList = s.user(c.xu).on
+	default:
+		onList = s.caps
+	}
+	if (c.xf != none || c.xu != none) && c.lockedBy(false) != none {
+		return Page{Revision: ix.rev}, nil
+	}
+	want := s.cat.grantedBy[c.right]
+	subjects := make(map[int32]bool)
+	var sub []int32
+	consider := func(list []int32) {
+		for _, gi := range list {
+			g := s.grant(gi)
+			if !g.rights.meets(want) || g.expired(c.now) {
+				continue
+			}
+			if g.g.Holder.Kind == KindUser {
+				subjects[g.holder] = true
+				continue
+			}
+			sub = s.subtree(sub[:0], g.holder)
+			for _, f := range sub {
+				for _, m := range s.folder(f).homes {
+					subjects[m] = true
+				}
+				for _, m := range s.folder(f).extras {
+					subjects[m] = true
+				}
+			}
+		}
+	}
+	consider(onList)
+	for _, f := range c.cover {
+		consider(s.folder(f).on)
+	}
+	if c.xu != none && s.cat.self.meets(want) {
+		subjects[c.xu] = true
+	}
+	var ids []string
+	for m := range subjects {
+		if s.user(m).state == StateActive {
+			ids = append(ids, s.user(m).id)
+		}
+	}
+	return page(ids, after, limit, ix.rev), nil
+}
+
+// Access is everything that reaches one user: the grants held by the user
+// or by a folder the user is a member of, unexpired now, and the user's
+// self rights. Nothing is allowed while the user is not active, whatever
+// the entries say.
+type Access struct {
+	Revision   uint64
+	User       User
+	Entries    []AccessEntry // by grant id
+	SelfRights []string      // with everything they imply
+}
+
+// AccessEntry is one grant that reaches the user and what it covers.
+type AccessEntry struct {
+	Grant Grant
+	// Via runs from the user's home or extra group up to the holder folder;
+	// empty when the grant is held by the user.
+	Via []string
+	// Rights are the grant's rights with everything they imply.
+	Rights []string
+	// Locks are the locks that deny one of Rights on something the grant
+	// covers, by id.
+	Locks []Lock
+}
+
+// EffectiveAccess returns what reaches user now. An unknown user is an error.
+func (ix *Index) EffectiveAccess(user string) (Access, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	s := ix.s
+	ui, ok := s.users.get(user)
+	if !ok {
+		return Access{}, newErr("effective_access", user, ErrNotFound, "no such user")
+	}
+	u := s.user(ui)
+	now := ix.opts.Clock.Now().UnixNano()
+	a := Access{Revision: ix.rev, User: s.userView(ui), SelfRights: s.cat.list(s.cat.expand(s.cat.self))}
+	var grants []int32
+	for _, gi := range u.held {
+		if !s.grant(gi).expired(now) {
+			grants = append(grants, gi)
+		}
+	}
+	for _, h := range s.memberFolders(nil, u) {
+		for _, gi := range s.folder(h).held {
+			if !s.grant(gi).expired(now) {
+				grants = append(grants, gi)
+			}
+		}
+	}
+	for _, gi := range grants {
+		g := s.grant(gi)
+		e := AccessEntry{Grant: s.grantView(gi)}
+		if g.g.Holder.Kind == KindFolder {
+			e.Via = pathUp(s, u, g.holder)
+		}
+		rights := s.cat.expand(g.rights)
+		e.Rights = s.cat.list(rights)
+		for li, live := range s.locks.live {
+			if live && s.locks.nodes[li].rights.meets(rights) && s.overlaps(g, &s.locks.nodes[li]) {
+				e.Locks = append(e.Locks, s.lockView(int32(li)))
+			}
+		}
+		sort.Slice(e.Locks, func(i, j int) bool { return e.Locks[i].ID < e.Locks[j].ID })
+		a.Entries = append(a.Entries, e)
+	}
+	sort.Slice(a.Entries, func(i, j int) bool { return a.Entries[i].Grant.ID < a.Entries[j].Grant.ID })
+	return a, nil
+}
+
+// overlaps reports whether some folder or user is covered by both the grant
+// and the lock.
+func (s *state) overlaps(g *grantNode, l *lockNode) bool {
+	gk, lk := g.g.Target.Kind, l.l.Target.Kind
+	switch {
+	case gk == KindNone:
+		return false
+	case gk == KindUser && lk == KindUser:
+		return g.target == l.target
+	case gk == KindUser:
+		return slices.Contains(s.memberFolders(nil, s.user(g.target)), l.target)
+	case lk == KindUser:
+		return slices.Contains(s.memberFolders(nil, s.user(l.target)), g.target)
+	}
+	// Two folders: nested subtrees overlap; disjoint ones overlap when a user
+	// is a member of both.
+	if s.isAncestor(g.target, l.target) || s.isAncestor(l.target, g.target) {
+		return true
+	}
+	for _, f := range s.subtree(nil, l.target) {
+		for _, list := range [][]int32{s.folder(f).homes, s.folder(f).extras} {
+			for _, m := range list {
+				if slices.Contains(s.memberFolders(nil, s.user(m)), g.target) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

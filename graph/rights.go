@@ -1,0 +1,131 @@
+package graph
+
+import (
+	"math/bits"
+	"sort"
+)
+
+// MaxRights is how many rights the catalogue can hold.
+const MaxRights = 256
+
+// rightSet is a set of catalogue slots.
+type rightSet [MaxRights / 64]uint64
+
+func (s *rightSet) add(i int)     { s[i>>6] |= 1 << (uint(i) & 63) }
+func (s rightSet) has(i int) bool { return s[i>>6]&(1<<(uint(i)&63)) != 0 }
+func (s rightSet) empty() bool    { return s == rightSet{} }
+func (s *rightSet) union(o rightSet) {
+	s[0], s[1], s[2], s[3] = s[0]|o[0], s[1]|o[1], s[2]|o[2], s[3]|o[3]
+}
+func (s rightSet) meets(o rightSet) bool {
+	return s[0]&o[0]|s[1]&o[1]|s[2]&o[2]|s[3]&o[3] != 0
+}
+
+// each calls fn for every slot in s, in ascending order.
+func (s rightSet) each(fn func(int)) {
+	for w, word := range s {
+		for word != 0 {
+			b := bits.TrailingZeros64(word)
+			fn(w*64 + b)
+			word &^= 1 << uint(b)
+		}
+	}
+}
+
+// catalogue is the rights catalogue and the self rights, with the transitive
+// closures precomputed so a check tests a grant with one AND.
+type catalogue struct {
+	slot    map[string]int // name -> slot
+	names   []string       // slot -> name; "" for a free slot
+	implies []rightSet     // slot -> the rights it directly implies
+	// closure[r] is r and every right r implies: a lock on any of them denies r.
+	closure []rightSet
+	// grantedBy[r] is every right whose closure holds r: a grant of any of them grants r.
+	grantedBy []rightSet
+	self      rightSet // the self rights as given
+}
+
+func newCatalogue() catalogue {
+	return catalogue{slot: map[string]int{}}
+}
+
+// lookup returns the slot of right name.
+func (c *catalogue) lookup(name string) (int, bool) {
+	i, ok := c.slot[name]
+	return i, ok
+}
+
+// set converts names to a rightSet; it fails on the first unknown name.
+func (c *catalogue) set(names []string) (rightSet, string, bool) {
+	var s rightSet
+	for _, n := range names {
+		i, ok := c.slot[n]
+		if !ok {
+			return s, n, false
+		}
+		s.add(i)
+	}
+	return s, "", true
+}
+
+// list returns the names in s, sorted.
+func (c *catalogue) list(s rightSet) []string {
+	var out []string
+	s.each(func(i int) { out = append(out, c.names[i]) })
+	sort.Strings(out)
+	return out
+}
+
+// expand returns s and everything its rights imply.
+func (c *catalogue) expand(s rightSet) rightSet {
+	var out rightSet
+	s.each(func(i int) { out.union(c.closure[i]) })
+	return out
+}
+
+// reachable reports whether right from implies right to, directly or not.
+func (c *catalogue) reachable(from, to int) bool {
+	seen := rightSet{}
+	stack := []int{from}
+	for len(stack) > 0 {
+		r := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if r == to {
+			return true
+		}
+		if seen.has(r) {
+			continue
+		}
+		seen.add(r)
+		c.implies[r].each(func(i int) { stack = append(stack, i) })
+	}
+	return false
+}
+
+// recompute rebuilds closure and grantedBy from implies. The catalogue is
+// small (at most MaxRights) and changes rarely, so it starts from scratch.
+func (c *catalogue) recompute() {
+	n := len(c.names)
+	c.closure = make([]rightSet, n)
+	c.grantedBy = make([]rightSet, n)
+	for r := 0; r < n; r++ {
+		if c.names[r] == "" {
+			continue
+		}
+		var cl rightSet
+		stack := []int{r}
+		for len(stack) > 0 {
+			x := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if cl.has(x) {
+				continue
+			}
+			cl.add(x)
+			c.implies[x].each(func(i int) { stack = append(stack, i) })
+		}
+		c.closure[r] = cl
+	}
+	for r := 0; r < n; r++ {
+		c.closure[r].each(func(i int) { c.grantedBy[i].add(r) })
+	}
+}

@@ -1,0 +1,265 @@
+package graph
+
+import (
+	"slices"
+	"sort"
+	"time"
+)
+
+// none marks an absent slot (no parent, no target).
+const none int32 = -1
+
+// folderNode is a folder and the edges that start or end at it. Slots in the
+// lists are unordered; anything that answers callers sorts by id.
+type folderNode struct {
+	id       string
+	name     string
+	labels   map[string]string
+	parent   int32
+	children []int32
+	homes    []int32  // users whose home folder this is
+	extras   []int32  // users with this folder as an extra group
+	held     []int32  // grants whose holder is this folder
+	on       []int32  // grants whose target is this folder
+	locks    []int32  // locks whose target is this folder
+	rule     []string // allowed classes, sorted; nil when there is no rule
+}
+
+// userNode is a user and the grants and locks that name the user.
+type userNode struct {
+	id     string
+	name   string
+	class  string
+	state  State
+	home   int32
+	extras []int32 // folder slots, sorted by folder id
+	held   []int32 // grants whose holder is this user
+	on     []int32 // grants whose target is this user
+	locks  []int32 // locks whose target is this user
+}
+
+// grantNode is a grant with its references resolved to slots.
+type grantNode struct {
+	g       Grant // rights sorted
+	holder  int32
+	target  int32 // none for a capability
+	rights  rightSet
+	expires int64 // unix nanoseconds; 0 for never
+}
+
+func (g *grantNode) expired(now int64) bool { return g.expires != 0 && now >= g.expires }
+
+// lockNode is a lock with its target resolved to a slot.
+type lockNode struct {
+	l      Lock
+	target int32
+	rights rightSet
+}
+
+// table is a slot allocator: ids map to dense slots, freed slots are reused.
+type table[T any] struct {
+	byID  map[string]int32
+	nodes []T
+	live  []bool
+	free  []int32
+}
+
+func newTable[T any]() table[T] { return table[T]{byID: map[string]int32{}} }
+
+func (t *table[T]) get(id string) (int32, bool) {
+	i, ok := t.byID[id]
+	return i, ok
+}
+
+func (t *table[T]) insert(id string, n T) int32 {
+	var i int32
+	if k := len(t.free); k > 0 {
+		i = t.free[k-1]
+		t.free = t.free[:k-1]
+		t.nodes[i] = n
+		t.live[i] = true
+	} else {
+		i = int32(len(t.nodes))
+		t.nodes = append(t.nodes, n)
+		t.live = append(t.live, true)
+	}
+	t.byID[id] = i
+	return i
+}
+
+func (t *table[T]) remove(id string, i int32) {
+	delete(t.byID, id)
+	var zero T
+	t.nodes[i] = zero
+	t.live[i] = false
+	t.free = append(t.free, i)
+}
+
+func (t *table[T]) len() int { return len(t.byID) }
+
+// state is everything the index holds. It is changed only by txn.apply.
+type state struct {
+	folders table[folderNode]
+	users   table[userNode]
+	grants  table[grantNode]
+	locks   table[lockNode]
+	caps    []int32 // grants with no target
+	cat     catalogue
+	rules   int // number of placement rules
+}
+
+func newState() *state {
+	return &state{
+		folders: newTable[folderNode](),
+		users:   newTable[userNode](),
+		grants:  newTable[grantNode](),
+		locks:   newTable[lockNode](),
+		cat:     newCatalogue(),
+	}
+}
+
+func (s *state) folder(i int32) *folderNode { return &s.folders.nodes[i] }
+func (s *state) user(i int32) *userNode     { return &s.users.nodes[i] }
+func (s *state) grant(i int32) *grantNode   { return &s.grants.nodes[i] }
+func (s *state) lock(i int32) *lockNode     { return &s.locks.nodes[i] }
+
+// root returns the root of folder f's organisation.
+func (s *state) root(f int32) int32 {
+	for s.folders.nodes[f].parent != none {
+		f = s.folders.nodes[f].parent
+	}
+	return f
+}
+
+// isAncestor reports whether a is f or lies above it.
+func (s *state) isAncestor(a, f int32) bool {
+	for ; f != none; f = s.folders.nodes[f].parent {
+		if f == a {
+			return true
+		}
+	}
+	return false
+}
+
+// appendAncestors appends f and every folder above it to out, skipping
+// those already in out, and returns out. out is short (a user's folders share
+// most of their ancestors), so the membership test is a scan.
+func (s *state) appendAncestors(out []int32, f int32) []int32 {
+	for ; f != none; f = s.folders.nodes[f].parent {
+		if slices.Contains(out, f) {
+			// Every ancestor of f is in out already: out was built the same way.
+			return out
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// memberFolders appends the folders user u is a member of (home, extras, and
+// everything above them) to out.
+func (s *state) memberFolders(out []int32, u *userNode) []int32 {
+	out = s.appendAncestors(out, u.home)
+	for _, e := range u.extras {
+		out = s.appendAncestors(out, e)
+	}
+	return out
+}
+
+// subtree appends f and every folder below it to out, parents before children.
+func (s *state) subtree(out []int32, f int32) []int32 {
+	start := len(out)
+	out = append(out, f)
+	for i := start; i < len(out); i++ {
+		out = append(out, s.folders.nodes[out[i]].children...)
+	}
+	return out
+}
+
+// allowed reports whether class may be a member of folder f and everything
+// above it; when not, it returns the folder whose rule refuses.
+func (s *state) allowed(class string, f int32) (int32, bool) {
+	if s.rules == 0 {
+		return none, true
+	}
+	for ; f != none; f = s.folders.nodes[f].parent {
+		r := s.folders.nodes[f].rule
+		if r != nil {
+			if _, ok := slices.BinarySearch(r, class); !ok {
+				return f, false
+			}
+		}
+	}
+	return none, true
+}
+
+// Entity views: the public form of a node, copied so callers may keep it.
+
+func (s *state) folderView(i int32) Folder {
+	n := s.folder(i)
+	f := Folder{ID: n.id, Name: n.name, Labels: cloneLabels(n.labels)}
+	if n.parent != none {
+		f.Parent = s.folder(n.parent).id
+	}
+	return f
+}
+
+func (s *state) userView(i int32) User {
+	n := s.user(i)
+	u := User{ID: n.id, Name: n.name, Class: n.class, State: n.state, Home: s.folder(n.home).id}
+	for _, e := range n.extras {
+		u.Extras = append(u.Extras, s.folder(e).id)
+	}
+	return u
+}
+
+func (s *state) grantView(i int32) Grant {
+	g := s.grant(i).g
+	g.Rights = slices.Clone(g.Rights)
+	return g
+}
+
+func (s *state) lockView(i int32) Lock {
+	l := s.lock(i).l
+	l.Rights = slices.Clone(l.Rights)
+	return l
+}
+
+func cloneLabels(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// removeSlot deletes the first v from list, not keeping order.
+func removeSlot(list []int32, v int32) []int32 {
+	for i, x := range list {
+		if x == v {
+			last := len(list) - 1
+			list[i] = list[last]
+			return list[:last]
+		}
+	}
+	return list
+}
+
+// sortedIDs returns the ids of the given slots, sorted.
+func sortedIDs(slots []int32, id func(int32) string) []string {
+	out := make([]string, len(slots))
+	for i, s := range slots {
+		out[i] = id(s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
