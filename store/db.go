@@ -1,0 +1,247 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/canopy-authz/canopy/graph"
+)
+
+// FileName is the name of the bbolt file inside a data folder.
+const FileName = "canopy.db"
+
+// ErrInUse means another process has the file open.
+var ErrInUse = errors.New("store: file is in use by another process")
+
+// DB is Canopy's bbolt store: the current state, one bucket per kind of
+// entity, and the change log. It is the graph.Journal of a single node.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+var _ graph.Journal = (*DB)(nil)
+
+// Options configure Open.
+type Options struct {
+	// LockTimeout is how long Open waits for another process to release
+	// the file. Zero means one second.
+	LockTimeout time.Duration
+}
+
+// Open opens (creating it and its folder if need be) the store in the data
+// folder dir. When another process holds the file it fails with ErrInUse
+// after opts.LockTimeout rather than waiting forever.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: create data folder: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s (waited %s)", ErrInUse, path, opts.LockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	d := &DB{bolt: b, path: path}
+	if err := d.init(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// init creates the buckets of a new file and checks the schema of an old one.
+func (d *DB) init() error {
+	return d.bolt.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return fmt.Errorf("store: create meta bucket: %w", err)
+		}
+		if v := meta.Get(keySchema); v != nil {
+			got, err := parseRevKey(v)
+			if err != nil || got != schemaVersion {
+				return fmt.Errorf("store: %s has schema %d (%v); this build reads %d", d.path, got, err, schemaVersion)
+			}
+		} else if err := meta.Put(keySchema, revKey(schemaVersion)); err != nil {
+			return fmt.Errorf("store: write schema: %w", err)
+		}
+		names := [][]byte{bucketLog}
+		for _, k := range graph.RecordKinds {
+			names = append(names, kindBucket(k))
+		}
+		for _, n := range names {
+			if _, err := tx.CreateBucketIfNotExists(n); err != nil {
+				return fmt.Errorf("store: create bucket %s: %w", n, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Path returns the file's path.
+func (d *DB) Path() string { return d.path }
+
+// Close closes the file. Every acknowledged commit is on disk already.
+func (d *DB) Close() error {
+	if err := d.bolt.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", d.path, err)
+	}
+	return nil
+}
+
+func revisionOf(tx *bolt.Tx) (uint64, error) {
+	v := tx.Bucket(bucketMeta).Get(keyRevision)
+	if v == nil {
+		return 0, nil
+	}
+	return parseRevKey(v)
+}
+
+// Revision returns the revision of the last commit.
+func (d *DB) Revision() (uint64, error) {
+	var rev uint64
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		rev, err = revisionOf(tx)
+		return err
+	})
+	return rev, err
+}
+
+// Load calls fn with every stored record, kind by kind in graph.RecordKinds
+// order, and returns the revision they are at. fn runs inside a read
+// transaction: it must not block.
+func (d *DB) Load(fn func(graph.Record) error) (uint64, error) {
+	var rev uint64
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		if rev, err = revisionOf(tx); err != nil {
+			return fmt.Errorf("store: read revision: %w", err)
+		}
+		for _, k := range graph.RecordKinds {
+			err := tx.Bucket(kindBucket(k)).ForEach(func(id, v []byte) error {
+				// bbolt's slices are valid only inside the transaction.
+				return fn(graph.Record{Kind: k, ID: string(id), Value: append([]byte(nil), v...)})
+			})
+			if err != nil {
+				return fmt.Errorf("store: load %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+	return rev, err
+}
+
+// logEntry is the stored form of one change-log entry.
+type logEntry struct {
+	Revision  uint64           `json:"revision"`
+	Time      time.Time        `json:"time"`
+	Actor     string           `json:"actor"`
+	Mutations []graph.Mutation `json:"mutations"`
+}
+
+// Append stores commits in one transaction, so one fsync covers the whole
+// group: each commit's records and its change-log entry, and the new
+// revision. It refuses with graph.ErrConflict, storing nothing, when the
+// stored revision is not base or the commits do not follow it. It returns
+// after bbolt has synced the file.
+func (d *DB) Append(ctx context.Context, base uint64, commits []graph.Commit) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: append: %w", err)
+	}
+	return d.bolt.Update(func(tx *bolt.Tx) error {
+		rev, err := revisionOf(tx)
+		if err != nil {
+			return fmt.Errorf("store: read revision: %w", err)
+		}
+		if rev != base {
+			return fmt.Errorf("store: append after revision %d, but the store is at %d: %w", base, rev, graph.ErrConflict)
+		}
+		logB := tx.Bucket(bucketLog)
+		for _, c := range commits {
+			if c.Revision != rev+1 {
+				return fmt.Errorf("store: commit revision %d does not follow %d: %w", c.Revision, rev, graph.ErrConflict)
+			}
+			rev = c.Revision
+			entry, err := json.Marshal(logEntry{Revision: c.Revision, Time: c.Time, Actor: c.Actor, Mutations: c.Mutations})
+			if err != nil {
+				return fmt.Errorf("store: encode log entry %d: %w", c.Revision, err)
+			}
+			if err := logB.Put(revKey(c.Revision), entry); err != nil {
+				return fmt.Errorf("store: write log entry %d: %w", c.Revision, err)
+			}
+			for _, r := range c.Records {
+				b := tx.Bucket(kindBucket(r.Kind))
+				if b == nil {
+					return fmt.Errorf("store: revision %d: unknown record kind %q", c.Revision, r.Kind)
+				}
+				if r.Value == nil {
+					err = b.Delete([]byte(r.ID))
+				} else {
+					err = b.Put([]byte(r.ID), r.Value)
+				}
+				if err != nil {
+					return fmt.Errorf("store: revision %d: write %s %q: %w", c.Revision, r.Kind, r.ID, err)
+				}
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyRevision, revKey(rev))
+	})
+}
+
+// ReadLog returns up to max change-log entries from revision from onwards,
+// in revision order, with their mutations (records are not kept in the
+// log). The transaction ends before it returns, so callers may send the
+// entries over the network at leisure.
+func (d *DB) ReadLog(from uint64, max int) ([]graph.Commit, error) {
+	var out []graph.Commit
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLog).Cursor()
+		for k, v := c.Seek(revKey(from)); k != nil && len(out) < max; k, v = c.Next() {
+			var e logEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				rev, _ := parseRevKey(k)
+				return fmt.Errorf("store: decode log entry %d: %w", rev, err)
+			}
+			out = append(out, graph.Commit{Revision: e.Revision, Time: e.Time, Actor: e.Actor, Mutations: e.Mutations})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Size returns the file's size in bytes.
+func (d *DB) Size() (int64, error) {
+	var n int64
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Size()
+		return nil
+	})
+	return n, err
+}
+
+// Check verifies the file's internal consistency (bbolt's page checks).
+func (d *DB) Check() error {
+	return d.bolt.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain it all: the checker stops only then
+			if first == nil {
+				first = fmt.Errorf("store: %s is inconsistent: %w", d.path, err)
+			}
+		}
+		return first
+	})
+}

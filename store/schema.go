@@ -1,0 +1,50 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/canopy-authz/canopy/graph"
+)
+
+// Every bucket and key layout of the file.
+//
+//	meta                      schema version and the revision
+//	  "schema"  -> uint64 big-endian (schemaVersion)
+//	  "revision"-> uint64 big-endian: the revision of the last commit
+//	log                       the change log, one entry per revision
+//	  revKey(rev) -> JSON logEntry
+//	right, self, folder, rule, user, grant, lock
+//	                          the current state, one bucket per graph.RecordKind
+//	  id -> JSON of the entity (graph.Record.Value)
+//
+// Keys of the log are big-endian so that bbolt's byte order is revision
+// order and a cursor can seek to a revision.
+var (
+	bucketMeta = []byte("meta")
+	bucketLog  = []byte("log")
+
+	keySchema   = []byte("schema")
+	keyRevision = []byte("revision")
+)
+
+// schemaVersion is the layout this package writes; Open refuses others.
+const schemaVersion = 1
+
+// kindBucket returns the bucket name of a record kind.
+func kindBucket(k graph.RecordKind) []byte { return []byte(k) }
+
+// revKey encodes a revision as a log key.
+func revKey(rev uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], rev)
+	return b[:]
+}
+
+// parseRevKey decodes a log key or a stored revision.
+func parseRevKey(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("revision key has %d bytes, want 8", len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
