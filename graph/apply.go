@@ -611,6 +611,9 @@ func (t *txn) resolve(op, id, what string, r Ref) (slot, org int32, err error) {
 		}
 		return u, s.root(s.user(u).home), nil
 	case KindNone:
+		if r.ID != "" {
+			return none, none, newErr(op, id, ErrInvalid, "%s %q does not say whether it is a folder or a user", what, r.ID)
+		}
 		return none, none, nil
 	}
 	return none, none, newErr(op, id, ErrInvalid, "%s has an unknown kind %d", what, r.Kind)
@@ -658,9 +661,6 @@ func (t *txn) addGrant(op string, g Grant) error {
 		return err
 	}
 	g.Rights = names
-	if g.Target.IsZero() {
-		g.Target = Ref{}
-	}
 	if !g.ExpiresAt.IsZero() {
 		g.ExpiresAt = g.ExpiresAt.UTC()
 	}

@@ -215,37 +215,42 @@ func restoreMutations(recs []Record) ([]Mutation, error) {
 		if r.Value == nil {
 			continue
 		}
+		var key string // the id inside the value, which must be the record's key
 		var err error
 		switch r.Kind {
 		case RecordRight:
 			var v Right
 			err = json.Unmarshal(r.Value, &v)
-			rights[v.Name] = v
+			rights[v.Name], key = v, v.Name
 		case RecordSelf:
 			self = new(SelfRights)
 			err = json.Unmarshal(r.Value, self)
+			key = selfKey
 		case RecordFolder:
 			var v Folder
 			err = json.Unmarshal(r.Value, &v)
-			folders[v.ID] = v
+			folders[v.ID], key = v, v.ID
 		case RecordRule:
 			var v PlacementRule
 			err = json.Unmarshal(r.Value, &v)
-			rules = append(rules, v)
+			rules, key = append(rules, v), v.Folder
 		case RecordUser:
 			var v User
 			err = json.Unmarshal(r.Value, &v)
-			users = append(users, v)
+			users, key = append(users, v), v.ID
 		case RecordGrant:
 			var v Grant
 			err = json.Unmarshal(r.Value, &v)
-			grants = append(grants, v)
+			grants, key = append(grants, v), v.ID
 		case RecordLock:
 			var v Lock
 			err = json.Unmarshal(r.Value, &v)
-			locks = append(locks, v)
+			locks, key = append(locks, v), v.ID
 		default:
 			err = fmt.Errorf("unknown record kind")
+		}
+		if err == nil && (key != r.ID || !validID(key)) {
+			err = fmt.Errorf("the record holds %q", key)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("decode %s %q: %w", r.Kind, r.ID, err)

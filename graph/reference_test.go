@@ -5,7 +5,10 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/canopy-authz/canopy/graph"
 )
@@ -72,10 +75,29 @@ func norm(s []string) []string {
 	return slices.Compact(s)
 }
 
-func okID(s string) bool { return s != "" && len(s) <= graph.MaxIDLen }
+func okID(s string) bool {
+	if s == "" || len(s) > graph.MaxIDLen || !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+func okText(s string) bool { return len(s) <= graph.MaxTextLen && utf8.ValidString(s) }
+
+func okLabels(l map[string]string) bool {
+	if len(l) > graph.MaxLabels {
+		return false
+	}
+	for k, v := range l {
+		if !okWord(k) || !okText(v) {
+			return false
+		}
+	}
+	return true
+}
 
 func okWord(s string) bool {
-	if s == "" {
+	if s == "" || len(s) > graph.MaxWordLen {
 		return false
 	}
 	for i, r := range s {
@@ -172,7 +194,7 @@ func (m *refModel) apply(mu graph.Mutation) error {
 	switch {
 	case mu.CreateFolder != nil:
 		f := *mu.CreateFolder
-		if _, dup := m.folders[f.ID]; !okID(f.ID) || dup {
+		if _, dup := m.folders[f.ID]; !okID(f.ID) || dup || !okText(f.Name) || !okLabels(f.Labels) {
 			return refuse
 		}
 		if _, ok := m.folders[f.Parent]; f.Parent != "" && !ok {
@@ -184,14 +206,14 @@ func (m *refModel) apply(mu graph.Mutation) error {
 		m.folders[f.ID] = f
 	case mu.RenameFolder != nil:
 		f, ok := m.folders[mu.RenameFolder.ID]
-		if !ok {
+		if !ok || !okText(mu.RenameFolder.Name) {
 			return refuse
 		}
 		f.Name = mu.RenameFolder.Name
 		m.folders[f.ID] = f
 	case mu.RelabelFolder != nil:
 		f, ok := m.folders[mu.RelabelFolder.ID]
-		if !ok {
+		if !ok || !okLabels(mu.RelabelFolder.Labels) {
 			return refuse
 		}
 		f.Labels = maps.Clone(mu.RelabelFolder.Labels)
@@ -254,7 +276,7 @@ func (m *refModel) apply(mu graph.Mutation) error {
 		}
 		_, dup := m.users[u.ID]
 		_, home := m.folders[u.Home]
-		if !okID(u.ID) || dup || !okWord(u.Class) || !home ||
+		if !okID(u.ID) || dup || !okWord(u.Class) || !home || !okText(u.Name) ||
 			(u.State != graph.StateActive && u.State != graph.StateDisabled && u.State != graph.StateArchived) {
 			return refuse
 		}
@@ -273,7 +295,7 @@ func (m *refModel) apply(mu graph.Mutation) error {
 		}
 	case mu.UpdateUser != nil:
 		u, ok := m.users[mu.UpdateUser.ID]
-		if !ok || !okWord(mu.UpdateUser.Class) {
+		if !ok || !okWord(mu.UpdateUser.Class) || !okText(mu.UpdateUser.Name) {
 			return refuse
 		}
 		u.Name, u.Class = mu.UpdateUser.Name, mu.UpdateUser.Class
@@ -329,7 +351,10 @@ func (m *refModel) apply(mu graph.Mutation) error {
 		m.users[u.ID] = u
 	case mu.AddGrant != nil:
 		g := *mu.AddGrant
-		if _, dup := m.grants[g.ID]; !okID(g.ID) || dup || !m.exists(g.Holder) ||
+		if g.Target.Kind == graph.KindNone && g.Target.ID != "" {
+			return refuse
+		}
+		if _, dup := m.grants[g.ID]; !okID(g.ID) || dup || !m.exists(g.Holder) || !okText(g.Reason) ||
 			(!g.Target.IsZero() && (!m.exists(g.Target) || m.orgOf(g.Holder) != m.orgOf(g.Target))) ||
 			len(g.Rights) == 0 || !m.known(g.Rights) {
 			return refuse
@@ -349,7 +374,7 @@ func (m *refModel) apply(mu graph.Mutation) error {
 		if len(l.Rights) == 0 {
 			l.Rights = []string{"edit"}
 		}
-		if _, dup := m.locks[l.ID]; !okID(l.ID) || dup || !m.exists(l.Target) || !m.known(l.Rights) {
+		if _, dup := m.locks[l.ID]; !okID(l.ID) || dup || !m.exists(l.Target) || !m.known(l.Rights) || !okText(l.Reason) {
 			return refuse
 		}
 		l.Rights = norm(l.Rights)
