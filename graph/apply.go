@@ -136,7 +136,8 @@ func (t *txn) createFolder(op string, f Folder) error {
 		}
 		parent = p
 	}
-	i := s.folders.insert(f.ID, folderNode{id: f.ID, name: f.Name, labels: cloneLabels(f.Labels), parent: parent})
+	i := s.folders.insert(f.ID, folderNode{id: f.ID, name: f.Name, labels: cloneLabels(f.Labels)})
+	s.setUp(i, parent)
 	if parent != none {
 		s.folder(parent).children = append(s.folder(parent).children, i)
 	}
@@ -197,7 +198,7 @@ func (t *txn) moveFolder(op string, m Move) error {
 	if !ok {
 		return newErr(op, m.ID, ErrNotFound, "destination folder %q does not exist", m.To)
 	}
-	old := s.folder(i).parent
+	old := s.up[i]
 	if old == none {
 		return newErr(op, m.ID, ErrCrossOrg, "%q is the root of an organisation and cannot move under %q", m.ID, m.To)
 	}
@@ -214,7 +215,7 @@ func (t *txn) moveFolder(op string, m Move) error {
 		p := s.folder(old)
 		p.children = removeSlot(p.children, i)
 		s.folder(to).children = append(s.folder(to).children, i)
-		s.folder(i).parent = to
+		s.up[i] = to
 	}
 	t.record(Mutation{MoveFolder: &m}, Mutation{MoveFolder: &Move{ID: m.ID, To: s.folder(old).id}})
 	return nil
@@ -225,7 +226,7 @@ func (t *txn) moveFolder(op string, m Move) error {
 func (t *txn) checkSubtreePlacement(op, id string, f, under int32) error {
 	s := t.s
 	ruled := false
-	for a := under; a != none; a = s.folder(a).parent {
+	for a := under; a != none; a = s.up[a] {
 		if s.folder(a).rule != nil {
 			ruled = true
 			break
@@ -272,9 +273,10 @@ func (t *txn) deleteFolder(op string, d Delete) error {
 		return newErr(op, d.ID, ErrNotEmpty, "folder is the home of %d users, such as %q", len(n.homes), s.user(n.homes[0]).id)
 	case len(n.extras) > 0:
 		return newErr(op, d.ID, ErrNotEmpty, "folder is an extra group of %d users, such as %q", len(n.extras), s.user(n.extras[0]).id)
-	case len(n.held)+len(n.on) > 0:
-		g := append(slices.Clone(n.held), n.on...)[0]
-		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grant(g).g.ID)
+	case len(s.held[i]) > 0:
+		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grant(s.held[i][0].grant).g.ID)
+	case len(n.on) > 0:
+		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grant(n.on[0]).g.ID)
 	case len(n.locks) > 0:
 		return newErr(op, d.ID, ErrNotEmpty, "lock %q names the folder", s.lock(n.locks[0]).l.ID)
 	}
@@ -286,11 +288,12 @@ func (t *txn) deleteFolder(op string, d Delete) error {
 		n = s.folder(i)
 	}
 	view := s.folderView(i)
-	if n.parent != none {
-		p := s.folder(n.parent)
+	if s.up[i] != none {
+		p := s.folder(s.up[i])
 		p.children = removeSlot(p.children, i)
 	}
 	s.folders.remove(d.ID, i)
+	s.up[i], s.held[i] = none, nil
 	t.record(Mutation{DeleteFolder: &Delete{ID: d.ID}}, Mutation{CreateFolder: &view})
 	return nil
 }
@@ -315,8 +318,8 @@ func (t *txn) cascadeFolder(id string, f int32) error {
 		for _, u := range n.extras {
 			memberships = append(memberships, member{s.user(u).id, n.id})
 		}
-		for _, g := range n.held {
-			grants = append(grants, s.grant(g).g.ID)
+		for _, h := range s.held[d] {
+			grants = append(grants, s.grant(h.grant).g.ID)
 		}
 		for _, g := range n.on {
 			grants = append(grants, s.grant(g).g.ID)
@@ -427,7 +430,7 @@ func (t *txn) createUser(op string, u User) error {
 	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{home}, extras...)...); err != nil {
 		return err
 	}
-	i := s.users.insert(u.ID, userNode{id: u.ID, name: u.Name, class: u.Class, state: u.State, home: home, extras: extras})
+	i := s.users.insert(u.ID, userNode{id: u.ID, name: u.Name, class: u.Class, state: u.State, active: u.State == StateActive, home: home, extras: extras})
 	s.folder(home).homes = append(s.folder(home).homes, i)
 	for _, e := range extras {
 		s.folder(e).extras = append(s.folder(e).extras, i)
@@ -502,7 +505,7 @@ func (t *txn) setUserState(op string, c StateChange) error {
 	}
 	n := t.s.user(i)
 	old := n.state
-	n.state = c.State
+	n.state, n.active = c.State, c.State == StateActive
 	t.record(Mutation{SetUserState: &c}, Mutation{SetUserState: &StateChange{ID: c.ID, State: old}})
 	return nil
 }
@@ -519,7 +522,10 @@ func (t *txn) deleteUser(op string, d Delete) error {
 			return newErr(op, d.ID, ErrNotEmpty, "grants or locks name the user (remove them first, or cascade)")
 		}
 		var grants, locks []string
-		for _, g := range append(slices.Clone(n.held), n.on...) {
+		for _, h := range n.held {
+			grants = append(grants, s.grant(h.grant).g.ID)
+		}
+		for _, g := range n.on {
 			grants = append(grants, s.grant(g).g.ID)
 		}
 		for _, l := range n.locks {
@@ -621,7 +627,7 @@ func (t *txn) resolve(op, id, what string, r Ref) (slot, org int32, err error) {
 
 func (t *txn) rights(op, id string, names []string) (rightSet, []string, error) {
 	if len(names) == 0 {
-		return rightSet{}, nil, newErr(op, id, ErrInvalid, "no rights given")
+		return rightSet(0), nil, newErr(op, id, ErrInvalid, "no rights given")
 	}
 	names = sortedSet(names)
 	set, bad, ok := t.s.cat.set(names)
@@ -665,10 +671,11 @@ func (t *txn) addGrant(op string, g Grant) error {
 		g.ExpiresAt = g.ExpiresAt.UTC()
 	}
 	i := s.grants.insert(g.ID, grantNode{g: g, holder: holder, target: target, rights: set, expires: unixNano(g.ExpiresAt)})
+	h := heldGrant{rights: set, expires: unixNano(g.ExpiresAt), target: target, grant: i, tkind: g.Target.Kind}
 	if g.Holder.Kind == KindFolder {
-		s.folder(holder).held = append(s.folder(holder).held, i)
+		s.held[holder] = append(s.held[holder], h)
 	} else {
-		s.user(holder).held = append(s.user(holder).held, i)
+		s.user(holder).held = append(s.user(holder).held, h)
 	}
 	switch g.Target.Kind {
 	case KindFolder:
@@ -691,9 +698,9 @@ func (t *txn) removeGrant(op string, d Delete) error {
 	n := s.grant(i)
 	view := s.grantView(i)
 	if n.g.Holder.Kind == KindFolder {
-		s.folder(n.holder).held = removeSlot(s.folder(n.holder).held, i)
+		s.held[n.holder] = removeHeld(s.held[n.holder], i)
 	} else {
-		s.user(n.holder).held = removeSlot(s.user(n.holder).held, i)
+		s.user(n.holder).held = removeHeld(s.user(n.holder).held, i)
 	}
 	switch n.g.Target.Kind {
 	case KindFolder:
@@ -862,7 +869,7 @@ func (t *txn) putRight(op string, r Right) error {
 			}
 			slot = len(c.names)
 			c.names = append(c.names, "")
-			c.implies = append(c.implies, rightSet{})
+			c.implies = append(c.implies, rightSet(0))
 		}
 		c.names[slot] = r.Name
 		c.slot[r.Name] = slot
@@ -901,7 +908,7 @@ func (t *txn) deleteRight(op string, d Delete) error {
 	inv := Mutation{PutRight: &Right{Name: d.ID, Implies: c.list(c.implies[slot])}}
 	delete(c.slot, d.ID)
 	c.names[slot] = ""
-	c.implies[slot] = rightSet{}
+	c.implies[slot] = rightSet(0)
 	c.recompute()
 	t.record(Mutation{DeleteRight: &Delete{ID: d.ID}}, inv)
 	return nil

@@ -71,9 +71,27 @@ type checker struct {
 	user    int32
 	right   int
 	xf, xu  int32   // the resource: a folder, a user, or neither
-	cover   []int32 // folders whose grants or locks reach the resource
-	holders []int32 // folders the user is a member of
+	cover   slotSet // folders whose grants or locks reach the resource
+	holders slotSet // folders the user is a member of
 	now     int64
+}
+
+// addMember adds to set every folder user u is a member of.
+func (s *state) addMember(set *slotSet, u *userNode) {
+	set.addUp(s.up, u.home)
+	for _, e := range u.extras {
+		set.addUp(s.up, e)
+	}
+}
+
+// coverResource fills c.cover with the folders covering the resource.
+func (c *checker) coverResource() {
+	c.cover.reset()
+	if c.xf != none {
+		c.cover.addUp(c.s.up, c.xf)
+	} else if c.xu != none {
+		c.s.addMember(&c.cover, c.s.user(c.xu))
+	}
 }
 
 // resolveCheck validates a check's arguments. It returns a decision when
@@ -87,7 +105,7 @@ func (s *state) resolveCheck(op, user, right string, x Ref, c *checker) (Reason,
 		return ReasonUnknownUser, nil
 	}
 	c.user = u
-	if s.user(u).state != StateActive {
+	if !s.user(u).active {
 		return ReasonNotActive, nil
 	}
 	return 0, nil
@@ -125,7 +143,7 @@ func (s *state) resolveResource(op, right string, x Ref, c *checker) error {
 func (c *checker) covers(k Kind, t int32) bool {
 	switch k {
 	case KindFolder:
-		return slices.Contains(c.cover, t)
+		return c.cover.has(t)
 	case KindUser:
 		return c.xu == t
 	}
@@ -137,24 +155,21 @@ func (c *checker) covers(k Kind, t int32) bool {
 // smallest id, so Check and Explain share one path and cannot disagree.
 func (c *checker) decide(ex *Explanation) Reason {
 	s := c.s
-	var hb, cb [48]int32
 	u := s.user(c.user)
-	c.holders = s.memberFolders(hb[:0], u)
-	if c.xf != none {
-		c.cover = s.appendAncestors(cb[:0], c.xf)
-	} else if c.xu != none {
-		c.cover = s.memberFolders(cb[:0], s.user(c.xu))
-	}
+	c.holders.reset()
+	s.addMember(&c.holders, u)
+	c.coverResource()
 	want := s.cat.grantedBy[c.right]
 	self := c.xu == c.user && s.cat.self.meets(want)
 	found, expired := none, none
 	better := func(cur, g int32) bool { return cur == none || s.grant(g).g.ID < s.grant(cur).g.ID }
-	scan := func(list []int32) bool {
-		for _, gi := range list {
-			g := s.grant(gi)
-			if !g.rights.meets(want) || !c.covers(g.g.Target.Kind, g.target) {
+	scan := func(list []heldGrant) bool {
+		for i := range list {
+			g := &list[i]
+			if !g.rights.meets(want) || !c.covers(g.tkind, g.target) {
 				continue
 			}
+			gi := g.grant
 			if g.expired(c.now) {
 				if better(expired, gi) {
 					expired = gi
@@ -172,8 +187,8 @@ func (c *checker) decide(ex *Explanation) Reason {
 	}
 	if !self || ex != nil {
 		if !scan(u.held) {
-			for _, h := range c.holders {
-				if scan(s.folder(h).held) {
+			for i := 0; i < c.holders.len(); i++ {
+				if scan(s.held[c.holders.at(i)]) {
 					break
 				}
 			}
@@ -230,8 +245,8 @@ func (c *checker) lockedBy(all bool) int32 {
 	if c.xu != none && scan(s.user(c.xu).locks) {
 		return found
 	}
-	for _, f := range c.cover {
-		if scan(s.folder(f).locks) {
+	for i := 0; i < c.cover.len(); i++ {
+		if scan(s.folder(c.cover.at(i)).locks) {
 			return found
 		}
 	}
@@ -257,7 +272,7 @@ func pathUp(s *state, u *userNode, top int32) []string {
 	for _, f := range append([]int32{u.home}, u.extras...) {
 		if s.isAncestor(top, f) {
 			var out []string
-			for ; f != s.folder(top).parent; f = s.folder(f).parent {
+			for ; f != s.up[top]; f = s.up[f] {
 				out = append(out, s.folder(f).id)
 			}
 			return out
@@ -271,7 +286,7 @@ func pathUp(s *state, u *userNode, top int32) []string {
 func (c *checker) pathDown(top int32) []string {
 	var up []string
 	if c.xf != none {
-		for f := c.xf; f != c.s.folder(top).parent; f = c.s.folder(f).parent {
+		for f := c.xf; f != c.s.up[top]; f = c.s.up[f] {
 			up = append(up, c.s.folder(f).id)
 		}
 	} else {

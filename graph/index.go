@@ -302,11 +302,14 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			continue
 		}
 		prims := append([]Mutation(nil), t.done[mark:]...)
-		recs, err := ix.s.records(prims)
-		if err != nil {
-			t.rollbackTo(mark)
-			req.err = err
-			continue
+		var recs []Record
+		if ix.opts.Journal != nil {
+			var err error
+			if recs, err = ix.s.records(prims); err != nil {
+				t.rollbackTo(mark)
+				req.err = err
+				continue
+			}
 		}
 		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, Mutations: prims, Records: recs})
 		accepted = append(accepted, req)

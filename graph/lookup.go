@@ -30,13 +30,8 @@ func page(ids []string, after string, limit int, rev uint64) Page {
 
 // locked reports whether a lock covering folder xf or user xu denies right.
 func (s *state) locked(right int, xf, xu int32) bool {
-	var cb [48]int32
 	c := checker{s: s, right: right, xf: xf, xu: xu}
-	if xf != none {
-		c.cover = s.appendAncestors(cb[:0], xf)
-	} else {
-		c.cover = s.memberFolders(cb[:0], s.user(xu))
-	}
+	c.coverResource()
 	return c.lockedBy(false) != none
 }
 
@@ -71,16 +66,16 @@ func (ix *Index) LookupResources(user, right string, kind Kind, after string, li
 	now := ix.opts.Clock.Now().UnixNano()
 	want := s.cat.grantedBy[slot]
 	var grants []int32
-	pick := func(list []int32) {
-		for _, gi := range list {
-			if g := s.grant(gi); g.rights.meets(want) && !g.expired(now) {
-				grants = append(grants, gi)
+	pick := func(list []heldGrant) {
+		for _, h := range list {
+			if h.rights.meets(want) && !h.expired(now) {
+				grants = append(grants, h.grant)
 			}
 		}
 	}
 	pick(u.held)
 	for _, h := range s.memberFolders(nil, u) {
-		pick(s.folder(h).held)
+		pick(s.held[h])
 	}
 	folderSeen := make(map[int32]bool)
 	userSeen := make(map[int32]bool)
@@ -140,13 +135,11 @@ func (ix *Index) LookupSubjects(right string, x Ref, after string, limit int) (P
 		return Page{}, err
 	}
 	var onList []int32
+	c.coverResource()
 	switch {
-	case c.xf != none:
-		c.cover = s.appendAncestors(nil, c.xf)
 	case c.xu != none:
-		c.cover = s.memberFolders(nil, s.user(c.xu))
 		onList = s.user(c.xu).on
-	default:
+	case c.xf == none:
 		onList = s.caps
 	}
 	if (c.xf != none || c.xu != none) && c.lockedBy(false) != none {
@@ -177,8 +170,8 @@ func (ix *Index) LookupSubjects(right string, x Ref, after string, limit int) (P
 		}
 	}
 	consider(onList)
-	for _, f := range c.cover {
-		consider(s.folder(f).on)
+	for i := 0; i < c.cover.len(); i++ {
+		consider(s.folder(c.cover.at(i)).on)
 	}
 	if c.xu != none && s.cat.self.meets(want) {
 		subjects[c.xu] = true
@@ -229,17 +222,16 @@ func (ix *Index) EffectiveAccess(user string) (Access, error) {
 	now := ix.opts.Clock.Now().UnixNano()
 	a := Access{Revision: ix.rev, User: s.userView(ui), SelfRights: s.cat.list(s.cat.expand(s.cat.self))}
 	var grants []int32
-	for _, gi := range u.held {
-		if !s.grant(gi).expired(now) {
-			grants = append(grants, gi)
-		}
-	}
-	for _, h := range s.memberFolders(nil, u) {
-		for _, gi := range s.folder(h).held {
-			if !s.grant(gi).expired(now) {
-				grants = append(grants, gi)
+	pick := func(list []heldGrant) {
+		for _, h := range list {
+			if !h.expired(now) {
+				grants = append(grants, h.grant)
 			}
 		}
+	}
+	pick(u.held)
+	for _, f := range s.memberFolders(nil, u) {
+		pick(s.held[f])
 	}
 	for _, gi := range grants {
 		g := s.grant(gi)

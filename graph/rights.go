@@ -5,30 +5,24 @@ import (
 	"sort"
 )
 
-// MaxRights is how many rights the catalogue can hold.
-const MaxRights = 256
+// MaxRights is how many rights the catalogue can hold. A set of rights is
+// one machine word, so testing a grant against a right is one AND.
+const MaxRights = 64
 
 // rightSet is a set of catalogue slots.
-type rightSet [MaxRights / 64]uint64
+type rightSet uint64
 
-func (s *rightSet) add(i int)     { s[i>>6] |= 1 << (uint(i) & 63) }
-func (s rightSet) has(i int) bool { return s[i>>6]&(1<<(uint(i)&63)) != 0 }
-func (s rightSet) empty() bool    { return s == rightSet{} }
-func (s *rightSet) union(o rightSet) {
-	s[0], s[1], s[2], s[3] = s[0]|o[0], s[1]|o[1], s[2]|o[2], s[3]|o[3]
-}
-func (s rightSet) meets(o rightSet) bool {
-	return s[0]&o[0]|s[1]&o[1]|s[2]&o[2]|s[3]&o[3] != 0
-}
+func (s *rightSet) add(i int)            { *s |= 1 << uint(i) }
+func (s rightSet) has(i int) bool        { return s&(1<<uint(i)) != 0 }
+func (s *rightSet) union(o rightSet)     { *s |= o }
+func (s rightSet) meets(o rightSet) bool { return s&o != 0 }
 
 // each calls fn for every slot in s, in ascending order.
 func (s rightSet) each(fn func(int)) {
-	for w, word := range s {
-		for word != 0 {
-			b := bits.TrailingZeros64(word)
-			fn(w*64 + b)
-			word &^= 1 << uint(b)
-		}
+	for s != 0 {
+		b := bits.TrailingZeros64(uint64(s))
+		fn(b)
+		s &^= 1 << uint(b)
 	}
 }
 
@@ -85,7 +79,7 @@ func (c *catalogue) expand(s rightSet) rightSet {
 
 // reachable reports whether right from implies right to, directly or not.
 func (c *catalogue) reachable(from, to int) bool {
-	seen := rightSet{}
+	var seen rightSet
 	stack := []int{from}
 	for len(stack) > 0 {
 		r := stack[len(stack)-1]

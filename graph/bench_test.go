@@ -1,0 +1,181 @@
+package graph_test
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/canopy-authz/canopy/graph"
+	"github.com/canopy-authz/canopy/graph/graphtest"
+	"github.com/canopy-authz/canopy/graph/orggen"
+)
+
+// benchShape is DESIGN.md section 4's organisation with
+// CANOPY_BENCH_FULL=1, and a tenth of it otherwise.
+func benchShape() orggen.Shape {
+	if os.Getenv("CANOPY_BENCH_FULL") != "" {
+		return orggen.Design()
+	}
+	return orggen.Design().Scale(0.1)
+}
+
+// benchWorld is built once per process and shared by the benchmarks.
+var benchWorld struct {
+	once    sync.Once
+	ix      *graph.Index
+	checks  []graph.CheckRequest
+	build   time.Duration
+	heapMiB float64
+	err     error
+	// movable and under: two children of one tenant root, for moves.
+	movable, under string
+}
+
+func loadBenchWorld(b *testing.B) {
+	b.Helper()
+	benchWorld.once.Do(func() {
+		shape := benchShape()
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		org := orggen.Generate(shape, 0)
+		checks := org.Checks(200_000, 7)
+		clock := graphtest.NewClock(orggen.Start)
+		ix, err := graph.Open(context.Background(), graph.Options{Clock: clock})
+		if err != nil {
+			benchWorld.err = err
+			return
+		}
+		start := time.Now()
+		for _, batch := range org.Batches {
+			if _, err := ix.Write(context.Background(), "bench", batch, graph.Preconditions{}); err != nil {
+				benchWorld.err = err
+				return
+			}
+		}
+		benchWorld.build = time.Since(start)
+		for _, batch := range org.Batches {
+			for _, m := range batch {
+				if f := m.CreateFolder; f != nil && f.Parent == "t0" {
+					if benchWorld.movable == "" {
+						benchWorld.movable = f.ID
+					} else if benchWorld.under == "" {
+						benchWorld.under = f.ID
+					}
+				}
+			}
+		}
+		org = nil
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		benchWorld.ix, benchWorld.checks = ix, checks
+		benchWorld.heapMiB = float64(m1.HeapAlloc-m0.HeapAlloc) / (1 << 20)
+		st := ix.Stats()
+		b.Logf("organisation: %d folders, %d users, %d grants, %d locks; built by writes in %s; heap %.0f MiB",
+			st.Folders, st.Users, st.Grants, st.Locks, benchWorld.build.Round(time.Millisecond), benchWorld.heapMiB)
+	})
+	if benchWorld.err != nil {
+		b.Fatal(benchWorld.err)
+	}
+}
+
+// BenchmarkCheck reports ns/op over the checks, and the median and p99 of
+// 200,000 checks timed one by one (timer overhead included).
+func BenchmarkCheck(b *testing.B) {
+	loadBenchWorld(b)
+	ix, checks := benchWorld.ix, benchWorld.checks
+	lat := make([]time.Duration, len(checks))
+	allowed := 0
+	for i, c := range checks {
+		t0 := time.Now()
+		d, err := ix.Check(c.User, c.Right, c.Resource)
+		lat[i] = time.Since(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d.Allowed {
+			allowed++
+		}
+	}
+	slices.Sort(lat)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := &checks[i%len(checks)]
+		if _, err := ix.Check(c.User, c.Right, c.Resource); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+	b.ReportMetric(100*float64(allowed)/float64(len(checks)), "%allowed")
+	b.ReportMetric(benchWorld.heapMiB, "index-MiB")
+}
+
+// BenchmarkCheckParallel runs checks from every core at once.
+func BenchmarkCheckParallel(b *testing.B) {
+	loadBenchWorld(b)
+	ix, checks := benchWorld.ix, benchWorld.checks
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			c := &checks[i%len(checks)]
+			i += 7
+			if _, err := ix.Check(c.User, c.Right, c.Resource); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkCheckMany decides 1,000 checks per call at one revision, as
+// BatchCheck does.
+func BenchmarkCheckMany(b *testing.B) {
+	loadBenchWorld(b)
+	ix, checks := benchWorld.ix, benchWorld.checks
+	const n = 1000
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		off := (i * n) % (len(checks) - n)
+		if _, _, err := ix.CheckMany(checks[off : off+n]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/check")
+}
+
+// BenchmarkExplain is Check with the path.
+func BenchmarkExplain(b *testing.B) {
+	loadBenchWorld(b)
+	ix, checks := benchWorld.ix, benchWorld.checks
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := &checks[i%len(checks)]
+		if _, err := ix.Explain(c.User, c.Right, c.Resource); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMoveFolder moves a top-level folder, with its whole subtree and
+// every member, under its sibling and back: one write each time, in memory
+// (no journal), whatever the folder holds.
+func BenchmarkMoveFolder(b *testing.B) {
+	loadBenchWorld(b)
+	ix := benchWorld.ix
+	for i := 0; i < b.N; i++ {
+		to := benchWorld.under
+		if i%2 == 1 {
+			to = "t0"
+		}
+		if _, err := ix.Write(context.Background(), "bench", []graph.Mutation{{MoveFolder: &graph.Move{ID: benchWorld.movable, To: to}}}, graph.Preconditions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
