@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -103,23 +104,40 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 		stopped: make(chan struct{}),
 	}
 	if opts.Journal != nil {
-		var recs []Record
+		// Collect in fixed chunks, then flatten once: a million records
+		// appended one by one would be copied again at every doubling.
+		const chunk = 1 << 16
+		var chunks [][]Record
+		total := 0
 		rev, err := opts.Journal.Load(func(r Record) error {
-			recs = append(recs, r)
+			if len(chunks) == 0 || len(chunks[len(chunks)-1]) == chunk {
+				chunks = append(chunks, make([]Record, 0, chunk))
+			}
+			chunks[len(chunks)-1] = append(chunks[len(chunks)-1], r)
+			total++
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("graph: load journal: %w", err)
 		}
-		muts, err := restoreMutations(recs)
-		if err != nil {
-			return nil, fmt.Errorf("graph: load journal: %w", err)
+		recs := make([]Record, 0, total)
+		for _, c := range chunks {
+			recs = append(recs, c...)
 		}
+		chunks = nil
+		counts := map[RecordKind]int{}
+		for _, r := range recs {
+			counts[r.Kind]++
+		}
+		ix.s.folders.reserve(counts[RecordFolder])
+		ix.s.up = slices.Grow(ix.s.up, counts[RecordFolder])
+		ix.s.held = slices.Grow(ix.s.held, counts[RecordFolder])
+		ix.s.users.reserve(counts[RecordUser])
+		ix.s.grants.reserve(counts[RecordGrant])
+		ix.s.locks.reserve(counts[RecordLock])
 		t := &txn{s: ix.s, forget: true}
-		for i := range muts {
-			if err := t.apply(&muts[i]); err != nil {
-				return nil, fmt.Errorf("graph: load journal at revision %d: %w", rev, err)
-			}
+		if err := t.restore(recs); err != nil {
+			return nil, fmt.Errorf("graph: load journal at revision %d: %w", rev, err)
 		}
 		ix.rev = rev
 	}

@@ -2,9 +2,12 @@ package graph
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // RecordKind names the kind of entity a Record holds. The store keeps one
@@ -198,54 +201,56 @@ func (s *state) allRecords() ([]Record, error) {
 	return keys, nil
 }
 
-// restoreMutations turns a full set of records into the mutations that
-// build the same state from nothing: rights before the rights that imply
-// them, parents before children, rules before users.
-func restoreMutations(recs []Record) ([]Mutation, error) {
-	var (
-		rights  = map[string]Right{}
-		self    *SelfRights
-		folders = map[string]Folder{}
-		rules   []PlacementRule
-		users   []User
-		grants  []Grant
-		locks   []Lock
-	)
+// decoded holds records decoded into entities, by kind.
+type decoded struct {
+	rights  []Right
+	self    *SelfRights
+	folders []Folder
+	rules   []PlacementRule
+	users   []User
+	grants  []Grant
+	locks   []Lock
+}
+
+// decode decodes records; every record's key must be a valid id and the
+// id inside its value.
+func decode(recs []Record) (*decoded, error) {
+	d := &decoded{}
 	for _, r := range recs {
 		if r.Value == nil {
 			continue
 		}
-		var key string // the id inside the value, which must be the record's key
+		var key string
 		var err error
 		switch r.Kind {
 		case RecordRight:
 			var v Right
 			err = json.Unmarshal(r.Value, &v)
-			rights[v.Name], key = v, v.Name
+			d.rights, key = append(d.rights, v), v.Name
 		case RecordSelf:
-			self = new(SelfRights)
-			err = json.Unmarshal(r.Value, self)
+			d.self = new(SelfRights)
+			err = json.Unmarshal(r.Value, d.self)
 			key = selfKey
 		case RecordFolder:
 			var v Folder
 			err = json.Unmarshal(r.Value, &v)
-			folders[v.ID], key = v, v.ID
+			d.folders, key = append(d.folders, v), v.ID
 		case RecordRule:
 			var v PlacementRule
 			err = json.Unmarshal(r.Value, &v)
-			rules, key = append(rules, v), v.Folder
+			d.rules, key = append(d.rules, v), v.Folder
 		case RecordUser:
 			var v User
 			err = json.Unmarshal(r.Value, &v)
-			users, key = append(users, v), v.ID
+			d.users, key = append(d.users, v), v.ID
 		case RecordGrant:
 			var v Grant
 			err = json.Unmarshal(r.Value, &v)
-			grants, key = append(grants, v), v.ID
+			d.grants, key = append(d.grants, v), v.ID
 		case RecordLock:
 			var v Lock
 			err = json.Unmarshal(r.Value, &v)
-			locks, key = append(locks, v), v.ID
+			d.locks, key = append(d.locks, v), v.ID
 		default:
 			err = fmt.Errorf("unknown record kind")
 		}
@@ -256,64 +261,129 @@ func restoreMutations(recs []Record) ([]Mutation, error) {
 			return nil, fmt.Errorf("decode %s %q: %w", r.Kind, r.ID, err)
 		}
 	}
-	var out []Mutation
+	return d, nil
+}
+
+// decodeParallel decodes records on every core and merges the results.
+func decodeParallel(recs []Record) (*decoded, error) {
+	n := min(runtime.GOMAXPROCS(0), 1+len(recs)/10_000)
+	parts := make([]*decoded, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[i], errs[i] = decode(recs[i*len(recs)/n : (i+1)*len(recs)/n])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	all := parts[0]
+	for _, p := range parts[1:] {
+		all.rights = append(all.rights, p.rights...)
+		all.folders = append(all.folders, p.folders...)
+		all.rules = append(all.rules, p.rules...)
+		all.users = append(all.users, p.users...)
+		all.grants = append(all.grants, p.grants...)
+		all.locks = append(all.locks, p.locks...)
+		if p.self != nil {
+			all.self = p.self
+		}
+	}
+	return all, nil
+}
+
+// restore builds the state from a full set of records, applying creation
+// mutations in an order that satisfies every check: rights before the
+// rights that imply them, parents before children, rules before users.
+// It applies them one by one rather than building a list first: at a
+// million users that list alone would be hundreds of megabytes for the
+// garbage collector to scan.
+func (t *txn) restore(recs []Record) error {
+	d, err := decodeParallel(recs)
+	if err != nil {
+		return err
+	}
+	apply := func(m Mutation) error { return t.apply(&m) }
 	// Rights: depth-first so that implied rights come first.
+	rights := make(map[string]Right, len(d.rights))
+	for _, r := range d.rights {
+		rights[r.Name] = r
+	}
 	names := make([]string, 0, len(rights))
 	for n := range rights {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	placed := map[string]bool{}
-	var place func(n string, depth int)
-	place = func(n string, depth int) {
+	var place func(n string, depth int) error
+	place = func(n string, depth int) error {
 		r, ok := rights[n]
 		if placed[n] || !ok || depth > MaxRights {
-			return
+			return nil
 		}
 		placed[n] = true
 		for _, imp := range r.Implies {
-			place(imp, depth+1)
+			if err := place(imp, depth+1); err != nil {
+				return err
+			}
 		}
-		out = append(out, Mutation{PutRight: &r})
+		return apply(Mutation{PutRight: &r})
 	}
 	for _, n := range names {
-		place(n, 0)
+		if err := place(n, 0); err != nil {
+			return err
+		}
 	}
-	if self != nil {
-		out = append(out, Mutation{SetSelfRights: self})
+	if d.self != nil {
+		if err := apply(Mutation{SetSelfRights: d.self}); err != nil {
+			return err
+		}
 	}
 	// Folders: breadth-first from the roots, siblings by id.
-	children := map[string][]string{}
-	for id, f := range folders {
-		children[f.Parent] = append(children[f.Parent], id)
+	children := make(map[string][]int, len(d.folders))
+	for i, f := range d.folders {
+		children[f.Parent] = append(children[f.Parent], i)
 	}
 	queue, made := []string{""}, 0
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
 		kids := children[p]
-		sort.Strings(kids)
-		for _, id := range kids {
-			f := folders[id]
-			out = append(out, Mutation{CreateFolder: &f})
-			queue = append(queue, id)
+		sort.Slice(kids, func(a, b int) bool { return d.folders[kids[a]].ID < d.folders[kids[b]].ID })
+		for _, k := range kids {
+			if err := apply(Mutation{CreateFolder: &d.folders[k]}); err != nil {
+				return err
+			}
+			queue = append(queue, d.folders[k].ID)
 			made++
 		}
 	}
-	if made != len(folders) {
-		return nil, fmt.Errorf("restore: %d of %d folders are not below any root", len(folders)-made, len(folders))
+	if made != len(d.folders) {
+		return fmt.Errorf("restore: %d of %d folders are not below any root", len(d.folders)-made, len(d.folders))
 	}
-	for i := range rules {
-		out = append(out, Mutation{SetRule: &rules[i]})
+	for i := range d.rules {
+		if err := apply(Mutation{SetRule: &d.rules[i]}); err != nil {
+			return err
+		}
 	}
-	for i := range users {
-		out = append(out, Mutation{CreateUser: &users[i]})
+	for i := range d.users {
+		if err := apply(Mutation{CreateUser: &d.users[i]}); err != nil {
+			return err
+		}
 	}
-	for i := range grants {
-		out = append(out, Mutation{AddGrant: &grants[i]})
+	for i := range d.grants {
+		if err := apply(Mutation{AddGrant: &d.grants[i]}); err != nil {
+			return err
+		}
 	}
-	for i := range locks {
-		out = append(out, Mutation{AddLock: &locks[i]})
+	for i := range d.locks {
+		if err := apply(Mutation{AddLock: &d.locks[i]}); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }

@@ -122,6 +122,19 @@ func (t *table[T]) remove(id string, i int32) {
 
 func (t *table[T]) len() int { return len(t.byID) }
 
+// reserve makes room for n more entries, so that loading a large state
+// does not copy the tables again and again as they grow.
+func (t *table[T]) reserve(n int) {
+	if n <= 0 {
+		return
+	}
+	t.nodes = slices.Grow(t.nodes, n)
+	t.live = slices.Grow(t.live, n)
+	if len(t.byID) == 0 {
+		t.byID = make(map[string]int32, n)
+	}
+}
+
 // state is everything the index holds. It is changed only by txn.apply.
 type state struct {
 	folders table[folderNode]

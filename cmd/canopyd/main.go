@@ -119,4 +119,3 @@ func envOr(key, def string) string {
 	}
 	return def
 }
-
