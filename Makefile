@@ -1,6 +1,11 @@
 # Canopy's tasks. `make` lists them.
 GO        ?= go
 BIN       ?= bin
+GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+# Pinned tool versions: `make tools` installs exactly these.
+BUF_VERSION                ?= v1.75.0
+PROTOC_GEN_GO_VERSION      ?= v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
 DATA      ?= data
 BENCHTIME ?= 1s
 FUZZTIME  ?= 20s
@@ -27,9 +32,25 @@ test: ## run every test with the race detector
 bench: ## run the benchmarks (CANOPY_BENCH_FULL=1 for the full DESIGN.md organisation)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./graph/ ./store/
 
+.PHONY: tools
+tools: ## install the pinned buf and protoc plugins into GOBIN
+	$(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+.PHONY: proto
+proto: ## lint the protos and regenerate the Go beside them
+	PATH="$(GOBIN):$$PATH" buf lint
+	PATH="$(GOBIN):$$PATH" buf generate --template proto/buf.gen.yaml
+
+.PHONY: proto-check
+proto-check: proto ## fail when the committed generated code is stale
+	@git diff --exit-code -- proto/ || { echo "generated code is stale: run make proto and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- proto/)" || { git status --porcelain -- proto/; echo "untracked generated files: run make proto and commit"; exit 1; }
+
 .PHONY: lint
 lint: ## gofmt and go vet
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); exit 1; }
 	$(GO) vet ./...
 
 .PHONY: fuzz
