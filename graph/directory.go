@@ -1,0 +1,164 @@
+package graph
+
+import (
+	"slices"
+	"sort"
+)
+
+// GetFolder returns folder id and its placement rule (nil when it has none).
+func (ix *Index) GetFolder(id string) (Folder, *PlacementRule, uint64, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	i, ok := ix.s.folders.get(id)
+	if !ok {
+		return Folder{}, nil, ix.rev, newErr("get_folder", id, ErrNotFound, "no such folder")
+	}
+	var rule *PlacementRule
+	if r := ix.s.folder(i).rule; r != nil {
+		rule = &PlacementRule{Folder: id, Classes: slices.Clone(r)}
+	}
+	return ix.s.folderView(i), rule, ix.rev, nil
+}
+
+// GetUser returns user id.
+func (ix *Index) GetUser(id string) (User, uint64, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	i, ok := ix.s.users.get(id)
+	if !ok {
+		return User{}, ix.rev, newErr("get_user", id, ErrNotFound, "no such user")
+	}
+	return ix.s.userView(i), ix.rev, nil
+}
+
+// ListFolders returns the children of parent (with subtree, everything
+// below it) sorted by id, after the cursor, at most limit (<= 0: all), and
+// the cursor of the next page ("" when this is the last).
+func (ix *Index) ListFolders(parent string, subtree bool, after string, limit int) ([]Folder, string, uint64, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	s := ix.s
+	p, ok := s.folders.get(parent)
+	if !ok {
+		return nil, "", ix.rev, newErr("list_folders", parent, ErrNotFound, "no such folder")
+	}
+	var slots []int32
+	if subtree {
+		slots = s.subtree(nil, p)[1:]
+	} else {
+		slots = slices.Clone(s.folder(p).children)
+	}
+	pg := page(sortedIDs(slots, func(i int32) string { return s.folder(i).id }), after, limit, ix.rev)
+	out := make([]Folder, len(pg.IDs))
+	for k, id := range pg.IDs {
+		i, _ := s.folders.get(id)
+		out[k] = s.folderView(i)
+	}
+	return out, pg.Next, ix.rev, nil
+}
+
+// ListUsers returns the users whose home or an extra group is folder (with
+// subtree, any folder below it too), sorted by id, paged like ListFolders.
+func (ix *Index) ListUsers(folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	s := ix.s
+	f, ok := s.folders.get(folder)
+	if !ok {
+		return nil, "", ix.rev, newErr("list_users", folder, ErrNotFound, "no such folder")
+	}
+	folders := []int32{f}
+	if subtree {
+		folders = s.subtree(nil, f)
+	}
+	seen := map[int32]bool{}
+	var ids []string
+	for _, d := range folders {
+		for _, list := range [][]int32{s.folder(d).homes, s.folder(d).extras} {
+			for _, u := range list {
+				if !seen[u] {
+					seen[u] = true
+					ids = append(ids, s.user(u).id)
+				}
+			}
+		}
+	}
+	pg := page(ids, after, limit, ix.rev)
+	out := make([]User, len(pg.IDs))
+	for k, id := range pg.IDs {
+		i, _ := s.users.get(id)
+		out[k] = s.userView(i)
+	}
+	return out, pg.Next, ix.rev, nil
+}
+
+// ListGrants returns the grants held by holder and on target (a zero Ref
+// matches any), sorted by id, paged like ListFolders.
+func (ix *Index) ListGrants(holder, target Ref, after string, limit int) ([]Grant, string, uint64, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	s := ix.s
+	for _, r := range []Ref{holder, target} {
+		if err := s.checkRef("list_grants", r); err != nil {
+			return nil, "", ix.rev, err
+		}
+	}
+	var ids []string
+	for id, i := range s.grants.byID {
+		g := &s.grant(i).g
+		if (holder.IsZero() || g.Holder == holder) && (target.IsZero() || g.Target == target) {
+			ids = append(ids, id)
+		}
+	}
+	pg := page(ids, after, limit, ix.rev)
+	out := make([]Grant, len(pg.IDs))
+	for k, id := range pg.IDs {
+		i, _ := s.grants.get(id)
+		out[k] = s.grantView(i)
+	}
+	return out, pg.Next, ix.rev, nil
+}
+
+// ListLocks returns the locks on target (a zero Ref matches any), sorted by
+// id, paged like ListFolders.
+func (ix *Index) ListLocks(target Ref, after string, limit int) ([]Lock, string, uint64, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	s := ix.s
+	if err := s.checkRef("list_locks", target); err != nil {
+		return nil, "", ix.rev, err
+	}
+	var ids []string
+	for id, i := range s.locks.byID {
+		if target.IsZero() || s.lock(i).l.Target == target {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	pg := page(ids, after, limit, ix.rev)
+	out := make([]Lock, len(pg.IDs))
+	for k, id := range pg.IDs {
+		i, _ := s.locks.get(id)
+		out[k] = s.lockView(i)
+	}
+	return out, pg.Next, ix.rev, nil
+}
+
+// checkRef refuses a filter naming something that does not exist.
+func (s *state) checkRef(op string, r Ref) error {
+	switch r.Kind {
+	case KindNone:
+		return nil
+	case KindFolder:
+		if _, ok := s.folders.get(r.ID); !ok {
+			return newErr(op, r.ID, ErrNotFound, "no such folder")
+		}
+	case KindUser:
+		if _, ok := s.users.get(r.ID); !ok {
+			return newErr(op, r.ID, ErrNotFound, "no such user")
+		}
+	default:
+		return newErr(op, r.ID, ErrInvalid, "unknown kind %d", r.Kind)
+	}
+	return nil
+}

@@ -1,0 +1,188 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/canopy-authz/canopy/graph"
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+)
+
+// access implements pb.AccessServiceServer.
+type access struct {
+	pb.UnimplementedAccessServiceServer
+	*Server
+}
+
+var _ pb.AccessServiceServer = (*access)(nil)
+
+// lookupChunk is how many ids one streamed lookup message carries.
+const lookupChunk = 1000
+
+func (a *access) Check(ctx context.Context, req *pb.CheckRequest) (*pb.CheckResponse, error) {
+	x, err := refFromPB(req.GetResource(), "resource")
+	if err != nil {
+		return nil, a.status(ctx, err)
+	}
+	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, a.status(ctx, err)
+	}
+	d, err := a.ix.Check(req.GetUser(), req.GetRight(), x)
+	if err != nil {
+		return nil, a.status(ctx, err)
+	}
+	return &pb.CheckResponse{Allowed: d.Allowed, Reason: reasonToPB(d.Reason), Revision: d.Revision}, nil
+}
+
+func (a *access) BatchCheck(ctx context.Context, req *pb.BatchCheckRequest) (*pb.BatchCheckResponse, error) {
+	items := req.GetItems()
+	if len(items) > a.opts.MaxBatchCheck {
+		return nil, a.status(ctx, invalidf("batch of %d checks: at most %d", len(items), a.opts.MaxBatchCheck))
+	}
+	reqs := make([]graph.CheckRequest, len(items))
+	for i, it := range items {
+		x, err := refFromPB(it.GetResource(), fmt.Sprintf("item %d resource", i))
+		if err != nil {
+			return nil, a.status(ctx, err)
+		}
+		reqs[i] = graph.CheckRequest{User: it.GetUser(), Right: it.GetRight(), Resource: x}
+	}
+	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, a.status(ctx, err)
+	}
+	ds, rev, err := a.ix.CheckMany(reqs)
+	if err != nil {
+		return nil, a.status(ctx, err)
+	}
+	out := &pb.BatchCheckResponse{Revision: rev, Results: make([]*pb.CheckResult, len(ds))}
+	for i, d := range ds {
+		out.Results[i] = &pb.CheckResult{Allowed: d.Allowed, Reason: reasonToPB(d.Reason)}
+	}
+	return out, nil
+}
+
+func (a *access) Explain(ctx context.Context, req *pb.ExplainRequest) (*pb.ExplainResponse, error) {
+	x, err := refFromPB(req.GetResource(), "resource")
+	if err != nil {
+		return nil, a.status(ctx, err)
+	}
+	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, a.status(ctx, err)
+	}
+	ex, err := a.ix.Explain(req.GetUser(), req.GetRight(), x)
+	if err != nil {
+		return nil, a.status(ctx, err)
+	}
+	out := &pb.ExplainResponse{
+		Allowed: ex.Allowed, Reason: reasonToPB(ex.Reason), Revision: ex.Revision, Self: ex.Self,
+		HolderPath: ex.HolderPath, TargetPath: ex.TargetPath, LockPath: ex.LockPath,
+	}
+	if ex.Grant != nil {
+		out.Grant = grantToPB(*ex.Grant)
+	}
+	if ex.Lock != nil {
+		out.Lock = lockToPB(*ex.Lock)
+	}
+	return out, nil
+}
+
+// streamPage sends a page's ids in chunks. When the deadline comes close it
+// stops early and ends with a page token after the last id sent, so a
+// result is never cut silently.
+func streamPage(ctx context.Context, p graph.Page, query string, send func(ids []string, rev uint64, next string) error) error {
+	ids := p.IDs
+	for len(ids) > 0 {
+		n := min(lookupChunk, len(ids))
+		chunk, rest := ids[:n], ids[n:]
+		next := ""
+		switch {
+		case len(rest) == 0:
+			next = encodeToken(query, p.Next)
+		case nearDeadline(ctx):
+			next = encodeToken(query, chunk[len(chunk)-1])
+			rest = nil
+		}
+		if err := send(chunk, p.Revision, next); err != nil {
+			return err
+		}
+		ids = rest
+	}
+	if len(p.IDs) == 0 {
+		return send(nil, p.Revision, "")
+	}
+	return nil
+}
+
+// nearDeadline reports whether less than a tenth of a second is left.
+func nearDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < 100*time.Millisecond
+}
+
+func (a *access) LookupResources(req *pb.LookupResourcesRequest, stream grpc.ServerStreamingServer[pb.LookupResourcesResponse]) error {
+	ctx := stream.Context()
+	kind := kindFromPB(req.GetKind())
+	if kind == graph.KindNone {
+		return a.status(ctx, invalidf("lookup for user %q: kind must be OBJECT_KIND_FOLDER or OBJECT_KIND_USER", req.GetUser()))
+	}
+	query := queryKey("lookup_resources", req.GetUser(), req.GetRight(), kind.String())
+	after, err := decodeToken(req.GetPageToken(), query)
+	if err != nil {
+		return a.status(ctx, err)
+	}
+	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
+		return a.status(ctx, err)
+	}
+	p, err := a.ix.LookupResources(req.GetUser(), req.GetRight(), kind, after, int(req.GetPageSize()))
+	if err != nil {
+		return a.status(ctx, err)
+	}
+	return streamPage(ctx, p, query, func(ids []string, rev uint64, next string) error {
+		return stream.Send(&pb.LookupResourcesResponse{Ids: ids, Revision: rev, NextPageToken: next})
+	})
+}
+
+func (a *access) LookupSubjects(req *pb.LookupSubjectsRequest, stream grpc.ServerStreamingServer[pb.LookupSubjectsResponse]) error {
+	ctx := stream.Context()
+	x, err := refFromPB(req.GetResource(), "resource")
+	if err != nil {
+		return a.status(ctx, err)
+	}
+	query := queryKey("lookup_subjects", req.GetRight(), x.String())
+	after, err := decodeToken(req.GetPageToken(), query)
+	if err != nil {
+		return a.status(ctx, err)
+	}
+	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
+		return a.status(ctx, err)
+	}
+	p, err := a.ix.LookupSubjects(req.GetRight(), x, after, int(req.GetPageSize()))
+	if err != nil {
+		return a.status(ctx, err)
+	}
+	return streamPage(ctx, p, query, func(ids []string, rev uint64, next string) error {
+		return stream.Send(&pb.LookupSubjectsResponse{UserIds: ids, Revision: rev, NextPageToken: next})
+	})
+}
+
+func (a *access) EffectiveAccess(ctx context.Context, req *pb.EffectiveAccessRequest) (*pb.EffectiveAccessResponse, error) {
+	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, a.status(ctx, err)
+	}
+	acc, err := a.ix.EffectiveAccess(req.GetUser())
+	if err != nil {
+		return nil, a.status(ctx, err)
+	}
+	out := &pb.EffectiveAccessResponse{User: userToPB(acc.User), SelfRights: acc.SelfRights, Revision: acc.Revision}
+	for _, e := range acc.Entries {
+		pe := &pb.AccessEntry{Grant: grantToPB(e.Grant), Via: e.Via, Rights: e.Rights}
+		for _, l := range e.Locks {
+			pe.Locks = append(pe.Locks, lockToPB(l))
+		}
+		out.Entries = append(out.Entries, pe)
+	}
+	return out, nil
+}

@@ -1,0 +1,184 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/grpc/peer"
+
+	"github.com/canopy-authz/canopy/graph"
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+)
+
+// directory implements pb.DirectoryServiceServer.
+type directory struct {
+	pb.UnimplementedDirectoryServiceServer
+	*Server
+}
+
+var _ pb.DirectoryServiceServer = (*directory)(nil)
+
+// defaultPageSize applies to lists whose page_size is 0.
+const defaultPageSize = 1000
+
+func pageSize(n uint32) int {
+	if n == 0 {
+		return defaultPageSize
+	}
+	return int(n)
+}
+
+// actor names who made a call, for the change log: the authenticated
+// identity once there is one, else the peer's address.
+func actor(ctx context.Context) string {
+	if id, ok := ctx.Value(identityKey{}).(string); ok && id != "" {
+		return id
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return "peer:" + p.Addr.String()
+	}
+	return "unknown"
+}
+
+// identityKey carries the caller's identity in a context.
+type identityKey struct{}
+
+func (d *directory) Write(ctx context.Context, req *pb.WriteRequest) (*pb.WriteResponse, error) {
+	muts := make([]graph.Mutation, len(req.GetMutations()))
+	for i, m := range req.GetMutations() {
+		var err error
+		if muts[i], err = mutationFromPB(m, i); err != nil {
+			return nil, d.status(ctx, err)
+		}
+	}
+	p := req.GetPreconditions()
+	pre := graph.Preconditions{
+		Revision: p.GetRevision(), FoldersExist: p.GetFoldersExist(), UsersExist: p.GetUsersExist(),
+		FoldersAbsent: p.GetFoldersAbsent(), UsersAbsent: p.GetUsersAbsent(),
+	}
+	rev, err := d.ix.Write(ctx, actor(ctx), muts, pre)
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	return &pb.WriteResponse{Revision: rev}, nil
+}
+
+func (d *directory) GetFolder(ctx context.Context, req *pb.GetFolderRequest) (*pb.GetFolderResponse, error) {
+	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, d.status(ctx, err)
+	}
+	f, rule, rev, err := d.ix.GetFolder(req.GetId())
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	return &pb.GetFolderResponse{Folder: folderToPB(f), PlacementRule: ruleToPB(rule), Revision: rev}, nil
+}
+
+func (d *directory) ListFolders(ctx context.Context, req *pb.ListFoldersRequest) (*pb.ListFoldersResponse, error) {
+	query := queryKey("list_folders", req.GetParent(), boolKey(req.GetSubtree()))
+	after, err := decodeToken(req.GetPageToken(), query)
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, d.status(ctx, err)
+	}
+	fs, next, rev, err := d.ix.ListFolders(req.GetParent(), req.GetSubtree(), after, pageSize(req.GetPageSize()))
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	out := &pb.ListFoldersResponse{Revision: rev, NextPageToken: encodeToken(query, next)}
+	for _, f := range fs {
+		out.Folders = append(out.Folders, folderToPB(f))
+	}
+	return out, nil
+}
+
+func (d *directory) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.GetUserResponse, error) {
+	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, d.status(ctx, err)
+	}
+	u, rev, err := d.ix.GetUser(req.GetId())
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	return &pb.GetUserResponse{User: userToPB(u), Revision: rev}, nil
+}
+
+func (d *directory) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*pb.ListUsersResponse, error) {
+	query := queryKey("list_users", req.GetFolder(), boolKey(req.GetSubtree()))
+	after, err := decodeToken(req.GetPageToken(), query)
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, d.status(ctx, err)
+	}
+	us, next, rev, err := d.ix.ListUsers(req.GetFolder(), req.GetSubtree(), after, pageSize(req.GetPageSize()))
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	out := &pb.ListUsersResponse{Revision: rev, NextPageToken: encodeToken(query, next)}
+	for _, u := range us {
+		out.Users = append(out.Users, userToPB(u))
+	}
+	return out, nil
+}
+
+func (d *directory) ListGrants(ctx context.Context, req *pb.ListGrantsRequest) (*pb.ListGrantsResponse, error) {
+	holder, err := refFromPB(req.GetHolder(), "holder")
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	target, err := refFromPB(req.GetTarget(), "target")
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	query := queryKey("list_grants", holder.String(), target.String())
+	after, err := decodeToken(req.GetPageToken(), query)
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, d.status(ctx, err)
+	}
+	gs, next, rev, err := d.ix.ListGrants(holder, target, after, pageSize(req.GetPageSize()))
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	out := &pb.ListGrantsResponse{Revision: rev, NextPageToken: encodeToken(query, next)}
+	for _, g := range gs {
+		out.Grants = append(out.Grants, grantToPB(g))
+	}
+	return out, nil
+}
+
+func (d *directory) ListLocks(ctx context.Context, req *pb.ListLocksRequest) (*pb.ListLocksResponse, error) {
+	target, err := refFromPB(req.GetTarget(), "target")
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	query := queryKey("list_locks", target.String())
+	after, err := decodeToken(req.GetPageToken(), query)
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, d.status(ctx, err)
+	}
+	ls, next, rev, err := d.ix.ListLocks(target, after, pageSize(req.GetPageSize()))
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	out := &pb.ListLocksResponse{Revision: rev, NextPageToken: encodeToken(query, next)}
+	for _, l := range ls {
+		out.Locks = append(out.Locks, lockToPB(l))
+	}
+	return out, nil
+}
+
+func boolKey(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

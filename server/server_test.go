@@ -1,0 +1,369 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/canopy-authz/canopy/examples"
+	"github.com/canopy-authz/canopy/graph"
+	"github.com/canopy-authz/canopy/graph/graphtest"
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/scenario"
+	"github.com/canopy-authz/canopy/store/storetest"
+)
+
+// testServer is a Canopy server on bufconn over a store in a temp folder.
+type testServer struct {
+	dir   pb.DirectoryServiceClient
+	acc   pb.AccessServiceClient
+	watch pb.WatchServiceClient
+	conn  *grpc.ClientConn
+	ix    *graph.Index
+	clock *graphtest.Clock
+}
+
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	db, _ := storetest.Open(t, "")
+	hub := NewHub(0)
+	clock := graphtest.NewClock(graphtest.Start)
+	ix, err := graph.Open(context.Background(), graph.Options{Clock: clock, Journal: db, OnCommit: hub.Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ix.Close)
+	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	g := grpc.NewServer()
+	srv.Register(g)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &testServer{dir: pb.NewDirectoryServiceClient(conn), acc: pb.NewAccessServiceClient(conn), watch: pb.NewWatchServiceClient(conn), conn: conn, ix: ix, clock: clock}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func toPB(muts []graph.Mutation) []*pb.Mutation {
+	out := make([]*pb.Mutation, len(muts))
+	for i, m := range muts {
+		out[i] = mutationToPB(m)
+	}
+	return out
+}
+
+func refPB(r graph.Ref) *pb.ObjectRef { return refToPB(r) }
+
+// loadAtlas writes the ATLAS example's first batch through the API.
+func loadAtlas(t *testing.T, ts *testServer) *scenario.File {
+	t.Helper()
+	data, _ := examples.Files.ReadFile("atlas.yaml")
+	f, err := scenario.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.dir.Write(ctxT(t), &pb.WriteRequest{Mutations: toPB(f.Steps[0].Write)}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestMutationRoundTrip converts every kind of mutation to the wire and back.
+func TestMutationRoundTrip(t *testing.T) {
+	exp := graphtest.Start.Add(time.Hour)
+	muts := []graph.Mutation{
+		{CreateFolder: &graph.Folder{ID: "f", Name: "F", Parent: "p", Labels: map[string]string{"k": "v"}}},
+		{RenameFolder: &graph.Rename{ID: "f", Name: "G"}},
+		{RelabelFolder: &graph.Relabel{ID: "f", Labels: map[string]string{"a": "b"}}},
+		{MoveFolder: &graph.Move{ID: "f", To: "q"}},
+		{DeleteFolder: &graph.Delete{ID: "f", Cascade: true}},
+		{CreateUser: &graph.User{ID: "u", Name: "U", Class: "staff", State: graph.StateDisabled, Home: "f", Extras: []string{"g", "h"}}},
+		{UpdateUser: &graph.UserUpdate{ID: "u", Name: "V", Class: "candidate"}},
+		{MoveUser: &graph.Move{ID: "u", To: "g"}},
+		{SetUserState: &graph.StateChange{ID: "u", State: graph.StateArchived}},
+		{DeleteUser: &graph.Delete{ID: "u", Cascade: true}},
+		{AddExtraGroup: &graph.Membership{User: "u", Folder: "g"}},
+		{DelExtraGroup: &graph.Membership{User: "u", Folder: "g"}},
+		{AddGrant: &graph.Grant{ID: "g", Holder: graph.FolderRef("f"), Target: graph.UserRef("u"), Rights: []string{"read"}, ExpiresAt: exp, Reason: "r"}},
+		{AddGrant: &graph.Grant{ID: "c", Holder: graph.UserRef("u"), Rights: []string{"console"}}},
+		{RemoveGrant: &graph.Delete{ID: "g"}},
+		{AddLock: &graph.Lock{ID: "l", Target: graph.FolderRef("f"), Rights: []string{"edit"}, Reason: "qa"}},
+		{RemoveLock: &graph.Delete{ID: "l"}},
+		{SetRule: &graph.PlacementRule{Folder: "f", Classes: []string{"staff"}}},
+		{RemoveRule: &graph.Delete{ID: "f"}},
+		{PutRight: &graph.Right{Name: "x", Implies: []string{"read"}}},
+		{DeleteRight: &graph.Delete{ID: "x"}},
+		{SetSelfRights: &graph.SelfRights{Rights: []string{"read"}}},
+	}
+	for i, m := range muts {
+		back, err := mutationFromPB(mutationToPB(m), i)
+		if err != nil || !reflect.DeepEqual(back, m) {
+			t.Errorf("%v: round trip gave %+v, %v", m, back, err)
+		}
+	}
+}
+
+func TestChecksOverGRPC(t *testing.T) {
+	ts := startServer(t)
+	f := loadAtlas(t, ts)
+	for _, line := range f.Steps[0].Checks {
+		c, _ := scenario.ParseCheck(line)
+		got, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: c.User, Right: c.Right, Resource: refPB(c.Resource)})
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if got.GetReason() != reasonToPB(c.Want) || got.GetAllowed() != (c.Want == graph.ReasonAllowed) || got.GetRevision() != 2 {
+			t.Errorf("%s: got %v", line, got)
+		}
+		ex, err := ts.acc.Explain(ctxT(t), &pb.ExplainRequest{User: c.User, Right: c.Right, Resource: refPB(c.Resource)})
+		if err != nil || ex.GetReason() != got.GetReason() {
+			t.Errorf("%s: explain %v, %v", line, ex, err)
+		}
+	}
+	ex, _ := ts.acc.Explain(ctxT(t), &pb.ExplainRequest{User: "alice", Right: "edit", Resource: refPB(graph.UserRef("carl"))})
+	if ex.GetGrant().GetId() != "access-admin-main" || !reflect.DeepEqual(ex.GetTargetPath(), []string{"acme", "candidates", "it1"}) {
+		t.Errorf("explain alice edit carl: %v", ex)
+	}
+	// BatchCheck answers every line at one revision.
+	var items []*pb.CheckItem
+	for _, line := range f.Steps[0].Checks {
+		c, _ := scenario.ParseCheck(line)
+		items = append(items, &pb.CheckItem{User: c.User, Right: c.Right, Resource: refPB(c.Resource)})
+	}
+	b, err := ts.acc.BatchCheck(ctxT(t), &pb.BatchCheckRequest{Items: items})
+	if err != nil || len(b.GetResults()) != len(items) {
+		t.Fatalf("batch check: %v, %v", b, err)
+	}
+	for i, line := range f.Steps[0].Checks {
+		c, _ := scenario.ParseCheck(line)
+		if b.GetResults()[i].GetReason() != reasonToPB(c.Want) {
+			t.Errorf("batch item %d %s: %v", i, line, b.GetResults()[i])
+		}
+	}
+	acc, err := ts.acc.EffectiveAccess(ctxT(t), &pb.EffectiveAccessRequest{User: "tom"})
+	var grants []string
+	for _, e := range acc.GetEntries() {
+		grants = append(grants, e.GetGrant().GetId())
+	}
+	if want := []string{"access-it1-teacher", "role-admin-sub", "role-candidate"}; err != nil || !reflect.DeepEqual(grants, want) {
+		t.Errorf("effective access of tom: %v, %v", acc, err)
+	}
+}
+
+func TestErrorCodes(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	write := func(m *pb.Mutation) error {
+		_, err := ts.dir.Write(ctxT(t), &pb.WriteRequest{Mutations: []*pb.Mutation{m}})
+		return err
+	}
+	folder := func(id, parent string) *pb.Mutation {
+		return &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: id, Parent: parent}}}
+	}
+	tests := []struct {
+		name string
+		err  error
+		code codes.Code
+		id   string
+	}{
+		{"empty mutation", write(&pb.Mutation{}), codes.InvalidArgument, "mutation 0"},
+		{"empty batch", func() error { _, err := ts.dir.Write(ctxT(t), &pb.WriteRequest{}); return err }(), codes.InvalidArgument, ""},
+		{"unknown parent", write(folder("x", "nope")), codes.NotFound, "nope"},
+		{"duplicate folder", write(folder("it1", "candidates")), codes.AlreadyExists, "it1"},
+		{"candidate into admin", write(&pb.Mutation{Op: &pb.Mutation_MoveUser{MoveUser: &pb.MoveUser{Id: "carl", To: "admin-main"}}}), codes.FailedPrecondition, "carl"},
+		{"cycle", write(&pb.Mutation{Op: &pb.Mutation_MoveFolder{MoveFolder: &pb.MoveFolder{Id: "candidates", To: "it1"}}}), codes.FailedPrecondition, "candidates"},
+		{"non-empty folder", write(&pb.Mutation{Op: &pb.Mutation_DeleteFolder{DeleteFolder: &pb.DeleteFolder{Id: "it1"}}}), codes.FailedPrecondition, "it1"},
+		{"bad state", write(&pb.Mutation{Op: &pb.Mutation_SetUserState{SetUserState: &pb.SetUserState{Id: "carl", State: 9}}}), codes.InvalidArgument, "carl"},
+		{"kindless target", write(&pb.Mutation{Op: &pb.Mutation_AddGrant{AddGrant: &pb.Grant{Id: "g", Holder: refPB(graph.UserRef("carl")), Target: &pb.ObjectRef{Id: "it1"}, Rights: []string{"read"}}}}), codes.InvalidArgument, "it1"},
+		{"stale revision", func() error {
+			_, err := ts.dir.Write(ctxT(t), &pb.WriteRequest{Mutations: []*pb.Mutation{folder("y", "acme")}, Preconditions: &pb.Preconditions{Revision: 1}})
+			return err
+		}(), codes.FailedPrecondition, "1"},
+		{"unknown right", func() error {
+			_, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: "carl", Right: "fly"})
+			return err
+		}(), codes.InvalidArgument, "fly"},
+		{"unknown resource", func() error {
+			_, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: "carl", Right: "read", Resource: refPB(graph.FolderRef("nope"))})
+			return err
+		}(), codes.NotFound, "nope"},
+		{"unknown user's access", func() error {
+			_, err := ts.acc.EffectiveAccess(ctxT(t), &pb.EffectiveAccessRequest{User: "nobody"})
+			return err
+		}(), codes.NotFound, "nobody"},
+		{"lookup without kind", func() error {
+			s, err := ts.acc.LookupResources(ctxT(t), &pb.LookupResourcesRequest{User: "alice", Right: "read"})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		}(), codes.InvalidArgument, "alice"},
+		{"tampered page token", func() error {
+			s, err := ts.acc.LookupResources(ctxT(t), &pb.LookupResourcesRequest{User: "alice", Right: "read", Kind: pb.ObjectKind_OBJECT_KIND_FOLDER, PageToken: "!!not-a-token"})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		}(), codes.InvalidArgument, "page token"},
+		{"token of another query", func() error {
+			tok := encodeToken(queryKey("list_users", "acme", "1"), "carl")
+			_, err := ts.dir.ListFolders(ctxT(t), &pb.ListFoldersRequest{Parent: "acme", PageToken: tok})
+			return err
+		}(), codes.InvalidArgument, "another query"},
+	}
+	for _, tc := range tests {
+		st, _ := status.FromError(tc.err)
+		if st.Code() != tc.code {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.err, tc.code)
+			continue
+		}
+		if !strings.Contains(st.Message(), tc.id) {
+			t.Errorf("%s: message %q does not name %q", tc.name, st.Message(), tc.id)
+		}
+	}
+	// Nothing above changed anything.
+	if rev := ts.ix.Revision(); rev != 2 {
+		t.Fatalf("refused calls moved the revision to %d", rev)
+	}
+}
+
+
+// TestPagingToTheEnd walks lookups and lists page by page and finds the
+// same ids as one unpaged call.
+func TestPagingToTheEnd(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	all := func(size uint32) []string {
+		var ids []string
+		token := ""
+		for {
+			s, err := ts.acc.LookupResources(ctxT(t), &pb.LookupResourcesRequest{User: "alice", Right: "read", Kind: pb.ObjectKind_OBJECT_KIND_FOLDER, PageSize: size, PageToken: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			token = ""
+			for {
+				m, err := s.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, m.GetIds()...)
+				token = m.GetNextPageToken()
+			}
+			if token == "" {
+				return ids
+			}
+		}
+	}
+	whole, paged := all(0), all(3)
+	if len(whole) != 10 || !reflect.DeepEqual(whole, paged) {
+		t.Fatalf("unpaged %v, paged %v", whole, paged)
+	}
+	var users []string
+	token := ""
+	for {
+		r, err := ts.dir.ListUsers(ctxT(t), &pb.ListUsersRequest{Folder: "acme", Subtree: true, PageSize: 2, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range r.GetUsers() {
+			users = append(users, u.GetId())
+		}
+		if token = r.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if want := []string{"alice", "cara", "carl", "ian", "tom"}; !reflect.DeepEqual(users, want) {
+		t.Fatalf("users %v, want %v", users, want)
+	}
+}
+
+func TestConsistency(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := ts.acc.Check(ctx, &pb.CheckRequest{User: "carl", Right: "read", Consistency: &pb.Consistency{Requirement: &pb.Consistency_AtLeastRevision{AtLeastRevision: 99}}})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("waiting for a future revision: %v", err)
+	}
+	w, err := ts.dir.Write(ctxT(t), &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_SetUserState{SetUserState: &pb.SetUserState{Id: "carl", State: pb.UserState_USER_STATE_DISABLED}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*pb.Consistency{
+		{Requirement: &pb.Consistency_AtLeastRevision{AtLeastRevision: w.GetRevision()}},
+		{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}},
+	} {
+		got, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: "carl", Right: "read", Resource: refPB(graph.UserRef("carl")), Consistency: c})
+		if err != nil || got.GetRevision() < w.GetRevision() || got.GetReason() != pb.Reason_REASON_USER_NOT_ACTIVE {
+			t.Fatalf("%v: %v, %v", c, got, err)
+		}
+	}
+}
+
+// TestWatchReplaysThenFollows replays history from revision 1, then sees a
+// live write, with no gap and no duplicate.
+func TestWatchReplaysThenFollows(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	ctx := ctxT(t)
+	s, err := ts.watch.Watch(ctx, &pb.WatchRequest{FromRevision: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		m, err := s.Recv()
+		if err != nil || m.GetRevision() != want {
+			t.Fatalf("replay: %v, %v; want revision %d", m, err, want)
+		}
+	}
+	w, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_MoveUser{MoveUser: &pb.MoveUser{Id: "ian", To: "admin-main"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Recv()
+	if err != nil || m.GetRevision() != w.GetRevision() || m.GetMutations()[0].GetMoveUser().GetId() != "ian" {
+		t.Fatalf("live: %v, %v", m, err)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	ts := startServer(t)
+	h, err := healthpb.NewHealthClient(ts.conn).Check(ctxT(t), &healthpb.HealthCheckRequest{Service: "canopy.v1.AccessService"})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v, %v", h, err)
+	}
+}

@@ -1,0 +1,141 @@
+package server
+
+import (
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/canopy-authz/canopy/graph"
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+)
+
+// Hub fans committed batches out to Watch streams. The index's writer
+// calls Publish after each group is applied; Publish never blocks: a
+// subscriber whose buffer is full is cut off and told where to resume.
+type Hub struct {
+	buffer int
+
+	mu   sync.Mutex // guards subs and last
+	subs map[*subscriber]struct{}
+	last uint64 // the last revision published
+}
+
+type subscriber struct {
+	ch       chan graph.Commit
+	overflow chan struct{} // closed when the subscriber fell behind
+}
+
+// NewHub returns a hub whose subscribers each buffer up to buffer commits
+// (0: 1,024).
+func NewHub(buffer int) *Hub {
+	if buffer <= 0 {
+		buffer = 1024
+	}
+	return &Hub{buffer: buffer, subs: map[*subscriber]struct{}{}}
+}
+
+// Publish hands commits, in revision order, to every subscriber. It is
+// graph.Options.OnCommit.
+func (h *Hub) Publish(commits []graph.Commit) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range commits {
+		c.Records = nil // subscribers need the mutations only
+		for s := range h.subs {
+			select {
+			case s.ch <- c:
+			default:
+				close(s.overflow)
+				delete(h.subs, s)
+			}
+		}
+		h.last = c.Revision
+	}
+}
+
+// subscribe registers a subscriber and returns it with the last revision
+// published before it joined.
+func (h *Hub) subscribe() (*subscriber, uint64, func()) {
+	s := &subscriber{ch: make(chan graph.Commit, h.buffer), overflow: make(chan struct{})}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.subs[s] = struct{}{}
+	return s, h.last, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.subs, s)
+	}
+}
+
+// Subscribers returns how many streams are following live commits.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
+// watch implements pb.WatchServiceServer.
+type watch struct {
+	pb.UnimplementedWatchServiceServer
+	*Server
+}
+
+var _ pb.WatchServiceServer = (*watch)(nil)
+
+// replayChunk is how many log entries one replay read takes.
+const replayChunk = 256
+
+func commitToPB(c graph.Commit) *pb.WatchResponse {
+	out := &pb.WatchResponse{Revision: c.Revision, CommitTime: timestampToPB(c.Time), Actor: c.Actor}
+	for _, m := range c.Mutations {
+		out.Mutations = append(out.Mutations, mutationToPB(m))
+	}
+	return out
+}
+
+// Watch subscribes before reading the log, so every commit is either in
+// the log it replays or in its live buffer (some in both: those are sent
+// once, by revision).
+func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
+	ctx := stream.Context()
+	sub, last, leave := w.hub.subscribe()
+	defer leave()
+	next := req.GetFromRevision()
+	if next == 0 {
+		next = last + 1
+	}
+	for {
+		commits, err := w.log.ReadLog(next, replayChunk)
+		if err != nil {
+			return w.status(ctx, fmt.Errorf("watch from revision %d: %w", next, err))
+		}
+		if len(commits) == 0 {
+			break
+		}
+		for _, c := range commits {
+			if err := stream.Send(commitToPB(c)); err != nil {
+				return err
+			}
+			next = c.Revision + 1
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return w.status(ctx, ctx.Err())
+		case <-sub.overflow:
+			return status.Errorf(codes.ResourceExhausted, "watch fell behind the live stream; resume from revision %d", next)
+		case c := <-sub.ch:
+			if c.Revision < next {
+				continue
+			}
+			if err := stream.Send(commitToPB(c)); err != nil {
+				return err
+			}
+			next = c.Revision + 1
+		}
+	}
+}
