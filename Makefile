@@ -21,8 +21,8 @@ build: ## build canopyd into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 .PHONY: run
-run: ## run canopyd on its embedded bbolt store in ./data
-	$(GO) run ./cmd/canopyd --data $(DATA)
+run: ## run canopyd on 127.0.0.1:7070 with its bbolt store in ./data (the ATLAS example loaded when empty)
+	$(GO) run ./cmd/canopyd --data $(DATA) --example atlas
 
 .PHONY: test
 test: ## run every test with the race detector

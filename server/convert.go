@@ -205,8 +205,9 @@ func mutationFromPB(m *pb.Mutation, i int) (graph.Mutation, error) {
 	return out, nil
 }
 
-// mutationToPB converts a committed primitive mutation, for Watch.
-func mutationToPB(m graph.Mutation) *pb.Mutation {
+// MutationToPB returns the wire form of a mutation: for Watch, and for tools
+// that hold graph mutations, such as scenario files.
+func MutationToPB(m graph.Mutation) *pb.Mutation {
 	switch {
 	case m.CreateFolder != nil:
 		return &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: folderToPB(*m.CreateFolder)}}

@@ -34,6 +34,7 @@ type testServer struct {
 	conn  *grpc.ClientConn
 	ix    *graph.Index
 	clock *graphtest.Clock
+	hub   *Hub
 }
 
 func startServer(t *testing.T) *testServer {
@@ -51,7 +52,7 @@ func startServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	lis := bufconn.Listen(1 << 20)
-	g := grpc.NewServer()
+	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
@@ -62,7 +63,7 @@ func startServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &testServer{dir: pb.NewDirectoryServiceClient(conn), acc: pb.NewAccessServiceClient(conn), watch: pb.NewWatchServiceClient(conn), conn: conn, ix: ix, clock: clock}
+	return &testServer{dir: pb.NewDirectoryServiceClient(conn), acc: pb.NewAccessServiceClient(conn), watch: pb.NewWatchServiceClient(conn), conn: conn, ix: ix, clock: clock, hub: hub}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -74,7 +75,7 @@ func ctxT(t *testing.T) context.Context {
 func toPB(muts []graph.Mutation) []*pb.Mutation {
 	out := make([]*pb.Mutation, len(muts))
 	for i, m := range muts {
-		out[i] = mutationToPB(m)
+		out[i] = MutationToPB(m)
 	}
 	return out
 }
@@ -123,7 +124,7 @@ func TestMutationRoundTrip(t *testing.T) {
 		{SetSelfRights: &graph.SelfRights{Rights: []string{"read"}}},
 	}
 	for i, m := range muts {
-		back, err := mutationFromPB(mutationToPB(m), i)
+		back, err := mutationFromPB(MutationToPB(m), i)
 		if err != nil || !reflect.DeepEqual(back, m) {
 			t.Errorf("%v: round trip gave %+v, %v", m, back, err)
 		}
@@ -255,7 +256,6 @@ func TestErrorCodes(t *testing.T) {
 		t.Fatalf("refused calls moved the revision to %d", rev)
 	}
 }
-
 
 // TestPagingToTheEnd walks lookups and lists page by page and finds the
 // same ids as one unpaged call.

@@ -21,6 +21,9 @@ type Hub struct {
 	mu   sync.Mutex // guards subs and last
 	subs map[*subscriber]struct{}
 	last uint64 // the last revision published
+
+	closing chan struct{} // closed by Close
+	once    sync.Once
 }
 
 type subscriber struct {
@@ -34,8 +37,13 @@ func NewHub(buffer int) *Hub {
 	if buffer <= 0 {
 		buffer = 1024
 	}
-	return &Hub{buffer: buffer, subs: map[*subscriber]struct{}{}}
+	return &Hub{buffer: buffer, subs: map[*subscriber]struct{}{}, closing: make(chan struct{})}
 }
+
+// Close ends every Watch stream, now and to come, with Unavailable and the
+// revision to resume from: for a graceful shutdown, whose wait for running
+// calls would otherwise never end.
+func (h *Hub) Close() { h.once.Do(func() { close(h.closing) }) }
 
 // Publish hands commits, in revision order, to every subscriber. It is
 // graph.Options.OnCommit.
@@ -91,7 +99,7 @@ const replayChunk = 256
 func commitToPB(c graph.Commit) *pb.WatchResponse {
 	out := &pb.WatchResponse{Revision: c.Revision, CommitTime: timestampToPB(c.Time), Actor: c.Actor}
 	for _, m := range c.Mutations {
-		out.Mutations = append(out.Mutations, mutationToPB(m))
+		out.Mutations = append(out.Mutations, MutationToPB(m))
 	}
 	return out
 }
@@ -126,6 +134,8 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 		select {
 		case <-ctx.Done():
 			return w.status(ctx, ctx.Err())
+		case <-w.hub.closing:
+			return status.Errorf(codes.Unavailable, "server shutting down; resume from revision %d", next)
 		case <-sub.overflow:
 			return status.Errorf(codes.ResourceExhausted, "watch fell behind the live stream; resume from revision %d", next)
 		case c := <-sub.ch:

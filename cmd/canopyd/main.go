@@ -1,121 +1,177 @@
-// Command canopyd is the Canopy policy decision service.
+// Command canopyd is the Canopy policy decision service: the canopy.v1
+// gRPC services over an in-memory index kept in a bbolt file.
 //
-// Until the gRPC server lands it opens the store in the data folder (a
-// bbolt file, created on first start), loads the ATLAS example of the seed
-// documents into an empty store, and prints the example's decisions with
-// the path that explains each, then exits.
+// Every flag has an environment variable (CANOPY_ and the flag's name in
+// capitals, dashes as underscores); a flag given on the command line wins.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/canopy-authz/canopy/examples"
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/scenario"
+	"github.com/canopy-authz/canopy/server"
 	"github.com/canopy-authz/canopy/store"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "canopyd:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, out io.Writer) error {
+// config is canopyd's configuration.
+type config struct {
+	listen          string
+	data            string
+	example         string
+	logLevel        string
+	logFormat       string
+	shutdownTimeout time.Duration
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
 	fs := flag.NewFlagSet("canopyd", flag.ContinueOnError)
-	data := fs.String("data", envOr("CANOPY_DATA", "data"), "data folder holding the bbolt file (env CANOPY_DATA)")
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:7070", "gRPC listen address")
+	fs.StringVar(&c.data, "data", "data", "data folder holding the bbolt file")
+	fs.StringVar(&c.example, "example", "", "load a seed example (atlas or aptem) into an empty store")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running calls may finish after SIGTERM")
+	// Environment first, so that the command line overrides it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "CANOPY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", key, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	return c, fs.Parse(args)
+}
+
+func newLogger(c config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", c.logLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", c.logFormat)
+}
+
+// run serves until ctx ends, then shuts down gracefully.
+func run(ctx context.Context, args []string, logOut io.Writer) error {
+	c, err := parseFlags(args)
+	if err != nil {
 		return err
 	}
-	db, err := store.Open(*data, store.Options{})
+	logger, err := newLogger(c, logOut)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(c.data, store.Options{})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	hub := server.NewHub(0)
 	start := time.Now()
-	ix, err := graph.Open(context.Background(), graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db})
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: hub.Publish})
 	if err != nil {
 		return err
 	}
 	defer ix.Close()
 	st := ix.Stats()
-	fmt.Fprintf(out, "canopyd: %s at revision %d: %d folders, %d users, %d grants, %d locks (loaded in %s)\n",
-		db.Path(), st.Revision, st.Folders, st.Users, st.Grants, st.Locks, time.Since(start).Round(time.Microsecond))
+	logger.Info("index loaded", "file", db.Path(), "revision", st.Revision, "folders", st.Folders, "users", st.Users,
+		"grants", st.Grants, "locks", st.Locks, "took", time.Since(start).Round(time.Millisecond))
+	if c.example != "" && st.Folders == 0 {
+		if err := loadExample(ctx, ix, c.example); err != nil {
+			return err
+		}
+		logger.Info("example loaded", "example", c.example, "revision", ix.Revision())
+	}
 
-	raw, err := examples.Files.ReadFile("atlas.yaml")
+	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: logger})
 	if err != nil {
 		return err
+	}
+	g := grpc.NewServer(srv.ServerOptions()...)
+	srv.Register(g)
+	lis, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.listen, err)
+	}
+	logger.Info("serving gRPC", "addr", lis.Addr().String())
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", c.shutdownTimeout)
+	srv.Shutdown()
+	hub.Close()
+	stopped := make(chan struct{})
+	go func() {
+		g.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(c.shutdownTimeout):
+		logger.Warn("calls still running at the deadline; stopping them")
+		g.Stop()
+		<-stopped
+	}
+	logger.Info("stopped", "revision", ix.Revision())
+	return nil
+}
+
+// loadExample writes the first step of a seed example.
+func loadExample(ctx context.Context, ix *graph.Index, name string) error {
+	raw, err := examples.Files.ReadFile(name + ".yaml")
+	if err != nil {
+		return fmt.Errorf("example %q: want atlas or aptem", name)
 	}
 	f, err := scenario.Parse(raw)
 	if err != nil {
 		return err
 	}
-	if st.Folders == 0 {
-		if err := load(ix, f); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "canopyd: loaded the ATLAS example, now at revision %d\n", ix.Revision())
+	if len(f.Steps) == 0 || len(f.Steps[0].Write) == 0 {
+		return errors.New("example " + name + " has nothing to write")
 	}
-	fmt.Fprintln(out, "\nThe ATLAS example's first decisions:")
-	for _, line := range f.Steps[0].Checks {
-		c, err := scenario.ParseCheck(line)
-		if err != nil {
-			return err
-		}
-		ex, err := ix.Explain(c.User, c.Right, c.Resource)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "  %-40s %s\n", strings.TrimSuffix(c.String(), " -> "+c.Want.String()), describe(ex))
-	}
-	fmt.Fprintln(out, "\n(The gRPC server arrives with the next issue; this run only demonstrates the engine and the store.)")
-	return nil
-}
-
-// load writes the scenario's batches that it expects to be accepted. It
-// leaves out what later steps change, so the decisions printed are those
-// of the first step.
-func load(ix *graph.Index, f *scenario.File) error {
-	step := f.Steps[0]
-	if _, err := ix.Write(context.Background(), "canopyd-demo", step.Write, graph.Preconditions{}); err != nil {
-		return fmt.Errorf("load the ATLAS example: %w", err)
+	if _, err := ix.Write(ctx, "canopyd-example", f.Steps[0].Write, graph.Preconditions{}); err != nil {
+		return fmt.Errorf("load example %s: %w", name, err)
 	}
 	return nil
-}
-
-// describe renders an explanation for a person.
-func describe(ex graph.Explanation) string {
-	switch {
-	case ex.Self:
-		return "allowed: a self right on one's own record"
-	case ex.Lock != nil:
-		return fmt.Sprintf("denied: locked by %s on %v", ex.Lock.ID, ex.Lock.Target)
-	case ex.Grant != nil:
-		via := "held directly"
-		if len(ex.HolderPath) > 0 {
-			via = "as a member of " + strings.Join(ex.HolderPath, " < ")
-		}
-		target := "as a capability"
-		if len(ex.TargetPath) > 0 {
-			target = "over " + strings.Join(ex.TargetPath, " > ")
-		} else if !ex.Grant.Target.IsZero() {
-			target = "over " + ex.Grant.Target.String()
-		}
-		return fmt.Sprintf("%s: grant %s, %s, %s", ex.Reason, ex.Grant.ID, via, target)
-	}
-	return "denied: " + ex.Reason.String()
-}
-
-func envOr(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok && v != "" {
-		return v
-	}
-	return def
 }

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/canopy-authz/canopy/examples"
+	"github.com/canopy-authz/canopy/graph"
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/scenario"
+	"github.com/canopy-authz/canopy/server"
+)
+
+// daemon is a running canopyd.
+type daemon struct {
+	cmd  *exec.Cmd
+	addr string
+	conn *grpc.ClientConn
+}
+
+// buildCanopyd builds the binary once per test run.
+func buildCanopyd(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "canopyd")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build canopyd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startDaemon starts canopyd on a free loopback port and waits (up to a
+// deadline) for the log line that says where it serves.
+func startDaemon(t *testing.T, bin, data string) *daemon {
+	t.Helper()
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--data", data, "--log-format", "json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving gRPC" {
+				addrc <- line.Addr
+			}
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case <-time.After(60 * time.Second):
+		t.Fatal("canopyd did not start serving within a minute")
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &daemon{cmd: cmd, addr: addr, conn: conn}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("canopyd exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("canopyd did not stop within 30 s of SIGTERM")
+	}
+}
+
+// answers checks every decision the ATLAS example's first step lists and
+// returns them with their revision.
+func answers(t *testing.T, ctx context.Context, acc pb.AccessServiceClient, f *scenario.File) []string {
+	t.Helper()
+	var out []string
+	for _, line := range f.Steps[0].Checks {
+		c, _ := scenario.ParseCheck(line)
+		var res *pb.ObjectRef
+		switch c.Resource.Kind {
+		case graph.KindFolder:
+			res = &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_FOLDER, Id: c.Resource.ID}
+		case graph.KindUser:
+			res = &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_USER, Id: c.Resource.ID}
+		}
+		r, err := acc.Check(ctx, &pb.CheckRequest{User: c.User, Right: c.Right, Resource: res,
+			Consistency: &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}})
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if r.GetAllowed() != (c.Want == graph.ReasonAllowed) {
+			t.Errorf("%s: got %v", line, r)
+		}
+		out = append(out, fmt.Sprintf("%s => %v at %d", line, r.GetReason(), r.GetRevision()))
+	}
+	return out
+}
+
+// TestEndToEnd runs the real binary: load the ATLAS example through the
+// API, check the seed's decisions, SIGTERM, restart, same answers at the
+// same revision.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildCanopyd(t)
+	data := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	raw, _ := examples.Files.ReadFile("atlas.yaml")
+	f, err := scenario.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d := startDaemon(t, bin, data)
+	h, err := healthpb.NewHealthClient(d.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v, %v", h, err)
+	}
+	var muts []*pb.Mutation
+	for _, m := range f.Steps[0].Write {
+		muts = append(muts, server.MutationToPB(m))
+	}
+	w, err := pb.NewDirectoryServiceClient(d.conn).Write(ctx, &pb.WriteRequest{Mutations: muts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := answers(t, ctx, pb.NewAccessServiceClient(d.conn), f)
+	d.stop(t)
+
+	d2 := startDaemon(t, bin, data)
+	after := answers(t, ctx, pb.NewAccessServiceClient(d2.conn), f)
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("after restart:\n%v\nbefore:\n%v", after, before)
+	}
+	if len(before) == 0 || w.GetRevision() != 2 {
+		t.Fatalf("write at revision %d, %d answers", w.GetRevision(), len(before))
+	}
+	d2.stop(t)
+	if _, err := os.Stat(filepath.Join(data, "canopy.db")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,52 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+)
+
+// TestPanicBecomesInternal: a panicking handler gives the caller Internal
+// with no panic text, and the log gets the panic and its stack.
+func TestPanicBecomesInternal(t *testing.T) {
+	var logged bytes.Buffer
+	l := slog.New(slog.NewTextHandler(&logged, nil))
+	intercept := recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(recoverPanic(l)))
+	_, err := intercept(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/canopy.v1.AccessService/Check"},
+		func(context.Context, any) (any, error) { panic("secret detail") })
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Internal || strings.Contains(st.Message(), "secret") {
+		t.Fatalf("caller got %v", err)
+	}
+	if !strings.Contains(logged.String(), "secret detail") || !strings.Contains(logged.String(), "stack") {
+		t.Fatalf("log lacks the panic and its stack: %s", logged.String())
+	}
+}
+
+// TestWatchEndsOnShutdown: closing the hub ends a live Watch with
+// Unavailable and the revision to resume from.
+func TestWatchEndsOnShutdown(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	s, err := ts.watch.Watch(ctxT(t), &pb.WatchRequest{FromRevision: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Recv(); err != nil || m.GetRevision() != 2 {
+		t.Fatalf("replay: %v, %v", m, err)
+	}
+	ts.hub.Close()
+	_, err = s.Recv()
+	if st, _ := status.FromError(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "resume from revision 3") {
+		t.Fatalf("after shutdown: %v", err)
+	}
+}
