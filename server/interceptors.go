@@ -5,10 +5,14 @@ import (
 	"log/slog"
 	"runtime/debug"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -35,16 +39,25 @@ func recoverPanic(l *slog.Logger) recovery.RecoveryHandlerFuncContext {
 // logged and counted like any other failed call.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	rpcLog := s.logger.With("component", "grpc")
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
-	rec := recovery.WithRecoveryHandlerContext(recoverPanic(rpcLog))
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(
-			logging.UnaryServerInterceptor(slogAdapter(rpcLog), logOpts...),
-			recovery.UnaryServerInterceptor(rec),
-		),
-		grpc.ChainStreamInterceptor(
-			logging.StreamServerInterceptor(slogAdapter(rpcLog), logOpts...),
-			recovery.StreamServerInterceptor(rec),
-		),
+	tokens := s.opts.Tokens
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+			return logging.Fields{"caller", tokens.callerName(ctx)}
+		}),
 	}
+	rec := recovery.WithRecoveryHandlerContext(recoverPanic(rpcLog))
+	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(slogAdapter(rpcLog), logOpts...)}
+	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(slogAdapter(rpcLog), logOpts...)}
+	if tokens != nil {
+		// Health answers without a token, so that probes need none.
+		notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+			return c.Service != healthpb.Health_ServiceDesc.ServiceName
+		})
+		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(tokens.authenticate), notHealth))
+		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(tokens.authenticate), notHealth))
+	}
+	unary = append(unary, recovery.UnaryServerInterceptor(rec))
+	stream = append(stream, recovery.StreamServerInterceptor(rec))
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
 }

@@ -31,6 +31,8 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBatchCheck is the most items one BatchCheck may carry (0: 10,000).
 	MaxBatchCheck int
+	// Tokens authenticates callers; nil serves everyone (for loopback only).
+	Tokens *Tokens
 }
 
 // Server implements the canopy.v1 services over one index.

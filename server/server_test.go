@@ -37,7 +37,10 @@ type testServer struct {
 	hub   *Hub
 }
 
-func startServer(t *testing.T) *testServer {
+func startServer(t *testing.T) *testServer { return startServerWith(t, nil) }
+
+// startServerWith starts a server with tokens (nil: no authentication).
+func startServerWith(t *testing.T, tokens *Tokens) *testServer {
 	t.Helper()
 	db, _ := storetest.Open(t, "")
 	hub := NewHub(0)
@@ -47,7 +50,7 @@ func startServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(ix.Close)
-	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler), Tokens: tokens})
 	if err != nil {
 		t.Fatal(err)
 	}

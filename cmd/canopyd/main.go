@@ -45,6 +45,8 @@ type config struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	tokens          string
+	insecureNoAuth  bool
 }
 
 func parseFlags(args []string) (config, error) {
@@ -56,6 +58,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running calls may finish after SIGTERM")
+	fs.StringVar(&c.tokens, "tokens", "", "tokens file (YAML: name, sha256 of the token, scopes); none: no authentication")
+	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback with no tokens file")
 	// Environment first, so that the command line overrides it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -97,6 +101,14 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var tokens *server.Tokens
+	if c.tokens != "" {
+		if tokens, err = server.LoadTokens(c.tokens); err != nil {
+			return err
+		}
+	} else if !isLoopback(c.listen) && !c.insecureNoAuth {
+		return fmt.Errorf("refusing to serve %s beyond loopback with no tokens file: give --tokens, or --insecure-no-auth to mean it", c.listen)
+	}
 	db, err := store.Open(c.data, store.Options{})
 	if err != nil {
 		return err
@@ -119,7 +131,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		logger.Info("example loaded", "example", c.example, "revision", ix.Revision())
 	}
 
-	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: logger})
+	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: logger, Tokens: tokens})
 	if err != nil {
 		return err
 	}
@@ -155,6 +167,19 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	logger.Info("stopped", "revision", ix.Revision())
 	return nil
+}
+
+// isLoopback reports whether a listen address is on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // loadExample writes the first step of a seed example.

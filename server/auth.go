@@ -1,0 +1,163 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"sigs.k8s.io/yaml"
+
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+)
+
+// Scope is what a token may do.
+type Scope string
+
+// The scopes. Admin includes every other.
+const (
+	ScopeCheck Scope = "check" // AccessService
+	ScopeRead  Scope = "read"  // DirectoryService reads and WatchService
+	ScopeWrite Scope = "write" // DirectoryService.Write
+	ScopeAdmin Scope = "admin" // everything
+)
+
+// Caller is an authenticated client: a name for logs and the change log,
+// and its scopes.
+type Caller struct {
+	Name   string
+	Scopes []Scope
+}
+
+// Tokens maps bearer tokens, by their SHA-256, to callers. The file never
+// holds a token itself, only its hash.
+type Tokens struct {
+	byHash map[string]Caller
+}
+
+// tokensFile is the YAML of a tokens file:
+//
+//	tokens:
+//	  - name: billing-service
+//	    sha256: 9f86d0...   # printf %s "$TOKEN" | sha256sum
+//	    scopes: [check]
+type tokensFile struct {
+	Tokens []struct {
+		Name   string   `json:"name"`
+		SHA256 string   `json:"sha256"`
+		Scopes []string `json:"scopes"`
+	} `json:"tokens"`
+}
+
+// ParseTokens reads a tokens file.
+func ParseTokens(data []byte) (*Tokens, error) {
+	var f tokensFile
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	t := &Tokens{byHash: map[string]Caller{}}
+	for i, e := range f.Tokens {
+		h := strings.ToLower(e.SHA256)
+		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("tokens: entry %d (%q): sha256 must be 64 hex digits", i, e.Name)
+		}
+		if e.Name == "" {
+			return nil, fmt.Errorf("tokens: entry %d has no name", i)
+		}
+		if _, dup := t.byHash[h]; dup {
+			return nil, fmt.Errorf("tokens: entry %d (%q): the same token is listed twice", i, e.Name)
+		}
+		c := Caller{Name: e.Name}
+		for _, s := range e.Scopes {
+			switch sc := Scope(s); sc {
+			case ScopeCheck, ScopeRead, ScopeWrite, ScopeAdmin:
+				c.Scopes = append(c.Scopes, sc)
+			default:
+				return nil, fmt.Errorf("tokens: entry %d (%q): unknown scope %q (check, read, write, admin)", i, e.Name, s)
+			}
+		}
+		t.byHash[h] = c
+	}
+	return t, nil
+}
+
+// LoadTokens reads the tokens file at path.
+func LoadTokens(path string) (*Tokens, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	return ParseTokens(data)
+}
+
+// Len returns how many tokens there are.
+func (t *Tokens) Len() int { return len(t.byHash) }
+
+// lookup returns the caller a bearer token belongs to.
+func (t *Tokens) lookup(token string) (Caller, bool) {
+	sum := sha256.Sum256([]byte(token))
+	c, ok := t.byHash[hex.EncodeToString(sum[:])]
+	return c, ok
+}
+
+// requiredScope returns the scope a method needs ("" for any valid token).
+func requiredScope(fullMethod string) Scope {
+	svc, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	switch svc {
+	case pb.AccessService_ServiceDesc.ServiceName:
+		return ScopeCheck
+	case pb.WatchService_ServiceDesc.ServiceName:
+		return ScopeRead
+	case pb.DirectoryService_ServiceDesc.ServiceName:
+		if method == "Write" {
+			return ScopeWrite
+		}
+		return ScopeRead
+	}
+	return ""
+}
+
+func (c Caller) may(s Scope) bool {
+	return s == "" || slices.Contains(c.Scopes, ScopeAdmin) || slices.Contains(c.Scopes, s)
+}
+
+// authenticate checks the call's bearer token and scope and puts the
+// caller's name in the context.
+func (t *Tokens) authenticate(ctx context.Context) (context.Context, error) {
+	token, err := auth.AuthFromMD(ctx, "bearer")
+	if err != nil {
+		return nil, err
+	}
+	c, ok := t.lookup(token)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "unknown bearer token")
+	}
+	method, _ := grpc.Method(ctx)
+	if need := requiredScope(method); !c.may(need) {
+		return nil, status.Errorf(codes.PermissionDenied, "caller %q lacks the %q scope for %s", c.Name, need, method)
+	}
+	return context.WithValue(ctx, identityKey{}, c.Name), nil
+}
+
+// callerName names the caller of ctx for logs: the token's name, or
+// "anonymous"; never the token.
+func (t *Tokens) callerName(ctx context.Context) string {
+	if t == nil {
+		return "anonymous"
+	}
+	token, err := auth.AuthFromMD(ctx, "bearer")
+	if err != nil {
+		return "anonymous"
+	}
+	if c, ok := t.lookup(token); ok {
+		return c.Name
+	}
+	return "unknown-token"
+}
