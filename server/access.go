@@ -30,10 +30,13 @@ func (a *access) Check(ctx context.Context, req *pb.CheckRequest) (*pb.CheckResp
 	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
 		return nil, a.status(ctx, err)
 	}
+	start := time.Now()
 	d, err := a.ix.Check(req.GetUser(), req.GetRight(), x)
+	a.opts.Metrics.timeCheck(time.Since(start))
 	if err != nil {
 		return nil, a.status(ctx, err)
 	}
+	a.opts.Metrics.decided(req.GetRight(), d.Reason)
 	return &pb.CheckResponse{Allowed: d.Allowed, Reason: reasonToPB(d.Reason), Revision: d.Revision}, nil
 }
 
@@ -60,6 +63,7 @@ func (a *access) BatchCheck(ctx context.Context, req *pb.BatchCheckRequest) (*pb
 	out := &pb.BatchCheckResponse{Revision: rev, Results: make([]*pb.CheckResult, len(ds))}
 	for i, d := range ds {
 		out.Results[i] = &pb.CheckResult{Allowed: d.Allowed, Reason: reasonToPB(d.Reason)}
+		a.opts.Metrics.decided(reqs[i].Right, d.Reason)
 	}
 	return out, nil
 }
@@ -76,6 +80,7 @@ func (a *access) Explain(ctx context.Context, req *pb.ExplainRequest) (*pb.Expla
 	if err != nil {
 		return nil, a.status(ctx, err)
 	}
+	a.opts.Metrics.decided(req.GetRight(), ex.Reason)
 	out := &pb.ExplainResponse{
 		Allowed: ex.Allowed, Reason: reasonToPB(ex.Reason), Revision: ex.Revision, Self: ex.Self,
 		HolderPath: ex.HolderPath, TargetPath: ex.TargetPath, LockPath: ex.LockPath,

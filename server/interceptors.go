@@ -34,9 +34,10 @@ func recoverPanic(l *slog.Logger) recovery.RecoveryHandlerFuncContext {
 }
 
 // ServerOptions returns the interceptor chains for the gRPC server, in the
-// order go-grpc-middleware's example server uses: logging of every call
-// (method, code, duration) outside, recovery innermost so that a panic is
-// logged and counted like any other failed call.
+// order go-grpc-middleware's example server uses: metrics outermost, then
+// logging of every call (method, code, duration, caller), authentication
+// (not for health), and recovery innermost so that a panic is logged and
+// counted like any other failed call.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	rpcLog := s.logger.With("component", "grpc")
 	tokens := s.opts.Tokens
@@ -47,8 +48,9 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		}),
 	}
 	rec := recovery.WithRecoveryHandlerContext(recoverPanic(rpcLog))
-	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(slogAdapter(rpcLog), logOpts...)}
-	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(slogAdapter(rpcLog), logOpts...)}
+	unary, stream := s.opts.Metrics.interceptors()
+	unary = append(unary, logging.UnaryServerInterceptor(slogAdapter(rpcLog), logOpts...))
+	stream = append(stream, logging.StreamServerInterceptor(slogAdapter(rpcLog), logOpts...))
 	if tokens != nil {
 		// Health answers without a token, so that probes need none.
 		notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {

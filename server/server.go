@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -33,16 +34,19 @@ type Options struct {
 	MaxBatchCheck int
 	// Tokens authenticates callers; nil serves everyone (for loopback only).
 	Tokens *Tokens
+	// Metrics, if set, count calls and decisions.
+	Metrics *Metrics
 }
 
 // Server implements the canopy.v1 services over one index.
 type Server struct {
-	ix     *graph.Index
-	log    Log
-	hub    *Hub
-	logger *slog.Logger
-	opts   Options
-	health *health.Server
+	ix       *graph.Index
+	log      Log
+	hub      *Hub
+	logger   *slog.Logger
+	opts     Options
+	health   *health.Server
+	shutdown atomic.Bool
 }
 
 // New returns a server over opts.Index.
@@ -67,13 +71,22 @@ func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterWatchServiceServer(g, &watch{Server: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.grpc.InitializeMetrics(g)
+	}
 	for _, name := range []string{"", pb.DirectoryService_ServiceDesc.ServiceName, pb.AccessService_ServiceDesc.ServiceName, pb.WatchService_ServiceDesc.ServiceName} {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 }
 
 // Shutdown marks every service NOT_SERVING, for a graceful stop.
-func (s *Server) Shutdown() { s.health.Shutdown() }
+func (s *Server) Shutdown() {
+	s.shutdown.Store(true)
+	s.health.Shutdown()
+}
+
+// Ready reports whether the server is serving (not shutting down).
+func (s *Server) Ready() bool { return !s.shutdown.Load() }
 
 // consistent waits until the index satisfies c.
 func (s *Server) consistent(ctx context.Context, c *pb.Consistency) error {

@@ -233,6 +233,21 @@ func (d *DB) Size() (int64, error) {
 	return n, err
 }
 
+// Stats are figures about the file, for metrics.
+type Stats struct {
+	FileBytes int64 // the file's size
+	TxStarted int   // read transactions started since open
+	TxOpen    int   // read transactions open now
+	FreePages int   // pages on the freelist
+}
+
+// Stats returns the file's figures.
+func (d *DB) Stats() (Stats, error) {
+	bs := d.bolt.Stats()
+	size, err := d.Size()
+	return Stats{FileBytes: size, TxStarted: bs.TxN, TxOpen: bs.OpenTxN, FreePages: bs.FreePageN}, err
+}
+
 // Check verifies the file's internal consistency (bbolt's page checks).
 func (d *DB) Check() error {
 	return d.bolt.View(func(tx *bolt.Tx) error {

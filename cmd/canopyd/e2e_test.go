@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,9 +28,10 @@ import (
 
 // daemon is a running canopyd.
 type daemon struct {
-	cmd  *exec.Cmd
-	addr string
-	conn *grpc.ClientConn
+	cmd     *exec.Cmd
+	addr    string
+	metrics string // the metrics listener's address
+	conn    *grpc.ClientConn
 }
 
 // buildCanopyd builds the binary once per test run.
@@ -45,7 +49,7 @@ func buildCanopyd(t *testing.T) string {
 // deadline) for the log line that says where it serves.
 func startDaemon(t *testing.T, bin, data string) *daemon {
 	t.Helper()
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--data", data, "--log-format", "json")
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data", data, "--log-format", "json")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +58,7 @@ func startDaemon(t *testing.T, bin, data string) *daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addrc := make(chan string, 1)
+	addrc, metricsc := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -62,23 +66,33 @@ func startDaemon(t *testing.T, bin, data string) *daemon {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving gRPC" {
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			switch line.Msg {
+			case "serving gRPC":
 				addrc <- line.Addr
+			case "serving metrics":
+				metricsc <- line.Addr
 			}
 		}
 	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case <-time.After(60 * time.Second):
-		t.Fatal("canopyd did not start serving within a minute")
+	var addr, metrics string
+	deadline := time.After(60 * time.Second)
+	for addr == "" || metrics == "" {
+		select {
+		case addr = <-addrc:
+		case metrics = <-metricsc:
+		case <-deadline:
+			t.Fatal("canopyd did not start serving within a minute")
+		}
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &daemon{cmd: cmd, addr: addr, conn: conn}
+	return &daemon{cmd: cmd, addr: addr, metrics: metrics, conn: conn}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -97,6 +111,20 @@ func (d *daemon) stop(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("canopyd did not stop within 30 s of SIGTERM")
 	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // answers checks every decision the ATLAS example's first step lists and
@@ -157,6 +185,19 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := answers(t, ctx, pb.NewAccessServiceClient(d.conn), f)
+	body := scrape(t, "http://"+d.metrics+"/metrics")
+	for _, want := range []string{
+		`canopy_decisions_total{reason="allowed",right="edit"}`,
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="canopy.v1.AccessService",grpc_type="unary"}`,
+		"canopy_revision 2", "canopy_users 5", "canopy_bbolt_file_bytes", "canopy_commit_duration_seconds_count",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if got := scrape(t, "http://"+d.metrics+"/readyz"); got != "ready\n" {
+		t.Errorf("/readyz: %q", got)
+	}
 	d.stop(t)
 
 	d2 := startDaemon(t, bin, data)

@@ -13,12 +13,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
 	"github.com/canopy-authz/canopy/examples"
@@ -47,6 +51,7 @@ type config struct {
 	shutdownTimeout time.Duration
 	tokens          string
 	insecureNoAuth  bool
+	metricsListen   string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -60,6 +65,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running calls may finish after SIGTERM")
 	fs.StringVar(&c.tokens, "tokens", "", "tokens file (YAML: name, sha256 of the token, scopes); none: no authentication")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback with no tokens file")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:7071", "HTTP address for /metrics, /healthz and /readyz (empty: none)")
 	// Environment first, so that the command line overrides it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -115,12 +121,17 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	defer db.Close()
 	hub := server.NewHub(0)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := server.NewMetrics(reg)
+	db.RegisterMetrics(reg)
 	start := time.Now()
-	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: hub.Publish})
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish})
 	if err != nil {
 		return err
 	}
 	defer ix.Close()
+	metrics.Observe(ix, hub)
 	st := ix.Stats()
 	logger.Info("index loaded", "file", db.Path(), "revision", st.Revision, "folders", st.Folders, "users", st.Users,
 		"grants", st.Grants, "locks", st.Locks, "took", time.Since(start).Round(time.Millisecond))
@@ -131,9 +142,16 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		logger.Info("example loaded", "example", c.example, "revision", ix.Revision())
 	}
 
-	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: logger, Tokens: tokens})
+	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics})
 	if err != nil {
 		return err
+	}
+	if c.metricsListen != "" {
+		hs, err := serveMetrics(c.metricsListen, reg, srv, logger)
+		if err != nil {
+			return err
+		}
+		defer hs.Close()
 	}
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
@@ -167,6 +185,33 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	logger.Info("stopped", "revision", ix.Revision())
 	return nil
+}
+
+// serveMetrics serves /metrics, /healthz (the process is up) and /readyz
+// (the index is loaded and the server is not shutting down) over HTTP.
+func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, logger *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !srv.Ready() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen on %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	logger.Info("serving metrics", "addr", lis.Addr().String())
+	go func() {
+		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server", "err", err)
+		}
+	}()
+	return hs, nil
 }
 
 // isLoopback reports whether a listen address is on loopback only.

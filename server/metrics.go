@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/canopy-authz/canopy/graph"
+)
+
+// Metrics are Canopy's Prometheus metrics, registered on the registry the
+// caller gives (never the global one).
+type Metrics struct {
+	grpc          *grpcprom.ServerMetrics
+	decisions     *prometheus.CounterVec
+	checkSeconds  prometheus.Histogram
+	writeBatch    prometheus.Histogram
+	commitSeconds prometheus.Histogram
+	commitGroup   prometheus.Histogram
+	reg           prometheus.Registerer
+}
+
+// NewMetrics creates the metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		reg: reg,
+		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+			grpcprom.WithHistogramBuckets([]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}),
+		)),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "canopy_decisions_total", Help: "Access decisions by right and outcome.",
+		}, []string{"right", "reason"}),
+		checkSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "canopy_check_duration_seconds", Help: "Time to decide one Check in the index, without the network.",
+			Buckets: []float64{250e-9, 500e-9, 1e-6, 2.5e-6, 5e-6, 10e-6, 25e-6, 100e-6, 1e-3},
+		}),
+		writeBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "canopy_write_batch_mutations", Help: "Mutations per committed batch, cascades expanded.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "canopy_commit_duration_seconds", Help: "Time to make one group of batches durable (one fsync).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		commitGroup: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "canopy_commit_group_batches", Help: "Batches committed together by one fsync.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+	}
+	reg.MustRegister(m.grpc, m.decisions, m.checkSeconds, m.writeBatch, m.commitSeconds, m.commitGroup)
+	return m
+}
+
+// Observe registers gauges read at scrape time from the index and the
+// watch hub. (The store registers its own.)
+func (m *Metrics) Observe(ix *graph.Index, hub *Hub) {
+	gauge := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	stat := func(f func(graph.Stats) int) func() float64 {
+		return func() float64 { return float64(f(ix.Stats())) }
+	}
+	gauge("canopy_revision", "The revision the index is at.", func() float64 { return float64(ix.Revision()) })
+	gauge("canopy_folders", "Folders in the index.", stat(func(s graph.Stats) int { return s.Folders }))
+	gauge("canopy_users", "Users in the index.", stat(func(s graph.Stats) int { return s.Users }))
+	gauge("canopy_grants", "Grants in the index.", stat(func(s graph.Stats) int { return s.Grants }))
+	gauge("canopy_locks", "Locks in the index.", stat(func(s graph.Stats) int { return s.Locks }))
+	gauge("canopy_watch_subscribers", "Watch streams following live commits.", func() float64 { return float64(hub.Subscribers()) })
+}
+
+// decided counts decisions.
+func (m *Metrics) decided(right string, r graph.Reason) {
+	if m != nil {
+		m.decisions.WithLabelValues(right, r.String()).Inc()
+	}
+}
+
+// timeCheck records how long one index check took.
+func (m *Metrics) timeCheck(d time.Duration) {
+	if m != nil {
+		m.checkSeconds.Observe(d.Seconds())
+	}
+}
+
+// Journal wraps j so that every commit group is timed and sized.
+func (m *Metrics) Journal(j graph.Journal) graph.Journal { return &timedJournal{j, m} }
+
+type timedJournal struct {
+	graph.Journal
+	m *Metrics
+}
+
+func (t *timedJournal) Append(ctx context.Context, base uint64, commits []graph.Commit) error {
+	start := time.Now()
+	err := t.Journal.Append(ctx, base, commits)
+	if err == nil {
+		t.m.commitSeconds.Observe(time.Since(start).Seconds())
+		t.m.commitGroup.Observe(float64(len(commits)))
+		for _, c := range commits {
+			t.m.writeBatch.Observe(float64(len(c.Mutations)))
+		}
+	}
+	return err
+}
+
+// interceptors returns the gRPC metrics interceptors (none without metrics).
+func (m *Metrics) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+	if m == nil {
+		return nil, nil
+	}
+	return []grpc.UnaryServerInterceptor{m.grpc.UnaryServerInterceptor()}, []grpc.StreamServerInterceptor{m.grpc.StreamServerInterceptor()}
+}
