@@ -296,19 +296,23 @@ func decodeParallel(recs []Record) (*decoded, error) {
 	return all, nil
 }
 
-// restore builds the state from a full set of records, applying creation
-// mutations in an order that satisfies every check: rights before the
-// rights that imply them, parents before children, rules before users.
-// It applies them one by one rather than building a list first: at a
-// million users that list alone would be hundreds of megabytes for the
-// garbage collector to scan.
+// restore builds the state from a full set of records by applying their
+// creation mutations in dependency order (see inOrder), one by one rather
+// than building a list first: at a million users that list alone would be
+// hundreds of megabytes for the garbage collector to scan.
 func (t *txn) restore(recs []Record) error {
 	d, err := decodeParallel(recs)
 	if err != nil {
 		return err
 	}
-	apply := func(m Mutation) error { return t.apply(&m) }
-	// Rights: depth-first so that implied rights come first.
+	return d.inOrder(func(m Mutation) error { return t.apply(&m) })
+}
+
+// inOrder calls emit with the mutations that create the decoded entities
+// from nothing, in an order that passes every check: rights before the
+// rights that imply them, the self rights, folders parents first (siblings
+// by id), rules, then users, grants and locks.
+func (d *decoded) inOrder(emit func(Mutation) error) error {
 	rights := make(map[string]Right, len(d.rights))
 	for _, r := range d.rights {
 		rights[r.Name] = r
@@ -331,7 +335,7 @@ func (t *txn) restore(recs []Record) error {
 				return err
 			}
 		}
-		return apply(Mutation{PutRight: &r})
+		return emit(Mutation{PutRight: &r})
 	}
 	for _, n := range names {
 		if err := place(n, 0); err != nil {
@@ -339,11 +343,10 @@ func (t *txn) restore(recs []Record) error {
 		}
 	}
 	if d.self != nil {
-		if err := apply(Mutation{SetSelfRights: d.self}); err != nil {
+		if err := emit(Mutation{SetSelfRights: d.self}); err != nil {
 			return err
 		}
 	}
-	// Folders: breadth-first from the roots, siblings by id.
 	children := make(map[string][]int, len(d.folders))
 	for i, f := range d.folders {
 		children[f.Parent] = append(children[f.Parent], i)
@@ -355,7 +358,7 @@ func (t *txn) restore(recs []Record) error {
 		kids := children[p]
 		sort.Slice(kids, func(a, b int) bool { return d.folders[kids[a]].ID < d.folders[kids[b]].ID })
 		for _, k := range kids {
-			if err := apply(Mutation{CreateFolder: &d.folders[k]}); err != nil {
+			if err := emit(Mutation{CreateFolder: &d.folders[k]}); err != nil {
 				return err
 			}
 			queue = append(queue, d.folders[k].ID)
@@ -366,24 +369,49 @@ func (t *txn) restore(recs []Record) error {
 		return fmt.Errorf("restore: %d of %d folders are not below any root", len(d.folders)-made, len(d.folders))
 	}
 	for i := range d.rules {
-		if err := apply(Mutation{SetRule: &d.rules[i]}); err != nil {
+		if err := emit(Mutation{SetRule: &d.rules[i]}); err != nil {
 			return err
 		}
 	}
 	for i := range d.users {
-		if err := apply(Mutation{CreateUser: &d.users[i]}); err != nil {
+		if err := emit(Mutation{CreateUser: &d.users[i]}); err != nil {
 			return err
 		}
 	}
 	for i := range d.grants {
-		if err := apply(Mutation{AddGrant: &d.grants[i]}); err != nil {
+		if err := emit(Mutation{AddGrant: &d.grants[i]}); err != nil {
 			return err
 		}
 	}
 	for i := range d.locks {
-		if err := apply(Mutation{AddLock: &d.locks[i]}); err != nil {
+		if err := emit(Mutation{AddLock: &d.locks[i]}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// Snapshot is a copy of the whole state at one revision, taken under the
+// index's read lock and then independent of it, so a caller may take its
+// time with it (send it over a network) without holding up writers.
+type Snapshot struct {
+	Revision uint64
+	d        *decoded
+}
+
+// Snapshot copies the whole state.
+func (ix *Index) Snapshot() (*Snapshot, error) {
+	recs, rev, err := ix.Records()
+	if err != nil {
+		return nil, err
+	}
+	d, err := decodeParallel(recs)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{Revision: rev, d: d}, nil
+}
+
+// Mutations calls emit with the mutations that rebuild the snapshot in an
+// empty store, in an order Write (or Import) accepts.
+func (s *Snapshot) Mutations(emit func(Mutation) error) error { return s.d.inOrder(emit) }

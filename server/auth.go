@@ -25,7 +25,7 @@ type Scope string
 const (
 	ScopeCheck Scope = "check" // AccessService
 	ScopeRead  Scope = "read"  // DirectoryService reads and WatchService
-	ScopeWrite Scope = "write" // DirectoryService.Write
+	ScopeWrite Scope = "write" // DirectoryService.Write and Import
 	ScopeAdmin Scope = "admin" // everything
 )
 
@@ -116,7 +116,7 @@ func requiredScope(fullMethod string) Scope {
 	case pb.WatchService_ServiceDesc.ServiceName:
 		return ScopeRead
 	case pb.DirectoryService_ServiceDesc.ServiceName:
-		if method == "Write" {
+		if method == "Write" || method == "Import" {
 			return ScopeWrite
 		}
 		return ScopeRead

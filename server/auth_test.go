@@ -142,3 +142,20 @@ func FuzzParseTokens(f *testing.F) {
 		}
 	})
 }
+
+func TestRequiredScopes(t *testing.T) {
+	for method, want := range map[string]Scope{
+		"/canopy.v1.AccessService/Check":                            ScopeCheck,
+		"/canopy.v1.AccessService/LookupResources":                  ScopeCheck,
+		"/canopy.v1.DirectoryService/Write":                         ScopeWrite,
+		"/canopy.v1.DirectoryService/Import":                        ScopeWrite,
+		"/canopy.v1.DirectoryService/Export":                        ScopeRead,
+		"/canopy.v1.DirectoryService/ListUsers":                     ScopeRead,
+		"/canopy.v1.WatchService/Watch":                             ScopeRead,
+		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": "",
+	} {
+		if got := requiredScope(method); got != want {
+			t.Errorf("%s: %q, want %q", method, got, want)
+		}
+	}
+}

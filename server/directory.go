@@ -2,7 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
 	"github.com/canopy-authz/canopy/graph"
@@ -181,4 +185,82 @@ func boolKey(b bool) string {
 		return "1"
 	}
 	return "0"
+}
+
+// importChunk is how many mutations Import commits as one batch.
+const importChunk = 10_000
+
+// exportChunk is how many mutations one Export message carries.
+const exportChunk = 1000
+
+func (d *directory) Import(stream grpc.BidiStreamingServer[pb.ImportRequest, pb.ImportResponse]) error {
+	ctx := stream.Context()
+	var buf []graph.Mutation
+	var committed uint64
+	seen := 0 // mutations received, for error positions
+	commit := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		rev, err := d.ix.Import(ctx, actor(ctx), buf)
+		if err != nil {
+			return d.status(ctx, fmt.Errorf("import stopped after %d committed mutations: %w", committed, err))
+		}
+		committed += uint64(len(buf))
+		buf = buf[:0]
+		return stream.Send(&pb.ImportResponse{CommittedMutations: committed, Revision: rev})
+	}
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return commit()
+		}
+		if err != nil {
+			return err
+		}
+		for _, m := range req.GetMutations() {
+			gm, err := mutationFromPB(m, seen)
+			if err != nil {
+				return d.status(ctx, err)
+			}
+			seen++
+			buf = append(buf, gm)
+			if len(buf) == importChunk {
+				if err := commit(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (d *directory) Export(req *pb.ExportRequest, stream grpc.ServerStreamingServer[pb.ExportResponse]) error {
+	ctx := stream.Context()
+	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
+		return d.status(ctx, err)
+	}
+	snap, err := d.ix.Snapshot()
+	if err != nil {
+		return d.status(ctx, err)
+	}
+	var chunk []*pb.Mutation
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		err := stream.Send(&pb.ExportResponse{Mutations: chunk, Revision: snap.Revision})
+		chunk = nil
+		return err
+	}
+	err = snap.Mutations(func(m graph.Mutation) error {
+		chunk = append(chunk, MutationToPB(m))
+		if len(chunk) == exportChunk {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return d.status(ctx, err)
+	}
+	return flush()
 }

@@ -965,6 +965,205 @@ func (x *ListLocksResponse) GetRevision() uint64 {
 	return 0
 }
 
+// ImportRequest carries the next mutations of an import, in order.
+type ImportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mutations     []*Mutation            `protobuf:"bytes,1,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportRequest) Reset() {
+	*x = ImportRequest{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportRequest) ProtoMessage() {}
+
+func (x *ImportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportRequest.ProtoReflect.Descriptor instead.
+func (*ImportRequest) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ImportRequest) GetMutations() []*Mutation {
+	if x != nil {
+		return x.Mutations
+	}
+	return nil
+}
+
+// ImportResponse reports progress after a chunk is committed.
+type ImportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Mutations committed so far by this import.
+	CommittedMutations uint64 `protobuf:"varint,1,opt,name=committed_mutations,json=committedMutations,proto3" json:"committed_mutations,omitempty"`
+	// The revision of the last chunk committed.
+	Revision      uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportResponse) Reset() {
+	*x = ImportResponse{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportResponse) ProtoMessage() {}
+
+func (x *ImportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportResponse.ProtoReflect.Descriptor instead.
+func (*ImportResponse) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ImportResponse) GetCommittedMutations() uint64 {
+	if x != nil {
+		return x.CommittedMutations
+	}
+	return 0
+}
+
+func (x *ImportResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// ExportRequest asks for the whole state.
+type ExportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consistency   *Consistency           `protobuf:"bytes,1,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportRequest) Reset() {
+	*x = ExportRequest{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportRequest) ProtoMessage() {}
+
+func (x *ExportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
+func (*ExportRequest) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ExportRequest) GetConsistency() *Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+// ExportResponse is one chunk of the export.
+type ExportResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Mutations []*Mutation            `protobuf:"bytes,1,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	// The revision the whole export describes.
+	Revision      uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportResponse) Reset() {
+	*x = ExportResponse{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportResponse) ProtoMessage() {}
+
+func (x *ExportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportResponse.ProtoReflect.Descriptor instead.
+func (*ExportResponse) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ExportResponse) GetMutations() []*Mutation {
+	if x != nil {
+		return x.Mutations
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_canopy_v1_directory_proto protoreflect.FileDescriptor
 
 const file_canopy_v1_directory_proto_rawDesc = "" +
@@ -1037,7 +1236,17 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\x11ListLocksResponse\x12%\n" +
 	"\x05locks\x18\x01 \x03(\v2\x0f.canopy.v1.LockR\x05locks\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x04R\brevision2\x81\x04\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\"B\n" +
+	"\rImportRequest\x121\n" +
+	"\tmutations\x18\x01 \x03(\v2\x13.canopy.v1.MutationR\tmutations\"]\n" +
+	"\x0eImportResponse\x12/\n" +
+	"\x13committed_mutations\x18\x01 \x01(\x04R\x12committedMutations\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\"I\n" +
+	"\rExportRequest\x128\n" +
+	"\vconsistency\x18\x01 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"_\n" +
+	"\x0eExportResponse\x121\n" +
+	"\tmutations\x18\x01 \x03(\v2\x13.canopy.v1.MutationR\tmutations\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision2\x85\x05\n" +
 	"\x10DirectoryService\x12:\n" +
 	"\x05Write\x12\x17.canopy.v1.WriteRequest\x1a\x18.canopy.v1.WriteResponse\x12F\n" +
 	"\tGetFolder\x12\x1b.canopy.v1.GetFolderRequest\x1a\x1c.canopy.v1.GetFolderResponse\x12L\n" +
@@ -1046,7 +1255,9 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\tListUsers\x12\x1b.canopy.v1.ListUsersRequest\x1a\x1c.canopy.v1.ListUsersResponse\x12I\n" +
 	"\n" +
 	"ListGrants\x12\x1c.canopy.v1.ListGrantsRequest\x1a\x1d.canopy.v1.ListGrantsResponse\x12F\n" +
-	"\tListLocks\x12\x1b.canopy.v1.ListLocksRequest\x1a\x1c.canopy.v1.ListLocksResponseB9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
+	"\tListLocks\x12\x1b.canopy.v1.ListLocksRequest\x1a\x1c.canopy.v1.ListLocksResponse\x12A\n" +
+	"\x06Import\x12\x18.canopy.v1.ImportRequest\x1a\x19.canopy.v1.ImportResponse(\x010\x01\x12?\n" +
+	"\x06Export\x12\x18.canopy.v1.ExportRequest\x1a\x19.canopy.v1.ExportResponse0\x01B9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
 
 var (
 	file_canopy_v1_directory_proto_rawDescOnce sync.Once
@@ -1060,7 +1271,7 @@ func file_canopy_v1_directory_proto_rawDescGZIP() []byte {
 	return file_canopy_v1_directory_proto_rawDescData
 }
 
-var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_canopy_v1_directory_proto_goTypes = []any{
 	(*Preconditions)(nil),       // 0: canopy.v1.Preconditions
 	(*WriteRequest)(nil),        // 1: canopy.v1.WriteRequest
@@ -1077,53 +1288,64 @@ var file_canopy_v1_directory_proto_goTypes = []any{
 	(*ListGrantsResponse)(nil),  // 12: canopy.v1.ListGrantsResponse
 	(*ListLocksRequest)(nil),    // 13: canopy.v1.ListLocksRequest
 	(*ListLocksResponse)(nil),   // 14: canopy.v1.ListLocksResponse
-	(*Mutation)(nil),            // 15: canopy.v1.Mutation
-	(*Consistency)(nil),         // 16: canopy.v1.Consistency
-	(*Folder)(nil),              // 17: canopy.v1.Folder
-	(*PlacementRule)(nil),       // 18: canopy.v1.PlacementRule
-	(*User)(nil),                // 19: canopy.v1.User
-	(*ObjectRef)(nil),           // 20: canopy.v1.ObjectRef
-	(*Grant)(nil),               // 21: canopy.v1.Grant
-	(*Lock)(nil),                // 22: canopy.v1.Lock
+	(*ImportRequest)(nil),       // 15: canopy.v1.ImportRequest
+	(*ImportResponse)(nil),      // 16: canopy.v1.ImportResponse
+	(*ExportRequest)(nil),       // 17: canopy.v1.ExportRequest
+	(*ExportResponse)(nil),      // 18: canopy.v1.ExportResponse
+	(*Mutation)(nil),            // 19: canopy.v1.Mutation
+	(*Consistency)(nil),         // 20: canopy.v1.Consistency
+	(*Folder)(nil),              // 21: canopy.v1.Folder
+	(*PlacementRule)(nil),       // 22: canopy.v1.PlacementRule
+	(*User)(nil),                // 23: canopy.v1.User
+	(*ObjectRef)(nil),           // 24: canopy.v1.ObjectRef
+	(*Grant)(nil),               // 25: canopy.v1.Grant
+	(*Lock)(nil),                // 26: canopy.v1.Lock
 }
 var file_canopy_v1_directory_proto_depIdxs = []int32{
-	15, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
+	19, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
 	0,  // 1: canopy.v1.WriteRequest.preconditions:type_name -> canopy.v1.Preconditions
-	16, // 2: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
-	17, // 3: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
-	18, // 4: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
-	16, // 5: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
-	17, // 6: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
-	16, // 7: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
-	19, // 8: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
-	16, // 9: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
-	19, // 10: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
-	20, // 11: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
-	20, // 12: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
-	16, // 13: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
-	21, // 14: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
-	20, // 15: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
-	16, // 16: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
-	22, // 17: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
-	1,  // 18: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
-	3,  // 19: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
-	5,  // 20: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
-	7,  // 21: canopy.v1.DirectoryService.GetUser:input_type -> canopy.v1.GetUserRequest
-	9,  // 22: canopy.v1.DirectoryService.ListUsers:input_type -> canopy.v1.ListUsersRequest
-	11, // 23: canopy.v1.DirectoryService.ListGrants:input_type -> canopy.v1.ListGrantsRequest
-	13, // 24: canopy.v1.DirectoryService.ListLocks:input_type -> canopy.v1.ListLocksRequest
-	2,  // 25: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
-	4,  // 26: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
-	6,  // 27: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
-	8,  // 28: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
-	10, // 29: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
-	12, // 30: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
-	14, // 31: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
-	25, // [25:32] is the sub-list for method output_type
-	18, // [18:25] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	20, // 2: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
+	21, // 3: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
+	22, // 4: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
+	20, // 5: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
+	21, // 6: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
+	20, // 7: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
+	23, // 8: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
+	20, // 9: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
+	23, // 10: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
+	24, // 11: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
+	24, // 12: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
+	20, // 13: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
+	25, // 14: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
+	24, // 15: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
+	20, // 16: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
+	26, // 17: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
+	19, // 18: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
+	20, // 19: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
+	19, // 20: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
+	1,  // 21: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
+	3,  // 22: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
+	5,  // 23: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
+	7,  // 24: canopy.v1.DirectoryService.GetUser:input_type -> canopy.v1.GetUserRequest
+	9,  // 25: canopy.v1.DirectoryService.ListUsers:input_type -> canopy.v1.ListUsersRequest
+	11, // 26: canopy.v1.DirectoryService.ListGrants:input_type -> canopy.v1.ListGrantsRequest
+	13, // 27: canopy.v1.DirectoryService.ListLocks:input_type -> canopy.v1.ListLocksRequest
+	15, // 28: canopy.v1.DirectoryService.Import:input_type -> canopy.v1.ImportRequest
+	17, // 29: canopy.v1.DirectoryService.Export:input_type -> canopy.v1.ExportRequest
+	2,  // 30: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
+	4,  // 31: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
+	6,  // 32: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
+	8,  // 33: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
+	10, // 34: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
+	12, // 35: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
+	14, // 36: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
+	16, // 37: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
+	18, // 38: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_directory_proto_init() }
@@ -1138,7 +1360,7 @@ func file_canopy_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_directory_proto_rawDesc), len(file_canopy_v1_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,8 @@ const (
 	DirectoryService_ListUsers_FullMethodName   = "/canopy.v1.DirectoryService/ListUsers"
 	DirectoryService_ListGrants_FullMethodName  = "/canopy.v1.DirectoryService/ListGrants"
 	DirectoryService_ListLocks_FullMethodName   = "/canopy.v1.DirectoryService/ListLocks"
+	DirectoryService_Import_FullMethodName      = "/canopy.v1.DirectoryService/Import"
+	DirectoryService_Export_FullMethodName      = "/canopy.v1.DirectoryService/Export"
 )
 
 // DirectoryServiceClient is the client API for DirectoryService service.
@@ -51,6 +53,16 @@ type DirectoryServiceClient interface {
 	ListGrants(ctx context.Context, in *ListGrantsRequest, opts ...grpc.CallOption) (*ListGrantsResponse, error)
 	// ListLocks lists locks by id, optionally only those on a target.
 	ListLocks(ctx context.Context, in *ListLocksRequest, opts ...grpc.CallOption) (*ListLocksResponse, error)
+	// Import writes a stream of mutations too large for one message,
+	// committing them in order in bounded chunks and replying after each
+	// commit with the progress so far. Each chunk is atomic; the import as a
+	// whole is not: after an error, the replies say how far it got. Grants
+	// whose expiry has passed are kept (expired), so an Export can be
+	// restored at any time.
+	Import(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ImportRequest, ImportResponse], error)
+	// Export streams the whole state as mutations that Import accepts into
+	// an empty store, all at one revision.
+	Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResponse], error)
 }
 
 type directoryServiceClient struct {
@@ -131,6 +143,38 @@ func (c *directoryServiceClient) ListLocks(ctx context.Context, in *ListLocksReq
 	return out, nil
 }
 
+func (c *directoryServiceClient) Import(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ImportRequest, ImportResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DirectoryService_ServiceDesc.Streams[0], DirectoryService_Import_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ImportRequest, ImportResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DirectoryService_ImportClient = grpc.BidiStreamingClient[ImportRequest, ImportResponse]
+
+func (c *directoryServiceClient) Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DirectoryService_ServiceDesc.Streams[1], DirectoryService_Export_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportRequest, ExportResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DirectoryService_ExportClient = grpc.ServerStreamingClient[ExportResponse]
+
 // DirectoryServiceServer is the server API for DirectoryService service.
 // All implementations must embed UnimplementedDirectoryServiceServer
 // for forward compatibility.
@@ -154,6 +198,16 @@ type DirectoryServiceServer interface {
 	ListGrants(context.Context, *ListGrantsRequest) (*ListGrantsResponse, error)
 	// ListLocks lists locks by id, optionally only those on a target.
 	ListLocks(context.Context, *ListLocksRequest) (*ListLocksResponse, error)
+	// Import writes a stream of mutations too large for one message,
+	// committing them in order in bounded chunks and replying after each
+	// commit with the progress so far. Each chunk is atomic; the import as a
+	// whole is not: after an error, the replies say how far it got. Grants
+	// whose expiry has passed are kept (expired), so an Export can be
+	// restored at any time.
+	Import(grpc.BidiStreamingServer[ImportRequest, ImportResponse]) error
+	// Export streams the whole state as mutations that Import accepts into
+	// an empty store, all at one revision.
+	Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error
 	mustEmbedUnimplementedDirectoryServiceServer()
 }
 
@@ -184,6 +238,12 @@ func (UnimplementedDirectoryServiceServer) ListGrants(context.Context, *ListGran
 }
 func (UnimplementedDirectoryServiceServer) ListLocks(context.Context, *ListLocksRequest) (*ListLocksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListLocks not implemented")
+}
+func (UnimplementedDirectoryServiceServer) Import(grpc.BidiStreamingServer[ImportRequest, ImportResponse]) error {
+	return status.Error(codes.Unimplemented, "method Import not implemented")
+}
+func (UnimplementedDirectoryServiceServer) Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error {
+	return status.Error(codes.Unimplemented, "method Export not implemented")
 }
 func (UnimplementedDirectoryServiceServer) mustEmbedUnimplementedDirectoryServiceServer() {}
 func (UnimplementedDirectoryServiceServer) testEmbeddedByValue()                          {}
@@ -332,6 +392,24 @@ func _DirectoryService_ListLocks_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DirectoryService_Import_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(DirectoryServiceServer).Import(&grpc.GenericServerStream[ImportRequest, ImportResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DirectoryService_ImportServer = grpc.BidiStreamingServer[ImportRequest, ImportResponse]
+
+func _DirectoryService_Export_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DirectoryServiceServer).Export(m, &grpc.GenericServerStream[ExportRequest, ExportResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DirectoryService_ExportServer = grpc.ServerStreamingServer[ExportResponse]
+
 // DirectoryService_ServiceDesc is the grpc.ServiceDesc for DirectoryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -368,6 +446,18 @@ var DirectoryService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _DirectoryService_ListLocks_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Import",
+			Handler:       _DirectoryService_Import_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Export",
+			Handler:       _DirectoryService_Export_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "canopy/v1/directory.proto",
 }
