@@ -8,6 +8,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
@@ -36,7 +37,7 @@ func recoverPanic(l *slog.Logger) recovery.RecoveryHandlerFuncContext {
 // ServerOptions returns the interceptor chains for the gRPC server, in the
 // order go-grpc-middleware's example server uses: metrics outermost, then
 // logging of every call (method, code, duration, caller), authentication
-// (not for health), and recovery innermost so that a panic is logged and
+// and the per-caller rate limit (neither for health), and recovery innermost so that a panic is logged and
 // counted like any other failed call.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	rpcLog := s.logger.With("component", "grpc")
@@ -51,13 +52,18 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	unary, stream := s.opts.Metrics.interceptors()
 	unary = append(unary, logging.UnaryServerInterceptor(slogAdapter(rpcLog), logOpts...))
 	stream = append(stream, logging.StreamServerInterceptor(slogAdapter(rpcLog), logOpts...))
+	// Health answers without a token and without a limit, so probes pass.
+	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return c.Service != healthpb.Health_ServiceDesc.ServiceName
+	})
 	if tokens != nil {
-		// Health answers without a token, so that probes need none.
-		notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
-			return c.Service != healthpb.Health_ServiceDesc.ServiceName
-		})
 		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(tokens.authenticate), notHealth))
 		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(tokens.authenticate), notHealth))
+	}
+	if rl := s.opts.RateLimit; rl.PerSecond > 0 {
+		lim := newLimiter(rl, tokens)
+		unary = append(unary, selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), notHealth))
+		stream = append(stream, selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), notHealth))
 	}
 	unary = append(unary, recovery.UnaryServerInterceptor(rec))
 	stream = append(stream, recovery.StreamServerInterceptor(rec))

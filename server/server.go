@@ -36,6 +36,8 @@ type Options struct {
 	Tokens *Tokens
 	// Metrics, if set, count calls and decisions.
 	Metrics *Metrics
+	// RateLimit, if PerSecond is positive, limits each caller's calls.
+	RateLimit RateLimit
 }
 
 // Server implements the canopy.v1 services over one index.

@@ -42,6 +42,12 @@ func startServer(t *testing.T) *testServer { return startServerWith(t, nil) }
 // startServerWith starts a server with tokens (nil: no authentication).
 func startServerWith(t *testing.T, tokens *Tokens) *testServer {
 	t.Helper()
+	return startServerOpts(t, Options{Tokens: tokens})
+}
+
+// startServerOpts starts a server with the tokens and rate limit of opts.
+func startServerOpts(t *testing.T, opts Options) *testServer {
+	t.Helper()
 	db, _ := storetest.Open(t, "")
 	hub := NewHub(0)
 	clock := graphtest.NewClock(graphtest.Start)
@@ -50,7 +56,7 @@ func startServerWith(t *testing.T, tokens *Tokens) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(ix.Close)
-	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler), Tokens: tokens})
+	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler), Tokens: opts.Tokens, RateLimit: opts.RateLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,8 @@ type config struct {
 	tokens          string
 	insecureNoAuth  bool
 	metricsListen   string
+	rateLimit       float64
+	rateBurst       int
 }
 
 func parseFlags(args []string) (config, error) {
@@ -65,6 +67,8 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running calls may finish after SIGTERM")
 	fs.StringVar(&c.tokens, "tokens", "", "tokens file (YAML: name, sha256 of the token, scopes); none: no authentication")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback with no tokens file")
+	fs.Float64Var(&c.rateLimit, "rate-limit", 0, "calls per second each caller may make on average (0: no limit)")
+	fs.IntVar(&c.rateBurst, "rate-burst", 1000, "calls each caller may make at once, with --rate-limit")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:7071", "HTTP address for /metrics, /healthz and /readyz (empty: none)")
 	// Environment first, so that the command line overrides it.
 	var envErr error
@@ -142,7 +146,8 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		logger.Info("example loaded", "example", c.example, "revision", ix.Revision())
 	}
 
-	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics})
+	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
+		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}})
 	if err != nil {
 		return err
 	}
