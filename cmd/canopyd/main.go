@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/canopy-authz/canopy/examples"
 	"github.com/canopy-authz/canopy/graph"
@@ -54,6 +55,9 @@ type config struct {
 	metricsListen   string
 	rateLimit       float64
 	rateBurst       int
+	tlsCert         string
+	tlsKey          string
+	tlsClientCA     string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -69,6 +73,9 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback with no tokens file")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 0, "calls per second each caller may make on average (0: no limit)")
 	fs.IntVar(&c.rateBurst, "rate-burst", 1000, "calls each caller may make at once, with --rate-limit")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate to serve TLS with (with --tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM key of --tls-cert")
+	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "PEM CA bundle client certificates must chain to (mutual TLS)")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:7071", "HTTP address for /metrics, /healthz and /readyz (empty: none)")
 	// Environment first, so that the command line overrides it.
 	var envErr error
@@ -158,7 +165,15 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		}
 		defer hs.Close()
 	}
-	g := grpc.NewServer(srv.ServerOptions()...)
+	gopts := srv.ServerOptions()
+	if c.tlsCert != "" || c.tlsKey != "" || c.tlsClientCA != "" {
+		cfg, err := server.TLSConfig(c.tlsCert, c.tlsKey, c.tlsClientCA)
+		if err != nil {
+			return err
+		}
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	g := grpc.NewServer(gopts...)
 	srv.Register(g)
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
