@@ -1,0 +1,251 @@
+// Command canopyload measures Canopy over gRPC on loopback: it imports a
+// generated organisation (DESIGN.md section 4's shape, scaled), then times
+// Check from one caller (median and p99) and BatchCheck throughput from
+// several callers. With no --addr it starts a server in-process on a
+// loopback port over a temporary store, so one command gives the figures.
+// Every loop is bounded by a count and a duration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/canopy-authz/canopy/graph"
+	"github.com/canopy-authz/canopy/graph/orggen"
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/server"
+	"github.com/canopy-authz/canopy/store"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "canopyload:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	addr       string
+	scale      float64
+	checks     int
+	duration   time.Duration
+	callers    int
+	batch      int
+	cpuProfile string
+}
+
+func run(args []string, out io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("canopyload", flag.ContinueOnError)
+	fs.StringVar(&c.addr, "addr", "", "server to load (empty: start one in-process on loopback)")
+	fs.Float64Var(&c.scale, "scale", 0.1, "size of the organisation, as a fraction of DESIGN.md section 4's")
+	fs.IntVar(&c.checks, "checks", 20000, "single-caller Check calls to time")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long the BatchCheck phase runs")
+	fs.IntVar(&c.callers, "callers", 4, "concurrent BatchCheck callers")
+	fs.IntVar(&c.batch, "batch", 1000, "checks per BatchCheck call")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the BatchCheck phase to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	addr := c.addr
+	if addr == "" {
+		a, stop, err := startInProcess(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		addr = a
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	shape := orggen.Design().Scale(c.scale)
+	org := orggen.Generate(shape, 0)
+	fmt.Fprintf(out, "organisation: %d folders, %d users, %d grants, %d locks\n", shape.Folders, shape.Users, shape.Grants, shape.Locks)
+	start := time.Now()
+	if err := importOrg(ctx, pb.NewDirectoryServiceClient(conn), org); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "import over gRPC: %s\n", time.Since(start).Round(time.Millisecond))
+
+	acc := pb.NewAccessServiceClient(conn)
+	checks := org.Checks(max(c.checks, c.batch*16), 11)
+	lat, err := singleCaller(ctx, acc, checks[:c.checks])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Check, one caller, %d calls: median %s, p99 %s, p99.9 %s\n", len(lat),
+		lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)*999/1000])
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	n, took, err := batchLoad(ctx, acc, checks, c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "BatchCheck, %d callers x %d checks: %d checks in %s = %.0f checks/s\n",
+		c.callers, c.batch, n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	return nil
+}
+
+// startInProcess serves canopyd's stack on a loopback port over a
+// temporary store and returns its address and a function that stops it.
+func startInProcess(ctx context.Context) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "canopyload-")
+	if err != nil {
+		return "", nil, err
+	}
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		return "", nil, err
+	}
+	hub := server.NewHub(0)
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: hub.Publish})
+	if err != nil {
+		return "", nil, err
+	}
+	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return "", nil, err
+	}
+	g := grpc.NewServer(srv.ServerOptions()...)
+	srv.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go g.Serve(lis)
+	return lis.Addr().String(), func() {
+		hub.Close()
+		g.Stop()
+		ix.Close()
+		db.Close()
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// importOrg sends the organisation through Import.
+func importOrg(ctx context.Context, dir pb.DirectoryServiceClient, org *orggen.Org) error {
+	s, err := dir.Import(ctx)
+	if err != nil {
+		return err
+	}
+	for _, batch := range org.Batches {
+		for len(batch) > 0 {
+			n := min(5000, len(batch))
+			msg := &pb.ImportRequest{}
+			for _, m := range batch[:n] {
+				msg.Mutations = append(msg.Mutations, server.MutationToPB(m))
+			}
+			if err := s.Send(msg); err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+			batch = batch[n:]
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		return err
+	}
+	for {
+		_, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+	}
+}
+
+func refOf(r graph.Ref) *pb.ObjectRef {
+	switch r.Kind {
+	case graph.KindFolder:
+		return &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_FOLDER, Id: r.ID}
+	case graph.KindUser:
+		return &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_USER, Id: r.ID}
+	}
+	return nil
+}
+
+// singleCaller times each Check from one caller, one after another.
+func singleCaller(ctx context.Context, acc pb.AccessServiceClient, checks []graph.CheckRequest) ([]time.Duration, error) {
+	reqs := make([]*pb.CheckRequest, len(checks))
+	for i, c := range checks {
+		reqs[i] = &pb.CheckRequest{User: c.User, Right: c.Right, Resource: refOf(c.Resource)}
+	}
+	for _, r := range reqs[:min(1000, len(reqs))] { // warm the connection and caches
+		if _, err := acc.Check(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	lat := make([]time.Duration, len(reqs))
+	for i, r := range reqs {
+		t0 := time.Now()
+		if _, err := acc.Check(ctx, r); err != nil {
+			return nil, err
+		}
+		lat[i] = time.Since(t0)
+	}
+	slices.Sort(lat)
+	return lat, nil
+}
+
+// batchLoad runs BatchCheck from several callers for the configured time.
+func batchLoad(ctx context.Context, acc pb.AccessServiceClient, checks []graph.CheckRequest, c config) (int64, time.Duration, error) {
+	var batches [][]*pb.CheckItem
+	for off := 0; off+c.batch <= len(checks); off += c.batch {
+		var items []*pb.CheckItem
+		for _, ch := range checks[off : off+c.batch] {
+			items = append(items, &pb.CheckItem{User: ch.User, Right: ch.Right, Resource: refOf(ch.Resource)})
+		}
+		batches = append(batches, items)
+	}
+	var done atomic.Int64
+	var firstErr error
+	var once sync.Once
+	deadline := time.Now().Add(c.duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < c.callers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; time.Now().Before(deadline); i++ {
+				items := batches[i%len(batches)]
+				if _, err := acc.BatchCheck(ctx, &pb.BatchCheckRequest{Items: items}); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				done.Add(int64(len(items)))
+			}
+		}()
+	}
+	wg.Wait()
+	return done.Load(), time.Since(start), firstErr
+}
