@@ -2,7 +2,9 @@
 // gRPC services over an in-memory index kept in a bbolt file.
 //
 // Every flag has an environment variable (CANOPY_ and the flag's name in
-// capitals, dashes as underscores); a flag given on the command line wins.
+// capitals, dashes as underscores) and may be set in a YAML config file
+// (--config, keys are the flag names). The command line wins over the
+// environment, which wins over the file.
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"sigs.k8s.io/yaml"
 
 	"github.com/canopy-authz/canopy/examples"
 	"github.com/canopy-authz/canopy/graph"
@@ -53,6 +56,7 @@ type config struct {
 	tokens          string
 	insecureNoAuth  bool
 	metricsListen   string
+	config          string
 	rateLimit       float64
 	rateBurst       int
 	tlsCert         string
@@ -77,7 +81,11 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "PEM CA bundle client certificates must chain to (mutual TLS)")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:7071", "HTTP address for /metrics, /healthz and /readyz (empty: none)")
-	// Environment first, so that the command line overrides it.
+	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
+	// The config file first, then the environment, then the command line.
+	if err := applyConfigFile(fs, args); err != nil {
+		return c, err
+	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		key := "CANOPY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -91,6 +99,42 @@ func parseFlags(args []string) (config, error) {
 		return c, envErr
 	}
 	return c, fs.Parse(args)
+}
+
+// applyConfigFile sets flags from the YAML file named by --config in args
+// or by CANOPY_CONFIG. Unknown keys are refused, so a typo is not ignored.
+func applyConfigFile(fs *flag.FlagSet, args []string) error {
+	path := os.Getenv("CANOPY_CONFIG")
+	for i, a := range args {
+		switch {
+		case a == "--config" || a == "-config":
+			if i+1 < len(args) {
+				path = args[i+1]
+			}
+		case strings.HasPrefix(a, "--config="), strings.HasPrefix(a, "-config="):
+			_, path, _ = strings.Cut(a, "=")
+		}
+	}
+	if path == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var settings map[string]any
+	if err := yaml.Unmarshal(raw, &settings); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	for key, v := range settings {
+		if key == "config" || fs.Lookup(key) == nil {
+			return fmt.Errorf("config %s: unknown setting %q", path, key)
+		}
+		if err := fs.Set(key, fmt.Sprint(v)); err != nil {
+			return fmt.Errorf("config %s: %s: %w", path, key, err)
+		}
+	}
+	return nil
 }
 
 func newLogger(c config, w io.Writer) (*slog.Logger, error) {

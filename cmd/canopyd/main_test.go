@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRefusesOpenListenWithoutTokens(t *testing.T) {
@@ -37,5 +40,26 @@ func TestEnvironmentThenFlags(t *testing.T) {
 	t.Setenv("CANOPY_SHUTDOWN_TIMEOUT", "soon")
 	if _, err := parseFlags(nil); err == nil || !strings.Contains(err.Error(), "CANOPY_SHUTDOWN_TIMEOUT") {
 		t.Fatalf("a bad environment value: %v", err)
+	}
+}
+
+func TestConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "canopyd.yaml")
+	if err := os.WriteFile(path, []byte("listen: 127.0.0.1:8000\nlog-level: debug\nrate-limit: 50\nshutdown-timeout: 3s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CANOPY_LOG_LEVEL", "warn")
+	c, err := parseFlags([]string{"--config", path, "--rate-limit", "70"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.listen != "127.0.0.1:8000" || c.logLevel != "warn" || c.rateLimit != 70 || c.shutdownTimeout != 3*time.Second {
+		t.Fatalf("file < environment < flags not honoured: %+v", c)
+	}
+	if err := os.WriteFile(path, []byte("lisen: 127.0.0.1:8000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseFlags([]string{"--config=" + path}); err == nil || !strings.Contains(err.Error(), `unknown setting "lisen"`) {
+		t.Fatalf("a misspelt setting: %v", err)
 	}
 }
