@@ -11,6 +11,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/validator"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -37,7 +38,8 @@ func recoverPanic(l *slog.Logger) recovery.RecoveryHandlerFuncContext {
 // ServerOptions returns the interceptor chains for the gRPC server, in the
 // order go-grpc-middleware's example server uses: metrics outermost, then
 // logging of every call (method, code, duration, caller), authentication
-// and the per-caller rate limit (neither for health), and recovery innermost so that a panic is logged and
+// and the per-caller rate limit (neither for health), request validation
+// (the Validate methods of proto/canopy/v1/validate.go), and recovery innermost so that a panic is logged and
 // counted like any other failed call.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	rpcLog := s.logger.With("component", "grpc")
@@ -65,7 +67,7 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		unary = append(unary, selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), notHealth))
 		stream = append(stream, selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), notHealth))
 	}
-	unary = append(unary, recovery.UnaryServerInterceptor(rec))
-	stream = append(stream, recovery.StreamServerInterceptor(rec))
+	unary = append(unary, validator.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(rec))
+	stream = append(stream, validator.StreamServerInterceptor(), recovery.StreamServerInterceptor(rec))
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
 }

@@ -203,7 +203,7 @@ func TestErrorCodes(t *testing.T) {
 		code codes.Code
 		id   string
 	}{
-		{"empty mutation", write(&pb.Mutation{}), codes.InvalidArgument, "mutation 0"},
+		{"empty mutation", write(&pb.Mutation{}), codes.InvalidArgument, "mutations[0]"},
 		{"empty batch", func() error { _, err := ts.dir.Write(ctxT(t), &pb.WriteRequest{}); return err }(), codes.InvalidArgument, ""},
 		{"unknown parent", write(folder("x", "nope")), codes.NotFound, "nope"},
 		{"duplicate folder", write(folder("it1", "candidates")), codes.AlreadyExists, "it1"},
@@ -235,7 +235,7 @@ func TestErrorCodes(t *testing.T) {
 			}
 			_, err = s.Recv()
 			return err
-		}(), codes.InvalidArgument, "alice"},
+		}(), codes.InvalidArgument, "kind"},
 		{"tampered page token", func() error {
 			s, err := ts.acc.LookupResources(ctxT(t), &pb.LookupResourcesRequest{User: "alice", Right: "read", Kind: pb.ObjectKind_OBJECT_KIND_FOLDER, PageToken: "!!not-a-token"})
 			if err != nil {
