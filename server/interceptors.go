@@ -58,6 +58,9 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName
 	})
+	// Until the index is loaded, only health answers.
+	unary = append(unary, selector.UnaryServerInterceptor(s.gateUnary, notHealth))
+	stream = append(stream, selector.StreamServerInterceptor(s.gateStream, notHealth))
 	if tokens != nil {
 		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(tokens.authenticate), notHealth))
 		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(tokens.authenticate), notHealth))
@@ -70,4 +73,20 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	unary = append(unary, validator.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(rec))
 	stream = append(stream, validator.StreamServerInterceptor(), recovery.StreamServerInterceptor(rec))
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
+}
+
+var errLoading = status.Error(codes.Unavailable, "the index is still loading; retry shortly")
+
+func (s *Server) gateUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if !s.loaded.Load() {
+		return nil, errLoading
+	}
+	return h(ctx, req)
+}
+
+func (s *Server) gateStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if !s.loaded.Load() {
+		return errLoading
+	}
+	return h(srv, ss)
 }

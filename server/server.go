@@ -24,7 +24,8 @@ type Log interface {
 	ReadLog(from uint64, max int) ([]graph.Commit, error)
 }
 
-// Options configure a Server. Index, Log and Hub are required.
+// Options configure a Server. Log and Hub are required. Index may be left
+// nil and given later with Ready, once it is loaded.
 type Options struct {
 	Index  *graph.Index
 	Log    Log
@@ -49,12 +50,13 @@ type Server struct {
 	opts     Options
 	health   *health.Server
 	shutdown atomic.Bool
+	loaded   atomic.Bool // set once ix is; handlers run only after
 }
 
 // New returns a server over opts.Index.
 func New(opts Options) (*Server, error) {
-	if opts.Index == nil || opts.Log == nil || opts.Hub == nil {
-		return nil, fmt.Errorf("server: Options.Index, Log and Hub are required")
+	if opts.Log == nil || opts.Hub == nil {
+		return nil, fmt.Errorf("server: Options.Log and Hub are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -62,11 +64,34 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxBatchCheck <= 0 {
 		opts.MaxBatchCheck = 10_000
 	}
-	return &Server{ix: opts.Index, log: opts.Log, hub: opts.Hub, logger: opts.Logger, opts: opts, health: health.NewServer()}, nil
+	s := &Server{log: opts.Log, hub: opts.Hub, logger: opts.Logger, opts: opts, health: health.NewServer()}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if opts.Index != nil {
+		s.Ready(opts.Index)
+	}
+	return s, nil
+}
+
+// services lists the names health reports on.
+var services = []string{"", pb.DirectoryService_ServiceDesc.ServiceName, pb.AccessService_ServiceDesc.ServiceName, pb.WatchService_ServiceDesc.ServiceName}
+
+// Ready gives the server its loaded index: from now on calls are served
+// and health reports SERVING. Until then every call but health gets
+// Unavailable and health reports NOT_SERVING.
+func (s *Server) Ready(ix *graph.Index) {
+	s.ix = ix
+	s.loaded.Store(true)
+	if s.shutdown.Load() {
+		return
+	}
+	for _, name := range services {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 }
 
 // Register adds the canopy.v1 services, grpc.health.v1 and server
-// reflection to g. Health reports SERVING for "" and every service.
+// reflection to g. Health reports SERVING for "" and every service once
+// the server is Ready.
 func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterDirectoryServiceServer(g, &directory{Server: s})
 	pb.RegisterAccessServiceServer(g, &access{Server: s})
@@ -76,9 +101,6 @@ func (s *Server) Register(g *grpc.Server) {
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.grpc.InitializeMetrics(g)
 	}
-	for _, name := range []string{"", pb.DirectoryService_ServiceDesc.ServiceName, pb.AccessService_ServiceDesc.ServiceName, pb.WatchService_ServiceDesc.ServiceName} {
-		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
 }
 
 // Shutdown marks every service NOT_SERVING, for a graceful stop.
@@ -87,8 +109,9 @@ func (s *Server) Shutdown() {
 	s.health.Shutdown()
 }
 
-// Ready reports whether the server is serving (not shutting down).
-func (s *Server) Ready() bool { return !s.shutdown.Load() }
+// Serving reports whether the server is serving: loaded, and not
+// shutting down.
+func (s *Server) Serving() bool { return s.loaded.Load() && !s.shutdown.Load() }
 
 // consistent waits until the index satisfies c.
 func (s *Server) consistent(ctx context.Context, c *pb.Consistency) error {

@@ -443,3 +443,46 @@ func TestExportImport(t *testing.T) {
 		t.Fatalf("second import: %v", err)
 	}
 }
+
+// TestNotServingUntilReady: before Ready, health says NOT_SERVING and
+// every other call is Unavailable; after it, both serve.
+func TestNotServingUntilReady(t *testing.T) {
+	db, _ := storetest.Open(t, "")
+	srv, err := New(Options{Log: db, Hub: NewHub(0), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	g := grpc.NewServer(srv.ServerOptions()...)
+	srv.Register(g)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	health, acc := healthpb.NewHealthClient(conn), pb.NewAccessServiceClient(conn)
+	h, err := health.Check(ctxT(t), &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING || srv.Serving() {
+		t.Fatalf("before Ready: %v, %v", h, err)
+	}
+	if _, err := acc.Check(ctxT(t), &pb.CheckRequest{User: "u", Right: "read"}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a check before Ready: %v", err)
+	}
+	ix, err := graph.Open(context.Background(), graph.Options{Clock: graphtest.NewClock(graphtest.Start), Journal: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ix.Close)
+	srv.Ready(ix)
+	h, err = health.Check(ctxT(t), &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING || !srv.Serving() {
+		t.Fatalf("after Ready: %v, %v", h, err)
+	}
+	if r, err := acc.Check(ctxT(t), &pb.CheckRequest{User: "u", Right: "read"}); err != nil || r.GetReason() != pb.Reason_REASON_UNKNOWN_USER {
+		t.Fatalf("a check after Ready: %v, %v", r, err)
+	}
+}

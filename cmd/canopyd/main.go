@@ -180,24 +180,9 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := server.NewMetrics(reg)
 	db.RegisterMetrics(reg)
-	start := time.Now()
-	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish})
-	if err != nil {
-		return err
-	}
-	defer ix.Close()
-	metrics.Observe(ix, hub)
-	st := ix.Stats()
-	logger.Info("index loaded", "file", db.Path(), "revision", st.Revision, "folders", st.Folders, "users", st.Users,
-		"grants", st.Grants, "locks", st.Locks, "took", time.Since(start).Round(time.Millisecond))
-	if c.example != "" && st.Folders == 0 {
-		if err := loadExample(ctx, ix, c.example); err != nil {
-			return err
-		}
-		logger.Info("example loaded", "example", c.example, "revision", ix.Revision())
-	}
 
-	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
+	// Serve first, NOT_SERVING, so probes see the process while the index loads.
+	srv, err := server.New(server.Options{Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
 		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}})
 	if err != nil {
 		return err
@@ -223,9 +208,29 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
-	logger.Info("serving gRPC", "addr", lis.Addr().String())
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
+	defer g.Stop()
+	logger.Info("listening, not serving until the index is loaded", "addr", lis.Addr().String())
+
+	start := time.Now()
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish})
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	metrics.Observe(ix, hub)
+	st := ix.Stats()
+	logger.Info("index loaded", "file", db.Path(), "revision", st.Revision, "folders", st.Folders, "users", st.Users,
+		"grants", st.Grants, "locks", st.Locks, "took", time.Since(start).Round(time.Millisecond))
+	if c.example != "" && st.Folders == 0 {
+		if err := loadExample(ctx, ix, c.example); err != nil {
+			return err
+		}
+		logger.Info("example loaded", "example", c.example, "revision", ix.Revision())
+	}
+	srv.Ready(ix)
+	logger.Info("serving gRPC", "addr", lis.Addr().String())
 
 	select {
 	case err := <-served:
@@ -258,8 +263,8 @@ func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, log
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !srv.Ready() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		if !srv.Serving() {
+			http.Error(w, "not serving: loading or shutting down", http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ready\n")
