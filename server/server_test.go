@@ -486,3 +486,66 @@ func TestNotServingUntilReady(t *testing.T) {
 		t.Fatalf("a check after Ready: %v, %v", r, err)
 	}
 }
+
+// TestDirectoryReads reads back what the ATLAS example wrote, through every
+// directory read and LookupSubjects.
+func TestDirectoryReads(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	ctx := ctxT(t)
+	f, err := ts.dir.GetFolder(ctx, &pb.GetFolderRequest{Id: "admin-main"})
+	if err != nil || f.GetFolder().GetParent() != "acme" || f.GetFolder().GetName() != "Admin Main" ||
+		!reflect.DeepEqual(f.GetPlacementRule().GetClasses(), []string{"staff"}) || f.GetRevision() != 2 {
+		t.Fatalf("get folder: %v, %v", f, err)
+	}
+	u, err := ts.dir.GetUser(ctx, &pb.GetUserRequest{Id: "carl"})
+	if err != nil || u.GetUser().GetHome() != "it1" || u.GetUser().GetState() != pb.UserState_USER_STATE_ACTIVE || u.GetUser().GetClass() != "candidate" {
+		t.Fatalf("get user: %v, %v", u, err)
+	}
+	if _, err := ts.dir.GetUser(ctx, &pb.GetUserRequest{Id: "nobody"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("get unknown user: %v", err)
+	}
+	ids := func(fs []*pb.Folder) (out []string) {
+		for _, f := range fs {
+			out = append(out, f.GetId())
+		}
+		return out
+	}
+	kids, err := ts.dir.ListFolders(ctx, &pb.ListFoldersRequest{Parent: "acme"})
+	if want := []string{"admin-main", "admin-sub", "candidates", "invigilators"}; err != nil || !reflect.DeepEqual(ids(kids.GetFolders()), want) {
+		t.Fatalf("children of acme: %v, %v", ids(kids.GetFolders()), err)
+	}
+	sub, err := ts.dir.ListFolders(ctx, &pb.ListFoldersRequest{Parent: "candidates", Subtree: true})
+	if want := []string{"it1", "it2", "it3"}; err != nil || !reflect.DeepEqual(ids(sub.GetFolders()), want) {
+		t.Fatalf("subtree of candidates: %v, %v", ids(sub.GetFolders()), err)
+	}
+	gs, err := ts.dir.ListGrants(ctx, &pb.ListGrantsRequest{Holder: refPB(graph.FolderRef("admin-main"))})
+	if err != nil || len(gs.GetGrants()) != 2 || gs.GetGrants()[0].GetId() != "access-admin-main" {
+		t.Fatalf("grants held by admin-main: %v, %v", gs, err)
+	}
+	if _, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_AddLock{AddLock: &pb.Lock{Id: "qa", Target: refPB(graph.UserRef("carl"))}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := ts.dir.ListLocks(ctx, &pb.ListLocksRequest{Target: refPB(graph.UserRef("carl"))})
+	if err != nil || len(ls.GetLocks()) != 1 || !reflect.DeepEqual(ls.GetLocks()[0].GetRights(), []string{"edit"}) {
+		t.Fatalf("locks on carl: %v, %v", ls, err)
+	}
+	s, err := ts.acc.LookupSubjects(ctx, &pb.LookupSubjectsRequest{Right: "read", Resource: refPB(graph.UserRef("carl"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var who []string
+	for {
+		m, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		who = append(who, m.GetUserIds()...)
+	}
+	if want := []string{"alice", "carl", "ian", "tom"}; !reflect.DeepEqual(who, want) {
+		t.Fatalf("who may read carl: %v, want %v", who, want)
+	}
+}
