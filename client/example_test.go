@@ -1,0 +1,86 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/canopy-authz/canopy/client"
+	"github.com/canopy-authz/canopy/graph"
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/server"
+	"github.com/canopy-authz/canopy/store"
+)
+
+// startServer runs a Canopy server on a loopback port over a temporary
+// store, for the example; it returns the address and a stop function.
+func startServer() (string, func()) {
+	dir, _ := os.MkdirTemp("", "canopy-example-")
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	hub := server.NewHub(0)
+	ix, err := graph.Open(context.Background(), graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: hub.Publish})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, _ := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler)})
+	g := grpc.NewServer(srv.ServerOptions()...)
+	srv.Register(g)
+	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	go g.Serve(lis)
+	return lis.Addr().String(), func() { hub.Close(); g.Stop(); ix.Close(); db.Close(); os.RemoveAll(dir) }
+}
+
+func Example() {
+	addr, stop := startServer()
+	defer stop()
+	ctx := context.Background()
+
+	c, err := client.Dial(addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	// An organisation: a Candidates folder with a class, and a teacher who
+	// may edit that class.
+	_, err = c.Write(ctx,
+		&pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "acme"}}},
+		&pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "it1", Parent: "acme"}}},
+		&pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "teachers", Parent: "acme"}}},
+		&pb.Mutation{Op: &pb.Mutation_CreateUser{CreateUser: &pb.User{Id: "tom", Class: "staff", Home: "teachers"}}},
+		&pb.Mutation{Op: &pb.Mutation_CreateUser{CreateUser: &pb.User{Id: "carl", Class: "candidate", Home: "it1"}}},
+		&pb.Mutation{Op: &pb.Mutation_AddGrant{AddGrant: &pb.Grant{Id: "teach-it1",
+			Holder: client.Folder("teachers"), Target: client.Folder("it1"), Rights: []string{"edit"}}}},
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	for _, right := range []string{"edit", "assign"} {
+		d, err := c.Check(ctx, "tom", right, client.User("carl"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("tom", right, "carl:", d.Allowed, d.Reason)
+	}
+	for id, err := range c.LookupResources(ctx, "tom", "read", pb.ObjectKind_OBJECT_KIND_USER) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("tom may read", id)
+	}
+	// Output:
+	// tom edit carl: true REASON_ALLOWED
+	// tom assign carl: false REASON_NO_GRANT
+	// tom may read carl
+	// tom may read tom
+}
