@@ -37,7 +37,8 @@ func refFromPB(r *pb.ObjectRef, what string) (graph.Ref, error) {
 	return graph.Ref{}, invalidf("%s %q: kind must be OBJECT_KIND_FOLDER or OBJECT_KIND_USER", what, r.GetId())
 }
 
-func refToPB(r graph.Ref) *pb.ObjectRef {
+// RefToPB returns the wire form of a reference (nil for none).
+func RefToPB(r graph.Ref) *pb.ObjectRef {
 	switch r.Kind {
 	case graph.KindFolder:
 		return &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_FOLDER, Id: r.ID}
@@ -102,7 +103,7 @@ func userFromPB(u *pb.User) (*graph.User, error) {
 }
 
 func grantToPB(g graph.Grant) *pb.Grant {
-	out := &pb.Grant{Id: g.ID, Holder: refToPB(g.Holder), Target: refToPB(g.Target), Rights: g.Rights, Reason: g.Reason}
+	out := &pb.Grant{Id: g.ID, Holder: RefToPB(g.Holder), Target: RefToPB(g.Target), Rights: g.Rights, Reason: g.Reason}
 	if !g.ExpiresAt.IsZero() {
 		out.ExpiresAt = timestamppb.New(g.ExpiresAt)
 	}
@@ -129,7 +130,7 @@ func grantFromPB(g *pb.Grant) (*graph.Grant, error) {
 }
 
 func lockToPB(l graph.Lock) *pb.Lock {
-	return &pb.Lock{Id: l.ID, Target: refToPB(l.Target), Rights: l.Rights, Reason: l.Reason}
+	return &pb.Lock{Id: l.ID, Target: RefToPB(l.Target), Rights: l.Rights, Reason: l.Reason}
 }
 
 func lockFromPB(l *pb.Lock) (*graph.Lock, error) {

@@ -60,6 +60,14 @@ func startServerOpts(t *testing.T, opts Options) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn := serveBufconn(t, srv)
+	return &testServer{dir: pb.NewDirectoryServiceClient(conn), acc: pb.NewAccessServiceClient(conn), watch: pb.NewWatchServiceClient(conn), conn: conn, ix: ix, clock: clock, hub: hub}
+}
+
+// serveBufconn serves srv on an in-memory listener, stopped when the test
+// ends, and returns a client connection to it.
+func serveBufconn(t *testing.T, srv *Server) *grpc.ClientConn {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
@@ -72,7 +80,7 @@ func startServerOpts(t *testing.T, opts Options) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &testServer{dir: pb.NewDirectoryServiceClient(conn), acc: pb.NewAccessServiceClient(conn), watch: pb.NewWatchServiceClient(conn), conn: conn, ix: ix, clock: clock, hub: hub}
+	return conn
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -88,8 +96,6 @@ func toPB(muts []graph.Mutation) []*pb.Mutation {
 	}
 	return out
 }
-
-func refPB(r graph.Ref) *pb.ObjectRef { return refToPB(r) }
 
 // loadAtlas writes the ATLAS example's first batch through the API.
 func loadAtlas(t *testing.T, ts *testServer) *scenario.File {
@@ -145,19 +151,19 @@ func TestChecksOverGRPC(t *testing.T) {
 	f := loadAtlas(t, ts)
 	for _, line := range f.Steps[0].Checks {
 		c, _ := scenario.ParseCheck(line)
-		got, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: c.User, Right: c.Right, Resource: refPB(c.Resource)})
+		got, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: c.User, Right: c.Right, Resource: RefToPB(c.Resource)})
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
 		if got.GetReason() != reasonToPB(c.Want) || got.GetAllowed() != (c.Want == graph.ReasonAllowed) || got.GetRevision() != 2 {
 			t.Errorf("%s: got %v", line, got)
 		}
-		ex, err := ts.acc.Explain(ctxT(t), &pb.ExplainRequest{User: c.User, Right: c.Right, Resource: refPB(c.Resource)})
+		ex, err := ts.acc.Explain(ctxT(t), &pb.ExplainRequest{User: c.User, Right: c.Right, Resource: RefToPB(c.Resource)})
 		if err != nil || ex.GetReason() != got.GetReason() {
 			t.Errorf("%s: explain %v, %v", line, ex, err)
 		}
 	}
-	ex, _ := ts.acc.Explain(ctxT(t), &pb.ExplainRequest{User: "alice", Right: "edit", Resource: refPB(graph.UserRef("carl"))})
+	ex, _ := ts.acc.Explain(ctxT(t), &pb.ExplainRequest{User: "alice", Right: "edit", Resource: RefToPB(graph.UserRef("carl"))})
 	if ex.GetGrant().GetId() != "access-admin-main" || !reflect.DeepEqual(ex.GetTargetPath(), []string{"acme", "candidates", "it1"}) {
 		t.Errorf("explain alice edit carl: %v", ex)
 	}
@@ -165,7 +171,7 @@ func TestChecksOverGRPC(t *testing.T) {
 	var items []*pb.CheckItem
 	for _, line := range f.Steps[0].Checks {
 		c, _ := scenario.ParseCheck(line)
-		items = append(items, &pb.CheckItem{User: c.User, Right: c.Right, Resource: refPB(c.Resource)})
+		items = append(items, &pb.CheckItem{User: c.User, Right: c.Right, Resource: RefToPB(c.Resource)})
 	}
 	b, err := ts.acc.BatchCheck(ctxT(t), &pb.BatchCheckRequest{Items: items})
 	if err != nil || len(b.GetResults()) != len(items) {
@@ -211,7 +217,7 @@ func TestErrorCodes(t *testing.T) {
 		{"cycle", write(&pb.Mutation{Op: &pb.Mutation_MoveFolder{MoveFolder: &pb.MoveFolder{Id: "candidates", To: "it1"}}}), codes.FailedPrecondition, "candidates"},
 		{"non-empty folder", write(&pb.Mutation{Op: &pb.Mutation_DeleteFolder{DeleteFolder: &pb.DeleteFolder{Id: "it1"}}}), codes.FailedPrecondition, "it1"},
 		{"bad state", write(&pb.Mutation{Op: &pb.Mutation_SetUserState{SetUserState: &pb.SetUserState{Id: "carl", State: 9}}}), codes.InvalidArgument, "carl"},
-		{"kindless target", write(&pb.Mutation{Op: &pb.Mutation_AddGrant{AddGrant: &pb.Grant{Id: "g", Holder: refPB(graph.UserRef("carl")), Target: &pb.ObjectRef{Id: "it1"}, Rights: []string{"read"}}}}), codes.InvalidArgument, "it1"},
+		{"kindless target", write(&pb.Mutation{Op: &pb.Mutation_AddGrant{AddGrant: &pb.Grant{Id: "g", Holder: RefToPB(graph.UserRef("carl")), Target: &pb.ObjectRef{Id: "it1"}, Rights: []string{"read"}}}}), codes.InvalidArgument, "it1"},
 		{"stale revision", func() error {
 			_, err := ts.dir.Write(ctxT(t), &pb.WriteRequest{Mutations: []*pb.Mutation{folder("y", "acme")}, Preconditions: &pb.Preconditions{Revision: 1}})
 			return err
@@ -221,7 +227,7 @@ func TestErrorCodes(t *testing.T) {
 			return err
 		}(), codes.InvalidArgument, "fly"},
 		{"unknown resource", func() error {
-			_, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: "carl", Right: "read", Resource: refPB(graph.FolderRef("nope"))})
+			_, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: "carl", Right: "read", Resource: RefToPB(graph.FolderRef("nope"))})
 			return err
 		}(), codes.NotFound, "nope"},
 		{"unknown user's access", func() error {
@@ -336,7 +342,7 @@ func TestConsistency(t *testing.T) {
 		{Requirement: &pb.Consistency_AtLeastRevision{AtLeastRevision: w.GetRevision()}},
 		{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}},
 	} {
-		got, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: "carl", Right: "read", Resource: refPB(graph.UserRef("carl")), Consistency: c})
+		got, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: "carl", Right: "read", Resource: RefToPB(graph.UserRef("carl")), Consistency: c})
 		if err != nil || got.GetRevision() < w.GetRevision() || got.GetReason() != pb.Reason_REASON_USER_NOT_ACTIVE {
 			t.Fatalf("%v: %v, %v", c, got, err)
 		}
@@ -452,18 +458,7 @@ func TestNotServingUntilReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
-	g := grpc.NewServer(srv.ServerOptions()...)
-	srv.Register(g)
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := serveBufconn(t, srv)
 	health, acc := healthpb.NewHealthClient(conn), pb.NewAccessServiceClient(conn)
 	h, err := health.Check(ctxT(t), &healthpb.HealthCheckRequest{})
 	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING || srv.Serving() {
@@ -519,18 +514,18 @@ func TestDirectoryReads(t *testing.T) {
 	if want := []string{"it1", "it2", "it3"}; err != nil || !reflect.DeepEqual(ids(sub.GetFolders()), want) {
 		t.Fatalf("subtree of candidates: %v, %v", ids(sub.GetFolders()), err)
 	}
-	gs, err := ts.dir.ListGrants(ctx, &pb.ListGrantsRequest{Holder: refPB(graph.FolderRef("admin-main"))})
+	gs, err := ts.dir.ListGrants(ctx, &pb.ListGrantsRequest{Holder: RefToPB(graph.FolderRef("admin-main"))})
 	if err != nil || len(gs.GetGrants()) != 2 || gs.GetGrants()[0].GetId() != "access-admin-main" {
 		t.Fatalf("grants held by admin-main: %v, %v", gs, err)
 	}
-	if _, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_AddLock{AddLock: &pb.Lock{Id: "qa", Target: refPB(graph.UserRef("carl"))}}}}}); err != nil {
+	if _, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_AddLock{AddLock: &pb.Lock{Id: "qa", Target: RefToPB(graph.UserRef("carl"))}}}}}); err != nil {
 		t.Fatal(err)
 	}
-	ls, err := ts.dir.ListLocks(ctx, &pb.ListLocksRequest{Target: refPB(graph.UserRef("carl"))})
+	ls, err := ts.dir.ListLocks(ctx, &pb.ListLocksRequest{Target: RefToPB(graph.UserRef("carl"))})
 	if err != nil || len(ls.GetLocks()) != 1 || !reflect.DeepEqual(ls.GetLocks()[0].GetRights(), []string{"edit"}) {
 		t.Fatalf("locks on carl: %v, %v", ls, err)
 	}
-	s, err := ts.acc.LookupSubjects(ctx, &pb.LookupSubjectsRequest{Right: "read", Resource: refPB(graph.UserRef("carl"))})
+	s, err := ts.acc.LookupSubjects(ctx, &pb.LookupSubjectsRequest{Right: "read", Resource: RefToPB(graph.UserRef("carl"))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,14 +134,7 @@ func answers(t *testing.T, ctx context.Context, acc pb.AccessServiceClient, f *s
 	var out []string
 	for _, line := range f.Steps[0].Checks {
 		c, _ := scenario.ParseCheck(line)
-		var res *pb.ObjectRef
-		switch c.Resource.Kind {
-		case graph.KindFolder:
-			res = &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_FOLDER, Id: c.Resource.ID}
-		case graph.KindUser:
-			res = &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_USER, Id: c.Resource.ID}
-		}
-		r, err := acc.Check(ctx, &pb.CheckRequest{User: c.User, Right: c.Right, Resource: res,
+		r, err := acc.Check(ctx, &pb.CheckRequest{User: c.User, Right: c.Right, Resource: server.RefToPB(c.Resource),
 			Consistency: &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}})
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)

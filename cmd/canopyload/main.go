@@ -183,21 +183,11 @@ func importOrg(ctx context.Context, dir pb.DirectoryServiceClient, org *orggen.O
 	}
 }
 
-func refOf(r graph.Ref) *pb.ObjectRef {
-	switch r.Kind {
-	case graph.KindFolder:
-		return &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_FOLDER, Id: r.ID}
-	case graph.KindUser:
-		return &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_USER, Id: r.ID}
-	}
-	return nil
-}
-
 // singleCaller times each Check from one caller, one after another.
 func singleCaller(ctx context.Context, acc pb.AccessServiceClient, checks []graph.CheckRequest) ([]time.Duration, error) {
 	reqs := make([]*pb.CheckRequest, len(checks))
 	for i, c := range checks {
-		reqs[i] = &pb.CheckRequest{User: c.User, Right: c.Right, Resource: refOf(c.Resource)}
+		reqs[i] = &pb.CheckRequest{User: c.User, Right: c.Right, Resource: server.RefToPB(c.Resource)}
 	}
 	for _, r := range reqs[:min(1000, len(reqs))] { // warm the connection and caches
 		if _, err := acc.Check(ctx, r); err != nil {
@@ -222,7 +212,7 @@ func batchLoad(ctx context.Context, acc pb.AccessServiceClient, checks []graph.C
 	for off := 0; off+c.batch <= len(checks); off += c.batch {
 		var items []*pb.CheckItem
 		for _, ch := range checks[off : off+c.batch] {
-			items = append(items, &pb.CheckItem{User: ch.User, Right: ch.Right, Resource: refOf(ch.Resource)})
+			items = append(items, &pb.CheckItem{User: ch.User, Right: ch.Right, Resource: server.RefToPB(ch.Resource)})
 		}
 		batches = append(batches, items)
 	}
