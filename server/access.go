@@ -97,7 +97,7 @@ func (a *access) Explain(ctx context.Context, req *pb.ExplainRequest) (*pb.Expla
 // streamPage sends a page's ids in chunks. When the deadline comes close it
 // stops early and ends with a page token after the last id sent, so a
 // result is never cut silently.
-func streamPage(ctx context.Context, p graph.Page, query string, send func(ids []string, rev uint64, next string) error) error {
+func streamPage(ctx context.Context, margin time.Duration, p graph.Page, query string, send func(ids []string, rev uint64, next string) error) error {
 	ids := p.IDs
 	for len(ids) > 0 {
 		n := min(lookupChunk, len(ids))
@@ -106,7 +106,7 @@ func streamPage(ctx context.Context, p graph.Page, query string, send func(ids [
 		switch {
 		case len(rest) == 0:
 			next = encodeToken(query, p.Next)
-		case nearDeadline(ctx):
+		case nearDeadline(ctx, margin):
 			next = encodeToken(query, chunk[len(chunk)-1])
 			rest = nil
 		}
@@ -121,10 +121,10 @@ func streamPage(ctx context.Context, p graph.Page, query string, send func(ids [
 	return nil
 }
 
-// nearDeadline reports whether less than a tenth of a second is left.
-func nearDeadline(ctx context.Context) bool {
+// nearDeadline reports whether less than margin is left before ctx's deadline.
+func nearDeadline(ctx context.Context, margin time.Duration) bool {
 	d, ok := ctx.Deadline()
-	return ok && time.Until(d) < 100*time.Millisecond
+	return ok && time.Until(d) < margin
 }
 
 func (a *access) LookupResources(req *pb.LookupResourcesRequest, stream grpc.ServerStreamingServer[pb.LookupResourcesResponse]) error {
@@ -145,7 +145,7 @@ func (a *access) LookupResources(req *pb.LookupResourcesRequest, stream grpc.Ser
 	if err != nil {
 		return a.status(ctx, err)
 	}
-	return streamPage(ctx, p, query, func(ids []string, rev uint64, next string) error {
+	return streamPage(ctx, a.opts.DeadlineMargin, p, query, func(ids []string, rev uint64, next string) error {
 		return stream.Send(&pb.LookupResourcesResponse{Ids: ids, Revision: rev, NextPageToken: next})
 	})
 }
@@ -168,7 +168,7 @@ func (a *access) LookupSubjects(req *pb.LookupSubjectsRequest, stream grpc.Serve
 	if err != nil {
 		return a.status(ctx, err)
 	}
-	return streamPage(ctx, p, query, func(ids []string, rev uint64, next string) error {
+	return streamPage(ctx, a.opts.DeadlineMargin, p, query, func(ids []string, rev uint64, next string) error {
 		return stream.Send(&pb.LookupSubjectsResponse{UserIds: ids, Revision: rev, NextPageToken: next})
 	})
 }

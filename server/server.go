@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -39,6 +40,9 @@ type Options struct {
 	Metrics *Metrics
 	// RateLimit, if PerSecond is positive, limits each caller's calls.
 	RateLimit RateLimit
+	// DeadlineMargin: a lookup stream with less than this left before its
+	// deadline stops and ends with a page token (0: 100 ms).
+	DeadlineMargin time.Duration
 }
 
 // Server implements the canopy.v1 services over one index.
@@ -60,6 +64,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.DeadlineMargin <= 0 {
+		opts.DeadlineMargin = 100 * time.Millisecond
 	}
 	if opts.MaxBatchCheck <= 0 {
 		opts.MaxBatchCheck = 10_000

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -56,7 +57,8 @@ func startServerOpts(t *testing.T, opts Options) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(ix.Close)
-	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler), Tokens: opts.Tokens, RateLimit: opts.RateLimit})
+	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler), Tokens: opts.Tokens,
+		RateLimit: opts.RateLimit, DeadlineMargin: opts.DeadlineMargin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,5 +544,68 @@ func TestDirectoryReads(t *testing.T) {
 	}
 	if want := []string{"alice", "carl", "ian", "tom"}; !reflect.DeepEqual(who, want) {
 		t.Fatalf("who may read carl: %v, want %v", who, want)
+	}
+}
+
+// TestLookupCutByDeadlineEndsWithToken: a lookup whose deadline is close
+// stops after a chunk and ends with a token; continuing from it (with a
+// new deadline) gives the rest, so nothing is lost silently.
+func TestLookupCutByDeadlineEndsWithToken(t *testing.T) {
+	// Any deadline under a minute is "close": the cut is certain, not timed.
+	ts := startServerOpts(t, Options{DeadlineMargin: time.Minute})
+	muts := []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "root"}}}}
+	for i := 0; i < 2500; i++ {
+		muts = append(muts, &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: fmt.Sprintf("f%04d", i), Parent: "root"}}})
+	}
+	muts = append(muts,
+		&pb.Mutation{Op: &pb.Mutation_CreateUser{CreateUser: &pb.User{Id: "u", Class: "staff", Home: "root"}}},
+		&pb.Mutation{Op: &pb.Mutation_AddGrant{AddGrant: &pb.Grant{Id: "g", Holder: RefToPB(graph.UserRef("u")), Target: RefToPB(graph.FolderRef("root")), Rights: []string{"read"}}}})
+	if _, err := ts.dir.Write(ctxT(t), &pb.WriteRequest{Mutations: muts}); err != nil {
+		t.Fatal(err)
+	}
+	req := &pb.LookupResourcesRequest{User: "u", Right: "read", Kind: pb.ObjectKind_OBJECT_KIND_FOLDER}
+	short, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := ts.acc.LookupResources(short, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first []string
+	var token string
+	for {
+		m, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = append(first, m.GetIds()...)
+		token = m.GetNextPageToken()
+	}
+	if len(first) != lookupChunk || token == "" {
+		t.Fatalf("near its deadline the stream sent %d ids and token %q", len(first), token)
+	}
+	req.PageToken = token
+	s, err = ts.acc.LookupResources(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := 0
+	for {
+		m, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest += len(m.GetIds())
+		if m.GetNextPageToken() != "" {
+			t.Fatal("the continued stream was cut again")
+		}
+	}
+	if len(first)+rest != 2501 {
+		t.Fatalf("%d + %d ids, want 2501", len(first), rest)
 	}
 }
