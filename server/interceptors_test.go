@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/store"
 )
 
 // TestPanicBecomesInternal: a panicking handler gives the caller Internal
@@ -48,5 +50,35 @@ func TestWatchEndsOnShutdown(t *testing.T) {
 	_, err = s.Recv()
 	if st, _ := status.FromError(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "resume from revision 3") {
 		t.Fatalf("after shutdown: %v", err)
+	}
+}
+
+// TestWatchOutOfRange: after compaction, a watch from before the oldest
+// kept revision gets OutOfRange naming it; from the oldest it replays.
+func TestWatchOutOfRange(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	for _, id := range []string{"x1", "x2", "x3"} {
+		if _, err := ts.dir.Write(ctxT(t), &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: id, Parent: "acme"}}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ts.db.Compact(ts.clock.Now().Add(time.Hour), store.Retention{Revisions: 2, Age: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ts.watch.Watch(ctxT(t), &pb.WatchRequest{FromRevision: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Recv()
+	if st, _ := status.FromError(err); st.Code() != codes.OutOfRange || !strings.Contains(st.Message(), "the oldest is 4") {
+		t.Fatalf("watch from 1 after compaction: %v", err)
+	}
+	s, err = ts.watch.Watch(ctxT(t), &pb.WatchRequest{FromRevision: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Recv(); err != nil || m.GetRevision() != 4 {
+		t.Fatalf("watch from the oldest: %v, %v", m, err)
 	}
 }

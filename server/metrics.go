@@ -69,6 +69,10 @@ func (m *Metrics) Observe(ix *graph.Index, hub *Hub) {
 	gauge("canopy_grants", "Grants in the index.", stat(func(s graph.Stats) int { return s.Grants }))
 	gauge("canopy_locks", "Locks in the index.", stat(func(s graph.Stats) int { return s.Locks }))
 	gauge("canopy_watch_subscribers", "Watch streams following live commits.", func() float64 { return float64(hub.Subscribers()) })
+	gauge("canopy_watch_buffer_max_depth", "Commits waiting in the fullest Watch stream's buffer.", func() float64 { return float64(hub.MaxDepth()) })
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "canopy_watch_dropped_total", Help: "Watch streams ended for falling behind.",
+	}, func() float64 { return float64(hub.Dropped()) }))
 }
 
 // decided counts decisions.

@@ -23,6 +23,8 @@ type Log interface {
 	Revision() (uint64, error)
 	// ReadLog returns up to max entries from revision from onwards.
 	ReadLog(from uint64, max int) ([]graph.Commit, error)
+	// OldestRevision returns the oldest revision the log still holds.
+	OldestRevision() (uint64, error)
 }
 
 // Options configure a Server. Log and Hub are required. Index may be left

@@ -24,6 +24,7 @@ import (
 	"github.com/canopy-authz/canopy/graph/graphtest"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 	"github.com/canopy-authz/canopy/scenario"
+	"github.com/canopy-authz/canopy/store"
 	"github.com/canopy-authz/canopy/store/storetest"
 )
 
@@ -36,6 +37,7 @@ type testServer struct {
 	ix    *graph.Index
 	clock *graphtest.Clock
 	hub   *Hub
+	db    *store.DB
 }
 
 func startServer(t *testing.T) *testServer { return startServerWith(t, nil) }
@@ -63,7 +65,7 @@ func startServerOpts(t *testing.T, opts Options) *testServer {
 		t.Fatal(err)
 	}
 	conn := serveBufconn(t, srv)
-	return &testServer{dir: pb.NewDirectoryServiceClient(conn), acc: pb.NewAccessServiceClient(conn), watch: pb.NewWatchServiceClient(conn), conn: conn, ix: ix, clock: clock, hub: hub}
+	return &testServer{dir: pb.NewDirectoryServiceClient(conn), acc: pb.NewAccessServiceClient(conn), watch: pb.NewWatchServiceClient(conn), conn: conn, ix: ix, clock: clock, hub: hub, db: db}
 }
 
 // serveBufconn serves srv on an in-memory listener, stopped when the test

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,6 +23,8 @@ type Hub struct {
 	mu   sync.Mutex // guards subs and last
 	subs map[*subscriber]struct{}
 	last uint64 // the last revision published
+
+	dropped atomic.Uint64 // subscribers cut off for falling behind
 
 	closing chan struct{} // closed by Close
 	once    sync.Once
@@ -58,6 +62,7 @@ func (h *Hub) Publish(commits []graph.Commit) {
 			default:
 				close(s.overflow)
 				delete(h.subs, s)
+				h.dropped.Add(1)
 			}
 		}
 		h.last = c.Revision
@@ -78,6 +83,20 @@ func (h *Hub) subscribe() (*subscriber, uint64, func()) {
 	}
 }
 
+// Dropped returns how many subscribers were cut off for falling behind.
+func (h *Hub) Dropped() uint64 { return h.dropped.Load() }
+
+// MaxDepth returns the fullest subscriber buffer, in commits.
+func (h *Hub) MaxDepth() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	depth := 0
+	for s := range h.subs {
+		depth = max(depth, len(s.ch))
+	}
+	return depth
+}
+
 // Subscribers returns how many streams are following live commits.
 func (h *Hub) Subscribers() int {
 	h.mu.Lock()
@@ -92,6 +111,16 @@ type watch struct {
 }
 
 var _ pb.WatchServiceServer = (*watch)(nil)
+
+// outOfRange says that revision from is older than the log keeps.
+func (w *watch) outOfRange(ctx context.Context, from uint64) error {
+	oldest, err := w.log.OldestRevision()
+	if err != nil {
+		return w.status(ctx, err)
+	}
+	return status.Errorf(codes.OutOfRange,
+		"revision %d is older than the change log keeps; the oldest is %d: resync from Export and watch from its revision + 1", from, oldest)
+}
 
 // replayChunk is how many log entries one replay read takes.
 const replayChunk = 256
@@ -122,6 +151,10 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 		}
 		if len(commits) == 0 {
 			break
+		}
+		if commits[0].Revision != next {
+			// Compacted away, before this call or while it replayed.
+			return w.outOfRange(ctx, next)
 		}
 		for _, c := range commits {
 			if err := stream.Send(commitToPB(c)); err != nil {

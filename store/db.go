@@ -223,6 +223,101 @@ func (d *DB) ReadLog(from uint64, max int) ([]graph.Commit, error) {
 	return out, err
 }
 
+// OldestRevision returns the oldest revision the change log still holds
+// (1 until anything has been compacted away).
+func (d *DB) OldestRevision() (uint64, error) {
+	oldest := uint64(1)
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyOldest); v != nil {
+			var err error
+			oldest, err = parseRevKey(v)
+			return err
+		}
+		return nil
+	})
+	return oldest, err
+}
+
+// Retention is how much of the change log to keep. An entry is compacted
+// away only when it is outside both windows: more than Revisions behind
+// the newest and older than Age. A zero field does not limit; both zero
+// keep everything.
+type Retention struct {
+	Revisions uint64
+	Age       time.Duration
+}
+
+// compactChunk is how many log entries one compaction transaction deletes,
+// so that a writer waits for at most one short transaction.
+const compactChunk = 1000
+
+// Compact removes the log entries outside the retention window at time
+// now, in short transactions, and returns how many it removed. The newest
+// entry is always kept.
+func (d *DB) Compact(now time.Time, r Retention) (int, error) {
+	if r.Revisions == 0 && r.Age == 0 {
+		return 0, nil
+	}
+	removed := 0
+	for {
+		n, more, err := d.compactSome(now, r)
+		removed += n
+		if err != nil || !more {
+			return removed, err
+		}
+	}
+}
+
+// compactSome deletes up to compactChunk expired entries from the start of
+// the log and reports whether there may be more.
+func (d *DB) compactSome(now time.Time, r Retention) (int, bool, error) {
+	n := 0
+	more := false
+	err := d.bolt.Update(func(tx *bolt.Tx) error {
+		head, err := revisionOf(tx)
+		if err != nil {
+			return err
+		}
+		c := tx.Bucket(bucketLog).Cursor()
+		var next uint64
+		for k, v := c.First(); k != nil; k, v = c.First() {
+			rev, err := parseRevKey(k)
+			if err != nil {
+				return err
+			}
+			next = rev
+			if rev >= head || r.Revisions > 0 && head-rev < r.Revisions {
+				break
+			}
+			if r.Age > 0 {
+				var e struct {
+					Time time.Time `json:"time"`
+				}
+				if err := json.Unmarshal(v, &e); err != nil {
+					return fmt.Errorf("store: decode log entry %d: %w", rev, err)
+				}
+				if now.Sub(e.Time) <= r.Age {
+					break
+				}
+			}
+			if n == compactChunk {
+				more = true
+				break
+			}
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("store: compact log entry %d: %w", rev, err)
+			}
+			n++
+			next = rev + 1
+		}
+		if n == 0 {
+			return nil
+		}
+		return tx.Bucket(bucketMeta).Put(keyOldest, revKey(next))
+	})
+	return n, more, err
+}
+
 // Size returns the file's size in bytes.
 func (d *DB) Size() (int64, error) {
 	var n int64

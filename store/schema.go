@@ -12,6 +12,8 @@ import (
 //	meta                      schema version and the revision
 //	  "schema"  -> uint64 big-endian (schemaVersion)
 //	  "revision"-> uint64 big-endian: the revision of the last commit
+//	  "oldest"  -> uint64 big-endian: the oldest revision still in the log
+//	               (absent: 1, nothing compacted yet)
 //	log                       the change log, one entry per revision
 //	  revKey(rev) -> JSON logEntry
 //	right, self, folder, rule, user, grant, lock
@@ -26,6 +28,7 @@ var (
 
 	keySchema   = []byte("schema")
 	keyRevision = []byte("revision")
+	keyOldest   = []byte("oldest")
 )
 
 // schemaVersion is the layout this package writes; Open refuses others.

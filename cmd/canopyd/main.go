@@ -62,6 +62,8 @@ type config struct {
 	tlsCert         string
 	tlsKey          string
 	tlsClientCA     string
+	keepRevisions   uint64
+	keepAge         time.Duration
 }
 
 func parseFlags(args []string) (config, error) {
@@ -82,6 +84,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "PEM CA bundle client certificates must chain to (mutual TLS)")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:7071", "HTTP address for /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
+	fs.Uint64Var(&c.keepRevisions, "log-keep-revisions", 100_000, "change-log entries kept at least, by count (0: no count floor)")
+	fs.DurationVar(&c.keepAge, "log-keep-age", 7*24*time.Hour, "change-log entries kept at least, by age (0: no age floor); an entry goes when outside both")
 	// The config file first, then the environment, then the command line.
 	if err := applyConfigFile(fs, args); err != nil {
 		return c, err
@@ -230,6 +234,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		logger.Info("example loaded", "example", c.example, "revision", ix.Revision())
 	}
 	srv.Ready(ix)
+	go compactLoop(ctx, db, store.Retention{Revisions: c.keepRevisions, Age: c.keepAge}, logger)
 	logger.Info("serving gRPC", "addr", lis.Addr().String())
 
 	select {
@@ -281,6 +286,26 @@ func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, log
 		}
 	}()
 	return hs, nil
+}
+
+// compactLoop compacts the change log every minute until ctx ends. Each
+// compaction transaction is short, so writers barely notice.
+func compactLoop(ctx context.Context, db *store.DB, r store.Retention, logger *slog.Logger) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			n, err := db.Compact(time.Now(), r)
+			if err != nil {
+				logger.Error("compact the change log", "err", err)
+			} else if n > 0 {
+				logger.Info("compacted the change log", "removed", n)
+			}
+		}
+	}
 }
 
 // isLoopback reports whether a listen address is on loopback only.
