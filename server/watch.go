@@ -125,12 +125,64 @@ func (w *watch) outOfRange(ctx context.Context, from uint64) error {
 // replayChunk is how many log entries one replay read takes.
 const replayChunk = 256
 
-func commitToPB(c graph.Commit) *pb.WatchResponse {
+// changeKind says what kind of change a mutation is.
+func changeKind(m *graph.Mutation) pb.ChangeKind {
+	switch {
+	case m.CreateFolder != nil, m.RenameFolder != nil, m.RelabelFolder != nil, m.MoveFolder != nil, m.DeleteFolder != nil:
+		return pb.ChangeKind_CHANGE_KIND_FOLDERS
+	case m.CreateUser != nil, m.UpdateUser != nil, m.MoveUser != nil, m.SetUserState != nil, m.DeleteUser != nil:
+		return pb.ChangeKind_CHANGE_KIND_USERS
+	case m.AddExtraGroup != nil, m.DelExtraGroup != nil:
+		return pb.ChangeKind_CHANGE_KIND_MEMBERSHIPS
+	case m.AddGrant != nil, m.RemoveGrant != nil:
+		return pb.ChangeKind_CHANGE_KIND_GRANTS
+	case m.AddLock != nil, m.RemoveLock != nil:
+		return pb.ChangeKind_CHANGE_KIND_LOCKS
+	}
+	return pb.ChangeKind_CHANGE_KIND_RULES
+}
+
+// changeFilter decides which mutations a Watch sends.
+type changeFilter struct {
+	kinds map[pb.ChangeKind]bool // empty: every kind
+}
+
+func newChangeFilter(f *pb.WatchFilter) (changeFilter, error) {
+	s := changeFilter{kinds: map[pb.ChangeKind]bool{}}
+	for _, k := range f.GetKinds() {
+		if _, ok := pb.ChangeKind_name[int32(k)]; !ok || k == pb.ChangeKind_CHANGE_KIND_UNSPECIFIED {
+			return s, invalidf("watch filter: unknown change kind %d", k)
+		}
+		s.kinds[k] = true
+	}
+	return s, nil
+}
+
+func (s changeFilter) selects(m *graph.Mutation) bool {
+	return len(s.kinds) == 0 || s.kinds[changeKind(m)]
+}
+
+// commitToPB returns the response for a commit, holding the mutations the
+// filter selects, or nil when it selects none.
+func commitToPB(c graph.Commit, sel changeFilter) *pb.WatchResponse {
 	out := &pb.WatchResponse{Revision: c.Revision, CommitTime: timestampToPB(c.Time), Actor: c.Actor}
-	for _, m := range c.Mutations {
-		out.Mutations = append(out.Mutations, MutationToPB(m))
+	for i := range c.Mutations {
+		if sel.selects(&c.Mutations[i]) {
+			out.Mutations = append(out.Mutations, MutationToPB(c.Mutations[i]))
+		}
+	}
+	if len(out.Mutations) == 0 {
+		return nil
 	}
 	return out
+}
+
+// send sends a commit if the filter selects any of it.
+func send(stream grpc.ServerStreamingServer[pb.WatchResponse], c graph.Commit, sel changeFilter) error {
+	if r := commitToPB(c, sel); r != nil {
+		return stream.Send(r)
+	}
+	return nil
 }
 
 // Watch subscribes before reading the log, so every commit is either in
@@ -138,6 +190,10 @@ func commitToPB(c graph.Commit) *pb.WatchResponse {
 // once, by revision).
 func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	ctx := stream.Context()
+	sel, err := newChangeFilter(req.GetFilter())
+	if err != nil {
+		return w.status(ctx, err)
+	}
 	sub, last, leave := w.hub.subscribe()
 	defer leave()
 	next := req.GetFromRevision()
@@ -157,7 +213,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 			return w.outOfRange(ctx, next)
 		}
 		for _, c := range commits {
-			if err := stream.Send(commitToPB(c)); err != nil {
+			if err := send(stream, c, sel); err != nil {
 				return err
 			}
 			next = c.Revision + 1
@@ -175,7 +231,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 			if c.Revision < next {
 				continue
 			}
-			if err := stream.Send(commitToPB(c)); err != nil {
+			if err := send(stream, c, sel); err != nil {
 				return err
 			}
 			next = c.Revision + 1

@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -100,5 +103,46 @@ func TestWatchResumesAcrossRestart(t *testing.T) {
 		if err != nil || m.GetRevision() != want {
 			t.Fatalf("after restart: %v, %v; want %d", m, err, want)
 		}
+	}
+}
+
+// TestWatchFilterByKind: a watch for grants and locks sees only those
+// mutations, skips batches with none, and refuses an unknown kind.
+func TestWatchFilterByKind(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts) // revision 2: folders, users, rules, rights and grants
+	ctx := ctxT(t)
+	write := func(m *pb.Mutation) uint64 {
+		r, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{m}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetRevision()
+	}
+	write(&pb.Mutation{Op: &pb.Mutation_MoveUser{MoveUser: &pb.MoveUser{Id: "ian", To: "admin-main"}}}) // 3: not selected
+	lockRev := write(&pb.Mutation{Op: &pb.Mutation_AddLock{AddLock: &pb.Lock{Id: "qa", Target: RefToPB(graph.UserRef("carl"))}}})
+	s, err := ts.watch.Watch(ctx, &pb.WatchRequest{FromRevision: 1, Filter: &pb.WatchFilter{
+		Kinds: []pb.ChangeKind{pb.ChangeKind_CHANGE_KIND_GRANTS, pb.ChangeKind_CHANGE_KIND_LOCKS}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Recv()
+	if err != nil || m.GetRevision() != 2 || len(m.GetMutations()) != 8 {
+		t.Fatalf("revision 2 should bring its 8 grants only: %v, %v", m, err)
+	}
+	for _, mu := range m.GetMutations() {
+		if mu.GetAddGrant() == nil {
+			t.Fatalf("a %T slipped through", mu.GetOp())
+		}
+	}
+	if m, err = s.Recv(); err != nil || m.GetRevision() != lockRev || m.GetMutations()[0].GetAddLock().GetId() != "qa" {
+		t.Fatalf("the move must be skipped and the lock sent: %v, %v", m, err)
+	}
+	bad, err := ts.watch.Watch(ctx, &pb.WatchRequest{Filter: &pb.WatchFilter{Kinds: []pb.ChangeKind{42}}})
+	if err == nil {
+		_, err = bad.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("an unknown kind: %v", err)
 	}
 }

@@ -22,18 +22,133 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// WatchRequest says where to start.
+// ChangeKind groups mutations by what they change.
+type ChangeKind int32
+
+const (
+	ChangeKind_CHANGE_KIND_UNSPECIFIED ChangeKind = 0
+	// create, rename, relabel, move and delete folder
+	ChangeKind_CHANGE_KIND_FOLDERS ChangeKind = 1
+	// create, update, move, set state and delete user
+	ChangeKind_CHANGE_KIND_USERS ChangeKind = 2
+	// add and remove extra group
+	ChangeKind_CHANGE_KIND_MEMBERSHIPS ChangeKind = 3
+	// add and remove grant
+	ChangeKind_CHANGE_KIND_GRANTS ChangeKind = 4
+	// add and remove lock
+	ChangeKind_CHANGE_KIND_LOCKS ChangeKind = 5
+	// placement rules, the rights catalogue and the self rights
+	ChangeKind_CHANGE_KIND_RULES ChangeKind = 6
+)
+
+// Enum value maps for ChangeKind.
+var (
+	ChangeKind_name = map[int32]string{
+		0: "CHANGE_KIND_UNSPECIFIED",
+		1: "CHANGE_KIND_FOLDERS",
+		2: "CHANGE_KIND_USERS",
+		3: "CHANGE_KIND_MEMBERSHIPS",
+		4: "CHANGE_KIND_GRANTS",
+		5: "CHANGE_KIND_LOCKS",
+		6: "CHANGE_KIND_RULES",
+	}
+	ChangeKind_value = map[string]int32{
+		"CHANGE_KIND_UNSPECIFIED": 0,
+		"CHANGE_KIND_FOLDERS":     1,
+		"CHANGE_KIND_USERS":       2,
+		"CHANGE_KIND_MEMBERSHIPS": 3,
+		"CHANGE_KIND_GRANTS":      4,
+		"CHANGE_KIND_LOCKS":       5,
+		"CHANGE_KIND_RULES":       6,
+	}
+)
+
+func (x ChangeKind) Enum() *ChangeKind {
+	p := new(ChangeKind)
+	*p = x
+	return p
+}
+
+func (x ChangeKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChangeKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_canopy_v1_watch_proto_enumTypes[0].Descriptor()
+}
+
+func (ChangeKind) Type() protoreflect.EnumType {
+	return &file_canopy_v1_watch_proto_enumTypes[0]
+}
+
+func (x ChangeKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChangeKind.Descriptor instead.
+func (ChangeKind) EnumDescriptor() ([]byte, []int) {
+	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{0}
+}
+
+// WatchFilter selects changes; an empty filter selects everything.
+type WatchFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only mutations of these kinds (empty: every kind).
+	Kinds         []ChangeKind `protobuf:"varint,1,rep,packed,name=kinds,proto3,enum=canopy.v1.ChangeKind" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchFilter) Reset() {
+	*x = WatchFilter{}
+	mi := &file_canopy_v1_watch_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchFilter) ProtoMessage() {}
+
+func (x *WatchFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_watch_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchFilter.ProtoReflect.Descriptor instead.
+func (*WatchFilter) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchFilter) GetKinds() []ChangeKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+// WatchRequest says where to start and what to send.
 type WatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The first revision to send; 0 means only what is committed from now on.
-	FromRevision  uint64 `protobuf:"varint,1,opt,name=from_revision,json=fromRevision,proto3" json:"from_revision,omitempty"`
+	FromRevision  uint64       `protobuf:"varint,1,opt,name=from_revision,json=fromRevision,proto3" json:"from_revision,omitempty"`
+	Filter        *WatchFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_canopy_v1_watch_proto_msgTypes[0]
+	mi := &file_canopy_v1_watch_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +160,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_watch_proto_msgTypes[0]
+	mi := &file_canopy_v1_watch_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +173,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{0}
+	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *WatchRequest) GetFromRevision() uint64 {
@@ -68,7 +183,15 @@ func (x *WatchRequest) GetFromRevision() uint64 {
 	return 0
 }
 
-// WatchResponse is one committed batch.
+func (x *WatchRequest) GetFilter() *WatchFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// WatchResponse is one committed batch, with the mutations the filter
+// selects; a batch none of whose mutations it selects is not sent.
 type WatchResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Revision   uint64                 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
@@ -82,7 +205,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_canopy_v1_watch_proto_msgTypes[1]
+	mi := &file_canopy_v1_watch_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -94,7 +217,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_watch_proto_msgTypes[1]
+	mi := &file_canopy_v1_watch_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -107,7 +230,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{1}
+	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WatchResponse) GetRevision() uint64 {
@@ -142,15 +265,27 @@ var File_canopy_v1_watch_proto protoreflect.FileDescriptor
 
 const file_canopy_v1_watch_proto_rawDesc = "" +
 	"\n" +
-	"\x15canopy/v1/watch.proto\x12\tcanopy.v1\x1a\x15canopy/v1/model.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"3\n" +
+	"\x15canopy/v1/watch.proto\x12\tcanopy.v1\x1a\x15canopy/v1/model.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
+	"\vWatchFilter\x12+\n" +
+	"\x05kinds\x18\x01 \x03(\x0e2\x15.canopy.v1.ChangeKindR\x05kinds\"c\n" +
 	"\fWatchRequest\x12#\n" +
-	"\rfrom_revision\x18\x01 \x01(\x04R\ffromRevision\"\xb1\x01\n" +
+	"\rfrom_revision\x18\x01 \x01(\x04R\ffromRevision\x12.\n" +
+	"\x06filter\x18\x02 \x01(\v2\x16.canopy.v1.WatchFilterR\x06filter\"\xb1\x01\n" +
 	"\rWatchResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12;\n" +
 	"\vcommit_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"commitTime\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x121\n" +
-	"\tmutations\x18\x04 \x03(\v2\x13.canopy.v1.MutationR\tmutations2L\n" +
+	"\tmutations\x18\x04 \x03(\v2\x13.canopy.v1.MutationR\tmutations*\xbc\x01\n" +
+	"\n" +
+	"ChangeKind\x12\x1b\n" +
+	"\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13CHANGE_KIND_FOLDERS\x10\x01\x12\x15\n" +
+	"\x11CHANGE_KIND_USERS\x10\x02\x12\x1b\n" +
+	"\x17CHANGE_KIND_MEMBERSHIPS\x10\x03\x12\x16\n" +
+	"\x12CHANGE_KIND_GRANTS\x10\x04\x12\x15\n" +
+	"\x11CHANGE_KIND_LOCKS\x10\x05\x12\x15\n" +
+	"\x11CHANGE_KIND_RULES\x10\x062L\n" +
 	"\fWatchService\x12<\n" +
 	"\x05Watch\x12\x17.canopy.v1.WatchRequest\x1a\x18.canopy.v1.WatchResponse0\x01B9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
 
@@ -166,23 +301,28 @@ func file_canopy_v1_watch_proto_rawDescGZIP() []byte {
 	return file_canopy_v1_watch_proto_rawDescData
 }
 
-var file_canopy_v1_watch_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_canopy_v1_watch_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_canopy_v1_watch_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_canopy_v1_watch_proto_goTypes = []any{
-	(*WatchRequest)(nil),          // 0: canopy.v1.WatchRequest
-	(*WatchResponse)(nil),         // 1: canopy.v1.WatchResponse
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
-	(*Mutation)(nil),              // 3: canopy.v1.Mutation
+	(ChangeKind)(0),               // 0: canopy.v1.ChangeKind
+	(*WatchFilter)(nil),           // 1: canopy.v1.WatchFilter
+	(*WatchRequest)(nil),          // 2: canopy.v1.WatchRequest
+	(*WatchResponse)(nil),         // 3: canopy.v1.WatchResponse
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*Mutation)(nil),              // 5: canopy.v1.Mutation
 }
 var file_canopy_v1_watch_proto_depIdxs = []int32{
-	2, // 0: canopy.v1.WatchResponse.commit_time:type_name -> google.protobuf.Timestamp
-	3, // 1: canopy.v1.WatchResponse.mutations:type_name -> canopy.v1.Mutation
-	0, // 2: canopy.v1.WatchService.Watch:input_type -> canopy.v1.WatchRequest
-	1, // 3: canopy.v1.WatchService.Watch:output_type -> canopy.v1.WatchResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0, // 0: canopy.v1.WatchFilter.kinds:type_name -> canopy.v1.ChangeKind
+	1, // 1: canopy.v1.WatchRequest.filter:type_name -> canopy.v1.WatchFilter
+	4, // 2: canopy.v1.WatchResponse.commit_time:type_name -> google.protobuf.Timestamp
+	5, // 3: canopy.v1.WatchResponse.mutations:type_name -> canopy.v1.Mutation
+	2, // 4: canopy.v1.WatchService.Watch:input_type -> canopy.v1.WatchRequest
+	3, // 5: canopy.v1.WatchService.Watch:output_type -> canopy.v1.WatchResponse
+	5, // [5:6] is the sub-list for method output_type
+	4, // [4:5] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_watch_proto_init() }
@@ -196,13 +336,14 @@ func file_canopy_v1_watch_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_watch_proto_rawDesc), len(file_canopy_v1_watch_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   2,
+			NumEnums:      1,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_canopy_v1_watch_proto_goTypes,
 		DependencyIndexes: file_canopy_v1_watch_proto_depIdxs,
+		EnumInfos:         file_canopy_v1_watch_proto_enumTypes,
 		MessageInfos:      file_canopy_v1_watch_proto_msgTypes,
 	}.Build()
 	File_canopy_v1_watch_proto = out.File
