@@ -61,10 +61,11 @@ func (t *txn) record(m Mutation, inverse Mutation) {
 
 // apply checks and applies one mutation.
 func (t *txn) apply(m *Mutation) error {
-	op, id, ok := m.op()
-	if !ok {
+	w := m.which()
+	if w < 0 {
 		return newErr("write", "", ErrInvalid, "a mutation must set exactly one operation")
 	}
+	op := opNames[w]
 	switch {
 	case m.CreateFolder != nil:
 		return t.createFolder(op, *m.CreateFolder)
@@ -109,7 +110,7 @@ func (t *txn) apply(m *Mutation) error {
 	case m.SetSelfRights != nil:
 		return t.setSelfRights(op, *m.SetSelfRights)
 	}
-	return newErr(op, id, ErrInvalid, "unhandled mutation")
+	return newErr(op, "", ErrInvalid, "unhandled mutation")
 }
 
 // --- folders ---
@@ -235,15 +236,10 @@ func (t *txn) checkSubtreePlacement(op, id string, f, under int32) error {
 	if !ruled {
 		return nil
 	}
-	for _, d := range s.subtree(nil, f) {
-		n := s.folder(d)
-		for _, list := range [][]int32{n.homes, n.extras} {
-			for _, u := range list {
-				if r, ok := s.allowed(s.user(u).class, under); !ok {
-					return newErr(op, id, ErrPlacement, "user %q (class %q) would become a member of %q, whose rule admits only %v",
-						s.user(u).id, s.user(u).class, s.folder(r).id, s.folder(r).rule)
-				}
-			}
+	for u := range s.placedBelow(f) {
+		if r, ok := s.allowed(s.user(u).class, under); !ok {
+			return newErr(op, id, ErrPlacement, "user %q (class %q) would become a member of %q, whose rule admits only %v",
+				s.user(u).id, s.user(u).class, s.folder(r).id, s.folder(r).rule)
 		}
 	}
 	return nil
@@ -285,7 +281,6 @@ func (t *txn) deleteFolder(op string, d Delete) error {
 		if err := t.apply(&Mutation{RemoveRule: &Delete{ID: d.ID}}); err != nil {
 			return err
 		}
-		n = s.folder(i)
 	}
 	view := s.folderView(i)
 	if s.up[i] != none {
@@ -786,15 +781,10 @@ func (t *txn) setRule(op string, r PlacementRule) error {
 	if r.Classes == nil {
 		r.Classes = []string{}
 	}
-	for _, d := range s.subtree(nil, f) {
-		n := s.folder(d)
-		for _, list := range [][]int32{n.homes, n.extras} {
-			for _, u := range list {
-				if _, ok := slices.BinarySearch(r.Classes, s.user(u).class); !ok {
-					return newErr(op, r.Folder, ErrPlacement, "member %q has class %q, which the rule %v would exclude",
-						s.user(u).id, s.user(u).class, r.Classes)
-				}
-			}
+	for u := range s.placedBelow(f) {
+		if _, ok := slices.BinarySearch(r.Classes, s.user(u).class); !ok {
+			return newErr(op, r.Folder, ErrPlacement, "member %q has class %q, which the rule %v would exclude",
+				s.user(u).id, s.user(u).class, r.Classes)
 		}
 	}
 	n := s.folder(f)
@@ -844,7 +834,7 @@ func (t *txn) putRight(op string, r Right) error {
 	if exists {
 		var cycle string
 		implies.each(func(j int) {
-			if cycle == "" && c.reachable(j, slot) {
+			if cycle == "" && c.closure[j].has(slot) { // j implies the right already
 				cycle = c.names[j]
 			}
 		})

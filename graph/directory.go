@@ -1,9 +1,6 @@
 package graph
 
-import (
-	"slices"
-	"sort"
-)
+import "slices"
 
 // GetFolder returns folder id and its placement rule (nil when it has none).
 func (ix *Index) GetFolder(id string) (Folder, *PlacementRule, uint64, error) {
@@ -48,7 +45,11 @@ func (ix *Index) ListFolders(parent string, subtree bool, after string, limit in
 	} else {
 		slots = slices.Clone(s.folder(p).children)
 	}
-	pg := page(sortedIDs(slots, func(i int32) string { return s.folder(i).id }), after, limit, ix.rev)
+	ids := make([]string, len(slots))
+	for k, f := range slots {
+		ids[k] = s.folder(f).id
+	}
+	pg := page(ids, after, limit, ix.rev)
 	out := make([]Folder, len(pg.IDs))
 	for k, id := range pg.IDs {
 		i, _ := s.folders.get(id)
@@ -67,20 +68,16 @@ func (ix *Index) ListUsers(folder string, subtree bool, after string, limit int)
 	if !ok {
 		return nil, "", ix.rev, newErr("list_users", folder, ErrNotFound, "no such folder")
 	}
-	folders := []int32{f}
+	users := s.placed(f)
 	if subtree {
-		folders = s.subtree(nil, f)
+		users = s.placedBelow(f)
 	}
 	seen := map[int32]bool{}
 	var ids []string
-	for _, d := range folders {
-		for _, list := range [][]int32{s.folder(d).homes, s.folder(d).extras} {
-			for _, u := range list {
-				if !seen[u] {
-					seen[u] = true
-					ids = append(ids, s.user(u).id)
-				}
-			}
+	for u := range users {
+		if !seen[u] {
+			seen[u] = true
+			ids = append(ids, s.user(u).id)
 		}
 	}
 	pg := page(ids, after, limit, ix.rev)
@@ -134,7 +131,6 @@ func (ix *Index) ListLocks(target Ref, after string, limit int) ([]Lock, string,
 			ids = append(ids, id)
 		}
 	}
-	sort.Strings(ids)
 	pg := page(ids, after, limit, ix.rev)
 	out := make([]Lock, len(pg.IDs))
 	for k, id := range pg.IDs {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 )
@@ -105,39 +104,21 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 		stopped: make(chan struct{}),
 	}
 	if opts.Journal != nil {
-		// Collect in fixed chunks, then flatten once: a million records
-		// appended one by one would be copied again at every doubling.
-		const chunk = 1 << 16
+		// Collected in fixed chunks, never copied: a million records
+		// appended to one slice would be copied again at every doubling.
 		var chunks [][]Record
-		total := 0
 		rev, err := opts.Journal.Load(func(r Record) error {
-			if len(chunks) == 0 || len(chunks[len(chunks)-1]) == chunk {
-				chunks = append(chunks, make([]Record, 0, chunk))
+			if len(chunks) == 0 || len(chunks[len(chunks)-1]) == recordChunk {
+				chunks = append(chunks, make([]Record, 0, recordChunk))
 			}
 			chunks[len(chunks)-1] = append(chunks[len(chunks)-1], r)
-			total++
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("graph: load journal: %w", err)
 		}
-		recs := make([]Record, 0, total)
-		for _, c := range chunks {
-			recs = append(recs, c...)
-		}
-		chunks = nil
-		counts := map[RecordKind]int{}
-		for _, r := range recs {
-			counts[r.Kind]++
-		}
-		ix.s.folders.reserve(counts[RecordFolder])
-		ix.s.up = slices.Grow(ix.s.up, counts[RecordFolder])
-		ix.s.held = slices.Grow(ix.s.held, counts[RecordFolder])
-		ix.s.users.reserve(counts[RecordUser])
-		ix.s.grants.reserve(counts[RecordGrant])
-		ix.s.locks.reserve(counts[RecordLock])
 		t := &txn{s: ix.s, forget: true}
-		if err := t.restore(recs); err != nil {
+		if err := t.restore(chunks); err != nil {
 			return nil, fmt.Errorf("graph: load journal at revision %d: %w", rev, err)
 		}
 		ix.rev = rev

@@ -28,6 +28,27 @@ func page(ids []string, after string, limit int, rev uint64) Page {
 	return p
 }
 
+// reaching returns the grants that reach user u (held by u or by a folder
+// u is a member of), unexpired at now and giving one of the rights in want.
+func (s *state) reaching(u *userNode, want rightSet, now int64) []int32 {
+	var out []int32
+	pick := func(list []heldGrant) {
+		for _, h := range list {
+			if h.rights.meets(want) && !h.expired(now) {
+				out = append(out, h.grant)
+			}
+		}
+	}
+	pick(u.held)
+	var holders slotSet
+	holders.reset()
+	s.addMember(&holders, u)
+	for i := 0; i < holders.len(); i++ {
+		pick(s.held[holders.at(i)])
+	}
+	return out
+}
+
 // locked reports whether a lock covering folder xf or user xu denies right.
 func (s *state) locked(right int, xf, xu int32) bool {
 	c := checker{s: s, right: right, xf: xf, xu: xu}
@@ -65,18 +86,7 @@ func (ix *Index) LookupResources(user, right string, kind Kind, after string, li
 	}
 	now := ix.opts.Clock.Now().UnixNano()
 	want := s.cat.grantedBy[slot]
-	var grants []int32
-	pick := func(list []heldGrant) {
-		for _, h := range list {
-			if h.rights.meets(want) && !h.expired(now) {
-				grants = append(grants, h.grant)
-			}
-		}
-	}
-	pick(u.held)
-	for _, h := range s.memberFolders(nil, u) {
-		pick(s.held[h])
-	}
+	grants := s.reaching(u, want, now)
 	folderSeen := make(map[int32]bool)
 	userSeen := make(map[int32]bool)
 	var sub []int32
@@ -93,10 +103,7 @@ func (ix *Index) LookupResources(user, right string, kind Kind, after string, li
 			for _, f := range sub {
 				folderSeen[f] = true
 				if kind == KindUser {
-					for _, m := range s.folder(f).homes {
-						userSeen[m] = true
-					}
-					for _, m := range s.folder(f).extras {
+					for m := range s.placed(f) {
 						userSeen[m] = true
 					}
 				}
@@ -147,7 +154,6 @@ func (ix *Index) LookupSubjects(right string, x Ref, after string, limit int) (P
 	}
 	want := s.cat.grantedBy[c.right]
 	subjects := make(map[int32]bool)
-	var sub []int32
 	consider := func(list []int32) {
 		for _, gi := range list {
 			g := s.grant(gi)
@@ -158,14 +164,8 @@ func (ix *Index) LookupSubjects(right string, x Ref, after string, limit int) (P
 				subjects[g.holder] = true
 				continue
 			}
-			sub = s.subtree(sub[:0], g.holder)
-			for _, f := range sub {
-				for _, m := range s.folder(f).homes {
-					subjects[m] = true
-				}
-				for _, m := range s.folder(f).extras {
-					subjects[m] = true
-				}
+			for m := range s.placedBelow(g.holder) {
+				subjects[m] = true
 			}
 		}
 	}
@@ -221,18 +221,7 @@ func (ix *Index) EffectiveAccess(user string) (Access, error) {
 	u := s.user(ui)
 	now := ix.opts.Clock.Now().UnixNano()
 	a := Access{Revision: ix.rev, User: s.userView(ui), SelfRights: s.cat.list(s.cat.expand(s.cat.self))}
-	var grants []int32
-	pick := func(list []heldGrant) {
-		for _, h := range list {
-			if !h.expired(now) {
-				grants = append(grants, h.grant)
-			}
-		}
-	}
-	pick(u.held)
-	for _, f := range s.memberFolders(nil, u) {
-		pick(s.held[f])
-	}
+	grants := s.reaching(u, ^rightSet(0), now)
 	for _, gi := range grants {
 		g := s.grant(gi)
 		e := AccessEntry{Grant: s.grantView(gi)}
@@ -263,22 +252,18 @@ func (s *state) overlaps(g *grantNode, l *lockNode) bool {
 	case gk == KindUser && lk == KindUser:
 		return g.target == l.target
 	case gk == KindUser:
-		return slices.Contains(s.memberFolders(nil, s.user(g.target)), l.target)
+		return s.isMember(s.user(g.target), l.target)
 	case lk == KindUser:
-		return slices.Contains(s.memberFolders(nil, s.user(l.target)), g.target)
+		return s.isMember(s.user(l.target), g.target)
 	}
 	// Two folders: nested subtrees overlap; disjoint ones overlap when a user
 	// is a member of both.
 	if s.isAncestor(g.target, l.target) || s.isAncestor(l.target, g.target) {
 		return true
 	}
-	for _, f := range s.subtree(nil, l.target) {
-		for _, list := range [][]int32{s.folder(f).homes, s.folder(f).extras} {
-			for _, m := range list {
-				if slices.Contains(s.memberFolders(nil, s.user(m)), g.target) {
-					return true
-				}
-			}
+	for m := range s.placedBelow(l.target) {
+		if s.isMember(s.user(m), g.target) {
+			return true
 		}
 	}
 	return false

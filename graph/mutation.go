@@ -80,45 +80,46 @@ type Membership struct {
 	Folder string `json:"folder"`
 }
 
-// op returns the name of the mutation's operation and the id it names, for
-// error messages; ok is false when the mutation sets no field or several.
-func (m *Mutation) op() (name, id string, ok bool) {
-	n := 0
-	set := func(isSet bool, op, i string) {
-		if isSet {
-			n++
-			name, id = op, i
-		}
-	}
-	set(m.CreateFolder != nil, "create_folder", idOf(m.CreateFolder, func(f *Folder) string { return f.ID }))
-	set(m.RenameFolder != nil, "rename_folder", idOf(m.RenameFolder, func(r *Rename) string { return r.ID }))
-	set(m.RelabelFolder != nil, "relabel_folder", idOf(m.RelabelFolder, func(r *Relabel) string { return r.ID }))
-	set(m.MoveFolder != nil, "move_folder", idOf(m.MoveFolder, func(v *Move) string { return v.ID }))
-	set(m.DeleteFolder != nil, "delete_folder", idOf(m.DeleteFolder, func(d *Delete) string { return d.ID }))
-	set(m.CreateUser != nil, "create_user", idOf(m.CreateUser, func(u *User) string { return u.ID }))
-	set(m.UpdateUser != nil, "update_user", idOf(m.UpdateUser, func(u *UserUpdate) string { return u.ID }))
-	set(m.MoveUser != nil, "move_user", idOf(m.MoveUser, func(v *Move) string { return v.ID }))
-	set(m.SetUserState != nil, "set_user_state", idOf(m.SetUserState, func(s *StateChange) string { return s.ID }))
-	set(m.DeleteUser != nil, "delete_user", idOf(m.DeleteUser, func(d *Delete) string { return d.ID }))
-	set(m.AddExtraGroup != nil, "add_extra_group", idOf(m.AddExtraGroup, func(g *Membership) string { return g.User }))
-	set(m.DelExtraGroup != nil, "remove_extra_group", idOf(m.DelExtraGroup, func(g *Membership) string { return g.User }))
-	set(m.AddGrant != nil, "add_grant", idOf(m.AddGrant, func(g *Grant) string { return g.ID }))
-	set(m.RemoveGrant != nil, "remove_grant", idOf(m.RemoveGrant, func(d *Delete) string { return d.ID }))
-	set(m.AddLock != nil, "add_lock", idOf(m.AddLock, func(l *Lock) string { return l.ID }))
-	set(m.RemoveLock != nil, "remove_lock", idOf(m.RemoveLock, func(d *Delete) string { return d.ID }))
-	set(m.SetRule != nil, "set_placement_rule", idOf(m.SetRule, func(r *PlacementRule) string { return r.Folder }))
-	set(m.RemoveRule != nil, "remove_placement_rule", idOf(m.RemoveRule, func(d *Delete) string { return d.ID }))
-	set(m.PutRight != nil, "put_right", idOf(m.PutRight, func(r *Right) string { return r.Name }))
-	set(m.DeleteRight != nil, "delete_right", idOf(m.DeleteRight, func(d *Delete) string { return d.ID }))
-	set(m.SetSelfRights != nil, "set_self_rights", "")
-	return name, id, n == 1
+// opNames names the operations, in the order which tests them.
+var opNames = [...]string{
+	"create_folder", "rename_folder", "relabel_folder", "move_folder", "delete_folder",
+	"create_user", "update_user", "move_user", "set_user_state", "delete_user",
+	"add_extra_group", "remove_extra_group", "add_grant", "remove_grant", "add_lock", "remove_lock",
+	"set_placement_rule", "remove_placement_rule", "put_right", "delete_right", "set_self_rights",
 }
 
-func idOf[T any](p *T, id func(*T) string) string {
-	if p == nil {
-		return ""
+// which returns the index in opNames of the one operation m sets, or -1
+// when it sets none or several. It is cheap: apply calls it for every
+// mutation, a million times at start-up.
+func (m *Mutation) which() int {
+	w := -1
+	for i, set := range [len(opNames)]bool{
+		m.CreateFolder != nil, m.RenameFolder != nil, m.RelabelFolder != nil, m.MoveFolder != nil, m.DeleteFolder != nil,
+		m.CreateUser != nil, m.UpdateUser != nil, m.MoveUser != nil, m.SetUserState != nil, m.DeleteUser != nil,
+		m.AddExtraGroup != nil, m.DelExtraGroup != nil, m.AddGrant != nil, m.RemoveGrant != nil, m.AddLock != nil, m.RemoveLock != nil,
+		m.SetRule != nil, m.RemoveRule != nil, m.PutRight != nil, m.DeleteRight != nil, m.SetSelfRights != nil,
+	} {
+		if set {
+			if w >= 0 {
+				return -1
+			}
+			w = i
+		}
 	}
-	return id(p)
+	return w
+}
+
+// op returns the name of the mutation's operation and the id it names, for
+// messages; ok is false when the mutation sets no field or several.
+func (m *Mutation) op() (name, id string, ok bool) {
+	w := m.which()
+	if w < 0 {
+		return "", "", false
+	}
+	if m.SetSelfRights == nil { // the self rights have no id
+		_, id = touched(m)
+	}
+	return opNames[w], id, true
 }
 
 // String describes the mutation by operation and id, for logs and errors.

@@ -77,25 +77,6 @@ func (c *catalogue) expand(s rightSet) rightSet {
 	return out
 }
 
-// reachable reports whether right from implies right to, directly or not.
-func (c *catalogue) reachable(from, to int) bool {
-	var seen rightSet
-	stack := []int{from}
-	for len(stack) > 0 {
-		r := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if r == to {
-			return true
-		}
-		if seen.has(r) {
-			continue
-		}
-		seen.add(r)
-		c.implies[r].each(func(i int) { stack = append(stack, i) })
-	}
-	return false
-}
-
 // recompute rebuilds closure and grantedBy from implies. The catalogue is
 // small (at most MaxRights) and changes rarely, so it starts from scratch.
 func (c *catalogue) recompute() {

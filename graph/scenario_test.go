@@ -3,7 +3,6 @@ package graph_test
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/canopy-authz/canopy/examples"
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
 	"github.com/canopy-authz/canopy/scenario"
@@ -87,24 +85,20 @@ func runScenario(t *testing.T, f *scenario.File, ix *graph.Index, clock *graphte
 }
 
 func TestScenarios(t *testing.T) {
-	files, err := fs.Glob(examples.Files, "*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenario files: %v", err)
+	names := scenario.Examples()
+	if len(names) == 0 {
+		t.Fatal("no scenario files")
 	}
-	for _, name := range files {
-		t.Run(name, func(t *testing.T) {
-			data, err := examples.Files.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := scenario.Parse(data)
+	for _, name := range names {
+		t.Run(name+".yaml", func(t *testing.T) {
+			f, err := scenario.Example(name)
 			if err != nil {
 				t.Fatal(err)
 			}
 			clock := graphtest.NewClock(f.Start)
 			ix := graphtest.Open(t, clock, nil)
 			got := strings.Join(runScenario(t, f, ix, clock), "\n") + "\n"
-			golden := filepath.Join("testdata", strings.TrimSuffix(name, ".yaml")+".golden")
+			golden := filepath.Join("testdata", name+".golden")
 			if updateGolden {
 				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
 					t.Fatal(err)

@@ -1,8 +1,8 @@
 package graph
 
 import (
+	"iter"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -163,6 +163,17 @@ func newState() *state {
 	}
 }
 
+// reserve makes room for that many more of each entity, so that loading a
+// large state does not copy the tables again and again as they grow.
+func (s *state) reserve(folders, users, grants, locks int) {
+	s.folders.reserve(folders)
+	s.up = slices.Grow(s.up, folders)
+	s.held = slices.Grow(s.held, folders)
+	s.users.reserve(users)
+	s.grants.reserve(grants)
+	s.locks.reserve(locks)
+}
+
 func (s *state) folder(i int32) *folderNode { return &s.folders.nodes[i] }
 
 // setUp records folder slot i's parent.
@@ -195,28 +206,47 @@ func (s *state) isAncestor(a, f int32) bool {
 	return false
 }
 
-// appendAncestors appends f and every folder above it to out, skipping
-// those already in out, and returns out. out is short (a user's folders share
-// most of their ancestors), so the membership test is a scan.
-func (s *state) appendAncestors(out []int32, f int32) []int32 {
-	for ; f != none; f = s.up[f] {
-		if slices.Contains(out, f) {
-			// Every ancestor of f is in out already: out was built the same way.
-			return out
-		}
-		out = append(out, f)
+// isMember reports whether user u is a member of folder f: its home or an
+// extra group is f or lies below it.
+func (s *state) isMember(u *userNode, f int32) bool {
+	if s.isAncestor(f, u.home) {
+		return true
 	}
-	return out
+	for _, e := range u.extras {
+		if s.isAncestor(f, e) {
+			return true
+		}
+	}
+	return false
 }
 
-// memberFolders appends the folders user u is a member of (home, extras, and
-// everything above them) to out.
-func (s *state) memberFolders(out []int32, u *userNode) []int32 {
-	out = s.appendAncestors(out, u.home)
-	for _, e := range u.extras {
-		out = s.appendAncestors(out, e)
+// placed yields the users whose home or an extra group is folder f; a user
+// placed there both ways comes twice.
+func (s *state) placed(f int32) iter.Seq[int32] {
+	return func(yield func(int32) bool) {
+		n := s.folder(f)
+		for _, list := range [2][]int32{n.homes, n.extras} {
+			for _, u := range list {
+				if !yield(u) {
+					return
+				}
+			}
+		}
 	}
-	return out
+}
+
+// placedBelow yields the users placed in f or in any folder below it: the
+// members of f. A user placed in several of them comes more than once.
+func (s *state) placedBelow(f int32) iter.Seq[int32] {
+	return func(yield func(int32) bool) {
+		for _, d := range s.subtree(nil, f) {
+			for u := range s.placed(d) {
+				if !yield(u) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // subtree appends f and every folder below it to out, parents before children.
@@ -299,16 +329,6 @@ func removeSlot(list []int32, v int32) []int32 {
 		}
 	}
 	return list
-}
-
-// sortedIDs returns the ids of the given slots, sorted.
-func sortedIDs(slots []int32, id func(int32) string) []string {
-	out := make([]string, len(slots))
-	for i, s := range slots {
-		out[i] = id(s)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func unixNano(t time.Time) int64 {

@@ -2,6 +2,8 @@ package scenario_test
 
 import (
 	"io/fs"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/canopy-authz/canopy/examples"
@@ -33,13 +35,15 @@ func TestParseCheck(t *testing.T) {
 }
 
 func TestExamplesParse(t *testing.T) {
-	files, _ := fs.Glob(examples.Files, "*.yaml")
-	if len(files) < 2 {
-		t.Fatalf("examples: %v", files)
+	names := scenario.Examples()
+	if !reflect.DeepEqual(names, []string{"aptem", "atlas"}) {
+		t.Fatalf("examples: %v", names)
 	}
-	for _, name := range files {
-		data, _ := examples.Files.ReadFile(name)
-		f, err := scenario.Parse(data)
+	if _, err := scenario.Example("nope"); err == nil || !strings.Contains(err.Error(), "aptem, atlas") {
+		t.Fatalf("an unknown example: %v", err)
+	}
+	for _, name := range names {
+		f, err := scenario.Example(name)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

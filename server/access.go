@@ -134,12 +134,9 @@ func (a *access) LookupResources(req *pb.LookupResourcesRequest, stream grpc.Ser
 		return a.status(ctx, invalidf("lookup for user %q: kind must be OBJECT_KIND_FOLDER or OBJECT_KIND_USER", req.GetUser()))
 	}
 	query := queryKey("lookup_resources", req.GetUser(), req.GetRight(), kind.String())
-	after, err := decodeToken(req.GetPageToken(), query)
+	after, err := a.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
 	if err != nil {
-		return a.status(ctx, err)
-	}
-	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
-		return a.status(ctx, err)
+		return err
 	}
 	p, err := a.ix.LookupResources(req.GetUser(), req.GetRight(), kind, after, int(req.GetPageSize()))
 	if err != nil {
@@ -157,12 +154,9 @@ func (a *access) LookupSubjects(req *pb.LookupSubjectsRequest, stream grpc.Serve
 		return a.status(ctx, err)
 	}
 	query := queryKey("lookup_subjects", req.GetRight(), x.String())
-	after, err := decodeToken(req.GetPageToken(), query)
+	after, err := a.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
 	if err != nil {
-		return a.status(ctx, err)
-	}
-	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
-		return a.status(ctx, err)
+		return err
 	}
 	p, err := a.ix.LookupSubjects(req.GetRight(), x, after, int(req.GetPageSize()))
 	if err != nil {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -66,10 +65,13 @@ var statesFromPB = map[pb.UserState]graph.State{
 }
 
 func stateToPB(s graph.State) pb.UserState {
-	for k, v := range statesFromPB {
-		if v == s && s != "" {
-			return k
-		}
+	switch s {
+	case graph.StateActive:
+		return pb.UserState_USER_STATE_ACTIVE
+	case graph.StateDisabled:
+		return pb.UserState_USER_STATE_DISABLED
+	case graph.StateArchived:
+		return pb.UserState_USER_STATE_ARCHIVED
 	}
 	return pb.UserState_USER_STATE_UNSPECIFIED
 }
@@ -273,5 +275,3 @@ func reasonToPB(r graph.Reason) pb.Reason {
 	}
 	return pb.Reason_REASON_UNSPECIFIED
 }
-
-func timestampToPB(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

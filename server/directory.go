@@ -79,12 +79,9 @@ func (d *directory) GetFolder(ctx context.Context, req *pb.GetFolderRequest) (*p
 
 func (d *directory) ListFolders(ctx context.Context, req *pb.ListFoldersRequest) (*pb.ListFoldersResponse, error) {
 	query := queryKey("list_folders", req.GetParent(), boolKey(req.GetSubtree()))
-	after, err := decodeToken(req.GetPageToken(), query)
+	after, err := d.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
 	if err != nil {
-		return nil, d.status(ctx, err)
-	}
-	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
-		return nil, d.status(ctx, err)
+		return nil, err
 	}
 	fs, next, rev, err := d.ix.ListFolders(req.GetParent(), req.GetSubtree(), after, pageSize(req.GetPageSize()))
 	if err != nil {
@@ -110,12 +107,9 @@ func (d *directory) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.Ge
 
 func (d *directory) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*pb.ListUsersResponse, error) {
 	query := queryKey("list_users", req.GetFolder(), boolKey(req.GetSubtree()))
-	after, err := decodeToken(req.GetPageToken(), query)
+	after, err := d.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
 	if err != nil {
-		return nil, d.status(ctx, err)
-	}
-	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
-		return nil, d.status(ctx, err)
+		return nil, err
 	}
 	us, next, rev, err := d.ix.ListUsers(req.GetFolder(), req.GetSubtree(), after, pageSize(req.GetPageSize()))
 	if err != nil {
@@ -138,12 +132,9 @@ func (d *directory) ListGrants(ctx context.Context, req *pb.ListGrantsRequest) (
 		return nil, d.status(ctx, err)
 	}
 	query := queryKey("list_grants", holder.String(), target.String())
-	after, err := decodeToken(req.GetPageToken(), query)
+	after, err := d.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
 	if err != nil {
-		return nil, d.status(ctx, err)
-	}
-	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
-		return nil, d.status(ctx, err)
+		return nil, err
 	}
 	gs, next, rev, err := d.ix.ListGrants(holder, target, after, pageSize(req.GetPageSize()))
 	if err != nil {
@@ -162,12 +153,9 @@ func (d *directory) ListLocks(ctx context.Context, req *pb.ListLocksRequest) (*p
 		return nil, d.status(ctx, err)
 	}
 	query := queryKey("list_locks", target.String())
-	after, err := decodeToken(req.GetPageToken(), query)
+	after, err := d.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
 	if err != nil {
-		return nil, d.status(ctx, err)
-	}
-	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
-		return nil, d.status(ctx, err)
+		return nil, err
 	}
 	ls, next, rev, err := d.ix.ListLocks(target, after, pageSize(req.GetPageSize()))
 	if err != nil {

@@ -140,4 +140,18 @@ func (s *Server) consistent(ctx context.Context, c *pb.Consistency) error {
 	return nil
 }
 
+// startPage does what every list and lookup does first: decode the page
+// token (which must belong to query) into the id to continue after, and
+// wait for the requested consistency. Its error is a gRPC status.
+func (s *Server) startPage(ctx context.Context, query, token string, c *pb.Consistency) (string, error) {
+	after, err := decodeToken(token, query)
+	if err != nil {
+		return "", s.status(ctx, err)
+	}
+	if err := s.consistent(ctx, c); err != nil {
+		return "", s.status(ctx, err)
+	}
+	return after, nil
+}
+
 func (s *Server) status(ctx context.Context, err error) error { return toStatus(ctx, s.logger, err) }

@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/canopy-authz/canopy/examples"
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -87,6 +86,23 @@ func serveBufconn(t *testing.T, srv *Server) *grpc.ClientConn {
 	return conn
 }
 
+// recvAll receives a stream's messages until it ends, failing the test on
+// any error.
+func recvAll[T any](t *testing.T, s interface{ Recv() (*T, error) }) []*T {
+	t.Helper()
+	var out []*T
+	for {
+		m, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -104,8 +120,7 @@ func toPB(muts []graph.Mutation) []*pb.Mutation {
 // loadAtlas writes the ATLAS example's first batch through the API.
 func loadAtlas(t *testing.T, ts *testServer) *scenario.File {
 	t.Helper()
-	data, _ := examples.Files.ReadFile("atlas.yaml")
-	f, err := scenario.Parse(data)
+	f, err := scenario.Example("atlas")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,14 +305,7 @@ func TestPagingToTheEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			token = ""
-			for {
-				m, err := s.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+			for _, m := range recvAll(t, s) {
 				ids = append(ids, m.GetIds()...)
 				token = m.GetNextPageToken()
 			}
@@ -398,14 +406,7 @@ func TestExportImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	var muts []*pb.Mutation
-	for {
-		m, err := ex.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range recvAll(t, ex) {
 		if m.GetRevision() != 2 {
 			t.Fatalf("export chunk at revision %d", m.GetRevision())
 		}
@@ -426,19 +427,9 @@ func TestExportImport(t *testing.T) {
 	if err := im.CloseSend(); err != nil {
 		t.Fatal(err)
 	}
-	var last *pb.ImportResponse
-	for {
-		r, err := im.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = r
-	}
-	if last == nil || last.GetCommittedMutations() == 0 {
-		t.Fatalf("import reported %v", last)
+	replies := recvAll(t, im)
+	if len(replies) == 0 || replies[len(replies)-1].GetCommittedMutations() == 0 {
+		t.Fatalf("import reported %v", replies)
 	}
 	want, _, _ := src.ix.Records()
 	got, _, _ := dst.ix.Records()
@@ -534,14 +525,7 @@ func TestDirectoryReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	var who []string
-	for {
-		m, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range recvAll(t, s) {
 		who = append(who, m.GetUserIds()...)
 	}
 	if want := []string{"alice", "carl", "ian", "tom"}; !reflect.DeepEqual(who, want) {
@@ -574,14 +558,7 @@ func TestLookupCutByDeadlineEndsWithToken(t *testing.T) {
 	}
 	var first []string
 	var token string
-	for {
-		m, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range recvAll(t, s) {
 		first = append(first, m.GetIds()...)
 		token = m.GetNextPageToken()
 	}
@@ -596,14 +573,7 @@ func TestLookupCutByDeadlineEndsWithToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	rest := 0
-	for {
-		m, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range recvAll(t, s) {
 		rest += len(m.GetIds())
 		if m.GetNextPageToken() != "" {
 			t.Fatal("the continued stream was cut again")

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -165,7 +166,7 @@ func (s changeFilter) selects(m *graph.Mutation) bool {
 // commitToPB returns the response for a commit, holding the mutations the
 // filter selects, or nil when it selects none.
 func commitToPB(c graph.Commit, sel changeFilter) *pb.WatchResponse {
-	out := &pb.WatchResponse{Revision: c.Revision, CommitTime: timestampToPB(c.Time), Actor: c.Actor}
+	out := &pb.WatchResponse{Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor}
 	for i := range c.Mutations {
 		if sel.selects(&c.Mutations[i]) {
 			out.Mutations = append(out.Mutations, MutationToPB(c.Mutations[i]))

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/canopy-authz/canopy/examples"
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
 	"github.com/canopy-authz/canopy/scenario"
@@ -21,10 +19,8 @@ import (
 // organisations, skipping the batches the scenario expects refused.
 func loadExamples(t *testing.T, ix *graph.Index) {
 	t.Helper()
-	files, _ := fs.Glob(examples.Files, "*.yaml")
-	for _, name := range files {
-		data, _ := examples.Files.ReadFile(name)
-		f, err := scenario.Parse(data)
+	for _, name := range scenario.Examples() {
+		f, err := scenario.Example(name)
 		if err != nil {
 			t.Fatal(err)
 		}

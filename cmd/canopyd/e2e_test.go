@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/canopy-authz/canopy/examples"
 	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 	"github.com/canopy-authz/canopy/scenario"
@@ -158,8 +157,7 @@ func TestEndToEnd(t *testing.T) {
 	data := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	raw, _ := examples.Files.ReadFile("atlas.yaml")
-	f, err := scenario.Parse(raw)
+	f, err := scenario.Example("atlas")
 	if err != nil {
 		t.Fatal(err)
 	}

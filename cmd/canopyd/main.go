@@ -29,7 +29,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"sigs.k8s.io/yaml"
 
-	"github.com/canopy-authz/canopy/examples"
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/scenario"
 	"github.com/canopy-authz/canopy/server"
@@ -323,11 +322,7 @@ func isLoopback(addr string) bool {
 
 // loadExample writes the first step of a seed example.
 func loadExample(ctx context.Context, ix *graph.Index, name string) error {
-	raw, err := examples.Files.ReadFile(name + ".yaml")
-	if err != nil {
-		return fmt.Errorf("example %q: want atlas or aptem", name)
-	}
-	f, err := scenario.Parse(raw)
+	f, err := scenario.Example(name)
 	if err != nil {
 		return err
 	}
