@@ -61,6 +61,9 @@ func (t *txn) record(m Mutation, inverse Mutation) {
 
 // apply checks and applies one mutation.
 func (t *txn) apply(m *Mutation) error {
+	if m.unexpire != nil {
+		return t.setExpired(m.unexpire.ID, false)
+	}
 	w := m.which()
 	if w < 0 {
 		return newErr("write", "", ErrInvalid, "a mutation must set exactly one operation")
@@ -109,6 +112,8 @@ func (t *txn) apply(m *Mutation) error {
 		return t.deleteRight(op, *m.DeleteRight)
 	case m.SetSelfRights != nil:
 		return t.setSelfRights(op, *m.SetSelfRights)
+	case m.ExpireGrant != nil:
+		return t.expireGrant(op, *m.ExpireGrant)
 	}
 	return newErr(op, "", ErrInvalid, "unhandled mutation")
 }
@@ -707,6 +712,37 @@ func (t *txn) removeGrant(op string, d Delete) error {
 	}
 	s.grants.remove(d.ID, i)
 	t.record(Mutation{RemoveGrant: &Delete{ID: d.ID}}, Mutation{AddGrant: &view})
+	return nil
+}
+
+// expireGrant marks a grant as announced expired. Whether its expiry has
+// passed depends on the clock, so that is checked when the batch is made
+// (Index.ExpireDue), never here.
+func (t *txn) expireGrant(op string, d Delete) error {
+	i, ok := t.s.grants.get(d.ID)
+	if !ok {
+		return newErr(op, d.ID, ErrNotFound, "no such grant")
+	}
+	g := &t.s.grant(i).g
+	switch {
+	case g.ExpiresAt.IsZero():
+		return newErr(op, d.ID, ErrInvalid, "the grant never expires")
+	case g.Expired:
+		return newErr(op, d.ID, ErrAlreadyExists, "the grant's expiry is already recorded")
+	}
+	return t.setExpired(d.ID, true)
+}
+
+// setExpired sets or clears a grant's Expired flag and records the change.
+func (t *txn) setExpired(id string, expired bool) error {
+	i, ok := t.s.grants.get(id)
+	if !ok {
+		return newErr("expire_grant", id, ErrNotFound, "no such grant")
+	}
+	t.s.grant(i).g.Expired = expired
+	if expired {
+		t.record(Mutation{ExpireGrant: &Delete{ID: id}}, Mutation{unexpire: &Delete{ID: id}})
+	}
 	return nil
 }
 

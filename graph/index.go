@@ -69,6 +69,9 @@ type Index struct {
 	rev   uint64        // the revision s is at
 	revCh chan struct{} // closed when rev next advances
 
+	exp     expiries      // expiries not yet recorded; guarded by mu
+	expWake chan struct{} // signalled when a grant with an expiry is added
+
 	queue   chan *writeReq
 	stop    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the writer has returned
@@ -81,6 +84,7 @@ type writeReq struct {
 	muts      []Mutation
 	pre       Preconditions
 	importing bool // an import: expiries in the past are kept, not refused
+	expire    bool // ExpireDue: the writer fills muts with the due expiries
 	done      chan struct{}
 	rev       uint64
 	err       error
@@ -99,6 +103,7 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 		opts:    opts,
 		s:       newState(),
 		revCh:   make(chan struct{}),
+		expWake: make(chan struct{}, 1),
 		queue:   make(chan *writeReq, opts.MaxGroup),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -123,6 +128,7 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 		}
 		ix.rev = rev
 	}
+	ix.rebuildExpiries()
 	go ix.writer()
 	if ix.rev == 0 {
 		if _, err := ix.Write(ctx, "system", Bootstrap(), Preconditions{}); err != nil {
@@ -231,6 +237,11 @@ func (ix *Index) write(ctx context.Context, req *writeReq) (uint64, error) {
 	if len(muts) > MaxBatchSize {
 		return 0, newErr("write", actor, ErrInvalid, "a batch holds at most %d mutations, not %d", MaxBatchSize, len(muts))
 	}
+	return ix.enqueue(ctx, req)
+}
+
+// enqueue hands a write to the writer and waits for its outcome.
+func (ix *Index) enqueue(ctx context.Context, req *writeReq) (uint64, error) {
 	req.done = make(chan struct{})
 	select {
 	case ix.queue <- req:
@@ -304,11 +315,15 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			req.err = err
 			continue
 		}
-		if !req.importing {
-			if err := precheck(req.muts, now); err != nil {
-				req.err = err
+		if req.expire {
+			// Against the trial state, which the earlier batches of the
+			// group have changed already.
+			if req.muts = ix.dueLocked(now.UnixNano()); len(req.muts) == 0 {
 				continue
 			}
+		} else if err := precheck(req.muts, now, req.importing); err != nil {
+			req.err = err
+			continue
 		}
 		mark := len(t.done)
 		if err := t.applyBatch(req.muts); err != nil {
@@ -360,11 +375,24 @@ func (ix *Index) commitGroup(group []*writeReq) {
 	}
 }
 
-// precheck refuses what depends on the clock: an expiry that is not in the
-// future. It is checked when a batch is written, never when one is replayed.
-func precheck(muts []Mutation, now time.Time) error {
+// precheck refuses, in a batch a caller wrote, what depends on the clock
+// (an expiry that is not in the future; kept in an import) and what only
+// the service may write (expire_grant, a grant already marked expired,
+// outside an import). It is checked when a batch is written, never when
+// one is replayed.
+func precheck(muts []Mutation, now time.Time, importing bool) error {
 	for i := range muts {
-		if g := muts[i].AddGrant; g != nil && !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now) {
+		if e := muts[i].ExpireGrant; e != nil {
+			return newErr("expire_grant", e.ID, ErrInvalid, "only the service records that a grant expired")
+		}
+		g := muts[i].AddGrant
+		if g == nil || importing {
+			continue
+		}
+		if g.Expired {
+			return newErr("add_grant", g.ID, ErrInvalid, "expired is set by the service, not by a write")
+		}
+		if !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now) {
 			return newErr("add_grant", g.ID, ErrInvalid, "expiry %s is not after now (%s)",
 				g.ExpiresAt.UTC().Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
 		}
@@ -382,6 +410,7 @@ func (ix *Index) applyLocked(c Commit) error {
 	if err := t.applyBatch(c.Mutations); err != nil {
 		return err
 	}
+	ix.noteExpiries(c.Mutations)
 	ix.rev = c.Revision
 	close(ix.revCh)
 	ix.revCh = make(chan struct{})

@@ -113,6 +113,11 @@ type Grant struct {
 	Rights    []string  `json:"rights"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	Reason    string    `json:"reason,omitempty"`
+	// Expired is set by the service once it has committed the grant's
+	// expire_grant change, announcing that the expiry was reached. A grant
+	// is expired from ExpiresAt on whether or not this is set; the flag
+	// only keeps the announcement from being made twice.
+	Expired bool `json:"expired,omitempty"`
 }
 
 // Lock denies Rights on its Target (a folder subtree with its members, or one

@@ -31,6 +31,15 @@ type Mutation struct {
 	PutRight      *Right         `json:"put_right,omitempty"`
 	DeleteRight   *Delete        `json:"delete_right,omitempty"`
 	SetSelfRights *SelfRights    `json:"set_self_rights,omitempty"`
+	// ExpireGrant records that a grant has reached its expiry. Only the
+	// service writes it (Index.ExpireDue), as the actor "system"; it
+	// changes no decision, since a grant is expired from its ExpiresAt on,
+	// but it tells change-stream subscribers that the access ended.
+	ExpireGrant *Delete `json:"expire_grant,omitempty"`
+
+	// unexpire undoes ExpireGrant in a rolled-back batch. It is never
+	// committed, so it is neither exported nor encoded.
+	unexpire *Delete
 }
 
 // Rename sets a folder's display name.
@@ -86,6 +95,7 @@ var opNames = [...]string{
 	"create_user", "update_user", "move_user", "set_user_state", "delete_user",
 	"add_extra_group", "remove_extra_group", "add_grant", "remove_grant", "add_lock", "remove_lock",
 	"set_placement_rule", "remove_placement_rule", "put_right", "delete_right", "set_self_rights",
+	"expire_grant",
 }
 
 // which returns the index in opNames of the one operation m sets, or -1
@@ -98,6 +108,7 @@ func (m *Mutation) which() int {
 		m.CreateUser != nil, m.UpdateUser != nil, m.MoveUser != nil, m.SetUserState != nil, m.DeleteUser != nil,
 		m.AddExtraGroup != nil, m.DelExtraGroup != nil, m.AddGrant != nil, m.RemoveGrant != nil, m.AddLock != nil, m.RemoveLock != nil,
 		m.SetRule != nil, m.RemoveRule != nil, m.PutRight != nil, m.DeleteRight != nil, m.SetSelfRights != nil,
+		m.ExpireGrant != nil,
 	} {
 		if set {
 			if w >= 0 {

@@ -450,6 +450,28 @@ func modelOf(tb testing.TB, ix *graph.Index) *refModel {
 	return m
 }
 
+// expireDue has the index record the due expiries and checks that it wrote
+// as many as the reference expects; the reference then applies them, and
+// the comparison of the states that follows checks they were the same.
+func expireDue(t *testing.T, ix *graph.Index, ref *refModel, now time.Time) int {
+	t.Helper()
+	want := ref.due(now)
+	before := ix.Revision()
+	rev, n, err := ix.ExpireDue(context.Background())
+	if err != nil {
+		t.Fatalf("expire due: %v", err)
+	}
+	if n != len(want) || (n == 0) != (rev == 0) || n > 0 && rev != before+1 {
+		t.Fatalf("expire due: revision %d (was %d), %d grants; want %d: %v", rev, before, n, len(want), want)
+	}
+	for _, mu := range want {
+		if err := ref.apply(mu); err != nil {
+			t.Fatalf("reference refused %v", mu)
+		}
+	}
+	return n
+}
+
 // sameState compares two models entity by entity.
 func sameState(a, b *refModel) string {
 	eq := func(name string, x, y any) string {
@@ -653,7 +675,7 @@ func TestDifferential(t *testing.T) {
 	cases := propertyCases(t, 300)
 	steps := 60
 	checks := 0
-	var stats struct{ accepted, refused, folders, users, grants, locks int }
+	var stats struct{ accepted, refused, expired, folders, users, grants, locks int }
 	reasons := map[graph.Reason]int{}
 	for i := 0; i < cases; i++ {
 		seed := seedFor(t, i)
@@ -669,6 +691,9 @@ func TestDifferential(t *testing.T) {
 					d := time.Duration(g.r.IntN(40)) * time.Hour
 					clock.Advance(d)
 					g.now = g.now.Add(d)
+				}
+				if g.r.IntN(4) == 0 {
+					stats.expired += expireDue(t, ix, g.m, g.now)
 				}
 				batch := g.batch()
 				next, refErr := g.m.write(batch, g.now)
@@ -709,7 +734,8 @@ func TestDifferential(t *testing.T) {
 			t.Fatalf("replay with CANOPY_SEED=%d go test ./graph -run TestDifferential", seed)
 		}
 	}
-	t.Logf("%d cases, %d steps each, %d checks compared; %d writes accepted, %d refused", cases, steps, checks, stats.accepted, stats.refused)
+	t.Logf("%d cases, %d steps each, %d checks compared; %d writes accepted, %d refused; %d expiries recorded",
+		cases, steps, checks, stats.accepted, stats.refused, stats.expired)
 	if cases > 0 {
 		t.Logf("final worlds average %d folders, %d users, %d grants, %d locks; decisions %v",
 			stats.folders/cases, stats.users/cases, stats.grants/cases, stats.locks/cases, reasons)

@@ -71,6 +71,8 @@ func touched(m *Mutation) (RecordKind, string) {
 		return RecordGrant, m.AddGrant.ID
 	case m.RemoveGrant != nil:
 		return RecordGrant, m.RemoveGrant.ID
+	case m.ExpireGrant != nil:
+		return RecordGrant, m.ExpireGrant.ID
 	case m.AddLock != nil:
 		return RecordLock, m.AddLock.ID
 	case m.RemoveLock != nil:

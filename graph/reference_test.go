@@ -56,7 +56,10 @@ func (m *refModel) clone() *refModel {
 func (m *refModel) write(batch []graph.Mutation, now time.Time) (*refModel, error) {
 	c := m.clone()
 	for _, mu := range batch {
-		if g := mu.AddGrant; g != nil && !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now) {
+		if mu.ExpireGrant != nil {
+			return m, errRefused // only the service writes it
+		}
+		if g := mu.AddGrant; g != nil && (g.Expired || !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now)) {
 			return m, errRefused
 		}
 		if err := c.apply(mu); err != nil {
@@ -64,6 +67,30 @@ func (m *refModel) write(batch []graph.Mutation, now time.Time) (*refModel, erro
 		}
 	}
 	return c, nil
+}
+
+// due returns the expire_grant batch the service should write at now: every
+// grant past its expiry whose expiry is not yet recorded, earliest first,
+// then by id.
+func (m *refModel) due(now time.Time) []graph.Mutation {
+	var ids []string
+	for id, g := range m.grants {
+		if !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now) && !g.Expired {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := m.grants[ids[i]], m.grants[ids[j]]
+		if !a.ExpiresAt.Equal(b.ExpiresAt) {
+			return a.ExpiresAt.Before(b.ExpiresAt)
+		}
+		return a.ID < b.ID
+	})
+	var out []graph.Mutation
+	for _, id := range ids {
+		out = append(out, graph.Mutation{ExpireGrant: &graph.Delete{ID: id}})
+	}
+	return out
 }
 
 func norm(s []string) []string {
@@ -369,6 +396,13 @@ func (m *refModel) apply(mu graph.Mutation) error {
 			return refuse
 		}
 		delete(m.grants, mu.RemoveGrant.ID)
+	case mu.ExpireGrant != nil:
+		g, ok := m.grants[mu.ExpireGrant.ID]
+		if !ok || g.ExpiresAt.IsZero() || g.Expired {
+			return refuse
+		}
+		g.Expired = true
+		m.grants[g.ID] = g
 	case mu.AddLock != nil:
 		l := *mu.AddLock
 		if len(l.Rights) == 0 {

@@ -55,6 +55,8 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		{"grant without rights", []M{{AddGrant: &graph.Grant{ID: "g", Holder: graph.UserRef("s")}}}, graph.ErrInvalid, "g"},
 		{"lock without target", []M{{AddLock: &graph.Lock{ID: "l"}}}, graph.ErrInvalid, "l"},
 		{"expiry in the past", []M{{AddGrant: &graph.Grant{ID: "g", Holder: graph.UserRef("s"), Rights: []string{"read"}, ExpiresAt: past}}}, graph.ErrInvalid, "g"},
+		{"expiry recorded by a caller", []M{{ExpireGrant: &graph.Delete{ID: "g1"}}}, graph.ErrInvalid, "g1"},
+		{"grant marked expired by a caller", []M{{AddGrant: &graph.Grant{ID: "g", Holder: graph.UserRef("s"), Rights: []string{"read"}, Expired: true}}}, graph.ErrInvalid, "g"},
 		{"bad right name", []M{{PutRight: &graph.Right{Name: "Bad Right"}}}, graph.ErrInvalid, "Bad Right"},
 		{"bad label", []M{{RelabelFolder: &graph.Relabel{ID: "a1", Labels: map[string]string{"Not A Key": "v"}}}}, graph.ErrInvalid, "Not A Key"},
 		{"folder made a root", []M{{MoveFolder: &graph.Move{ID: "a1"}}}, graph.ErrInvalid, "a1"},

@@ -105,7 +105,7 @@ func userFromPB(u *pb.User) (*graph.User, error) {
 }
 
 func grantToPB(g graph.Grant) *pb.Grant {
-	out := &pb.Grant{Id: g.ID, Holder: RefToPB(g.Holder), Target: RefToPB(g.Target), Rights: g.Rights, Reason: g.Reason}
+	out := &pb.Grant{Id: g.ID, Holder: RefToPB(g.Holder), Target: RefToPB(g.Target), Rights: g.Rights, Reason: g.Reason, Expired: g.Expired}
 	if !g.ExpiresAt.IsZero() {
 		out.ExpiresAt = timestamppb.New(g.ExpiresAt)
 	}
@@ -121,7 +121,7 @@ func grantFromPB(g *pb.Grant) (*graph.Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &graph.Grant{ID: g.GetId(), Holder: holder, Target: target, Rights: g.GetRights(), Reason: g.GetReason()}
+	out := &graph.Grant{ID: g.GetId(), Holder: holder, Target: target, Rights: g.GetRights(), Reason: g.GetReason(), Expired: g.GetExpired()}
 	if g.ExpiresAt != nil {
 		if err := g.ExpiresAt.CheckValid(); err != nil {
 			return nil, invalidf("grant %q: expires_at: %v", g.GetId(), err)
@@ -185,6 +185,8 @@ func mutationFromPB(m *pb.Mutation, i int) (graph.Mutation, error) {
 		out.AddGrant, err = grantFromPB(op.AddGrant)
 	case *pb.Mutation_RemoveGrant:
 		out.RemoveGrant = &graph.Delete{ID: op.RemoveGrant.GetId()}
+	case *pb.Mutation_ExpireGrant:
+		out.ExpireGrant = &graph.Delete{ID: op.ExpireGrant.GetId()}
 	case *pb.Mutation_AddLock:
 		out.AddLock, err = lockFromPB(op.AddLock)
 	case *pb.Mutation_RemoveLock:
@@ -240,6 +242,8 @@ func MutationToPB(m graph.Mutation) *pb.Mutation {
 		return &pb.Mutation{Op: &pb.Mutation_AddGrant{AddGrant: grantToPB(*m.AddGrant)}}
 	case m.RemoveGrant != nil:
 		return &pb.Mutation{Op: &pb.Mutation_RemoveGrant{RemoveGrant: &pb.RemoveGrant{Id: m.RemoveGrant.ID}}}
+	case m.ExpireGrant != nil:
+		return &pb.Mutation{Op: &pb.Mutation_ExpireGrant{ExpireGrant: &pb.ExpireGrant{Id: m.ExpireGrant.ID}}}
 	case m.AddLock != nil:
 		return &pb.Mutation{Op: &pb.Mutation_AddLock{AddLock: lockToPB(*m.AddLock)}}
 	case m.RemoveLock != nil:

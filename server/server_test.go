@@ -235,6 +235,7 @@ func TestErrorCodes(t *testing.T) {
 		{"candidate into admin", write(&pb.Mutation{Op: &pb.Mutation_MoveUser{MoveUser: &pb.MoveUser{Id: "carl", To: "admin-main"}}}), codes.FailedPrecondition, "carl"},
 		{"cycle", write(&pb.Mutation{Op: &pb.Mutation_MoveFolder{MoveFolder: &pb.MoveFolder{Id: "candidates", To: "it1"}}}), codes.FailedPrecondition, "candidates"},
 		{"non-empty folder", write(&pb.Mutation{Op: &pb.Mutation_DeleteFolder{DeleteFolder: &pb.DeleteFolder{Id: "it1"}}}), codes.FailedPrecondition, "it1"},
+		{"expiry recorded by a caller", write(&pb.Mutation{Op: &pb.Mutation_ExpireGrant{ExpireGrant: &pb.ExpireGrant{Id: "gx"}}}), codes.InvalidArgument, "gx"},
 		{"bad state", write(&pb.Mutation{Op: &pb.Mutation_SetUserState{SetUserState: &pb.SetUserState{Id: "carl", State: 9}}}), codes.InvalidArgument, "carl"},
 		{"kindless target", write(&pb.Mutation{Op: &pb.Mutation_AddGrant{AddGrant: &pb.Grant{Id: "g", Holder: RefToPB(graph.UserRef("carl")), Target: &pb.ObjectRef{Id: "it1"}, Rights: []string{"read"}}}}), codes.InvalidArgument, "it1"},
 		{"stale revision", func() error {

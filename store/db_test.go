@@ -185,3 +185,42 @@ func FuzzKeys(f *testing.F) {
 		}
 	})
 }
+
+// TestExpiryRecordedOnceAcrossRestart: an expiry recorded before a restart
+// is not recorded again after it, and one that fell due while the server
+// was down is recorded at the next ExpireDue.
+func TestExpiryRecordedOnceAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clock := graphtest.NewClock(graphtest.Start)
+	db, closeDB := storetest.Open(t, dir)
+	ix := graphtest.Open(t, clock, db)
+	grant := func(id string, d time.Duration) graph.Mutation {
+		return graph.Mutation{AddGrant: &graph.Grant{ID: id, Holder: graph.UserRef("u"), Rights: []string{"read"}, ExpiresAt: graphtest.Start.Add(d)}}
+	}
+	if _, err := ix.Write(ctx, "test", []graph.Mutation{
+		{CreateFolder: &graph.Folder{ID: "o"}},
+		{CreateUser: &graph.User{ID: "u", Class: "staff", Home: "o"}},
+		grant("early", time.Hour), grant("late", 3*time.Hour),
+	}, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Hour)
+	if _, n, err := ix.ExpireDue(ctx); n != 1 || err != nil {
+		t.Fatalf("before restart: %d recorded, %v; want 1", n, err)
+	}
+	ix.Close()
+	closeDB()
+
+	clock.Advance(2 * time.Hour)
+	db, _ = storetest.Open(t, dir)
+	ix = graphtest.Open(t, clock, db)
+	rev, n, err := ix.ExpireDue(ctx)
+	if n != 1 || err != nil {
+		t.Fatalf("after restart: %d recorded, %v; want only late", n, err)
+	}
+	log, err := db.ReadLog(rev, 1)
+	if err != nil || len(log) != 1 || len(log[0].Mutations) != 1 || log[0].Mutations[0].ExpireGrant.ID != "late" || log[0].Actor != graph.SystemActor {
+		t.Fatalf("log entry %d: %+v, %v", rev, log, err)
+	}
+}

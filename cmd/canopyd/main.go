@@ -234,6 +234,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	srv.Ready(ix)
 	go compactLoop(ctx, db, store.Retention{Revisions: c.keepRevisions, Age: c.keepAge}, logger)
+	go ix.RunExpiry(ctx, func(err error) { logger.Error("record grant expiries", "err", err) })
 	logger.Info("serving gRPC", "addr", lis.Addr().String())
 
 	select {

@@ -348,8 +348,12 @@ type Grant struct {
 	Target *ObjectRef `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
 	Rights []string   `protobuf:"bytes,4,rep,name=rights,proto3" json:"rights,omitempty"`
 	// Unset for a grant that never expires.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Reason        string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Reason    string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Set by the service once it has recorded that the grant reached
+	// expires_at (an expire_grant change). A grant is expired from expires_at
+	// on either way. Write refuses it; Import keeps it.
+	Expired       bool `protobuf:"varint,7,opt,name=expired,proto3" json:"expired,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -424,6 +428,13 @@ func (x *Grant) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Grant) GetExpired() bool {
+	if x != nil {
+		return x.Expired
+	}
+	return false
 }
 
 // Lock denies rights (default "edit") on a folder subtree or a user,
@@ -1179,6 +1190,53 @@ func (x *RemoveGrant) GetId() string {
 	return ""
 }
 
+// ExpireGrant records that a grant reached its expiry. Only the service
+// writes it, as the actor "system", so that Watch subscribers learn that the
+// access ended; Write and Import refuse it.
+type ExpireGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireGrant) Reset() {
+	*x = ExpireGrant{}
+	mi := &file_canopy_v1_model_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireGrant) ProtoMessage() {}
+
+func (x *ExpireGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_model_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireGrant.ProtoReflect.Descriptor instead.
+func (*ExpireGrant) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ExpireGrant) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 // RemoveLock removes a lock.
 type RemoveLock struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1189,7 +1247,7 @@ type RemoveLock struct {
 
 func (x *RemoveLock) Reset() {
 	*x = RemoveLock{}
-	mi := &file_canopy_v1_model_proto_msgTypes[18]
+	mi := &file_canopy_v1_model_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1259,7 @@ func (x *RemoveLock) String() string {
 func (*RemoveLock) ProtoMessage() {}
 
 func (x *RemoveLock) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_model_proto_msgTypes[18]
+	mi := &file_canopy_v1_model_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1272,7 @@ func (x *RemoveLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveLock.ProtoReflect.Descriptor instead.
 func (*RemoveLock) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_model_proto_rawDescGZIP(), []int{18}
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveLock) GetId() string {
@@ -1234,7 +1292,7 @@ type RemovePlacementRule struct {
 
 func (x *RemovePlacementRule) Reset() {
 	*x = RemovePlacementRule{}
-	mi := &file_canopy_v1_model_proto_msgTypes[19]
+	mi := &file_canopy_v1_model_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1304,7 @@ func (x *RemovePlacementRule) String() string {
 func (*RemovePlacementRule) ProtoMessage() {}
 
 func (x *RemovePlacementRule) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_model_proto_msgTypes[19]
+	mi := &file_canopy_v1_model_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1317,7 @@ func (x *RemovePlacementRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePlacementRule.ProtoReflect.Descriptor instead.
 func (*RemovePlacementRule) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_model_proto_rawDescGZIP(), []int{19}
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemovePlacementRule) GetFolder() string {
@@ -1279,7 +1337,7 @@ type DeleteRight struct {
 
 func (x *DeleteRight) Reset() {
 	*x = DeleteRight{}
-	mi := &file_canopy_v1_model_proto_msgTypes[20]
+	mi := &file_canopy_v1_model_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1349,7 @@ func (x *DeleteRight) String() string {
 func (*DeleteRight) ProtoMessage() {}
 
 func (x *DeleteRight) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_model_proto_msgTypes[20]
+	mi := &file_canopy_v1_model_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1362,7 @@ func (x *DeleteRight) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRight.ProtoReflect.Descriptor instead.
 func (*DeleteRight) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_model_proto_rawDescGZIP(), []int{20}
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteRight) GetName() string {
@@ -1340,6 +1398,7 @@ type Mutation struct {
 	//	*Mutation_PutRight
 	//	*Mutation_DeleteRight
 	//	*Mutation_SetSelfRights
+	//	*Mutation_ExpireGrant
 	Op            isMutation_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1347,7 +1406,7 @@ type Mutation struct {
 
 func (x *Mutation) Reset() {
 	*x = Mutation{}
-	mi := &file_canopy_v1_model_proto_msgTypes[21]
+	mi := &file_canopy_v1_model_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1418,7 @@ func (x *Mutation) String() string {
 func (*Mutation) ProtoMessage() {}
 
 func (x *Mutation) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_model_proto_msgTypes[21]
+	mi := &file_canopy_v1_model_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1431,7 @@ func (x *Mutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mutation.ProtoReflect.Descriptor instead.
 func (*Mutation) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_model_proto_rawDescGZIP(), []int{21}
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Mutation) GetOp() isMutation_Op {
@@ -1571,6 +1630,15 @@ func (x *Mutation) GetSetSelfRights() *SelfRights {
 	return nil
 }
 
+func (x *Mutation) GetExpireGrant() *ExpireGrant {
+	if x != nil {
+		if x, ok := x.Op.(*Mutation_ExpireGrant); ok {
+			return x.ExpireGrant
+		}
+	}
+	return nil
+}
+
 type isMutation_Op interface {
 	isMutation_Op()
 }
@@ -1659,6 +1727,10 @@ type Mutation_SetSelfRights struct {
 	SetSelfRights *SelfRights `protobuf:"bytes,21,opt,name=set_self_rights,json=setSelfRights,proto3,oneof"`
 }
 
+type Mutation_ExpireGrant struct {
+	ExpireGrant *ExpireGrant `protobuf:"bytes,22,opt,name=expire_grant,json=expireGrant,proto3,oneof"`
+}
+
 func (*Mutation_CreateFolder) isMutation_Op() {}
 
 func (*Mutation_RenameFolder) isMutation_Op() {}
@@ -1701,6 +1773,8 @@ func (*Mutation_DeleteRight) isMutation_Op() {}
 
 func (*Mutation_SetSelfRights) isMutation_Op() {}
 
+func (*Mutation_ExpireGrant) isMutation_Op() {}
+
 // Consistency says how fresh a read must be. Unset means minimize latency.
 type Consistency struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1716,7 +1790,7 @@ type Consistency struct {
 
 func (x *Consistency) Reset() {
 	*x = Consistency{}
-	mi := &file_canopy_v1_model_proto_msgTypes[22]
+	mi := &file_canopy_v1_model_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1802,7 @@ func (x *Consistency) String() string {
 func (*Consistency) ProtoMessage() {}
 
 func (x *Consistency) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_model_proto_msgTypes[22]
+	mi := &file_canopy_v1_model_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1815,7 @@ func (x *Consistency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consistency.ProtoReflect.Descriptor instead.
 func (*Consistency) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_model_proto_rawDescGZIP(), []int{22}
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Consistency) GetRequirement() isConsistency_Requirement {
@@ -1825,7 +1899,7 @@ const file_canopy_v1_model_proto_rawDesc = "" +
 	"\x05class\x18\x03 \x01(\tR\x05class\x12*\n" +
 	"\x05state\x18\x04 \x01(\x0e2\x14.canopy.v1.UserStateR\x05state\x12\x12\n" +
 	"\x04home\x18\x05 \x01(\tR\x04home\x12!\n" +
-	"\fextra_groups\x18\x06 \x03(\tR\vextraGroups\"\xde\x01\n" +
+	"\fextra_groups\x18\x06 \x03(\tR\vextraGroups\"\xf8\x01\n" +
 	"\x05Grant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x06holder\x18\x02 \x01(\v2\x14.canopy.v1.ObjectRefR\x06holder\x12,\n" +
@@ -1833,7 +1907,8 @@ const file_canopy_v1_model_proto_rawDesc = "" +
 	"\x06rights\x18\x04 \x03(\tR\x06rights\x129\n" +
 	"\n" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"t\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x18\n" +
+	"\aexpired\x18\a \x01(\bR\aexpired\"t\n" +
 	"\x04Lock\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x06target\x18\x02 \x01(\v2\x14.canopy.v1.ObjectRefR\x06target\x12\x16\n" +
@@ -1884,6 +1959,8 @@ const file_canopy_v1_model_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
 	"\x06folder\x18\x02 \x01(\tR\x06folder\"\x1d\n" +
 	"\vRemoveGrant\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x1d\n" +
+	"\vExpireGrant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
 	"\n" +
 	"RemoveLock\x12\x0e\n" +
@@ -1891,7 +1968,7 @@ const file_canopy_v1_model_proto_rawDesc = "" +
 	"\x13RemovePlacementRule\x12\x16\n" +
 	"\x06folder\x18\x01 \x01(\tR\x06folder\"!\n" +
 	"\vDeleteRight\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x91\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xce\n" +
 	"\n" +
 	"\bMutation\x128\n" +
 	"\rcreate_folder\x18\x01 \x01(\v2\x11.canopy.v1.FolderH\x00R\fcreateFolder\x12>\n" +
@@ -1920,7 +1997,8 @@ const file_canopy_v1_model_proto_rawDesc = "" +
 	"\x15remove_placement_rule\x18\x12 \x01(\v2\x1e.canopy.v1.RemovePlacementRuleH\x00R\x13removePlacementRule\x12/\n" +
 	"\tput_right\x18\x13 \x01(\v2\x10.canopy.v1.RightH\x00R\bputRight\x12;\n" +
 	"\fdelete_right\x18\x14 \x01(\v2\x16.canopy.v1.DeleteRightH\x00R\vdeleteRight\x12?\n" +
-	"\x0fset_self_rights\x18\x15 \x01(\v2\x15.canopy.v1.SelfRightsH\x00R\rsetSelfRightsB\x04\n" +
+	"\x0fset_self_rights\x18\x15 \x01(\v2\x15.canopy.v1.SelfRightsH\x00R\rsetSelfRights\x12;\n" +
+	"\fexpire_grant\x18\x16 \x01(\v2\x16.canopy.v1.ExpireGrantH\x00R\vexpireGrantB\x04\n" +
 	"\x02op\"\xa4\x01\n" +
 	"\vConsistency\x12+\n" +
 	"\x10minimize_latency\x18\x01 \x01(\bH\x00R\x0fminimizeLatency\x12,\n" +
@@ -1951,7 +2029,7 @@ func file_canopy_v1_model_proto_rawDescGZIP() []byte {
 }
 
 var file_canopy_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_canopy_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_canopy_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_canopy_v1_model_proto_goTypes = []any{
 	(ObjectKind)(0),               // 0: canopy.v1.ObjectKind
 	(UserState)(0),                // 1: canopy.v1.UserState
@@ -1973,24 +2051,25 @@ var file_canopy_v1_model_proto_goTypes = []any{
 	(*DeleteUser)(nil),            // 17: canopy.v1.DeleteUser
 	(*Membership)(nil),            // 18: canopy.v1.Membership
 	(*RemoveGrant)(nil),           // 19: canopy.v1.RemoveGrant
-	(*RemoveLock)(nil),            // 20: canopy.v1.RemoveLock
-	(*RemovePlacementRule)(nil),   // 21: canopy.v1.RemovePlacementRule
-	(*DeleteRight)(nil),           // 22: canopy.v1.DeleteRight
-	(*Mutation)(nil),              // 23: canopy.v1.Mutation
-	(*Consistency)(nil),           // 24: canopy.v1.Consistency
-	nil,                           // 25: canopy.v1.Folder.LabelsEntry
-	nil,                           // 26: canopy.v1.RelabelFolder.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*ExpireGrant)(nil),           // 20: canopy.v1.ExpireGrant
+	(*RemoveLock)(nil),            // 21: canopy.v1.RemoveLock
+	(*RemovePlacementRule)(nil),   // 22: canopy.v1.RemovePlacementRule
+	(*DeleteRight)(nil),           // 23: canopy.v1.DeleteRight
+	(*Mutation)(nil),              // 24: canopy.v1.Mutation
+	(*Consistency)(nil),           // 25: canopy.v1.Consistency
+	nil,                           // 26: canopy.v1.Folder.LabelsEntry
+	nil,                           // 27: canopy.v1.RelabelFolder.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
 }
 var file_canopy_v1_model_proto_depIdxs = []int32{
 	0,  // 0: canopy.v1.ObjectRef.kind:type_name -> canopy.v1.ObjectKind
-	25, // 1: canopy.v1.Folder.labels:type_name -> canopy.v1.Folder.LabelsEntry
+	26, // 1: canopy.v1.Folder.labels:type_name -> canopy.v1.Folder.LabelsEntry
 	1,  // 2: canopy.v1.User.state:type_name -> canopy.v1.UserState
 	2,  // 3: canopy.v1.Grant.holder:type_name -> canopy.v1.ObjectRef
 	2,  // 4: canopy.v1.Grant.target:type_name -> canopy.v1.ObjectRef
-	27, // 5: canopy.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 5: canopy.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
 	2,  // 6: canopy.v1.Lock.target:type_name -> canopy.v1.ObjectRef
-	26, // 7: canopy.v1.RelabelFolder.labels:type_name -> canopy.v1.RelabelFolder.LabelsEntry
+	27, // 7: canopy.v1.RelabelFolder.labels:type_name -> canopy.v1.RelabelFolder.LabelsEntry
 	1,  // 8: canopy.v1.SetUserState.state:type_name -> canopy.v1.UserState
 	3,  // 9: canopy.v1.Mutation.create_folder:type_name -> canopy.v1.Folder
 	10, // 10: canopy.v1.Mutation.rename_folder:type_name -> canopy.v1.RenameFolder
@@ -2007,17 +2086,18 @@ var file_canopy_v1_model_proto_depIdxs = []int32{
 	5,  // 21: canopy.v1.Mutation.add_grant:type_name -> canopy.v1.Grant
 	19, // 22: canopy.v1.Mutation.remove_grant:type_name -> canopy.v1.RemoveGrant
 	6,  // 23: canopy.v1.Mutation.add_lock:type_name -> canopy.v1.Lock
-	20, // 24: canopy.v1.Mutation.remove_lock:type_name -> canopy.v1.RemoveLock
+	21, // 24: canopy.v1.Mutation.remove_lock:type_name -> canopy.v1.RemoveLock
 	7,  // 25: canopy.v1.Mutation.set_placement_rule:type_name -> canopy.v1.PlacementRule
-	21, // 26: canopy.v1.Mutation.remove_placement_rule:type_name -> canopy.v1.RemovePlacementRule
+	22, // 26: canopy.v1.Mutation.remove_placement_rule:type_name -> canopy.v1.RemovePlacementRule
 	8,  // 27: canopy.v1.Mutation.put_right:type_name -> canopy.v1.Right
-	22, // 28: canopy.v1.Mutation.delete_right:type_name -> canopy.v1.DeleteRight
+	23, // 28: canopy.v1.Mutation.delete_right:type_name -> canopy.v1.DeleteRight
 	9,  // 29: canopy.v1.Mutation.set_self_rights:type_name -> canopy.v1.SelfRights
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	20, // 30: canopy.v1.Mutation.expire_grant:type_name -> canopy.v1.ExpireGrant
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_model_proto_init() }
@@ -2025,7 +2105,7 @@ func file_canopy_v1_model_proto_init() {
 	if File_canopy_v1_model_proto != nil {
 		return
 	}
-	file_canopy_v1_model_proto_msgTypes[21].OneofWrappers = []any{
+	file_canopy_v1_model_proto_msgTypes[22].OneofWrappers = []any{
 		(*Mutation_CreateFolder)(nil),
 		(*Mutation_RenameFolder)(nil),
 		(*Mutation_RelabelFolder)(nil),
@@ -2047,8 +2127,9 @@ func file_canopy_v1_model_proto_init() {
 		(*Mutation_PutRight)(nil),
 		(*Mutation_DeleteRight)(nil),
 		(*Mutation_SetSelfRights)(nil),
+		(*Mutation_ExpireGrant)(nil),
 	}
-	file_canopy_v1_model_proto_msgTypes[22].OneofWrappers = []any{
+	file_canopy_v1_model_proto_msgTypes[23].OneofWrappers = []any{
 		(*Consistency_MinimizeLatency)(nil),
 		(*Consistency_AtLeastRevision)(nil),
 		(*Consistency_FullyConsistent)(nil),
@@ -2059,7 +2140,7 @@ func file_canopy_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_model_proto_rawDesc), len(file_canopy_v1_model_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -33,7 +33,7 @@ const (
 	ChangeKind_CHANGE_KIND_USERS ChangeKind = 2
 	// add and remove extra group
 	ChangeKind_CHANGE_KIND_MEMBERSHIPS ChangeKind = 3
-	// add and remove grant
+	// add and remove grant, and the service's record that one expired
 	ChangeKind_CHANGE_KIND_GRANTS ChangeKind = 4
 	// add and remove lock
 	ChangeKind_CHANGE_KIND_LOCKS ChangeKind = 5

@@ -1,0 +1,209 @@
+package graph
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// SystemActor is the actor of the changes the service makes by itself, such
+// as recording that a grant has expired.
+const SystemActor = "system"
+
+// expiryItem is a grant expected to expire at at (unix nanoseconds).
+type expiryItem struct {
+	at int64
+	id string
+}
+
+// expiries is a min-heap of the expiries not yet recorded. Entries go
+// stale when their grant is removed, replaced or recorded expired; they are
+// skipped when met rather than searched for, so the heap may hold some
+// that no longer count.
+type expiries []expiryItem
+
+func (h expiries) Len() int { return len(h) }
+func (h expiries) Less(i, j int) bool {
+	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].id < h[j].id
+}
+func (h expiries) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *expiries) Push(x any)   { *h = append(*h, x.(expiryItem)) }
+func (h *expiries) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// pending reports whether the grant an entry names still awaits its
+// expire_grant change.
+func (s *state) pending(e expiryItem) bool {
+	i, ok := s.grants.get(e.id)
+	if !ok {
+		return false
+	}
+	g := s.grant(i)
+	return g.expires == e.at && !g.g.Expired
+}
+
+// noteExpiries adds the expiries of the grants a committed batch added.
+// ix.mu must be held for writing.
+func (ix *Index) noteExpiries(muts []Mutation) {
+	added := false
+	for i := range muts {
+		if g := muts[i].AddGrant; g != nil && !g.ExpiresAt.IsZero() && !g.Expired {
+			heap.Push(&ix.exp, expiryItem{at: unixNano(g.ExpiresAt), id: g.ID})
+			added = true
+		}
+	}
+	// Entries of removed grants are dropped when they reach the top; a
+	// store that adds and removes many grants would otherwise keep them
+	// until their time, so rebuild when they outnumber the live ones.
+	if added && len(ix.exp) > 1024 && len(ix.exp) > 2*ix.s.grants.len() {
+		ix.exp = ix.exp[:0]
+		ix.rebuildExpiries()
+	}
+	if added {
+		select {
+		case ix.expWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// rebuildExpiries fills the heap from the grants. ix.mu must be held for
+// writing (or the index not yet shared).
+func (ix *Index) rebuildExpiries() {
+	s := ix.s
+	for i, live := range s.grants.live {
+		if g := &s.grants.nodes[i]; live && g.expires != 0 && !g.g.Expired {
+			ix.exp = append(ix.exp, expiryItem{at: g.expires, id: g.g.ID})
+		}
+	}
+	heap.Init(&ix.exp)
+}
+
+// dropStale pops the entries at the top of the heap that no longer count.
+// ix.mu must be held for writing.
+func (ix *Index) dropStale() {
+	for len(ix.exp) > 0 && !ix.s.pending(ix.exp[0]) {
+		heap.Pop(&ix.exp)
+	}
+}
+
+// dueLocked returns an expire_grant mutation for every grant whose expiry
+// is at or before now and not yet recorded, earliest first, at most
+// MaxBatchSize. The heap is only read, since it runs on a trial state: if
+// the commit fails, the same grants are due again next time. ix.mu must be
+// held for writing.
+func (ix *Index) dueLocked(now int64) []Mutation {
+	var due []expiryItem
+	seen := map[string]bool{}
+	// A heap's entries at or before now form a subtree at its top.
+	var visit func(k int)
+	visit = func(k int) {
+		if k >= len(ix.exp) || ix.exp[k].at > now {
+			return
+		}
+		if e := ix.exp[k]; !seen[e.id] && ix.s.pending(e) {
+			seen[e.id] = true
+			due = append(due, e)
+		}
+		visit(2*k + 1)
+		visit(2*k + 2)
+	}
+	visit(0)
+	slices.SortFunc(due, func(a, b expiryItem) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), strings.Compare(a.id, b.id))
+	})
+	if len(due) > MaxBatchSize {
+		due = due[:MaxBatchSize]
+	}
+	muts := make([]Mutation, len(due))
+	for i, e := range due {
+		muts[i] = Mutation{ExpireGrant: &Delete{ID: e.id}}
+	}
+	return muts
+}
+
+// ExpireDue records, as one batch written by SystemActor, that every grant
+// whose expiry has passed by the clock has expired, so that change-stream
+// subscribers learn the access ended. It returns the batch's revision and
+// how many grants it recorded; with none due it writes nothing and
+// returns 0, 0. Each grant's expiry is recorded once, also across restarts.
+func (ix *Index) ExpireDue(ctx context.Context) (uint64, int, error) {
+	req := &writeReq{ctx: ctx, actor: SystemActor, expire: true}
+	rev, err := ix.enqueue(ctx, req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("expire due grants: %w", err)
+	}
+	return rev, len(req.muts), nil
+}
+
+// NextExpiry returns the earliest expiry not yet recorded, and false when
+// no grant awaits one.
+func (ix *Index) NextExpiry() (time.Time, bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.dropStale()
+	if len(ix.exp) == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ix.exp[0].at).UTC(), true
+}
+
+// expiryRetry is how long RunExpiry waits after a failed write.
+const expiryRetry = time.Second
+
+// RunExpiry records expiries as they fall due, until ctx ends or the index
+// is closed: it sleeps until the earliest pending expiry (woken early when
+// a grant with an expiry is added) and then calls ExpireDue. Errors are
+// passed to onErr (which may be nil) and retried after a second.
+func (ix *Index) RunExpiry(ctx context.Context, onErr func(error)) {
+	for {
+		wait := time.Duration(-1)
+		if _, _, err := ix.ExpireDue(ctx); err != nil {
+			if ctx.Err() != nil || ix.isClosed() {
+				return
+			}
+			if onErr != nil {
+				onErr(err)
+			}
+			wait = expiryRetry
+		} else if next, ok := ix.NextExpiry(); ok {
+			wait = max(next.Sub(ix.opts.Clock.Now()), 0)
+		}
+		var timer *time.Timer
+		var fire <-chan time.Time
+		if wait >= 0 {
+			timer = time.NewTimer(wait)
+			fire = timer.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-ix.stop:
+		case <-ix.expWake:
+		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil || ix.isClosed() {
+			return
+		}
+	}
+}
+
+// isClosed reports whether Close has been called.
+func (ix *Index) isClosed() bool {
+	select {
+	case <-ix.stop:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,158 @@
+package graph_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/canopy-authz/canopy/graph"
+	"github.com/canopy-authz/canopy/graph/graphtest"
+)
+
+// commitLog collects the commits an index publishes.
+type commitLog struct {
+	mu      sync.Mutex
+	commits []graph.Commit
+	added   chan struct{} // signalled after each group
+}
+
+func newCommitLog() *commitLog { return &commitLog{added: make(chan struct{}, 1)} }
+
+func (l *commitLog) publish(cs []graph.Commit) {
+	l.mu.Lock()
+	l.commits = append(l.commits, cs...)
+	l.mu.Unlock()
+	select {
+	case l.added <- struct{}{}:
+	default:
+	}
+}
+
+func (l *commitLog) last() graph.Commit {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.commits[len(l.commits)-1]
+}
+
+func expiryWorld(t *testing.T, clock graph.Clock, j graph.Journal, log *commitLog) *graph.Index {
+	t.Helper()
+	ix, err := graph.Open(context.Background(), graph.Options{Clock: clock, Journal: j, OnCommit: log.publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ix.Close)
+	return ix
+}
+
+func grantUntil(id string, at time.Time) graph.Mutation {
+	return graph.Mutation{AddGrant: &graph.Grant{ID: id, Holder: graph.UserRef("u"), Target: graph.FolderRef("o"),
+		Rights: []string{"read"}, ExpiresAt: at}}
+}
+
+// TestExpireDue: expiries are recorded once each, earliest first, as a
+// batch by the system, only when the clock has reached them; a grant
+// removed first is never announced.
+func TestExpireDue(t *testing.T) {
+	ctx := context.Background()
+	clock := graphtest.NewClock(graphtest.Start)
+	log := newCommitLog()
+	ix := expiryWorld(t, clock, nil, log)
+	h := graphtest.Start.Add
+	if _, err := ix.Write(ctx, "test", []graph.Mutation{
+		{CreateFolder: &graph.Folder{ID: "o"}},
+		{CreateUser: &graph.User{ID: "u", Class: "staff", Home: "o"}},
+		grantUntil("g3", h(3*time.Hour)), grantUntil("g1b", h(time.Hour)), grantUntil("g1a", h(time.Hour)),
+		grantUntil("gone", h(time.Hour)),
+		{AddGrant: &graph.Grant{ID: "forever", Holder: graph.UserRef("u"), Rights: []string{"read"}}},
+	}, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	if next, ok := ix.NextExpiry(); !ok || !next.Equal(h(time.Hour)) {
+		t.Fatalf("next expiry %v %v, want %v", next, ok, h(time.Hour))
+	}
+	if rev, n, err := ix.ExpireDue(ctx); rev != 0 || n != 0 || err != nil {
+		t.Fatalf("nothing due yet: got revision %d, %d grants, %v", rev, n, err)
+	}
+	if _, err := ix.Write(ctx, "test", []graph.Mutation{{RemoveGrant: &graph.Delete{ID: "gone"}}}, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	rev, n, err := ix.ExpireDue(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("expire due: %d grants, %v; want 2", n, err)
+	}
+	c := log.last()
+	want := []graph.Mutation{{ExpireGrant: &graph.Delete{ID: "g1a"}}, {ExpireGrant: &graph.Delete{ID: "g1b"}}}
+	if c.Revision != rev || c.Actor != graph.SystemActor || !c.Time.Equal(h(time.Hour)) || !reflect.DeepEqual(c.Mutations, want) {
+		t.Fatalf("commit %d by %q at %v: %v; want %d by system at %v: %v", c.Revision, c.Actor, c.Time, c.Mutations, rev, h(time.Hour), want)
+	}
+	if rev, n, _ := ix.ExpireDue(ctx); rev != 0 || n != 0 {
+		t.Fatalf("recorded twice: revision %d, %d grants", rev, n)
+	}
+	gs, _, _, err := ix.ListGrants(graph.UserRef("u"), graph.Ref{}, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gs {
+		if g.Expired != (g.ID == "g1a" || g.ID == "g1b") {
+			t.Fatalf("grant %s: Expired %v", g.ID, g.Expired)
+		}
+	}
+	if next, ok := ix.NextExpiry(); !ok || !next.Equal(h(3*time.Hour)) {
+		t.Fatalf("next expiry %v %v, want %v", next, ok, h(3*time.Hour))
+	}
+	clock.Advance(5 * time.Hour)
+	if _, n, _ := ix.ExpireDue(ctx); n != 1 {
+		t.Fatalf("g3: %d grants recorded, want 1", n)
+	}
+	if _, ok := ix.NextExpiry(); ok {
+		t.Fatal("no expiry should be pending")
+	}
+}
+
+// TestRunExpiry: the scheduler wakes for a grant added while it sleeps and
+// records the expiry when its time comes, on the real clock.
+func TestRunExpiry(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	log := newCommitLog()
+	ix := expiryWorld(t, graph.ClockFunc(time.Now), nil, log)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ix.RunExpiry(ctx, func(err error) { t.Errorf("run expiry: %v", err) })
+	}()
+	defer func() { cancel(); <-done }()
+	if _, err := ix.Write(ctx, "test", []graph.Mutation{
+		{CreateFolder: &graph.Folder{ID: "o"}},
+		{CreateUser: &graph.User{ID: "u", Class: "staff", Home: "o"}},
+		grantUntil("soon", time.Now().Add(30*time.Millisecond)),
+	}, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case <-log.added:
+		case <-deadline:
+			t.Fatal("the expiry was not recorded within 10s")
+		}
+		if c := log.last(); c.Actor == graph.SystemActor && c.Mutations[0].ExpireGrant != nil {
+			if c.Mutations[0].ExpireGrant.ID != "soon" {
+				t.Fatalf("recorded %v", c.Mutations)
+			}
+			return
+		}
+	}
+}
+
+// TestExpireDueAfterClose: a closed index refuses.
+func TestExpireDueAfterClose(t *testing.T) {
+	ix := graphtest.Open(t, graphtest.NewClock(graphtest.Start), nil)
+	ix.Close()
+	if _, _, err := ix.ExpireDue(context.Background()); !errors.Is(err, graph.ErrClosed) {
+		t.Fatalf("got %v, want ErrClosed", err)
+	}
+}
