@@ -243,6 +243,9 @@ func (ix *Index) write(ctx context.Context, req *writeReq) (uint64, error) {
 // enqueue hands a write to the writer and waits for its outcome.
 func (ix *Index) enqueue(ctx context.Context, req *writeReq) (uint64, error) {
 	req.done = make(chan struct{})
+	if ix.isClosed() {
+		return 0, ErrClosed
+	}
 	select {
 	case ix.queue <- req:
 	case <-ix.stop:
@@ -250,7 +253,17 @@ func (ix *Index) enqueue(ctx context.Context, req *writeReq) (uint64, error) {
 	case <-ctx.Done():
 		return 0, fmt.Errorf("write: %w", ctx.Err())
 	}
-	<-req.done
+	select {
+	case <-req.done:
+	case <-ix.stopped:
+		// Queued as Close ran: the writer may have returned without
+		// taking it, and then nothing will.
+		select {
+		case <-req.done:
+		default:
+			return 0, ErrClosed
+		}
+	}
 	return req.rev, req.err
 }
 
