@@ -22,6 +22,10 @@ type txn struct {
 	undo []Mutation // undo[i] reverses done[i]
 	// forget skips recording, for loading at start, which is never undone.
 	forget bool
+	// scoped also records each primitive's scope (scopes[i] for done[i]),
+	// for the change log.
+	scoped bool
+	scopes [][]string
 }
 
 // applyBatch applies muts in order. On error it rolls back what it applied
@@ -49,6 +53,9 @@ func (t *txn) rollbackTo(mark int) {
 		}
 	}
 	t.done, t.undo = t.done[:mark], t.undo[:mark]
+	if t.scoped {
+		t.scopes = t.scopes[:mark]
+	}
 }
 
 func (t *txn) record(m Mutation, inverse Mutation) {
@@ -57,6 +64,9 @@ func (t *txn) record(m Mutation, inverse Mutation) {
 	}
 	t.done = append(t.done, m)
 	t.undo = append(t.undo, inverse)
+	if t.scoped {
+		t.scopes = append(t.scopes, t.s.scopeOf(&m, &inverse))
+	}
 }
 
 // apply checks and applies one mutation.

@@ -28,7 +28,13 @@ type Commit struct {
 	Time      time.Time
 	Actor     string
 	Mutations []Mutation
-	Records   []Record
+	// Scopes[i] is where Mutations[i] happened: the folders it touched,
+	// each with every folder above it, at the time (see scope.go); nil for
+	// a change to the whole service. Kept in the change log so that
+	// streams can be filtered by organisation and subtree on replay; a
+	// log written before scopes were kept has none (Scopes is nil).
+	Scopes  [][]string
+	Records []Record
 }
 
 // Journal makes batches durable and gives them back at start. The bbolt
@@ -317,7 +323,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 
 	ix.mu.Lock()
 	base := ix.rev
-	t := &txn{s: ix.s}
+	t := &txn{s: ix.s, scoped: true}
 	for _, req := range group {
 		if err := req.ctx.Err(); err != nil {
 			req.err = fmt.Errorf("write: %w", err)
@@ -344,6 +350,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			continue
 		}
 		prims := append([]Mutation(nil), t.done[mark:]...)
+		scopes := append([][]string(nil), t.scopes[mark:]...)
 		var recs []Record
 		if ix.opts.Journal != nil {
 			var err error
@@ -353,7 +360,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 				continue
 			}
 		}
-		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, Mutations: prims, Records: recs})
+		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, Mutations: prims, Scopes: scopes, Records: recs})
 		accepted = append(accepted, req)
 	}
 	t.rollbackTo(0)

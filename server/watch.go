@@ -143,32 +143,77 @@ func changeKind(m *graph.Mutation) pb.ChangeKind {
 	return pb.ChangeKind_CHANGE_KIND_RULES
 }
 
+// maxFilterFolders is the most organisations and subtrees one filter names.
+const maxFilterFolders = 1000
+
 // changeFilter decides which mutations a Watch sends.
 type changeFilter struct {
-	kinds map[pb.ChangeKind]bool // empty: every kind
+	kinds  map[pb.ChangeKind]bool // empty: every kind
+	places map[string]bool        // organisation roots and subtrees; empty: everywhere
 }
 
-func newChangeFilter(f *pb.WatchFilter) (changeFilter, error) {
-	s := changeFilter{kinds: map[pb.ChangeKind]bool{}}
+// newChangeFilter checks a request's filter. A folder named as an
+// organisation that exists and is not a root is refused; folders that do
+// not exist are not, since a replay may name deleted ones.
+func newChangeFilter(f *pb.WatchFilter, ix *graph.Index) (changeFilter, error) {
+	s := changeFilter{kinds: map[pb.ChangeKind]bool{}, places: map[string]bool{}}
 	for _, k := range f.GetKinds() {
 		if _, ok := pb.ChangeKind_name[int32(k)]; !ok || k == pb.ChangeKind_CHANGE_KIND_UNSPECIFIED {
 			return s, invalidf("watch filter: unknown change kind %d", k)
 		}
 		s.kinds[k] = true
 	}
+	if n := len(f.GetOrganisations()) + len(f.GetSubtrees()); n > maxFilterFolders {
+		return s, invalidf("watch filter: %d folders; at most %d", n, maxFilterFolders)
+	}
+	for _, id := range f.GetOrganisations() {
+		if id == "" {
+			return s, invalidf("watch filter: an empty organisation id")
+		}
+		if folder, _, _, err := ix.GetFolder(id); err == nil && folder.Parent != "" {
+			return s, invalidf("watch filter: folder %q is not the root of an organisation (it lies under %q)", id, folder.Parent)
+		}
+		s.places[id] = true
+	}
+	for _, id := range f.GetSubtrees() {
+		if id == "" {
+			return s, invalidf("watch filter: an empty subtree folder id")
+		}
+		s.places[id] = true
+	}
 	return s, nil
 }
 
-func (s changeFilter) selects(m *graph.Mutation) bool {
-	return len(s.kinds) == 0 || s.kinds[changeKind(m)]
+// selects reports whether the filter selects a mutation with this scope
+// (see graph.Commit.Scopes). A nil scope is a change to the whole service;
+// scoped says whether the log kept scopes at all (an old log did not, and
+// then place filters let everything through rather than lose changes).
+func (s changeFilter) selects(m *graph.Mutation, scope []string, scoped bool) bool {
+	if len(s.kinds) > 0 && !s.kinds[changeKind(m)] {
+		return false
+	}
+	if len(s.places) == 0 || !scoped || scope == nil {
+		return true
+	}
+	for _, f := range scope {
+		if s.places[f] {
+			return true
+		}
+	}
+	return false
 }
 
 // commitToPB returns the response for a commit, holding the mutations the
 // filter selects, or nil when it selects none.
 func commitToPB(c graph.Commit, sel changeFilter) *pb.WatchResponse {
 	out := &pb.WatchResponse{Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor}
+	scoped := len(c.Scopes) == len(c.Mutations)
 	for i := range c.Mutations {
-		if sel.selects(&c.Mutations[i]) {
+		var scope []string
+		if scoped {
+			scope = c.Scopes[i]
+		}
+		if sel.selects(&c.Mutations[i], scope, scoped) {
 			out.Mutations = append(out.Mutations, MutationToPB(c.Mutations[i]))
 		}
 	}
@@ -191,7 +236,7 @@ func send(stream grpc.ServerStreamingServer[pb.WatchResponse], c graph.Commit, s
 // once, by revision).
 func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	ctx := stream.Context()
-	sel, err := newChangeFilter(req.GetFilter())
+	sel, err := newChangeFilter(req.GetFilter(), w.ix)
 	if err != nil {
 		return w.status(ctx, err)
 	}

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -144,5 +146,102 @@ func TestWatchFilterByKind(t *testing.T) {
 	}
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("an unknown kind: %v", err)
+	}
+}
+
+// TestWatchFilterByPlace: filters by organisation and by subtree select the
+// changes made there, as the tree was then (a user moved out of a subtree,
+// a folder moved into it), replayed from the log; changes to the whole
+// service pass every place filter; a folder named as an organisation that
+// is not a root is refused.
+func TestWatchFilterByPlace(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts) // 2: all of it in acme
+	ctx := ctxT(t)
+	write := func(ms ...*pb.Mutation) uint64 {
+		t.Helper()
+		r, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: ms})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetRevision()
+	}
+	folder := func(id, parent string) *pb.Mutation {
+		return &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: id, Parent: parent}}}
+	}
+	write(folder("beta", ""), folder("b1", "beta"))                                                                    // 3
+	write(&pb.Mutation{Op: &pb.Mutation_MoveUser{MoveUser: &pb.MoveUser{Id: "carl", To: "it3"}}})                      // 4: out of it1, into it3
+	write(&pb.Mutation{Op: &pb.Mutation_PutRight{PutRight: &pb.Right{Name: "audit"}}})                                 // 5: everywhere
+	write(&pb.Mutation{Op: &pb.Mutation_AddLock{AddLock: &pb.Lock{Id: "qa", Target: RefToPB(graph.FolderRef("b1"))}}}) // 6
+	write(&pb.Mutation{Op: &pb.Mutation_MoveFolder{MoveFolder: &pb.MoveFolder{Id: "it2", To: "it1"}}})                 // 7: into it1
+	end := write(&pb.Mutation{Op: &pb.Mutation_PutRight{PutRight: &pb.Right{Name: "end"}}},                            // 8: everywhere, and a user in it3
+		&pb.Mutation{Op: &pb.Mutation_CreateUser{CreateUser: &pb.User{Id: "zed", Class: "candidate", Home: "it3"}}})
+
+	revisions := func(f *pb.WatchFilter) []uint64 {
+		t.Helper()
+		s, err := ts.watch.Watch(ctx, &pb.WatchRequest{FromRevision: 1, Filter: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var revs []uint64
+		for {
+			m, err := s.Recv()
+			if err != nil {
+				t.Fatalf("filter %v: %v", f, err)
+			}
+			revs = append(revs, m.GetRevision())
+			if m.GetRevision() == end {
+				return revs
+			}
+		}
+	}
+	tests := []struct {
+		name string
+		f    *pb.WatchFilter
+		want []uint64
+	}{
+		{"organisation beta", &pb.WatchFilter{Organisations: []string{"beta"}}, []uint64{1, 2, 3, 5, 6, 8}}, // 1, 2: the catalogue
+		{"organisation acme", &pb.WatchFilter{Organisations: []string{"acme"}}, []uint64{1, 2, 4, 5, 7, 8}},
+		{"subtree it1", &pb.WatchFilter{Subtrees: []string{"it1"}}, []uint64{1, 2, 4, 5, 7, 8}},
+		{"subtree it2", &pb.WatchFilter{Subtrees: []string{"it2"}}, []uint64{1, 2, 5, 7, 8}},
+		{"subtree b1 and it3", &pb.WatchFilter{Subtrees: []string{"b1", "it3"}}, []uint64{1, 2, 3, 4, 5, 6, 8}},
+		{"users in it3", &pb.WatchFilter{Subtrees: []string{"it3"}, Kinds: []pb.ChangeKind{pb.ChangeKind_CHANGE_KIND_USERS}}, []uint64{4, 8}},
+	}
+	for _, tc := range tests {
+		if got := revisions(tc.f); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: revisions %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// Within a batch only the mutations in the subtree are sent.
+	s, err := ts.watch.Watch(ctx, &pb.WatchRequest{FromRevision: 2, Filter: &pb.WatchFilter{Subtrees: []string{"it2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, mu := range m.GetMutations() {
+		switch {
+		case mu.GetCreateFolder() != nil:
+			ids = append(ids, mu.GetCreateFolder().GetId())
+		case mu.GetCreateUser() != nil:
+			ids = append(ids, mu.GetCreateUser().GetId())
+		case mu.GetAddGrant() != nil:
+			ids = append(ids, mu.GetAddGrant().GetId())
+		}
+	}
+	if want := []string{"it2", "access-it2-teacher", "cara"}; !slices.Equal(ids, want) {
+		t.Errorf("revision 2 in subtree it2: %v, want %v", ids, want)
+	}
+
+	bad, err := ts.watch.Watch(ctx, &pb.WatchRequest{Filter: &pb.WatchFilter{Organisations: []string{"candidates"}}})
+	if err == nil {
+		_, err = bad.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), `"candidates"`) {
+		t.Fatalf("a non-root organisation: %v", err)
 	}
 }

@@ -151,6 +151,7 @@ type logEntry struct {
 	Time      time.Time        `json:"time"`
 	Actor     string           `json:"actor"`
 	Mutations []graph.Mutation `json:"mutations"`
+	Scopes    [][]string       `json:"scopes,omitempty"` // graph.Commit.Scopes
 }
 
 // Append stores commits in one transaction, so one fsync covers the whole
@@ -176,7 +177,7 @@ func (d *DB) Append(ctx context.Context, base uint64, commits []graph.Commit) er
 				return fmt.Errorf("store: commit revision %d does not follow %d: %w", c.Revision, rev, graph.ErrConflict)
 			}
 			rev = c.Revision
-			entry, err := json.Marshal(logEntry{Revision: c.Revision, Time: c.Time, Actor: c.Actor, Mutations: c.Mutations})
+			entry, err := json.Marshal(logEntry{Revision: c.Revision, Time: c.Time, Actor: c.Actor, Mutations: c.Mutations, Scopes: c.Scopes})
 			if err != nil {
 				return fmt.Errorf("store: encode log entry %d: %w", c.Revision, err)
 			}
@@ -216,7 +217,7 @@ func (d *DB) ReadLog(from uint64, max int) ([]graph.Commit, error) {
 				rev, _ := parseRevKey(k)
 				return fmt.Errorf("store: decode log entry %d: %w", rev, err)
 			}
-			out = append(out, graph.Commit{Revision: e.Revision, Time: e.Time, Actor: e.Actor, Mutations: e.Mutations})
+			out = append(out, graph.Commit{Revision: e.Revision, Time: e.Time, Actor: e.Actor, Mutations: e.Mutations, Scopes: e.Scopes})
 		}
 		return nil
 	})

@@ -90,11 +90,24 @@ func (ChangeKind) EnumDescriptor() ([]byte, []int) {
 	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{0}
 }
 
-// WatchFilter selects changes; an empty filter selects everything.
+// WatchFilter selects changes; an empty filter selects everything. A
+// mutation is sent when it passes both the kind test and the place test.
 type WatchFilter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only mutations of these kinds (empty: every kind).
-	Kinds         []ChangeKind `protobuf:"varint,1,rep,packed,name=kinds,proto3,enum=canopy.v1.ChangeKind" json:"kinds,omitempty"`
+	Kinds []ChangeKind `protobuf:"varint,1,rep,packed,name=kinds,proto3,enum=canopy.v1.ChangeKind" json:"kinds,omitempty"`
+	// Only mutations in these organisations, named by their root folders.
+	Organisations []string `protobuf:"bytes,2,rep,name=organisations,proto3" json:"organisations,omitempty"`
+	// Only mutations touching one of these folders or anything below it,
+	// where the folders were when the change was made. A move is in the
+	// subtrees it left and those it entered; a user change is wherever the
+	// user is placed; a grant is at its holder and its target.
+	//
+	// With organisations or subtrees set, changes to the whole service (the
+	// rights catalogue, the self rights) are sent as well, since they change
+	// decisions everywhere. Folders are not required to exist: a replay may
+	// name ones since deleted.
+	Subtrees      []string `protobuf:"bytes,3,rep,name=subtrees,proto3" json:"subtrees,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -132,6 +145,20 @@ func (*WatchFilter) Descriptor() ([]byte, []int) {
 func (x *WatchFilter) GetKinds() []ChangeKind {
 	if x != nil {
 		return x.Kinds
+	}
+	return nil
+}
+
+func (x *WatchFilter) GetOrganisations() []string {
+	if x != nil {
+		return x.Organisations
+	}
+	return nil
+}
+
+func (x *WatchFilter) GetSubtrees() []string {
+	if x != nil {
+		return x.Subtrees
 	}
 	return nil
 }
@@ -265,9 +292,11 @@ var File_canopy_v1_watch_proto protoreflect.FileDescriptor
 
 const file_canopy_v1_watch_proto_rawDesc = "" +
 	"\n" +
-	"\x15canopy/v1/watch.proto\x12\tcanopy.v1\x1a\x15canopy/v1/model.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
+	"\x15canopy/v1/watch.proto\x12\tcanopy.v1\x1a\x15canopy/v1/model.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"|\n" +
 	"\vWatchFilter\x12+\n" +
-	"\x05kinds\x18\x01 \x03(\x0e2\x15.canopy.v1.ChangeKindR\x05kinds\"c\n" +
+	"\x05kinds\x18\x01 \x03(\x0e2\x15.canopy.v1.ChangeKindR\x05kinds\x12$\n" +
+	"\rorganisations\x18\x02 \x03(\tR\rorganisations\x12\x1a\n" +
+	"\bsubtrees\x18\x03 \x03(\tR\bsubtrees\"c\n" +
 	"\fWatchRequest\x12#\n" +
 	"\rfrom_revision\x18\x01 \x01(\x04R\ffromRevision\x12.\n" +
 	"\x06filter\x18\x02 \x01(\v2\x16.canopy.v1.WatchFilterR\x06filter\"\xb1\x01\n" +
