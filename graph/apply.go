@@ -679,9 +679,12 @@ func (t *txn) addGrant(op string, g Grant) error {
 	g.Rights = names
 	if !g.ExpiresAt.IsZero() {
 		g.ExpiresAt = g.ExpiresAt.UTC()
+	} else if g.Expired {
+		return newErr(op, g.ID, ErrInvalid, "a grant that never expires cannot be marked expired")
 	}
-	i := s.grants.insert(g.ID, grantNode{g: g, holder: holder, target: target, rights: set, expires: unixNano(g.ExpiresAt)})
-	h := heldGrant{rights: set, expires: unixNano(g.ExpiresAt), target: target, grant: i, tkind: g.Target.Kind}
+	exp := expiresOf(g)
+	i := s.grants.insert(g.ID, grantNode{g: g, holder: holder, target: target, rights: set, expires: exp})
+	h := heldGrant{rights: set, expires: exp, target: target, grant: i, tkind: g.Target.Kind}
 	if g.Holder.Kind == KindFolder {
 		s.held[holder] = append(s.held[holder], h)
 	} else {
@@ -743,13 +746,28 @@ func (t *txn) expireGrant(op string, d Delete) error {
 	return t.setExpired(d.ID, true)
 }
 
-// setExpired sets or clears a grant's Expired flag and records the change.
+// setExpired sets or clears a grant's Expired flag, in the grant and in
+// its holder's copy, and records the change.
 func (t *txn) setExpired(id string, expired bool) error {
-	i, ok := t.s.grants.get(id)
+	s := t.s
+	i, ok := s.grants.get(id)
 	if !ok {
 		return newErr("expire_grant", id, ErrNotFound, "no such grant")
 	}
-	t.s.grant(i).g.Expired = expired
+	n := s.grant(i)
+	n.g.Expired = expired
+	n.expires = expiresOf(n.g)
+	var held []heldGrant
+	if n.g.Holder.Kind == KindFolder {
+		held = s.held[n.holder]
+	} else {
+		held = s.user(n.holder).held
+	}
+	for k := range held {
+		if held[k].grant == i {
+			held[k].expires = n.expires
+		}
+	}
 	if expired {
 		t.record(Mutation{ExpireGrant: &Delete{ID: id}}, Mutation{unexpire: &Delete{ID: id}})
 	}

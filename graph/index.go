@@ -35,6 +35,10 @@ type Commit struct {
 	// log written before scopes were kept has none (Scopes is nil).
 	Scopes  [][]string
 	Records []Record
+	// Access holds the changes the batch made to the effective access of
+	// the users being watched (Index.WatchAccess), in mutation order. It
+	// is filled when the batch is applied and not kept in the log.
+	Access []AccessChange
 }
 
 // Journal makes batches durable and gives them back at start. The bbolt
@@ -75,8 +79,9 @@ type Index struct {
 	rev   uint64        // the revision s is at
 	revCh chan struct{} // closed when rev next advances
 
-	exp     expiries      // expiries not yet recorded; guarded by mu
-	expWake chan struct{} // signalled when a grant with an expiry is added
+	exp     expiries       // expiries not yet recorded; guarded by mu
+	watched map[string]int // users whose access is streamed, with their stream counts; guarded by mu
+	expWake chan struct{}  // signalled when a grant with an expiry is added
 
 	queue   chan *writeReq
 	stop    chan struct{} // closed by Close
@@ -372,7 +377,8 @@ func (ix *Index) commitGroup(group []*writeReq) {
 	}
 	if err == nil && len(commits) > 0 {
 		ix.mu.Lock()
-		for _, c := range commits {
+		for i := range commits {
+			c := &commits[i]
 			if aerr := ix.applyLocked(c); aerr != nil {
 				// The batch was just validated against this very state.
 				panic(fmt.Sprintf("graph: committed batch %d does not apply: %v", c.Revision, aerr))
@@ -422,12 +428,17 @@ func precheck(muts []Mutation, now time.Time, importing bool) error {
 
 // applyLocked applies a committed batch and advances the revision. ix.mu
 // must be held for writing.
-func (ix *Index) applyLocked(c Commit) error {
+func (ix *Index) applyLocked(c *Commit) error {
 	if c.Revision != ix.rev+1 {
 		return newErr("apply", fmt.Sprint(c.Revision), ErrConflict, "index is at revision %d", ix.rev)
 	}
-	t := &txn{s: ix.s}
-	if err := t.applyBatch(c.Mutations); err != nil {
+	if len(ix.watched) > 0 {
+		access, err := ix.applyWatched(c.Mutations)
+		if err != nil {
+			return err
+		}
+		c.Access = access
+	} else if err := (&txn{s: ix.s}).applyBatch(c.Mutations); err != nil {
 		return err
 	}
 	ix.noteExpiries(c.Mutations)
@@ -443,7 +454,7 @@ func (ix *Index) applyLocked(c Commit) error {
 func (ix *Index) Apply(c Commit) error {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	return ix.applyLocked(c)
+	return ix.applyLocked(&c)
 }
 
 // Records returns the record of every entity, by kind in load order and by

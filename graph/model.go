@@ -114,9 +114,10 @@ type Grant struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	Reason    string    `json:"reason,omitempty"`
 	// Expired is set by the service once it has committed the grant's
-	// expire_grant change, announcing that the expiry was reached. A grant
-	// is expired from ExpiresAt on whether or not this is set; the flag
-	// only keeps the announcement from being made twice.
+	// expire_grant change, announcing that the expiry was reached. For
+	// decisions a grant is expired from ExpiresAt on whether or not this is
+	// set (and always once it is); the flag keeps the announcement from
+	// being made twice, and access streams count the grant until it is set.
 	Expired bool `json:"expired,omitempty"`
 }
 

@@ -386,6 +386,9 @@ func (m *refModel) apply(mu graph.Mutation) error {
 			len(g.Rights) == 0 || !m.known(g.Rights) {
 			return refuse
 		}
+		if g.Expired && g.ExpiresAt.IsZero() {
+			return refuse
+		}
 		g.Rights = norm(g.Rights)
 		if !g.ExpiresAt.IsZero() {
 			g.ExpiresAt = g.ExpiresAt.UTC()

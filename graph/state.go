@@ -51,6 +51,26 @@ type heldGrant struct {
 
 func (h *heldGrant) expired(now int64) bool { return h.expires != 0 && now >= h.expires }
 
+// expiredMark is the expiry a grant is given, inside the index, once its
+// expiry is recorded (Grant.Expired): the earliest instant after the epoch.
+// Decisions, made at real times, find it expired as before; access
+// streams, which evaluate at streamNow, find a grant in effect exactly
+// until its expiry is recorded, so they follow committed changes only and
+// never the clock.
+const expiredMark int64 = 1
+
+// streamNow is the time access streams evaluate grants at.
+const streamNow = expiredMark
+
+// expiresOf returns a grant's expiry as the index keeps it: unix
+// nanoseconds, 0 for never, expiredMark once recorded.
+func expiresOf(g Grant) int64 {
+	if g.Expired {
+		return expiredMark
+	}
+	return unixNano(g.ExpiresAt)
+}
+
 // removeHeld deletes grant slot g from list, not keeping order.
 func removeHeld(list []heldGrant, g int32) []heldGrant {
 	for i := range list {

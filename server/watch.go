@@ -284,3 +284,64 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 		}
 	}
 }
+
+// accessToPB converts the regions of an access change.
+func accessToPB(list []graph.AccessRegion) []*pb.AccessRegion {
+	out := make([]*pb.AccessRegion, len(list))
+	for i, a := range list {
+		r := &pb.AccessRegion{Rights: a.Rights}
+		if !a.On.IsZero() {
+			r.On = RefToPB(a.On)
+		}
+		for _, e := range a.Except {
+			r.Except = append(r.Except, RefToPB(e))
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// WatchAccess subscribes to the hub before it asks the index to follow
+// the user, so every commit after the starting revision reaches it with
+// the user's changes.
+func (w *watch) WatchAccess(req *pb.WatchAccessRequest, stream grpc.ServerStreamingServer[pb.WatchAccessResponse]) error {
+	ctx := stream.Context()
+	user := req.GetUser()
+	sub, _, leave := w.hub.subscribe()
+	defer leave()
+	start, rev, stop, err := w.ix.WatchAccess(user)
+	if err != nil {
+		return w.status(ctx, err)
+	}
+	defer stop()
+	if err := stream.Send(&pb.WatchAccessResponse{Revision: rev, Gained: accessToPB(start.Gained)}); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return w.status(ctx, ctx.Err())
+		case <-w.hub.closing:
+			return status.Errorf(codes.Unavailable, "server shutting down; watch the access of %q again", user)
+		case <-sub.overflow:
+			return status.Errorf(codes.ResourceExhausted, "access watch of %q fell behind the live stream; watch again", user)
+		case c := <-sub.ch:
+			if c.Revision <= rev {
+				continue
+			}
+			for _, ch := range c.Access {
+				if ch.User != user {
+					continue
+				}
+				err := stream.Send(&pb.WatchAccessResponse{
+					Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor,
+					Cause:  MutationToPB(c.Mutations[ch.Mutation]),
+					Gained: accessToPB(ch.Gained), Lost: accessToPB(ch.Lost),
+				})
+				if err != nil {
+					return err
+				}
+			}
+		}
+	}
+}

@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
@@ -243,5 +246,101 @@ func TestWatchFilterByPlace(t *testing.T) {
 	}
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), `"candidates"`) {
 		t.Fatalf("a non-root organisation: %v", err)
+	}
+}
+
+// describeAccess renders an access response compactly: "+" for gained and
+// "-" for lost regions, as rights@on, with "\except" for each exception.
+func describeAccess(r *pb.WatchAccessResponse) string {
+	var parts []string
+	side := func(sign string, list []*pb.AccessRegion) {
+		for _, a := range list {
+			on := "none"
+			if a.GetOn() != nil {
+				on = refFromPBString(a.GetOn())
+			}
+			p := sign + strings.Join(a.GetRights(), ",") + "@" + on
+			for _, e := range a.GetExcept() {
+				p += `\` + refFromPBString(e)
+			}
+			parts = append(parts, p)
+		}
+	}
+	side("+", r.GetGained())
+	side("-", r.GetLost())
+	return strings.Join(parts, " ")
+}
+
+func refFromPBString(r *pb.ObjectRef) string {
+	ref, err := refFromPB(r, "ref")
+	if err != nil {
+		return "?"
+	}
+	return ref.String()
+}
+
+// TestWatchAccess follows the invigilator Ian through the changes the
+// issue names: a grant added and expired (by the system, at its time), a
+// folder moved out of his reach, a lock, a change that does not concern
+// him, and his account disabled.
+func TestWatchAccess(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	ctx := ctxT(t)
+	write := func(ms ...*pb.Mutation) uint64 {
+		t.Helper()
+		r, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: ms})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetRevision()
+	}
+	s, err := ts.watch.WatchAccess(ctx, &pb.WatchAccessRequest{User: "ian"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(want string, rev uint64, cause string) {
+		t.Helper()
+		m, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := describeAccess(m); got != want || m.GetRevision() != rev {
+			t.Fatalf("revision %d: %s\nwant revision %d: %s", m.GetRevision(), got, rev, want)
+		}
+		if got := fmt.Sprintf("%T", m.GetCause().GetOp()); cause != "" && got != cause {
+			t.Fatalf("revision %d caused by %s, want %s", rev, got, cause)
+		}
+	}
+	next("+candidate,user_administrator@none +read@folder:candidates +read@user:ian", 2, "")
+
+	rev := write(&pb.Mutation{Op: &pb.Mutation_AddGrant{AddGrant: &pb.Grant{Id: "visit", Holder: RefToPB(graph.UserRef("ian")),
+		Target: RefToPB(graph.UserRef("tom")), Rights: []string{"edit"}, ExpiresAt: timestamppb.New(graphtest.Start.Add(time.Hour))}}})
+	next("+edit,read@user:tom", rev, "*canopyv1.Mutation_AddGrant")
+
+	ts.clock.Advance(2 * time.Hour)
+	rev, n, err := ts.ix.ExpireDue(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("expire due: %d, %v", n, err)
+	}
+	next("-edit,read@user:tom", rev, "*canopyv1.Mutation_ExpireGrant")
+
+	write(&pb.Mutation{Op: &pb.Mutation_RenameFolder{RenameFolder: &pb.RenameFolder{Id: "it1", Name: "IT 1"}}})        // nothing for Ian
+	write(&pb.Mutation{Op: &pb.Mutation_AddLock{AddLock: &pb.Lock{Id: "qa", Target: RefToPB(graph.UserRef("carl"))}}}) // edit: Ian only reads
+	rev = write(&pb.Mutation{Op: &pb.Mutation_MoveFolder{MoveFolder: &pb.MoveFolder{Id: "it2", To: "acme"}}})
+	next("-read@folder:it2", rev, "*canopyv1.Mutation_MoveFolder")
+
+	rev = write(&pb.Mutation{Op: &pb.Mutation_AddLock{AddLock: &pb.Lock{Id: "sealed", Target: RefToPB(graph.FolderRef("it1")), Rights: []string{"read"}}}})
+	next("-read@folder:it1", rev, "*canopyv1.Mutation_AddLock")
+
+	rev = write(&pb.Mutation{Op: &pb.Mutation_SetUserState{SetUserState: &pb.SetUserState{Id: "ian", State: pb.UserState_USER_STATE_DISABLED}}})
+	next(`-candidate,user_administrator@none -read@folder:candidates\folder:it1 -read@user:ian`, rev, "*canopyv1.Mutation_SetUserState")
+
+	bad, err := ts.watch.WatchAccess(ctx, &pb.WatchAccessRequest{User: "nobody"})
+	if err == nil {
+		_, err = bad.Recv()
+	}
+	if status.Code(err) != codes.NotFound || !strings.Contains(status.Convert(err).Message(), "nobody") {
+		t.Fatalf("an unknown user: %v", err)
 	}
 }

@@ -145,3 +145,6 @@ func (r *ListGrantsRequest) Validate() error {
 func (r *ListLocksRequest) Validate() error {
 	return first(validRef("target", r.GetTarget()), validPage(r.GetPageSize()))
 }
+
+// Validate checks that a user is named.
+func (r *WatchAccessRequest) Validate() error { return required("user", r.GetUser()) }

@@ -288,6 +288,209 @@ func (x *WatchResponse) GetMutations() []*Mutation {
 	return nil
 }
 
+// WatchAccessRequest names the user to follow.
+type WatchAccessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAccessRequest) Reset() {
+	*x = WatchAccessRequest{}
+	mi := &file_canopy_v1_watch_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAccessRequest) ProtoMessage() {}
+
+func (x *WatchAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_watch_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAccessRequest.ProtoReflect.Descriptor instead.
+func (*WatchAccessRequest) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchAccessRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// AccessRegion is some resources and rights over them. It is read against
+// the tree as it is at the response's revision, right after its cause.
+type AccessRegion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rights, each with everything it implies listed too.
+	Rights []string `protobuf:"bytes,1,rep,name=rights,proto3" json:"rights,omitempty"`
+	// A folder (its subtree and every member of it) or one user; unset: the
+	// capabilities (rights checked with no resource).
+	On *ObjectRef `protobuf:"bytes,2,opt,name=on,proto3" json:"on,omitempty"`
+	// Folders (with their subtrees and members) and users left out.
+	Except        []*ObjectRef `protobuf:"bytes,3,rep,name=except,proto3" json:"except,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessRegion) Reset() {
+	*x = AccessRegion{}
+	mi := &file_canopy_v1_watch_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessRegion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessRegion) ProtoMessage() {}
+
+func (x *AccessRegion) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_watch_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessRegion.ProtoReflect.Descriptor instead.
+func (*AccessRegion) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AccessRegion) GetRights() []string {
+	if x != nil {
+		return x.Rights
+	}
+	return nil
+}
+
+func (x *AccessRegion) GetOn() *ObjectRef {
+	if x != nil {
+		return x.On
+	}
+	return nil
+}
+
+func (x *AccessRegion) GetExcept() []*ObjectRef {
+	if x != nil {
+		return x.Except
+	}
+	return nil
+}
+
+// WatchAccessResponse is one change of the user's effective access.
+// Regions on one side may overlap (a user in two subtrees); gained and lost
+// never do. Access to a record that is deleted ends with it and is not
+// listed (Watch reports the deletion). Several responses may share a
+// revision, one per mutation of the batch that changed the access.
+type WatchAccessResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Revision uint64                 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Unset in the first response.
+	CommitTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`
+	Actor      string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The mutation that caused the change; unset in the first response, which
+	// lists everything the user has at its revision as gained.
+	Cause         *Mutation       `protobuf:"bytes,4,opt,name=cause,proto3" json:"cause,omitempty"`
+	Gained        []*AccessRegion `protobuf:"bytes,5,rep,name=gained,proto3" json:"gained,omitempty"`
+	Lost          []*AccessRegion `protobuf:"bytes,6,rep,name=lost,proto3" json:"lost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAccessResponse) Reset() {
+	*x = WatchAccessResponse{}
+	mi := &file_canopy_v1_watch_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAccessResponse) ProtoMessage() {}
+
+func (x *WatchAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_watch_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAccessResponse.ProtoReflect.Descriptor instead.
+func (*WatchAccessResponse) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WatchAccessResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *WatchAccessResponse) GetCommitTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CommitTime
+	}
+	return nil
+}
+
+func (x *WatchAccessResponse) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *WatchAccessResponse) GetCause() *Mutation {
+	if x != nil {
+		return x.Cause
+	}
+	return nil
+}
+
+func (x *WatchAccessResponse) GetGained() []*AccessRegion {
+	if x != nil {
+		return x.Gained
+	}
+	return nil
+}
+
+func (x *WatchAccessResponse) GetLost() []*AccessRegion {
+	if x != nil {
+		return x.Lost
+	}
+	return nil
+}
+
 var File_canopy_v1_watch_proto protoreflect.FileDescriptor
 
 const file_canopy_v1_watch_proto_rawDesc = "" +
@@ -305,7 +508,21 @@ const file_canopy_v1_watch_proto_rawDesc = "" +
 	"\vcommit_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"commitTime\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x121\n" +
-	"\tmutations\x18\x04 \x03(\v2\x13.canopy.v1.MutationR\tmutations*\xbc\x01\n" +
+	"\tmutations\x18\x04 \x03(\v2\x13.canopy.v1.MutationR\tmutations\"(\n" +
+	"\x12WatchAccessRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"z\n" +
+	"\fAccessRegion\x12\x16\n" +
+	"\x06rights\x18\x01 \x03(\tR\x06rights\x12$\n" +
+	"\x02on\x18\x02 \x01(\v2\x14.canopy.v1.ObjectRefR\x02on\x12,\n" +
+	"\x06except\x18\x03 \x03(\v2\x14.canopy.v1.ObjectRefR\x06except\"\x8d\x02\n" +
+	"\x13WatchAccessResponse\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\x12;\n" +
+	"\vcommit_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"commitTime\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12)\n" +
+	"\x05cause\x18\x04 \x01(\v2\x13.canopy.v1.MutationR\x05cause\x12/\n" +
+	"\x06gained\x18\x05 \x03(\v2\x17.canopy.v1.AccessRegionR\x06gained\x12+\n" +
+	"\x04lost\x18\x06 \x03(\v2\x17.canopy.v1.AccessRegionR\x04lost*\xbc\x01\n" +
 	"\n" +
 	"ChangeKind\x12\x1b\n" +
 	"\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -314,9 +531,10 @@ const file_canopy_v1_watch_proto_rawDesc = "" +
 	"\x17CHANGE_KIND_MEMBERSHIPS\x10\x03\x12\x16\n" +
 	"\x12CHANGE_KIND_GRANTS\x10\x04\x12\x15\n" +
 	"\x11CHANGE_KIND_LOCKS\x10\x05\x12\x15\n" +
-	"\x11CHANGE_KIND_RULES\x10\x062L\n" +
+	"\x11CHANGE_KIND_RULES\x10\x062\x9c\x01\n" +
 	"\fWatchService\x12<\n" +
-	"\x05Watch\x12\x17.canopy.v1.WatchRequest\x1a\x18.canopy.v1.WatchResponse0\x01B9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
+	"\x05Watch\x12\x17.canopy.v1.WatchRequest\x1a\x18.canopy.v1.WatchResponse0\x01\x12N\n" +
+	"\vWatchAccess\x12\x1d.canopy.v1.WatchAccessRequest\x1a\x1e.canopy.v1.WatchAccessResponse0\x01B9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
 
 var (
 	file_canopy_v1_watch_proto_rawDescOnce sync.Once
@@ -331,27 +549,39 @@ func file_canopy_v1_watch_proto_rawDescGZIP() []byte {
 }
 
 var file_canopy_v1_watch_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_canopy_v1_watch_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_canopy_v1_watch_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_canopy_v1_watch_proto_goTypes = []any{
 	(ChangeKind)(0),               // 0: canopy.v1.ChangeKind
 	(*WatchFilter)(nil),           // 1: canopy.v1.WatchFilter
 	(*WatchRequest)(nil),          // 2: canopy.v1.WatchRequest
 	(*WatchResponse)(nil),         // 3: canopy.v1.WatchResponse
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*Mutation)(nil),              // 5: canopy.v1.Mutation
+	(*WatchAccessRequest)(nil),    // 4: canopy.v1.WatchAccessRequest
+	(*AccessRegion)(nil),          // 5: canopy.v1.AccessRegion
+	(*WatchAccessResponse)(nil),   // 6: canopy.v1.WatchAccessResponse
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*Mutation)(nil),              // 8: canopy.v1.Mutation
+	(*ObjectRef)(nil),             // 9: canopy.v1.ObjectRef
 }
 var file_canopy_v1_watch_proto_depIdxs = []int32{
-	0, // 0: canopy.v1.WatchFilter.kinds:type_name -> canopy.v1.ChangeKind
-	1, // 1: canopy.v1.WatchRequest.filter:type_name -> canopy.v1.WatchFilter
-	4, // 2: canopy.v1.WatchResponse.commit_time:type_name -> google.protobuf.Timestamp
-	5, // 3: canopy.v1.WatchResponse.mutations:type_name -> canopy.v1.Mutation
-	2, // 4: canopy.v1.WatchService.Watch:input_type -> canopy.v1.WatchRequest
-	3, // 5: canopy.v1.WatchService.Watch:output_type -> canopy.v1.WatchResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0,  // 0: canopy.v1.WatchFilter.kinds:type_name -> canopy.v1.ChangeKind
+	1,  // 1: canopy.v1.WatchRequest.filter:type_name -> canopy.v1.WatchFilter
+	7,  // 2: canopy.v1.WatchResponse.commit_time:type_name -> google.protobuf.Timestamp
+	8,  // 3: canopy.v1.WatchResponse.mutations:type_name -> canopy.v1.Mutation
+	9,  // 4: canopy.v1.AccessRegion.on:type_name -> canopy.v1.ObjectRef
+	9,  // 5: canopy.v1.AccessRegion.except:type_name -> canopy.v1.ObjectRef
+	7,  // 6: canopy.v1.WatchAccessResponse.commit_time:type_name -> google.protobuf.Timestamp
+	8,  // 7: canopy.v1.WatchAccessResponse.cause:type_name -> canopy.v1.Mutation
+	5,  // 8: canopy.v1.WatchAccessResponse.gained:type_name -> canopy.v1.AccessRegion
+	5,  // 9: canopy.v1.WatchAccessResponse.lost:type_name -> canopy.v1.AccessRegion
+	2,  // 10: canopy.v1.WatchService.Watch:input_type -> canopy.v1.WatchRequest
+	4,  // 11: canopy.v1.WatchService.WatchAccess:input_type -> canopy.v1.WatchAccessRequest
+	3,  // 12: canopy.v1.WatchService.Watch:output_type -> canopy.v1.WatchResponse
+	6,  // 13: canopy.v1.WatchService.WatchAccess:output_type -> canopy.v1.WatchAccessResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_watch_proto_init() }
@@ -366,7 +596,7 @@ func file_canopy_v1_watch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_watch_proto_rawDesc), len(file_canopy_v1_watch_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WatchService_Watch_FullMethodName = "/canopy.v1.WatchService/Watch"
+	WatchService_Watch_FullMethodName       = "/canopy.v1.WatchService/Watch"
+	WatchService_WatchAccess_FullMethodName = "/canopy.v1.WatchService/WatchAccess"
 )
 
 // WatchServiceClient is the client API for WatchService service.
@@ -31,6 +32,12 @@ type WatchServiceClient interface {
 	// Watch replays the change log from a revision and then follows live
 	// commits, in revision order, with no gap and no duplicate.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+	// WatchAccess streams one user's effective access: first everything the
+	// user has now, then every change of it as it is committed, each with
+	// the mutation that caused it. A change that does not affect the user
+	// sends nothing. It always starts from the current revision: a client
+	// that reconnects gets the whole access again and replaces its copy.
+	WatchAccess(ctx context.Context, in *WatchAccessRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAccessResponse], error)
 }
 
 type watchServiceClient struct {
@@ -60,6 +67,25 @@ func (c *watchServiceClient) Watch(ctx context.Context, in *WatchRequest, opts .
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type WatchService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
+func (c *watchServiceClient) WatchAccess(ctx context.Context, in *WatchAccessRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAccessResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &WatchService_ServiceDesc.Streams[1], WatchService_WatchAccess_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchAccessRequest, WatchAccessResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WatchService_WatchAccessClient = grpc.ServerStreamingClient[WatchAccessResponse]
+
 // WatchServiceServer is the server API for WatchService service.
 // All implementations must embed UnimplementedWatchServiceServer
 // for forward compatibility.
@@ -69,6 +95,12 @@ type WatchServiceServer interface {
 	// Watch replays the change log from a revision and then follows live
 	// commits, in revision order, with no gap and no duplicate.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	// WatchAccess streams one user's effective access: first everything the
+	// user has now, then every change of it as it is committed, each with
+	// the mutation that caused it. A change that does not affect the user
+	// sends nothing. It always starts from the current revision: a client
+	// that reconnects gets the whole access again and replaces its copy.
+	WatchAccess(*WatchAccessRequest, grpc.ServerStreamingServer[WatchAccessResponse]) error
 	mustEmbedUnimplementedWatchServiceServer()
 }
 
@@ -81,6 +113,9 @@ type UnimplementedWatchServiceServer struct{}
 
 func (UnimplementedWatchServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedWatchServiceServer) WatchAccess(*WatchAccessRequest, grpc.ServerStreamingServer[WatchAccessResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchAccess not implemented")
 }
 func (UnimplementedWatchServiceServer) mustEmbedUnimplementedWatchServiceServer() {}
 func (UnimplementedWatchServiceServer) testEmbeddedByValue()                      {}
@@ -114,6 +149,17 @@ func _WatchService_Watch_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type WatchService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
+func _WatchService_WatchAccess_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchAccessRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(WatchServiceServer).WatchAccess(m, &grpc.GenericServerStream[WatchAccessRequest, WatchAccessResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WatchService_WatchAccessServer = grpc.ServerStreamingServer[WatchAccessResponse]
+
 // WatchService_ServiceDesc is the grpc.ServiceDesc for WatchService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -125,6 +171,11 @@ var WatchService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _WatchService_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchAccess",
+			Handler:       _WatchService_WatchAccess_Handler,
 			ServerStreams: true,
 		},
 	},

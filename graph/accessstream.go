@@ -1,0 +1,692 @@
+package graph
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Access streams follow the effective access of a few watched users: after
+// each committed primitive mutation, what each of them gained and lost.
+//
+// What a user has is stated as regions, never as lists of records: a
+// folder subtree with its members, one user, or the capabilities, each
+// optionally minus some subtrees and users. A change is computed where it
+// can happen only (the subtree a grant targets, a moved folder's subtree,
+// one user...), by comparing the state before the primitive with the state
+// after it: the primitive is undone and redone in place, under the write
+// lock, as many times as the comparison needs.
+//
+// Within a candidate subtree, the folders fall into zones: a zone starts at
+// the candidate itself, at the target of one of the user's grants or at a
+// lock's target, and runs down to the next such folder. Every folder of a
+// zone has the zone's access, before and after, so the folders' change is
+// the zones' change. A user placed in one folder only, with no grant or
+// lock of its own, has its folder's access; the others (extra groups, locks
+// on them, the watched user) are evaluated one by one where a zone changed.
+//
+// Access streams count a grant until its expiry is recorded (expiredMark),
+// so that they follow committed changes and never the clock.
+
+// AccessRegion is a set of resources and rights over it. On is a folder
+// (its subtree and every member of it), a user, or the zero Ref for the
+// capabilities; Except lists folders (with their subtrees and members) and
+// users that are not part of it. A region is read against the tree as it is
+// right after the change that reports it.
+type AccessRegion struct {
+	Rights []string `json:"rights"`
+	On     Ref      `json:"on,omitzero"`
+	Except []Ref    `json:"except,omitempty"`
+}
+
+// AccessChange is what one mutation of a commit changed in a watched user's
+// effective access. Gained and Lost never overlap. Access to a record that
+// is deleted ends with it and is not listed.
+type AccessChange struct {
+	User string
+	// Mutation is the index in Commit.Mutations of the change that caused
+	// it; -1 for the access a stream starts from.
+	Mutation int
+	Gained   []AccessRegion
+	Lost     []AccessRegion
+}
+
+// WatchAccess starts following user's effective access. It returns the
+// access now, as the Gained regions of a change with Mutation -1, and the
+// revision it is at; every commit after that revision carries the user's
+// changes in Commit.Access, until stop is called. An unknown user is an
+// error.
+func (ix *Index) WatchAccess(user string) (AccessChange, uint64, func(), error) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	s := ix.s
+	if _, ok := s.users.get(user); !ok {
+		return AccessChange{}, 0, nil, newErr("watch_access", user, ErrNotFound, "no such user")
+	}
+	if ix.watched == nil {
+		ix.watched = map[string]int{}
+	}
+	ix.watched[user]++
+	j := &accessJob{w: user, full: true, rights: ^rightSet(0), caps: true}
+	j.v2 = s.viewerOf(user)
+	j.v1 = viewer{s: s, w: none} // nothing before
+	j.addReach(&j.v2)
+	j.run(s, func() {})
+	ch := j.change(s, -1)
+	stop := func() {
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		if ix.watched[user]--; ix.watched[user] <= 0 {
+			delete(ix.watched, user)
+		}
+	}
+	return ch, ix.rev, stop, nil
+}
+
+// watchedUsers returns the watched users, sorted. ix.mu must be held.
+func (ix *Index) watchedUsers() []string {
+	out := make([]string, 0, len(ix.watched))
+	for u := range ix.watched {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// applyWatched applies a committed batch primitive by primitive and
+// returns the watched users' access changes. ix.mu must be held for
+// writing. On error nothing is applied.
+func (ix *Index) applyWatched(muts []Mutation) ([]AccessChange, error) {
+	t := &txn{s: ix.s}
+	users := ix.watchedUsers()
+	var out []AccessChange
+	for i := range muts {
+		if err := t.apply(&muts[i]); err != nil {
+			t.rollbackTo(0)
+			return nil, err
+		}
+		out = append(out, t.accessChanges(users, i)...)
+	}
+	return out, nil
+}
+
+// accessChanges compares, for each user, the state before the last
+// primitive t applied (the i-th of its batch) with the state after it.
+func (t *txn) accessChanges(users []string, i int) []AccessChange {
+	s := t.s
+	last := len(t.done) - 1
+	m, inv := t.done[last], t.undo[last]
+	var jobs []*accessJob
+	for _, w := range users {
+		if j := s.accessPlan(&m, &inv, w); j != nil {
+			jobs = append(jobs, j)
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	after := true
+	flip := func() {
+		if after {
+			t.rollbackTo(last)
+		} else if err := t.apply(&m); err != nil {
+			panic(fmt.Sprintf("graph: redo of %v failed: %v", m, err))
+		}
+		after = !after
+	}
+	var out []AccessChange
+	for _, j := range jobs {
+		// One job at a time: each flips the state an even number of times.
+		j.v2 = s.viewerOf(j.w)
+		j.addReach(&j.v2)
+		flip()
+		j.v1 = s.viewerOf(j.w)
+		j.addReach(&j.v1)
+		flip()
+		j.run(s, flip)
+		if ch := j.change(s, i); len(ch.Gained)+len(ch.Lost) > 0 {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// access is what a viewer has on one resource, as sets of rights: reached
+// by a grant, denied by a lock, and allowed (reached, not denied, and the
+// viewer active).
+type access struct{ reach, lock, allowed rightSet }
+
+// viewer is a watched user as one state sees them: the grants reaching
+// them (unexpired at streamNow), with their rights expanded.
+type viewer struct {
+	s      *state
+	w      int32 // none when the user does not exist
+	active bool
+	self   rightSet
+	grants []heldGrant
+}
+
+func (s *state) viewerOf(id string) viewer {
+	v := viewer{s: s, w: none}
+	u, ok := s.users.get(id)
+	if !ok {
+		return v
+	}
+	n := s.user(u)
+	v.w, v.active, v.self = u, n.active, s.cat.expand(s.cat.self)
+	for _, gi := range s.reaching(n, ^rightSet(0), streamNow) {
+		g := s.grant(gi)
+		v.grants = append(v.grants, heldGrant{rights: s.cat.expand(g.rights), target: g.target, grant: gi, tkind: g.g.Target.Kind})
+	}
+	return v
+}
+
+// deniedBy returns the rights a lock on rights denies: those that are or
+// imply one of them.
+func (s *state) deniedBy(rights rightSet) rightSet {
+	var out rightSet
+	rights.each(func(r int) { out.union(s.cat.grantedBy[r]) })
+	return out
+}
+
+func (v *viewer) finish(a access) access {
+	if v.w != none && v.active {
+		a.allowed = a.reach &^ a.lock
+	}
+	return a
+}
+
+// folderAccess is what the viewer has on folder f, which must exist.
+func (v *viewer) folderAccess(f int32) access {
+	s := v.s
+	var cover slotSet
+	cover.reset()
+	cover.addUp(s.up, f)
+	var a access
+	for _, g := range v.grants {
+		if g.tkind == KindFolder && cover.has(g.target) {
+			a.reach |= g.rights
+		}
+	}
+	for i := 0; i < cover.len(); i++ {
+		for _, l := range s.folder(cover.at(i)).locks {
+			a.lock |= s.deniedBy(s.lock(l).rights)
+		}
+	}
+	return v.finish(a)
+}
+
+// userAccess is what the viewer has on user u, which must exist.
+func (v *viewer) userAccess(u int32) access {
+	s := v.s
+	var cover slotSet
+	cover.reset()
+	s.addMember(&cover, s.user(u))
+	var a access
+	for _, g := range v.grants {
+		if g.tkind == KindFolder && cover.has(g.target) || g.tkind == KindUser && g.target == u {
+			a.reach |= g.rights
+		}
+	}
+	if u == v.w {
+		a.reach |= v.self
+	}
+	for _, l := range s.user(u).locks {
+		a.lock |= s.deniedBy(s.lock(l).rights)
+	}
+	for i := 0; i < cover.len(); i++ {
+		for _, l := range s.folder(cover.at(i)).locks {
+			a.lock |= s.deniedBy(s.lock(l).rights)
+		}
+	}
+	return v.finish(a)
+}
+
+// capAccess is the viewer's capabilities.
+func (v *viewer) capAccess() access {
+	var a access
+	for _, g := range v.grants {
+		if g.tkind == KindNone {
+			a.reach |= g.rights
+		}
+	}
+	return v.finish(a)
+}
+
+// reachMask is every right any of the viewer's grants or self rights give.
+func (v *viewer) reachMask() rightSet {
+	r := v.self
+	for _, g := range v.grants {
+		r |= g.rights
+	}
+	return r
+}
+
+// accessJob compares one watched user's access before and after one
+// primitive, over the candidates the primitive may have changed.
+type accessJob struct {
+	w      string
+	full   bool     // the user changed as a subject: everything they reach
+	broad  bool     // implications changed: every irregular user is examined
+	rights rightSet // the rights that may have changed
+	folder []int32  // candidate subtrees
+	user   []int32  // candidate users
+	caps   bool     // the capabilities may have changed
+
+	v1, v2 viewer // before and after
+
+	zones  []int32       // zone starts: candidates first, then targets inside them
+	zoneOf map[int32]int // zone start -> index in zones
+	up     []int         // index of the zone containing each zone's start, or -1
+	z1, z2 []access
+	users  []int32 // users evaluated one by one
+	u1, u2 []access
+	c1, c2 access
+}
+
+// accessPlan returns the job comparing w's access across primitive m (just
+// applied; inv undoes it), or nil when m cannot change it.
+func (s *state) accessPlan(m, inv *Mutation, w string) *accessJob {
+	wi, wok := s.users.get(w)
+	j := &accessJob{w: w, rights: ^rightSet(0)}
+	full := func() *accessJob { j.full, j.caps = true, true; return j }
+	folder := func(id string) *accessJob {
+		if f, ok := s.folders.get(id); ok {
+			j.folder = append(j.folder, f)
+		}
+		return j
+	}
+	user := func(id string) *accessJob {
+		if u, ok := s.users.get(id); ok {
+			j.user = append(j.user, u)
+		}
+		return j
+	}
+	reaches := func(h Ref) bool {
+		if !wok {
+			return false
+		}
+		if h.Kind == KindUser {
+			return h.ID == w
+		}
+		f, ok := s.folders.get(h.ID)
+		return ok && s.isMember(s.user(wi), f)
+	}
+	target := func(t Ref) *accessJob {
+		switch t.Kind {
+		case KindFolder:
+			return folder(t.ID)
+		case KindUser:
+			return user(t.ID)
+		}
+		j.caps = true
+		return j
+	}
+	grant := func(g Grant) *accessJob {
+		if !reaches(g.Holder) {
+			return nil
+		}
+		set, _, _ := s.cat.set(g.Rights)
+		j.rights = s.cat.expand(set)
+		return target(g.Target)
+	}
+	switch {
+	case m.CreateFolder != nil:
+		return folder(m.CreateFolder.ID)
+	case m.MoveFolder != nil:
+		if f, ok := s.folders.get(m.MoveFolder.ID); ok && wok && s.isMember(s.user(wi), f) {
+			full()
+		}
+		return folder(m.MoveFolder.ID)
+	case m.CreateUser != nil:
+		if m.CreateUser.ID == w {
+			return full()
+		}
+		return user(m.CreateUser.ID)
+	case m.MoveUser != nil, m.AddExtraGroup != nil, m.DelExtraGroup != nil:
+		id := ""
+		switch {
+		case m.MoveUser != nil:
+			id = m.MoveUser.ID
+		case m.AddExtraGroup != nil:
+			id = m.AddExtraGroup.User
+		default:
+			id = m.DelExtraGroup.User
+		}
+		if id == w {
+			return full()
+		}
+		return user(id)
+	case m.SetUserState != nil:
+		if m.SetUserState.ID == w {
+			return full()
+		}
+	case m.DeleteUser != nil:
+		if m.DeleteUser.ID == w {
+			return full()
+		}
+	case m.AddGrant != nil:
+		return grant(*m.AddGrant)
+	case m.RemoveGrant != nil:
+		return grant(*inv.AddGrant)
+	case m.ExpireGrant != nil:
+		if g, ok := s.grants.get(m.ExpireGrant.ID); ok {
+			return grant(s.grant(g).g)
+		}
+	case m.AddLock != nil, m.RemoveLock != nil:
+		l := m.AddLock
+		if l == nil {
+			l = inv.AddLock
+		}
+		set, _, _ := s.cat.set(l.Rights)
+		j.rights = s.deniedBy(set)
+		return target(l.Target)
+	case m.PutRight != nil, m.DeleteRight != nil:
+		j.broad = true
+		return full()
+	case m.SetSelfRights != nil:
+		if wok {
+			return user(w)
+		}
+	}
+	return nil
+}
+
+// addReach adds to the candidates everything the viewer's grants reach,
+// for a job on the user as a subject.
+func (j *accessJob) addReach(v *viewer) {
+	if !j.full || v.w == none {
+		return
+	}
+	for _, g := range v.grants {
+		switch g.tkind {
+		case KindFolder:
+			j.folder = append(j.folder, g.target)
+		case KindUser:
+			j.user = append(j.user, g.target)
+		}
+	}
+	j.user = append(j.user, v.w)
+}
+
+// run evaluates the job. The state is after the primitive when it is
+// called and when it returns; flip switches between before and after.
+func (j *accessJob) run(s *state, flip func()) {
+	j.folder = j.live(s.folders.live, j.folder)
+	j.zonesOf(s)
+	n := len(j.zones)
+	if n > 0 || j.caps {
+		j.zoneAccess(s, flip)
+	}
+	j.users = j.examined(s)
+	j.u2 = make([]access, len(j.users))
+	for k, u := range j.users {
+		j.u2[k] = j.v2.userAccess(u)
+	}
+	flip()
+	j.u1 = make([]access, len(j.users))
+	for k, u := range j.users {
+		if s.users.live[u] {
+			j.u1[k] = j.v1.userAccess(u)
+		}
+	}
+	flip()
+}
+
+// zoneAccess evaluates the zones and the capabilities, after and before.
+func (j *accessJob) zoneAccess(s *state, flip func()) {
+	n := len(j.zones)
+	j.z2 = make([]access, n)
+	for k, f := range j.zones {
+		j.z2[k] = j.v2.folderAccess(f)
+	}
+	if j.caps {
+		j.c2 = j.v2.capAccess()
+	}
+	flip()
+	j.z1 = make([]access, n)
+	for k, f := range j.zones {
+		if s.folders.live[f] {
+			j.z1[k] = j.v1.folderAccess(f)
+		}
+	}
+	if j.caps {
+		j.c1 = j.v1.capAccess()
+	}
+	flip()
+}
+
+// live returns the slots of list that are live, each once.
+func (j *accessJob) live(live []bool, list []int32) []int32 {
+	var out []int32
+	for _, x := range list {
+		if int(x) < len(live) && live[x] && !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// zonesOf finds the zone starts: the candidate folders, and every folder
+// inside one of them that is the target of the viewer's grants (before or
+// after) or of a lock on the job's rights. It links each zone to the zone
+// containing its start.
+func (j *accessJob) zonesOf(s *state) {
+	j.zoneOf = map[int32]int{}
+	add := func(f int32) {
+		if _, ok := j.zoneOf[f]; !ok {
+			j.zoneOf[f] = len(j.zones)
+			j.zones = append(j.zones, f)
+		}
+	}
+	for _, f := range j.folder {
+		add(f)
+	}
+	if len(j.zones) == 0 {
+		return
+	}
+	cands := len(j.zones)
+	inside := func(f int32) bool {
+		for a := f; a != none; a = s.up[a] {
+			if k, ok := j.zoneOf[a]; ok && k < cands {
+				return true
+			}
+		}
+		return false
+	}
+	for _, v := range []*viewer{&j.v1, &j.v2} {
+		for _, g := range v.grants {
+			if g.tkind == KindFolder && s.folders.live[g.target] && inside(g.target) {
+				add(g.target)
+			}
+		}
+	}
+	for li, ok := range s.locks.live {
+		l := &s.locks.nodes[li]
+		if ok && l.l.Target.Kind == KindFolder && s.deniedBy(l.rights).meets(j.rights) && inside(l.target) {
+			add(l.target)
+		}
+	}
+	j.up = make([]int, len(j.zones))
+	for k, f := range j.zones {
+		j.up[k] = -1
+		for a := s.up[f]; a != none; a = s.up[a] {
+			if p, ok := j.zoneOf[a]; ok {
+				j.up[k] = p
+				break
+			}
+		}
+	}
+}
+
+func (j *accessJob) changed(a, b access) bool {
+	return ((a.reach^b.reach)|(a.lock^b.lock)|(a.allowed^b.allowed))&j.rights != 0
+}
+
+// examined returns the users to evaluate one by one: the candidates, and
+// the users placed in a changed zone whose access may differ from their
+// folder's (extra groups, grants or locks of their own, the watched user).
+func (j *accessJob) examined(s *state) []int32 {
+	out := j.live(s.users.live, j.user)
+	seen := map[int32]bool{}
+	for _, u := range out {
+		seen[u] = true
+	}
+	irregular := func(u int32) bool {
+		n := s.user(u)
+		return len(n.extras) > 0 || len(n.on) > 0 || len(n.locks) > 0 || u == j.v2.w
+	}
+	var walk []int32
+	for k, f := range j.zones {
+		if !j.broad && !j.changed(j.z1[k], j.z2[k]) {
+			continue
+		}
+		// The zone: f's subtree down to the next zone starts.
+		walk = append(walk[:0], f)
+		for i := 0; i < len(walk); i++ {
+			d := walk[i]
+			for u := range s.placed(d) {
+				if !seen[u] && irregular(u) {
+					seen[u] = true
+					out = append(out, u)
+				}
+			}
+			for _, c := range s.folder(d).children {
+				if _, start := j.zoneOf[c]; !start {
+					walk = append(walk, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// region is an AccessRegion under construction, for one right.
+type region struct {
+	on     Ref
+	except []Ref
+	base   int32   // the zone start, for a subtree
+	holes  []int32 // excepted subtrees
+}
+
+// regions returns the regions over which right r was gained (gain) or
+// lost, in the state after the primitive.
+func (j *accessJob) regions(s *state, r int, gain bool) []region {
+	bit := rightSet(1) << uint(r)
+	moved := func(a, b access) bool {
+		was, is := a.allowed&bit != 0, b.allowed&bit != 0
+		if gain {
+			return !was && is
+		}
+		return was && !is
+	}
+	var out []region
+	children := make([][]int, len(j.zones))
+	for k, p := range j.up {
+		if p >= 0 {
+			children[p] = append(children[p], k)
+		}
+	}
+	for k, f := range j.zones {
+		if !moved(j.z1[k], j.z2[k]) || j.up[k] >= 0 && moved(j.z1[j.up[k]], j.z2[j.up[k]]) {
+			continue
+		}
+		rg := region{on: FolderRef(s.folder(f).id), base: f}
+		stack := slices.Clone(children[k])
+		for len(stack) > 0 {
+			c := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if moved(j.z1[c], j.z2[c]) {
+				stack = append(stack, children[c]...)
+			} else {
+				rg.holes = append(rg.holes, j.zones[c])
+				rg.except = append(rg.except, FolderRef(s.folder(j.zones[c]).id))
+			}
+		}
+		out = append(out, rg)
+	}
+	folderRegions := len(out)
+	for k, u := range j.users {
+		if !s.users.live[u] {
+			continue
+		}
+		want := moved(j.u1[k], j.u2[k])
+		n := s.user(u)
+		covered := false
+		for i := 0; i < folderRegions; i++ {
+			rg := &out[i]
+			if !s.isMember(n, rg.base) || slices.ContainsFunc(rg.holes, func(h int32) bool { return s.isMember(n, h) }) {
+				continue
+			}
+			covered = true
+			if !want {
+				rg.except = append(rg.except, UserRef(n.id))
+			}
+		}
+		if want && !covered {
+			out = append(out, region{on: UserRef(n.id)})
+		}
+	}
+	if j.caps && moved(j.c1, j.c2) {
+		out = append(out, region{})
+	}
+	return out
+}
+
+// change assembles the job's result, merging the regions of different
+// rights that cover the same resources.
+func (j *accessJob) change(s *state, i int) AccessChange {
+	ch := AccessChange{User: j.w, Mutation: i}
+	for _, gain := range []bool{true, false} {
+		type key struct {
+			on     Ref
+			except string
+		}
+		merged := map[key]*AccessRegion{}
+		var order []key
+		(j.rights & j.mask()).each(func(r int) {
+			if r >= len(s.cat.names) || s.cat.names[r] == "" {
+				return
+			}
+			for _, rg := range j.regions(s, r, gain) {
+				slices.SortFunc(rg.except, compareRefs)
+				rg.except = slices.Compact(rg.except)
+				var b strings.Builder
+				for _, e := range rg.except {
+					b.WriteString(e.String())
+					b.WriteByte(0)
+				}
+				k := key{rg.on, b.String()}
+				if merged[k] == nil {
+					merged[k] = &AccessRegion{On: rg.on, Except: rg.except}
+					order = append(order, k)
+				}
+				merged[k].Rights = append(merged[k].Rights, s.cat.names[r])
+			}
+		})
+		var list []AccessRegion
+		for _, k := range order {
+			a := merged[k]
+			slices.Sort(a.Rights)
+			list = append(list, *a)
+		}
+		slices.SortFunc(list, func(a, b AccessRegion) int {
+			return cmp.Or(compareRefs(a.On, b.On), slices.Compare(a.Rights, b.Rights))
+		})
+		if gain {
+			ch.Gained = list
+		} else {
+			ch.Lost = list
+		}
+	}
+	return ch
+}
+
+// mask is every right that was reached before or after: no other right can
+// have changed.
+func (j *accessJob) mask() rightSet { return j.v1.reachMask() | j.v2.reachMask() }
+
+func compareRefs(a, b Ref) int {
+	return cmp.Or(cmp.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID))
+}
