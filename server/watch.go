@@ -32,8 +32,26 @@ type Hub struct {
 }
 
 type subscriber struct {
-	ch       chan graph.Commit
+	ch       chan *published
 	overflow chan struct{} // closed when the subscriber fell behind
+}
+
+// published is a commit as the hub hands it out: shared by every
+// subscriber, with its wire form for unfiltered streams made once.
+type published struct {
+	graph.Commit
+	once sync.Once
+	all  *pb.WatchResponse
+}
+
+// response returns the commit's wire form for sel: the shared one when sel
+// selects everything (read only: it is sent on many streams at once).
+func (p *published) response(sel changeFilter) *pb.WatchResponse {
+	if !sel.all() {
+		return commitToPB(p.Commit, sel)
+	}
+	p.once.Do(func() { p.all = commitToPB(p.Commit, sel) })
+	return p.all
 }
 
 // NewHub returns a hub whose subscribers each buffer up to buffer commits
@@ -57,9 +75,10 @@ func (h *Hub) Publish(commits []graph.Commit) {
 	defer h.mu.Unlock()
 	for _, c := range commits {
 		c.Records = nil // subscribers need the mutations only
+		p := &published{Commit: c}
 		for s := range h.subs {
 			select {
-			case s.ch <- c:
+			case s.ch <- p:
 			default:
 				close(s.overflow)
 				delete(h.subs, s)
@@ -73,7 +92,7 @@ func (h *Hub) Publish(commits []graph.Commit) {
 // subscribe registers a subscriber and returns it with the last revision
 // published before it joined.
 func (h *Hub) subscribe() (*subscriber, uint64, func()) {
-	s := &subscriber{ch: make(chan graph.Commit, h.buffer), overflow: make(chan struct{})}
+	s := &subscriber{ch: make(chan *published, h.buffer), overflow: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.subs[s] = struct{}{}
@@ -188,6 +207,9 @@ func newChangeFilter(f *pb.WatchFilter, ix *graph.Index) (changeFilter, error) {
 // (see graph.Commit.Scopes). A nil scope is a change to the whole service;
 // scoped says whether the log kept scopes at all (an old log did not, and
 // then place filters let everything through rather than lose changes).
+// all reports whether the filter selects everything.
+func (s changeFilter) all() bool { return len(s.kinds) == 0 && len(s.places) == 0 }
+
 func (s changeFilter) selects(m *graph.Mutation, scope []string, scoped bool) bool {
 	if len(s.kinds) > 0 && !s.kinds[changeKind(m)] {
 		return false
@@ -223,9 +245,9 @@ func commitToPB(c graph.Commit, sel changeFilter) *pb.WatchResponse {
 	return out
 }
 
-// send sends a commit if the filter selects any of it.
-func send(stream grpc.ServerStreamingServer[pb.WatchResponse], c graph.Commit, sel changeFilter) error {
-	if r := commitToPB(c, sel); r != nil {
+// send sends a response unless it is nil (the filter selected nothing).
+func send(stream grpc.ServerStreamingServer[pb.WatchResponse], r *pb.WatchResponse) error {
+	if r != nil {
 		return stream.Send(r)
 	}
 	return nil
@@ -259,7 +281,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 			return w.outOfRange(ctx, next)
 		}
 		for _, c := range commits {
-			if err := send(stream, c, sel); err != nil {
+			if err := send(stream, commitToPB(c, sel)); err != nil {
 				return err
 			}
 			next = c.Revision + 1
@@ -277,7 +299,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 			if c.Revision < next {
 				continue
 			}
-			if err := send(stream, c, sel); err != nil {
+			if err := send(stream, c.response(sel)); err != nil {
 				return err
 			}
 			next = c.Revision + 1

@@ -46,6 +46,12 @@ type config struct {
 	callers    int
 	batch      int
 	cpuProfile string
+
+	watch          bool
+	watchers       int
+	accessWatchers int
+	writeRate      int
+	conns          int
 }
 
 func run(args []string, out io.Writer) error {
@@ -57,19 +63,28 @@ func run(args []string, out io.Writer) error {
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long the BatchCheck phase runs")
 	fs.IntVar(&c.callers, "callers", 4, "concurrent BatchCheck callers")
 	fs.IntVar(&c.batch, "batch", 1000, "checks per BatchCheck call")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the BatchCheck phase to this file")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the BatchCheck (or watch) phase to this file")
+	fs.BoolVar(&c.watch, "watch", false, "measure change streams instead of checks (in-process server only)")
+	fs.IntVar(&c.watchers, "watchers", 1000, "Watch subscribers, with -watch")
+	fs.IntVar(&c.accessWatchers, "access-watchers", 100, "WatchAccess subscribers, with -watch")
+	fs.IntVar(&c.writeRate, "write-rate", 200, "write batches per second, with -watch")
+	fs.IntVar(&c.conns, "conns", 8, "client connections the streams share, with -watch")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctx := context.Background()
 	addr := c.addr
+	pub := &publishTimes{}
+	dropped := func() uint64 { return 0 }
 	if addr == "" {
-		a, stop, err := startInProcess(ctx)
+		p, err := startInProcess(ctx, pub.record)
 		if err != nil {
 			return err
 		}
-		defer stop()
-		addr = a
+		defer p.stop()
+		addr, dropped = p.addr, p.hub.Dropped
+	} else if c.watch {
+		return errors.New("-watch needs the in-process server: it times delivery from the moment of publication")
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -85,6 +100,14 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "import over gRPC: %s\n", time.Since(start).Round(time.Millisecond))
+	if c.watch {
+		stop, err := profile(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		return watchLoad(ctx, out, addr, org, pub, dropped, c)
+	}
 
 	acc := pb.NewAccessServiceClient(conn)
 	checks := org.Checks(max(c.checks, c.batch*16), 11)
@@ -94,17 +117,11 @@ func run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "Check, one caller, %d calls: median %s, p99 %s, p99.9 %s\n", len(lat),
 		lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)*999/1000])
-	if c.cpuProfile != "" {
-		f, err := os.Create(c.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := profile(c.cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	n, took, err := batchLoad(ctx, acc, checks, c)
 	if err != nil {
 		return err
@@ -114,40 +131,69 @@ func run(args []string, out io.Writer) error {
 	return nil
 }
 
+// profile starts a CPU profile into path (nothing when path is empty) and
+// returns the function that ends it.
+func profile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// inProcess is a server run by the load generator itself.
+type inProcess struct {
+	addr string
+	hub  *server.Hub
+	stop func()
+}
+
 // startInProcess serves canopyd's stack on a loopback port over a
-// temporary store and returns its address and a function that stops it.
-func startInProcess(ctx context.Context) (string, func(), error) {
+// temporary store. published, if set, is called with each group of
+// commits just before the watchers get it.
+func startInProcess(ctx context.Context, published func([]graph.Commit)) (*inProcess, error) {
 	dir, err := os.MkdirTemp("", "canopyload-")
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	db, err := store.Open(dir, store.Options{})
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	hub := server.NewHub(0)
-	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: hub.Publish})
+	onCommit := hub.Publish
+	if published != nil {
+		onCommit = func(cs []graph.Commit) { published(cs); hub.Publish(cs) }
+	}
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: onCommit})
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	go g.Serve(lis)
-	return lis.Addr().String(), func() {
+	return &inProcess{addr: lis.Addr().String(), hub: hub, stop: func() {
 		hub.Close()
 		g.Stop()
 		ix.Close()
 		db.Close()
 		os.RemoveAll(dir)
-	}, nil
+	}}, nil
 }
 
 // importOrg sends the organisation through Import.

@@ -19,3 +19,17 @@ func TestSmallRun(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallWatchRun runs the change-stream load on a tiny organisation.
+func TestSmallWatchRun(t *testing.T) {
+	var out bytes.Buffer
+	err := run([]string{"-watch", "-scale", "0.002", "-duration", "400ms", "-watchers", "20", "-access-watchers", "5", "-write-rate", "50"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Watch, 20 subscribers, commit to delivery:", "WatchAccess, 5 subscribers,", "writer throughput, 32 writers:", "with one stalled subscriber"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

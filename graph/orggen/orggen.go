@@ -155,6 +155,10 @@ func (o *Org) add(folder string, t int) {
 
 func (o *Org) folderIn(r *rand.Rand, t int) string { return o.byOrg[t][r.IntN(len(o.byOrg[t]))] }
 
+// FolderFor returns a random folder of the organisation that user (or
+// folder) id belongs to, for writes that must stay inside one tree.
+func (o *Org) FolderFor(r *rand.Rand, id string) string { return o.folderIn(r, o.org[id]) }
+
 func (o *Org) userIn(r *rand.Rand, t int) string {
 	if len(o.usersBy[t]) == 0 {
 		return fmt.Sprintf("u%d", r.IntN(max(1, len(o.Users))))

@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/canopy-authz/canopy/graph"
+	"github.com/canopy-authz/canopy/graph/orggen"
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/server"
+)
+
+// publishTimes records when the server published each revision to its
+// watchers: the commit instant that delivery latency counts from. It is
+// filled only when the server runs in-process.
+type publishTimes struct{ m sync.Map } // revision -> time.Time
+
+func (p *publishTimes) record(commits []graph.Commit) {
+	now := time.Now()
+	for _, c := range commits {
+		p.m.Store(c.Revision, now)
+	}
+}
+
+func (p *publishTimes) at(rev uint64) (time.Time, bool) {
+	v, ok := p.m.Load(rev)
+	if !ok {
+		return time.Time{}, false
+	}
+	return v.(time.Time), true
+}
+
+// latencies collects delivery latencies from many streams.
+type latencies struct {
+	mu  sync.Mutex
+	all []time.Duration
+}
+
+func (l *latencies) add(d []time.Duration) {
+	l.mu.Lock()
+	l.all = append(l.all, d...)
+	l.mu.Unlock()
+}
+
+func (l *latencies) summary() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.all) == 0 {
+		return "no deliveries"
+	}
+	slices.Sort(l.all)
+	q := func(f float64) time.Duration { return l.all[min(len(l.all)-1, int(f*float64(len(l.all))))] }
+	return fmt.Sprintf("%d deliveries: p50 %s, p99 %s, p99.9 %s, max %s",
+		len(l.all), q(0.5).Round(time.Microsecond), q(0.99).Round(time.Microsecond), q(0.999).Round(time.Microsecond), l.all[len(l.all)-1].Round(time.Microsecond))
+}
+
+// watchLoad opens c.watchers Watch streams and c.accessWatchers
+// WatchAccess streams, writes at c.writeRate batches per second for
+// c.duration, and reports commit-to-delivery latency. Then it measures
+// writer throughput with no subscriber and with one that never reads.
+func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org, pub *publishTimes, dropped func() uint64, c config) error {
+	conns := c.conns // streams share a few connections, as real clients would
+	var cs []*grpc.ClientConn
+	for range conns {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		cs = append(cs, conn)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var watchLat, accessLat latencies
+	var accessEvents atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, c.watchers+c.accessWatchers)
+	ready := make(chan struct{}, c.watchers+c.accessWatchers)
+	caughtUp := make(chan struct{}, c.watchers)
+	var final atomic.Uint64 // the marker's revision, once written
+	latency := func(rev uint64, recv time.Time) (time.Duration, bool) {
+		t, ok := pub.at(rev)
+		return recv.Sub(t), ok
+	}
+	for i := range c.watchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := pb.NewWatchServiceClient(cs[i%conns]).Watch(sctx, &pb.WatchRequest{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ready <- struct{}{}
+			var lat []time.Duration
+			signalled := false
+			for {
+				m, err := s.Recv()
+				if err != nil {
+					watchLat.add(lat)
+					if status.Code(err) != codes.Canceled {
+						errs <- fmt.Errorf("watch: %w", err)
+					}
+					return
+				}
+				if f := final.Load(); !signalled && f != 0 && m.GetRevision() >= f {
+					signalled = true
+					caughtUp <- struct{}{}
+					continue // the marker is not timed
+				}
+				if d, ok := latency(m.GetRevision(), time.Now()); ok {
+					lat = append(lat, d)
+				}
+			}
+		}()
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	watched := make([]string, c.accessWatchers)
+	for i := range watched {
+		watched[i] = org.Users[r.IntN(len(org.Users))]
+	}
+	for i, user := range watched {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := pb.NewWatchServiceClient(cs[i%conns]).WatchAccess(sctx, &pb.WatchAccessRequest{User: user})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if _, err := s.Recv(); err != nil { // the starting access
+				errs <- fmt.Errorf("watch access %s: %w", user, err)
+				return
+			}
+			ready <- struct{}{}
+			var lat []time.Duration
+			for {
+				m, err := s.Recv()
+				if err != nil {
+					accessLat.add(lat)
+					if status.Code(err) != codes.Canceled {
+						errs <- fmt.Errorf("watch access %s: %w", user, err)
+					}
+					return
+				}
+				accessEvents.Add(1)
+				if d, ok := latency(m.GetRevision(), time.Now()); ok {
+					lat = append(lat, d)
+				}
+			}
+		}()
+	}
+	for range c.watchers + c.accessWatchers {
+		select {
+		case <-ready:
+		case err := <-errs:
+			return err
+		}
+	}
+	dir := pb.NewDirectoryServiceClient(cs[0])
+	w := newChurn(org, watched)
+	start := time.Now()
+	n, err := w.paced(ctx, dir, c.writeRate, c.duration)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	// One last write, known to come after everything timed: once every
+	// Watch stream has it, the hub has published all the rest. The hub
+	// publishes before the writer hears back, so the mark is set first.
+	final.Store(w.maxRev.Load() + 1)
+	if _, err := w.write(ctx, dir); err != nil {
+		return err
+	}
+	for range c.watchers {
+		select {
+		case <-caughtUp:
+		case err := <-errs:
+			return err
+		case <-time.After(10 * time.Second):
+			return errors.New("watch streams did not catch up within 10s of the last write")
+		}
+	}
+	cancel()
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	fmt.Fprintf(out, "writes: %d batches in %s (%.0f/s), each a few mutations\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	fmt.Fprintf(out, "Watch, %d subscribers, commit to delivery: %s\n", c.watchers, watchLat.summary())
+	fmt.Fprintf(out, "WatchAccess, %d subscribers, %d changes, commit to delivery: %s\n", c.accessWatchers, accessEvents.Load(), accessLat.summary())
+
+	// Writer throughput, without and with one stalled subscriber.
+	free, err := w.flat(ctx, dir, c.duration/2)
+	if err != nil {
+		return err
+	}
+	stallCtx, stopStall := context.WithCancel(ctx)
+	defer stopStall()
+	before := dropped()
+	if _, err := pb.NewWatchServiceClient(cs[1]).Watch(stallCtx, &pb.WatchRequest{}); err != nil {
+		return err
+	} // never read
+	stalled, err := w.flat(ctx, dir, c.duration/2)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "writer throughput, 32 writers: %.0f writes/s with no subscriber, %.0f writes/s with one stalled subscriber (cut off: %v)\n",
+		free, stalled, dropped() > before)
+	return nil
+}
+
+// churn writes the steady load: users moved within their organisation,
+// grants given to and taken from watched users and others, locks set and
+// lifted.
+type churn struct {
+	org     *orggen.Org
+	watched []string
+	mu      sync.Mutex // guards r, n and live
+	r       *rand.Rand
+	n       int
+	live    []string // grants and locks committed and not yet taken for removal, as "g:id" or "l:id"
+	maxRev  atomic.Uint64 // the newest revision written
+}
+
+func newChurn(org *orggen.Org, watched []string) *churn {
+	return &churn{org: org, watched: watched, r: rand.New(rand.NewPCG(11, 11))}
+}
+
+// next returns the next batch and, when it adds a grant or lock, its
+// entry for live, to be recorded once the write succeeds.
+func (w *churn) next() ([]graph.Mutation, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := w.r
+	w.n++
+	user := w.org.Users[r.IntN(len(w.org.Users))]
+	if len(w.watched) > 0 && r.IntN(4) == 0 {
+		user = w.watched[r.IntN(len(w.watched))]
+	}
+	folder := w.org.FolderFor(r, user)
+	switch k := r.IntN(10); {
+	case k < 4:
+		return []graph.Mutation{{MoveUser: &graph.Move{ID: user, To: folder}}}, ""
+	case k < 6 && len(w.live) > 0:
+		i := r.IntN(len(w.live))
+		id := w.live[i]
+		w.live = slices.Delete(w.live, i, i+1)
+		if id[0] == 'g' {
+			return []graph.Mutation{{RemoveGrant: &graph.Delete{ID: id[2:]}}}, ""
+		}
+		return []graph.Mutation{{RemoveLock: &graph.Delete{ID: id[2:]}}}, ""
+	case k < 9:
+		id := fmt.Sprintf("churn-g%d", w.n)
+		return []graph.Mutation{{AddGrant: &graph.Grant{ID: id, Holder: graph.UserRef(user), Target: graph.FolderRef(folder), Rights: []string{"read"}}}}, "g:" + id
+	default:
+		id := fmt.Sprintf("churn-l%d", w.n)
+		return []graph.Mutation{{AddLock: &graph.Lock{ID: id, Target: graph.FolderRef(folder), Rights: []string{"edit"}}}}, "l:" + id
+	}
+}
+
+// write writes the next batch and returns its revision.
+func (w *churn) write(ctx context.Context, dir pb.DirectoryServiceClient) (uint64, error) {
+	batch, added := w.next()
+	req := &pb.WriteRequest{}
+	for _, m := range batch {
+		req.Mutations = append(req.Mutations, server.MutationToPB(m))
+	}
+	r, err := dir.Write(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("write %v: %w", batch[0], err)
+	}
+	w.mu.Lock()
+	if added != "" {
+		w.live = append(w.live, added)
+	}
+	w.maxRev.Store(max(w.maxRev.Load(), r.GetRevision()))
+	w.mu.Unlock()
+	return r.GetRevision(), nil
+}
+
+// paced writes rate batches per second for d, from as many writers as it
+// takes to keep the pace, and returns how many it wrote.
+func (w *churn) paced(ctx context.Context, dir pb.DirectoryServiceClient, rate int, d time.Duration) (int64, error) {
+	tick := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
+	defer tick.Stop()
+	deadline := time.After(d)
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	slots := make(chan struct{}, 64) // at most 64 writes in flight
+	for {
+		select {
+		case <-deadline:
+			wg.Wait()
+			select {
+			case err := <-errc:
+				return n.Load(), err
+			default:
+				return n.Load(), nil
+			}
+		case <-tick.C:
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				if _, err := w.write(ctx, dir); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+					return
+				}
+				n.Add(1)
+			}()
+		}
+	}
+}
+
+// flat writes as fast as 32 writers can for d and returns writes per second.
+func (w *churn) flat(ctx context.Context, dir pb.DirectoryServiceClient, d time.Duration) (float64, error) {
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	start := time.Now()
+	deadline := start.Add(d)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if _, err := w.write(ctx, dir); err != nil {
+					if !errors.Is(err, context.Canceled) {
+						once.Do(func() { firstErr = err })
+					}
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds(), firstErr
+}
