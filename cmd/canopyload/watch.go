@@ -233,7 +233,7 @@ type churn struct {
 	mu      sync.Mutex // guards r, n and live
 	r       *rand.Rand
 	n       int
-	live    []string // grants and locks committed and not yet taken for removal, as "g:id" or "l:id"
+	live    []string      // grants and locks committed and not yet taken for removal, as "g:id" or "l:id"
 	maxRev  atomic.Uint64 // the newest revision written
 }
 
