@@ -70,7 +70,7 @@ func (ix *Index) WatchAccess(user string) (AccessChange, uint64, func(), error) 
 	ix.watched[user]++
 	j := &accessJob{w: user, full: true, rights: ^rightSet(0), caps: true}
 	j.v2 = s.viewerOf(user)
-	j.v1 = viewer{s: s, w: none} // nothing before
+	j.v1 = s.viewerOf("") // nobody: nothing before
 	j.addReach(&j.v2)
 	j.run(s, func() {})
 	ch := j.change(s, -1)
@@ -158,17 +158,22 @@ func (t *txn) accessChanges(users []string, i int) []AccessChange {
 type access struct{ reach, lock, allowed rightSet }
 
 // viewer is a watched user as one state sees them: the grants reaching
-// them (unexpired at streamNow), with their rights expanded.
+// them (unexpired at streamNow), with their rights expanded, indexed by
+// target, and what each folder gives them, worked out once per folder.
 type viewer struct {
 	s      *state
 	w      int32 // none when the user does not exist
 	active bool
 	self   rightSet
 	grants []heldGrant
+	onF    map[int32]rightSet // folder target -> rights of the grants on it
+	onU    map[int32]rightSet // user target -> rights of the grants on it
+	caps   rightSet
+	memo   map[int32]access // folder -> reach and lock from it and above (allowed unset)
 }
 
 func (s *state) viewerOf(id string) viewer {
-	v := viewer{s: s, w: none}
+	v := viewer{s: s, w: none, onF: map[int32]rightSet{}, onU: map[int32]rightSet{}, memo: map[int32]access{}}
 	u, ok := s.users.get(id)
 	if !ok {
 		return v
@@ -177,7 +182,16 @@ func (s *state) viewerOf(id string) viewer {
 	v.w, v.active, v.self = u, n.active, s.cat.expand(s.cat.self)
 	for _, gi := range s.reaching(n, ^rightSet(0), streamNow) {
 		g := s.grant(gi)
-		v.grants = append(v.grants, heldGrant{rights: s.cat.expand(g.rights), target: g.target, grant: gi, tkind: g.g.Target.Kind})
+		h := heldGrant{rights: s.cat.expand(g.rights), target: g.target, grant: gi, tkind: g.g.Target.Kind}
+		v.grants = append(v.grants, h)
+		switch h.tkind {
+		case KindFolder:
+			v.onF[h.target] |= h.rights
+		case KindUser:
+			v.onU[h.target] |= h.rights
+		default:
+			v.caps |= h.rights
+		}
 	}
 	return v
 }
@@ -191,68 +205,57 @@ func (s *state) deniedBy(rights rightSet) rightSet {
 }
 
 func (v *viewer) finish(a access) access {
+	a.allowed = 0
 	if v.w != none && v.active {
 		a.allowed = a.reach &^ a.lock
 	}
 	return a
 }
 
-// folderAccess is what the viewer has on folder f, which must exist.
-func (v *viewer) folderAccess(f int32) access {
-	s := v.s
-	var cover slotSet
-	cover.reset()
-	cover.addUp(s.up, f)
+// bits returns what reaches and what locks folder f (which must exist),
+// from f and every folder above it.
+func (v *viewer) bits(f int32) access {
+	if a, ok := v.memo[f]; ok {
+		return a
+	}
 	var a access
-	for _, g := range v.grants {
-		if g.tkind == KindFolder && cover.has(g.target) {
-			a.reach |= g.rights
-		}
+	if p := v.s.up[f]; p != none {
+		a = v.bits(p)
 	}
-	for i := 0; i < cover.len(); i++ {
-		for _, l := range s.folder(cover.at(i)).locks {
-			a.lock |= s.deniedBy(s.lock(l).rights)
-		}
+	a.reach |= v.onF[f]
+	for _, l := range v.s.folder(f).locks {
+		a.lock |= v.s.deniedBy(v.s.lock(l).rights)
 	}
-	return v.finish(a)
+	v.memo[f] = a
+	return a
 }
 
-// userAccess is what the viewer has on user u, which must exist.
+// folderAccess is what the viewer has on folder f, which must exist.
+func (v *viewer) folderAccess(f int32) access { return v.finish(v.bits(f)) }
+
+// userAccess is what the viewer has on user u, which must exist: what its
+// home and extra groups give, and what names the user.
 func (v *viewer) userAccess(u int32) access {
 	s := v.s
-	var cover slotSet
-	cover.reset()
-	s.addMember(&cover, s.user(u))
-	var a access
-	for _, g := range v.grants {
-		if g.tkind == KindFolder && cover.has(g.target) || g.tkind == KindUser && g.target == u {
-			a.reach |= g.rights
-		}
+	n := s.user(u)
+	a := v.bits(n.home)
+	for _, e := range n.extras {
+		b := v.bits(e)
+		a.reach |= b.reach
+		a.lock |= b.lock
 	}
+	a.reach |= v.onU[u]
 	if u == v.w {
 		a.reach |= v.self
 	}
-	for _, l := range s.user(u).locks {
+	for _, l := range n.locks {
 		a.lock |= s.deniedBy(s.lock(l).rights)
-	}
-	for i := 0; i < cover.len(); i++ {
-		for _, l := range s.folder(cover.at(i)).locks {
-			a.lock |= s.deniedBy(s.lock(l).rights)
-		}
 	}
 	return v.finish(a)
 }
 
 // capAccess is the viewer's capabilities.
-func (v *viewer) capAccess() access {
-	var a access
-	for _, g := range v.grants {
-		if g.tkind == KindNone {
-			a.reach |= g.rights
-		}
-	}
-	return v.finish(a)
-}
+func (v *viewer) capAccess() access { return v.finish(access{reach: v.caps}) }
 
 // reachMask is every right any of the viewer's grants or self rights give.
 func (v *viewer) reachMask() rightSet {
@@ -419,19 +422,58 @@ func (j *accessJob) run(s *state, flip func()) {
 	if n > 0 || j.caps {
 		j.zoneAccess(s, flip)
 	}
-	j.users = j.examined(s)
+	// A user that nothing reaches, before or after, has nothing either
+	// way and lies in no region that changed: what reaches is cheap to
+	// find, so those are dropped before the locks are looked at.
+	users := j.examined(s)
+	reached := make([]bool, len(users))
+	for k, u := range users {
+		reached[k] = j.v2.userReach(u)&j.rights != 0
+	}
+	flip()
+	j.u1 = j.u1[:0]
+	for k, u := range users {
+		if !reached[k] && s.users.live[u] && j.v1.userReach(u)&j.rights != 0 {
+			reached[k] = true
+		}
+		if reached[k] {
+			j.users = append(j.users, u)
+			var a access
+			if s.users.live[u] {
+				a = j.v1.userAccess(u)
+			}
+			j.u1 = append(j.u1, a)
+		}
+	}
+	flip()
 	j.u2 = make([]access, len(j.users))
 	for k, u := range j.users {
 		j.u2[k] = j.v2.userAccess(u)
 	}
-	flip()
-	j.u1 = make([]access, len(j.users))
-	for k, u := range j.users {
-		if s.users.live[u] {
-			j.u1[k] = j.v1.userAccess(u)
+}
+
+// userReach is every right the viewer's grants and self rights give on
+// user u, which must exist, ignoring locks.
+func (v *viewer) userReach(u int32) rightSet {
+	s := v.s
+	n := s.user(u)
+	r := v.onU[u]
+	if u == v.w {
+		r |= v.self
+	}
+	if len(v.onF) == 0 {
+		return r
+	}
+	up := func(f int32) {
+		for ; f != none; f = s.up[f] {
+			r |= v.onF[f]
 		}
 	}
-	flip()
+	up(n.home)
+	for _, e := range n.extras {
+		up(e)
+	}
+	return r
 }
 
 // zoneAccess evaluates the zones and the capabilities, after and before.
@@ -468,6 +510,10 @@ func (j *accessJob) live(live []bool, list []int32) []int32 {
 	return out
 }
 
+// lockScanCost is what testing one lock against the candidates costs, in
+// folders walked: below it, walking the candidate subtrees is cheaper.
+var lockScanCost = 12
+
 // zonesOf finds the zone starts: the candidate folders, and every folder
 // inside one of them that is the target of the viewer's grants (before or
 // after) or of a lock on the job's rights. It links each zone to the zone
@@ -502,10 +548,30 @@ func (j *accessJob) zonesOf(s *state) {
 			}
 		}
 	}
-	for li, ok := range s.locks.live {
-		l := &s.locks.nodes[li]
-		if ok && l.l.Target.Kind == KindFolder && s.deniedBy(l.rights).meets(j.rights) && inside(l.target) {
+	lock := func(li int32) {
+		if l := s.lock(li); s.deniedBy(l.rights).meets(j.rights) {
 			add(l.target)
+		}
+	}
+	// The locks inside the candidates: found by walking the candidate
+	// subtrees when they are small, else by testing every lock.
+	budget := lockScanCost * s.locks.len()
+	var walk []int32
+	for k := 0; k < cands && budget >= 0; k++ {
+		walk = append(walk[:0], j.zones[k])
+		for i := 0; i < len(walk) && budget >= 0; i++ {
+			budget--
+			for _, li := range s.folder(walk[i]).locks {
+				lock(li)
+			}
+			walk = append(walk, s.folder(walk[i]).children...)
+		}
+	}
+	if budget < 0 {
+		for li, ok := range s.locks.live {
+			if ok && s.locks.nodes[li].l.Target.Kind == KindFolder && inside(s.locks.nodes[li].target) {
+				lock(int32(li))
+			}
 		}
 	}
 	j.up = make([]int, len(j.zones))

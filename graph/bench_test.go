@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"slices"
@@ -177,5 +178,52 @@ func BenchmarkMoveFolder(b *testing.B) {
 		if _, err := ix.Write(context.Background(), "bench", []graph.Mutation{{MoveFolder: &graph.Move{ID: benchWorld.movable, To: to}}}, graph.Preconditions{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// churnSeed numbers the churns of BenchmarkWriteWatched, which the
+// benchmark framework runs several times on one organisation.
+var churnSeed uint64
+
+// BenchmarkWriteWatched measures one churn write (a user moved, a grant or
+// lock added or removed; orggen.Churn), in memory, with no user watched and
+// with 100 users' access streamed (WatchAccess): the difference is the
+// time the writer spends, under the write lock, working out what each
+// write changed for them. It changes the shared organisation, so it runs
+// last.
+func BenchmarkWriteWatched(b *testing.B) {
+	loadBenchWorld(b)
+	ix := benchWorld.ix
+	org := orggen.Generate(benchShape(), 0) // the same ids, for the churn
+	for _, watchers := range []int{0, 100} {
+		b.Run(fmt.Sprintf("watchers=%d", watchers), func(b *testing.B) {
+			var focus []string
+			for i := range watchers {
+				u := org.Users[(i*7919)%len(org.Users)]
+				_, _, stop, err := ix.WatchAccess(u)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer stop()
+				focus = append(focus, u)
+			}
+			churnSeed++
+			churn := orggen.NewChurn(org, focus, churnSeed)
+			var lat []time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				batch, undo := churn.Next()
+				t0 := time.Now()
+				if _, err := ix.Write(context.Background(), "bench", batch, graph.Preconditions{}); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+				churn.Committed(undo)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+		})
 	}
 }

@@ -141,9 +141,12 @@ func (g *gen) build(t *testing.T, ix *graph.Index) {
 		for k := g.r.IntN(4); k > 0; k-- {
 			var in []string
 			for _, f := range keys(g.m.folders) {
-				if g.m.root(f) == g.m.root(home) && !slices.Contains(u.Extras, f) {
+				if g.m.root(f) == g.m.root(home) && f != home && !slices.Contains(u.Extras, f) {
 					in = append(in, f)
 				}
+			}
+			if len(in) == 0 { // a small organisation has run out of folders
+				break
 			}
 			u.Extras = append(u.Extras, g.pick(in))
 		}

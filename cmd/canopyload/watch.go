@@ -224,58 +224,19 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 	return nil
 }
 
-// churn writes the steady load: users moved within their organisation,
-// grants given to and taken from watched users and others, locks set and
-// lifted.
+// churn writes an orggen.Churn load over gRPC.
 type churn struct {
-	org     *orggen.Org
-	watched []string
-	mu      sync.Mutex // guards r, n and live
-	r       *rand.Rand
-	n       int
-	live    []string      // grants and locks committed and not yet taken for removal, as "g:id" or "l:id"
-	maxRev  atomic.Uint64 // the newest revision written
+	c      *orggen.Churn
+	maxRev atomic.Uint64 // the newest revision written
 }
 
 func newChurn(org *orggen.Org, watched []string) *churn {
-	return &churn{org: org, watched: watched, r: rand.New(rand.NewPCG(11, 11))}
-}
-
-// next returns the next batch and, when it adds a grant or lock, its
-// entry for live, to be recorded once the write succeeds.
-func (w *churn) next() ([]graph.Mutation, string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	r := w.r
-	w.n++
-	user := w.org.Users[r.IntN(len(w.org.Users))]
-	if len(w.watched) > 0 && r.IntN(4) == 0 {
-		user = w.watched[r.IntN(len(w.watched))]
-	}
-	folder := w.org.FolderFor(r, user)
-	switch k := r.IntN(10); {
-	case k < 4:
-		return []graph.Mutation{{MoveUser: &graph.Move{ID: user, To: folder}}}, ""
-	case k < 6 && len(w.live) > 0:
-		i := r.IntN(len(w.live))
-		id := w.live[i]
-		w.live = slices.Delete(w.live, i, i+1)
-		if id[0] == 'g' {
-			return []graph.Mutation{{RemoveGrant: &graph.Delete{ID: id[2:]}}}, ""
-		}
-		return []graph.Mutation{{RemoveLock: &graph.Delete{ID: id[2:]}}}, ""
-	case k < 9:
-		id := fmt.Sprintf("churn-g%d", w.n)
-		return []graph.Mutation{{AddGrant: &graph.Grant{ID: id, Holder: graph.UserRef(user), Target: graph.FolderRef(folder), Rights: []string{"read"}}}}, "g:" + id
-	default:
-		id := fmt.Sprintf("churn-l%d", w.n)
-		return []graph.Mutation{{AddLock: &graph.Lock{ID: id, Target: graph.FolderRef(folder), Rights: []string{"edit"}}}}, "l:" + id
-	}
+	return &churn{c: orggen.NewChurn(org, watched, 11)}
 }
 
 // write writes the next batch and returns its revision.
 func (w *churn) write(ctx context.Context, dir pb.DirectoryServiceClient) (uint64, error) {
-	batch, added := w.next()
+	batch, undo := w.c.Next()
 	req := &pb.WriteRequest{}
 	for _, m := range batch {
 		req.Mutations = append(req.Mutations, server.MutationToPB(m))
@@ -284,13 +245,13 @@ func (w *churn) write(ctx context.Context, dir pb.DirectoryServiceClient) (uint6
 	if err != nil {
 		return 0, fmt.Errorf("write %v: %w", batch[0], err)
 	}
-	w.mu.Lock()
-	if added != "" {
-		w.live = append(w.live, added)
+	w.c.Committed(undo)
+	for {
+		cur := w.maxRev.Load()
+		if r.GetRevision() <= cur || w.maxRev.CompareAndSwap(cur, r.GetRevision()) {
+			return r.GetRevision(), nil
+		}
 	}
-	w.maxRev.Store(max(w.maxRev.Load(), r.GetRevision()))
-	w.mu.Unlock()
-	return r.GetRevision(), nil
 }
 
 // paced writes rate batches per second for d, from as many writers as it
