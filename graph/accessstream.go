@@ -283,8 +283,9 @@ type accessJob struct {
 	zoneOf map[int32]int // zone start -> index in zones
 	up     []int         // index of the zone containing each zone's start, or -1
 	z1, z2 []access
-	users  []int32 // users evaluated one by one
-	u1, u2 []access
+	users    []int32 // users evaluated one by one
+	u1, u2   []access
+	placedIn [][]int // for each of users, the zone of its home and of each extra group (-1: none)
 	c1, c2 access
 }
 
@@ -472,9 +473,35 @@ func (j *accessJob) run(s *state, flip func()) {
 	}
 	flip()
 	j.u2 = make([]access, len(j.users))
+	j.placedIn = make([][]int, len(j.users))
+	zoneAt := map[int32]int{}
 	for k, u := range j.users {
 		j.u2[k] = j.v2.userAccess(u)
+		if s.users.live[u] && len(j.zones) > 0 {
+			n := s.user(u)
+			j.placedIn[k] = append(j.placedIn[k], j.zoneAt(s, zoneAt, n.home))
+			for _, e := range n.extras {
+				j.placedIn[k] = append(j.placedIn[k], j.zoneAt(s, zoneAt, e))
+			}
+		}
 	}
+}
+
+// zoneAt returns the zone folder f lies in, or -1, remembering the answer
+// for every folder on the way up.
+func (j *accessJob) zoneAt(s *state, memo map[int32]int, f int32) int {
+	if z, ok := j.zoneOf[f]; ok {
+		return z
+	}
+	if z, ok := memo[f]; ok {
+		return z
+	}
+	z := -1
+	if p := s.up[f]; p != none {
+		z = j.zoneAt(s, memo, p)
+	}
+	memo[f] = z
+	return z
 }
 
 // userReach is every right the viewer's grants and self rights give on
@@ -657,8 +684,7 @@ func (j *accessJob) examined(s *state) []int32 {
 type region struct {
 	on     Ref
 	except []Ref
-	base   int32   // the zone start, for a subtree
-	holes  []int32 // excepted subtrees
+	zone   int // the zone it starts at, for a subtree; -1 otherwise
 }
 
 // regions returns the regions over which right r was gained (gain) or
@@ -679,48 +705,69 @@ func (j *accessJob) regions(s *state, r int, gain bool) []region {
 			children[p] = append(children[p], k)
 		}
 	}
+	// A region starts at each zone that moved under one that did not, and
+	// takes in the zones below that moved too; the first that did not is
+	// a hole, excepted with everything under it.
+	in := make([]int, len(j.zones)) // the region a zone is part of, or -1
+	for k := range in {
+		in[k] = -1
+	}
 	for k, f := range j.zones {
 		if !moved(j.z1[k], j.z2[k]) || j.up[k] >= 0 && moved(j.z1[j.up[k]], j.z2[j.up[k]]) {
 			continue
 		}
-		rg := region{on: FolderRef(s.folder(f).id), base: f}
+		rg := region{on: FolderRef(s.folder(f).id), zone: k}
+		in[k] = len(out)
 		stack := slices.Clone(children[k])
 		for len(stack) > 0 {
 			c := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			if moved(j.z1[c], j.z2[c]) {
+				in[c] = len(out)
 				stack = append(stack, children[c]...)
 			} else {
-				rg.holes = append(rg.holes, j.zones[c])
 				rg.except = append(rg.except, FolderRef(s.folder(j.zones[c]).id))
 			}
 		}
 		out = append(out, rg)
 	}
-	folderRegions := len(out)
+	// under reports whether zone z lies in zone top's subtree.
+	under := func(z, top int) bool {
+		for ; z >= 0; z = j.up[z] {
+			if z == top {
+				return true
+			}
+		}
+		return false
+	}
+	// A user is in a region when placed in one of its zones and not placed
+	// under one of its holes (the zones under its start that it lacks).
 	for k, u := range j.users {
 		if !s.users.live[u] {
 			continue
 		}
 		want := moved(j.u1[k], j.u2[k])
-		n := s.user(u)
 		covered := false
-		for i := 0; i < folderRegions; i++ {
-			rg := &out[i]
-			if !s.isMember(n, rg.base) || slices.ContainsFunc(rg.holes, func(h int32) bool { return s.isMember(n, h) }) {
+		for _, z := range j.placedIn[k] {
+			if z < 0 || in[z] < 0 {
+				continue
+			}
+			x := in[z]
+			holed := slices.ContainsFunc(j.placedIn[k], func(z2 int) bool { return z2 >= 0 && in[z2] != x && under(z2, out[x].zone) })
+			if holed || slices.Contains(out[x].except, UserRef(s.user(u).id)) {
 				continue
 			}
 			covered = true
 			if !want {
-				rg.except = append(rg.except, UserRef(n.id))
+				out[x].except = append(out[x].except, UserRef(s.user(u).id))
 			}
 		}
 		if want && !covered {
-			out = append(out, region{on: UserRef(n.id)})
+			out = append(out, region{on: UserRef(s.user(u).id), zone: -1})
 		}
 	}
 	if j.caps && moved(j.c1, j.c2) {
-		out = append(out, region{})
+		out = append(out, region{zone: -1})
 	}
 	return out
 }
