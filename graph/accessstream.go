@@ -279,14 +279,14 @@ type accessJob struct {
 
 	v1, v2 viewer // before and after
 
-	zones  []int32       // zone starts: candidates first, then targets inside them
-	zoneOf map[int32]int // zone start -> index in zones
-	up     []int         // index of the zone containing each zone's start, or -1
-	z1, z2 []access
+	zones    []int32       // zone starts: candidates first, then targets inside them
+	zoneOf   map[int32]int // zone start -> index in zones
+	up       []int         // index of the zone containing each zone's start, or -1
+	z1, z2   []access
 	users    []int32 // users evaluated one by one
 	u1, u2   []access
 	placedIn [][]int // for each of users, the zone of its home and of each extra group (-1: none)
-	c1, c2 access
+	c1, c2   access
 }
 
 // accessPlan returns the job comparing w's access across primitive m (just
