@@ -448,42 +448,86 @@ func (j *accessJob) run(s *state, flip func()) {
 	if n > 0 || j.caps {
 		j.zoneAccess(s, flip)
 	}
-	// A user that nothing reaches, before or after, has nothing either
-	// way and lies in no region that changed: what reaches is cheap to
-	// find, so those are dropped before the locks are looked at.
+	// Users are of two sorts. Those the primitive names (and the watched
+	// user, and everyone when the catalogue changed) are evaluated in each
+	// state. For the others nothing about the
+	// user itself changed, only their folders: their access in each state
+	// is what the zones of their home and extra groups give (a folder in
+	// no zone gives the same before and after), with what names them.
 	users := j.examined(s)
-	reached := make([]bool, len(users))
-	for k, u := range users {
-		reached[k] = j.v2.userReach(u)&j.rights != 0
-	}
-	flip()
-	j.u1 = j.u1[:0]
-	for k, u := range users {
-		if !reached[k] && s.users.live[u] && j.v1.userReach(u)&j.rights != 0 {
-			reached[k] = true
-		}
-		if reached[k] {
-			j.users = append(j.users, u)
-			var a access
-			if s.users.live[u] {
-				a = j.v1.userAccess(u)
-			}
-			j.u1 = append(j.u1, a)
-		}
-	}
-	flip()
-	j.u2 = make([]access, len(j.users))
-	j.placedIn = make([][]int, len(j.users))
 	zoneAt := map[int32]int{}
-	for k, u := range j.users {
-		j.u2[k] = j.v2.userAccess(u)
-		if s.users.live[u] && len(j.zones) > 0 {
-			n := s.user(u)
-			j.placedIn[k] = append(j.placedIn[k], j.zoneAt(s, zoneAt, n.home))
-			for _, e := range n.extras {
-				j.placedIn[k] = append(j.placedIn[k], j.zoneAt(s, zoneAt, e))
-			}
+	placed := func(u int32) []int {
+		n := s.user(u)
+		zs := []int{j.zoneAt(s, zoneAt, n.home)}
+		for _, e := range n.extras {
+			zs = append(zs, j.zoneAt(s, zoneAt, e))
 		}
+		return zs
+	}
+	named := map[int32]bool{j.v2.w: true}
+	for _, u := range j.user {
+		named[u] = true
+	}
+	var slow []int32
+	for _, u := range users {
+		if named[u] || j.v1.w == u || j.broad { // implications changed: locks mean other things now
+			slow = append(slow, u)
+			continue
+		}
+		zs := placed(u)
+		n := s.user(u)
+		var a1, a2 access
+		moved := false
+		for k, z := range zs {
+			if z >= 0 {
+				a1.reach, a1.lock = a1.reach|j.z1[z].reach, a1.lock|j.z1[z].lock
+				a2.reach, a2.lock = a2.reach|j.z2[z].reach, a2.lock|j.z2[z].lock
+				moved = moved || (j.z1[z].allowed^j.z2[z].allowed)&j.rights != 0
+				continue
+			}
+			f := n.home
+			if k > 0 {
+				f = n.extras[k-1]
+			}
+			b := j.v2.bits(f)
+			a1.reach, a1.lock = a1.reach|b.reach, a1.lock|b.lock
+			a2.reach, a2.lock = a2.reach|b.reach, a2.lock|b.lock
+		}
+		a1.reach |= j.v1.onU[u]
+		a2.reach |= j.v2.onU[u]
+		for _, l := range n.locks {
+			d := s.deniedBy(s.lock(l).rights)
+			a1.lock, a2.lock = a1.lock|d, a2.lock|d
+		}
+		a1, a2 = j.v1.finish(a1), j.v2.finish(a2)
+		// Keep those whose access changed, and those a changed zone may
+		// cover, which may need excepting.
+		if moved || (a1.allowed^a2.allowed)&j.rights != 0 {
+			j.users = append(j.users, u)
+			j.u1 = append(j.u1, a1)
+			j.u2 = append(j.u2, a2)
+			j.placedIn = append(j.placedIn, zs)
+		}
+	}
+	if len(slow) == 0 {
+		return
+	}
+	flip()
+	u1 := make([]access, len(slow))
+	for k, u := range slow {
+		if s.users.live[u] {
+			u1[k] = j.v1.userAccess(u)
+		}
+	}
+	flip()
+	for k, u := range slow {
+		if !s.users.live[u] {
+			continue
+		}
+		j.users = append(j.users, u)
+		j.u1 = append(j.u1, u1[k])
+		j.u2 = append(j.u2, j.v2.userAccess(u))
+		j.placedIn = append(j.placedIn, placed(u))
 	}
 }
 
@@ -502,30 +546,6 @@ func (j *accessJob) zoneAt(s *state, memo map[int32]int, f int32) int {
 	}
 	memo[f] = z
 	return z
-}
-
-// userReach is every right the viewer's grants and self rights give on
-// user u, which must exist, ignoring locks.
-func (v *viewer) userReach(u int32) rightSet {
-	s := v.s
-	n := s.user(u)
-	r := v.onU[u]
-	if u == v.w {
-		r |= v.self
-	}
-	if len(v.onF) == 0 {
-		return r
-	}
-	up := func(f int32) {
-		for ; f != none; f = s.up[f] {
-			r |= v.onF[f]
-		}
-	}
-	up(n.home)
-	for _, e := range n.extras {
-		up(e)
-	}
-	return r
 }
 
 // zoneAccess evaluates the zones and the capabilities, after and before.
