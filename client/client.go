@@ -181,3 +181,27 @@ func (c *Client) Write(ctx context.Context, mutations ...*pb.Mutation) (uint64, 
 	}
 	return r.GetRevision(), nil
 }
+
+// WatchAccess yields user's effective access as the server streams it:
+// first everything the user has, then each change, with the mutation that
+// caused it, until ctx ends or the stream fails; it yields the error and
+// stops. Reconnecting starts again from the whole access.
+func (c *Client) WatchAccess(ctx context.Context, user string) iter.Seq2[*pb.WatchAccessResponse, error] {
+	return func(yield func(*pb.WatchAccessResponse, error) bool) {
+		s, err := c.Watch.WatchAccess(ctx, &pb.WatchAccessRequest{User: user})
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for {
+			m, err := s.Recv()
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(m, nil) {
+				return
+			}
+		}
+	}
+}

@@ -78,9 +78,36 @@ func Example() {
 		}
 		fmt.Println("tom may read", id)
 	}
+
+	// Follow tom's access: what he has, then what a change takes away.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	first := true
+	for m, err := range c.WatchAccess(wctx, "tom") {
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, a := range m.GetGained() {
+			fmt.Println("tom has", a.GetRights(), "on", a.GetOn().GetKind(), a.GetOn().GetId())
+		}
+		for _, a := range m.GetLost() {
+			fmt.Println("tom lost", a.GetRights(), "on", a.GetOn().GetKind(), a.GetOn().GetId(),
+				"when grant", m.GetCause().GetRemoveGrant().GetId(), "was removed")
+		}
+		if !first {
+			break
+		}
+		first = false
+		if _, err := c.Write(ctx, &pb.Mutation{Op: &pb.Mutation_RemoveGrant{RemoveGrant: &pb.RemoveGrant{Id: "teach-it1"}}}); err != nil {
+			log.Fatal(err)
+		}
+	}
 	// Output:
 	// tom edit carl: true REASON_ALLOWED
 	// tom assign carl: false REASON_NO_GRANT
 	// tom may read carl
 	// tom may read tom
+	// tom has [edit read] on OBJECT_KIND_FOLDER it1
+	// tom has [read] on OBJECT_KIND_USER tom
+	// tom lost [edit read] on OBJECT_KIND_FOLDER it1 when grant teach-it1 was removed
 }
