@@ -768,13 +768,15 @@ func (j *accessJob) regions(s *state, r int, gain bool) []region {
 		}
 		want := moved(j.u1[k], j.u2[k])
 		covered := false
+		var seen []int // the regions this user was tested against
 		for _, z := range j.placedIn[k] {
-			if z < 0 || in[z] < 0 {
+			if z < 0 || in[z] < 0 || slices.Contains(seen, in[z]) {
 				continue
 			}
 			x := in[z]
+			seen = append(seen, x)
 			holed := slices.ContainsFunc(j.placedIn[k], func(z2 int) bool { return z2 >= 0 && in[z2] != x && under(z2, out[x].zone) })
-			if holed || slices.Contains(out[x].except, UserRef(s.user(u).id)) {
+			if holed {
 				continue
 			}
 			covered = true
