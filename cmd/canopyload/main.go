@@ -52,6 +52,7 @@ type config struct {
 	accessWatchers int
 	writeRate      int
 	conns          int
+	light          bool
 }
 
 func run(args []string, out io.Writer) error {
@@ -69,6 +70,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&c.accessWatchers, "access-watchers", 100, "WatchAccess subscribers, with -watch")
 	fs.IntVar(&c.writeRate, "write-rate", 200, "write batches per second, with -watch")
 	fs.IntVar(&c.conns, "conns", 8, "client connections the streams share, with -watch")
+	fs.BoolVar(&c.light, "light", false, "with -watch, readers decode only each response's revision")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
