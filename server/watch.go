@@ -287,22 +287,35 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 			next = c.Revision + 1
 		}
 	}
+	resume := func() string { return fmt.Sprintf("resume from revision %d", next) }
+	return w.follow(ctx, sub, "watch", resume, func(c *published) error {
+		if c.Revision < next {
+			return nil // replayed already
+		}
+		if err := send(stream, c.response(sel)); err != nil {
+			return err
+		}
+		next = c.Revision + 1
+		return nil
+	})
+}
+
+// follow hands each live commit to fn until the stream ends: by its
+// context, by shutdown, or by falling behind; resume says how the
+// subscriber goes on, in the status it ends with.
+func (w *watch) follow(ctx context.Context, sub *subscriber, what string, resume func() string, fn func(*published) error) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return w.status(ctx, ctx.Err())
 		case <-w.hub.closing:
-			return status.Errorf(codes.Unavailable, "server shutting down; resume from revision %d", next)
+			return status.Errorf(codes.Unavailable, "server shutting down; %s", resume())
 		case <-sub.overflow:
-			return status.Errorf(codes.ResourceExhausted, "watch fell behind the live stream; resume from revision %d", next)
+			return status.Errorf(codes.ResourceExhausted, "%s fell behind the live stream; %s", what, resume())
 		case c := <-sub.ch:
-			if c.Revision < next {
-				continue
-			}
-			if err := send(stream, c.response(sel)); err != nil {
+			if err := fn(c); err != nil {
 				return err
 			}
-			next = c.Revision + 1
 		}
 	}
 }
@@ -339,31 +352,24 @@ func (w *watch) WatchAccess(req *pb.WatchAccessRequest, stream grpc.ServerStream
 	if err := stream.Send(&pb.WatchAccessResponse{Revision: rev, Gained: accessToPB(start.Gained)}); err != nil {
 		return err
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return w.status(ctx, ctx.Err())
-		case <-w.hub.closing:
-			return status.Errorf(codes.Unavailable, "server shutting down; watch the access of %q again", user)
-		case <-sub.overflow:
-			return status.Errorf(codes.ResourceExhausted, "access watch of %q fell behind the live stream; watch again", user)
-		case c := <-sub.ch:
-			if c.Revision <= rev {
+	resume := func() string { return fmt.Sprintf("watch the access of %q again", user) }
+	return w.follow(ctx, sub, "access watch", resume, func(c *published) error {
+		if c.Revision <= rev {
+			return nil // in the starting access already
+		}
+		for _, ch := range c.Access {
+			if ch.User != user {
 				continue
 			}
-			for _, ch := range c.Access {
-				if ch.User != user {
-					continue
-				}
-				err := stream.Send(&pb.WatchAccessResponse{
-					Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor,
-					Cause:  MutationToPB(c.Mutations[ch.Mutation]),
-					Gained: accessToPB(ch.Gained), Lost: accessToPB(ch.Lost),
-				})
-				if err != nil {
-					return err
-				}
+			err := stream.Send(&pb.WatchAccessResponse{
+				Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor,
+				Cause:  MutationToPB(c.Mutations[ch.Mutation]),
+				Gained: accessToPB(ch.Gained), Lost: accessToPB(ch.Lost),
+			})
+			if err != nil {
+				return err
 			}
 		}
-	}
+		return nil
+	})
 }

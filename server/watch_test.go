@@ -117,13 +117,7 @@ func TestWatchFilterByKind(t *testing.T) {
 	ts := startServer(t)
 	loadAtlas(t, ts) // revision 2: folders, users, rules, rights and grants
 	ctx := ctxT(t)
-	write := func(m *pb.Mutation) uint64 {
-		r, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{m}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.GetRevision()
-	}
+	write := func(ms ...*pb.Mutation) uint64 { t.Helper(); return ts.write(t, ms...) }
 	write(&pb.Mutation{Op: &pb.Mutation_MoveUser{MoveUser: &pb.MoveUser{Id: "ian", To: "admin-main"}}}) // 3: not selected
 	lockRev := write(&pb.Mutation{Op: &pb.Mutation_AddLock{AddLock: &pb.Lock{Id: "qa", Target: RefToPB(graph.UserRef("carl"))}}})
 	s, err := ts.watch.Watch(ctx, &pb.WatchRequest{FromRevision: 1, Filter: &pb.WatchFilter{
@@ -161,14 +155,7 @@ func TestWatchFilterByPlace(t *testing.T) {
 	ts := startServer(t)
 	loadAtlas(t, ts) // 2: all of it in acme
 	ctx := ctxT(t)
-	write := func(ms ...*pb.Mutation) uint64 {
-		t.Helper()
-		r, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: ms})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.GetRevision()
-	}
+	write := func(ms ...*pb.Mutation) uint64 { t.Helper(); return ts.write(t, ms...) }
 	folder := func(id, parent string) *pb.Mutation {
 		return &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: id, Parent: parent}}}
 	}
@@ -249,6 +236,16 @@ func TestWatchFilterByPlace(t *testing.T) {
 	}
 }
 
+// write commits mutations as one batch and returns its revision.
+func (ts *testServer) write(t *testing.T, ms ...*pb.Mutation) uint64 {
+	t.Helper()
+	r, err := ts.dir.Write(ctxT(t), &pb.WriteRequest{Mutations: ms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.GetRevision()
+}
+
 // describeAccess renders an access response compactly: "+" for gained and
 // "-" for lost regions, as rights@on, with "\except" for each exception.
 func describeAccess(r *pb.WatchAccessResponse) string {
@@ -287,14 +284,7 @@ func TestWatchAccess(t *testing.T) {
 	ts := startServer(t)
 	loadAtlas(t, ts)
 	ctx := ctxT(t)
-	write := func(ms ...*pb.Mutation) uint64 {
-		t.Helper()
-		r, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: ms})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.GetRevision()
-	}
+	write := func(ms ...*pb.Mutation) uint64 { t.Helper(); return ts.write(t, ms...) }
 	s, err := ts.watch.WatchAccess(ctx, &pb.WatchAccessRequest{User: "ian"})
 	if err != nil {
 		t.Fatal(err)
