@@ -73,6 +73,11 @@ func (m *Metrics) Observe(ix *graph.Index, hub *Hub) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "canopy_watch_dropped_total", Help: "Watch streams ended for falling behind.",
 	}, func() float64 { return float64(hub.Dropped()) }))
+	gauge("canopy_access_watched_users", "Users whose effective access is streamed (WatchAccess).", stat(func(s graph.Stats) int { return s.Watched }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "canopy_access_apply_seconds_total",
+		Help: "Time the writer spent, under the index's write lock, applying batches while access was streamed, working out the changes included.",
+	}, func() float64 { return ix.Stats().AccessTime.Seconds() }))
 }
 
 // decided counts decisions.

@@ -181,6 +181,7 @@ func TestEndToEnd(t *testing.T) {
 		`canopy_decisions_total{reason="allowed",right="edit"}`,
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="canopy.v1.AccessService",grpc_type="unary"}`,
 		"canopy_revision 2", "canopy_users 5", "canopy_bbolt_file_bytes", "canopy_commit_duration_seconds_count",
+		"canopy_access_watched_users 0", "canopy_access_apply_seconds_total 0",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
