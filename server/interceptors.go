@@ -72,7 +72,7 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	}
 	unary = append(unary, validator.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(rec))
 	stream = append(stream, validator.StreamServerInterceptor(), recovery.StreamServerInterceptor(rec))
-	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...), grpc.ForceServerCodecV2(newCodec())}
 }
 
 var errLoading = status.Error(codes.Unavailable, "the index is still loading; retry shortly")

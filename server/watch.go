@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/canopy-authz/canopy/graph"
@@ -41,17 +42,23 @@ type subscriber struct {
 type published struct {
 	graph.Commit
 	once sync.Once
-	all  *pb.WatchResponse
+	all  encoded // the response to an unfiltered stream, marshalled
+	err  error
 }
 
-// response returns the commit's wire form for sel: the shared one when sel
-// selects everything (read only: it is sent on many streams at once).
-func (p *published) response(sel changeFilter) *pb.WatchResponse {
+// send sends the commit on a stream with filter sel, if sel selects any
+// of it. Unfiltered streams share one encoding of the whole commit.
+func (p *published) send(stream grpc.ServerStreamingServer[pb.WatchResponse], sel changeFilter) error {
 	if !sel.all() {
-		return commitToPB(p.Commit, sel)
+		return send(stream, commitToPB(p.Commit, sel))
 	}
-	p.once.Do(func() { p.all = commitToPB(p.Commit, sel) })
-	return p.all
+	p.once.Do(func() {
+		p.all, p.err = proto.Marshal(commitToPB(p.Commit, sel))
+	})
+	if p.err != nil {
+		return fmt.Errorf("encode revision %d: %w", p.Revision, p.err)
+	}
+	return stream.SendMsg(p.all)
 }
 
 // NewHub returns a hub whose subscribers each buffer up to buffer commits
@@ -292,7 +299,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 		if c.Revision < next {
 			return nil // replayed already
 		}
-		if err := send(stream, c.response(sel)); err != nil {
+		if err := c.send(stream, sel); err != nil {
 			return err
 		}
 		next = c.Revision + 1

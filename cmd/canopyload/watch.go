@@ -178,8 +178,13 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 	}
 	dir := pb.NewDirectoryServiceClient(cs[0])
 	w := newChurn(org, watched)
+	stopProfile, err := profile(c.cpuProfile)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	n, err := w.paced(ctx, dir, c.writeRate, c.duration)
+	stopProfile()
 	if err != nil {
 		return err
 	}
