@@ -3,6 +3,7 @@ package graph
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -157,15 +158,14 @@ func (t *txn) accessChanges(users []string, i int) []AccessChange {
 // viewer active).
 type access struct{ reach, lock, allowed rightSet }
 
-// viewer is a watched user as one state sees them: the grants reaching
-// them (unexpired at streamNow), with their rights expanded, indexed by
-// target, and what each folder gives them, worked out once per folder.
+// viewer is a watched user as one state sees them: the rights the grants
+// reaching them (unexpired at streamNow) give, expanded, by target, and
+// what each folder gives them, worked out once per folder.
 type viewer struct {
 	s      *state
 	w      int32 // none when the user does not exist
 	active bool
 	self   rightSet
-	grants []heldGrant
 	onF    map[int32]rightSet // folder target -> rights of the grants on it
 	onU    map[int32]rightSet // user target -> rights of the grants on it
 	caps   rightSet
@@ -182,19 +182,22 @@ func (s *state) viewerOf(id string) viewer {
 	v.w, v.active, v.self = u, n.active, s.cat.expand(s.cat.self)
 	for _, gi := range s.reaching(n, ^rightSet(0), streamNow) {
 		g := s.grant(gi)
-		h := heldGrant{rights: s.cat.expand(g.rights), target: g.target, grant: gi, tkind: g.g.Target.Kind}
-		v.grants = append(v.grants, h)
-		switch h.tkind {
+		rights := s.cat.expand(g.rights)
+		switch g.g.Target.Kind {
 		case KindFolder:
-			v.onF[h.target] |= h.rights
+			v.onF[g.target] |= rights
 		case KindUser:
-			v.onU[h.target] |= h.rights
+			v.onU[g.target] |= rights
 		default:
-			v.caps |= h.rights
+			v.caps |= rights
 		}
 	}
 	return v
 }
+
+// folderTargets returns the folders the viewer's grants target, in slot
+// order (so that a job's zones come out the same way every time).
+func (v *viewer) folderTargets() []int32 { return slices.Sorted(maps.Keys(v.onF)) }
 
 // deniedBy returns the rights a lock on rights denies: those that are or
 // imply one of them.
@@ -259,9 +262,12 @@ func (v *viewer) capAccess() access { return v.finish(access{reach: v.caps}) }
 
 // reachMask is every right any of the viewer's grants or self rights give.
 func (v *viewer) reachMask() rightSet {
-	r := v.self
-	for _, g := range v.grants {
-		r |= g.rights
+	r := v.self | v.caps
+	for _, rights := range v.onF {
+		r |= rights
+	}
+	for _, rights := range v.onU {
+		r |= rights
 	}
 	return r
 }
@@ -282,6 +288,7 @@ type accessJob struct {
 	zones    []int32       // zone starts: candidates first, then targets inside them
 	zoneOf   map[int32]int // zone start -> index in zones
 	up       []int         // index of the zone containing each zone's start, or -1
+	children [][]int       // the zones each zone contains directly
 	z1, z2   []access
 	users    []int32 // users evaluated one by one
 	u1, u2   []access
@@ -428,21 +435,15 @@ func (j *accessJob) addReach(v *viewer) {
 	if !j.full || v.w == none {
 		return
 	}
-	for _, g := range v.grants {
-		switch g.tkind {
-		case KindFolder:
-			j.folder = append(j.folder, g.target)
-		case KindUser:
-			j.user = append(j.user, g.target)
-		}
-	}
+	j.folder = append(j.folder, v.folderTargets()...)
+	j.user = append(j.user, slices.Sorted(maps.Keys(v.onU))...)
 	j.user = append(j.user, v.w)
 }
 
 // run evaluates the job. The state is after the primitive when it is
 // called and when it returns; flip switches between before and after.
 func (j *accessJob) run(s *state, flip func()) {
-	j.folder = j.live(s.folders.live, j.folder)
+	j.folder = liveOnes(s.folders.live, j.folder)
 	j.zonesOf(s)
 	n := len(j.zones)
 	if n > 0 || j.caps {
@@ -571,8 +572,8 @@ func (j *accessJob) zoneAccess(s *state, flip func()) {
 	flip()
 }
 
-// live returns the slots of list that are live, each once.
-func (j *accessJob) live(live []bool, list []int32) []int32 {
+// liveOnes returns the slots of list that are live, each once.
+func liveOnes(live []bool, list []int32) []int32 {
 	var out []int32
 	for _, x := range list {
 		if int(x) < len(live) && live[x] && !slices.Contains(out, x) {
@@ -614,9 +615,9 @@ func (j *accessJob) zonesOf(s *state) {
 		return false
 	}
 	for _, v := range []*viewer{&j.v1, &j.v2} {
-		for _, g := range v.grants {
-			if g.tkind == KindFolder && s.folders.live[g.target] && inside(g.target) {
-				add(g.target)
+		for _, f := range v.folderTargets() {
+			if s.folders.live[f] && inside(f) {
+				add(f)
 			}
 		}
 	}
@@ -647,11 +648,13 @@ func (j *accessJob) zonesOf(s *state) {
 		}
 	}
 	j.up = make([]int, len(j.zones))
+	j.children = make([][]int, len(j.zones))
 	for k, f := range j.zones {
 		j.up[k] = -1
 		for a := s.up[f]; a != none; a = s.up[a] {
 			if p, ok := j.zoneOf[a]; ok {
 				j.up[k] = p
+				j.children[p] = append(j.children[p], k)
 				break
 			}
 		}
@@ -666,7 +669,7 @@ func (j *accessJob) changed(a, b access) bool {
 // the users placed in a changed zone whose access may differ from their
 // folder's (extra groups, grants or locks of their own, the watched user).
 func (j *accessJob) examined(s *state) []int32 {
-	out := j.live(s.users.live, j.user)
+	out := liveOnes(s.users.live, j.user)
 	seen := map[int32]bool{}
 	for _, u := range out {
 		seen[u] = true
@@ -719,12 +722,7 @@ func (j *accessJob) regions(s *state, r int, gain bool) []region {
 		return was && !is
 	}
 	var out []region
-	children := make([][]int, len(j.zones))
-	for k, p := range j.up {
-		if p >= 0 {
-			children[p] = append(children[p], k)
-		}
-	}
+	children := j.children
 	// A region starts at each zone that moved under one that did not, and
 	// takes in the zones below that moved too; the first that did not is
 	// a hole, excepted with everything under it.

@@ -13,12 +13,17 @@ import (
 	"github.com/canopy-authz/canopy/graph/graphtest"
 )
 
-// accessSet is a user's effective access as the reference lists it: one
-// "right resource" string per right over each folder, user, and (as
-// "none") capability.
-type accessSet map[string]bool
+// held is one right over one resource: a folder, a user, or (the zero
+// Ref) the capabilities.
+type held struct {
+	right string
+	x     graph.Ref
+}
 
-func accessKey(right string, x graph.Ref) string { return right + " " + x.String() }
+func (h held) String() string { return h.right + " " + h.x.String() }
+
+// accessSet is a user's effective access as the reference lists it.
+type accessSet map[held]bool
 
 // streamView returns the model as access streams see it: a grant is in
 // effect until its expiry is recorded, whatever the clock says.
@@ -61,7 +66,7 @@ func (m *refModel) access(user string) accessSet {
 	for r := range m.rights {
 		for _, x := range res {
 			if v.check(user, r, x, now).reason == graph.ReasonAllowed {
-				out[accessKey(r, x)] = true
+				out[held{r, x}] = true
 			}
 		}
 	}
@@ -69,7 +74,7 @@ func (m *refModel) access(user string) accessSet {
 }
 
 // expand lists what a region covers in the reference's state.
-func (m *refModel) expand(a graph.AccessRegion) []string {
+func (m *refModel) expand(a graph.AccessRegion) []held {
 	in := func(r graph.Ref, x graph.Ref) bool {
 		if r.Kind == graph.KindUser {
 			return x == r
@@ -87,13 +92,13 @@ func (m *refModel) expand(a graph.AccessRegion) []string {
 			res = append(res, graph.UserRef(id))
 		}
 	}
-	var out []string
+	var out []held
 	for _, x := range res {
 		if !a.On.IsZero() && !in(a.On, x) || slices.ContainsFunc(a.Except, func(e graph.Ref) bool { return in(e, x) }) {
 			continue
 		}
 		for _, r := range a.Rights {
-			out = append(out, accessKey(r, x))
+			out = append(out, held{r, x})
 		}
 	}
 	return out
@@ -132,18 +137,7 @@ func (m *refModel) applyChange(set accessSet, ch graph.AccessChange) error {
 // forget drops from set the resources and rights that no longer exist.
 func (m *refModel) forget(set accessSet) {
 	for k := range set {
-		var r, kind, id string
-		fmt.Sscanf(k, "%s", &r)
-		rest := k[len(r)+1:]
-		if rest != "none" {
-			i := slices.Index([]byte(rest), ':')
-			kind, id = rest[:i], rest[i+1:]
-		}
-		_, rightOK := m.rights[r]
-		switch {
-		case !rightOK,
-			kind == "folder" && m.folders[id].ID == "",
-			kind == "user" && m.users[id].ID == "":
+		if _, ok := m.rights[k.right]; !ok || !k.x.IsZero() && !m.exists(k.x) {
 			delete(set, k)
 		}
 	}
@@ -153,12 +147,12 @@ func diffSets(got, want accessSet) string {
 	var extra, missing []string
 	for k := range got {
 		if !want[k] {
-			extra = append(extra, k)
+			extra = append(extra, k.String())
 		}
 	}
 	for k := range want {
 		if !got[k] {
-			missing = append(missing, k)
+			missing = append(missing, k.String())
 		}
 	}
 	if len(extra)+len(missing) == 0 {
@@ -191,7 +185,7 @@ func TestAccessStreamDifferential(t *testing.T) {
 			g.now = graphtest.Start
 			clock := graphtest.NewClock(g.now)
 			log := newCommitLog()
-			ix := expiryWorld(t, clock, nil, log)
+			ix := openLogged(t, clock, nil, log)
 			g.m = newRef()
 			g.build(t, ix)
 			ctx := context.Background()

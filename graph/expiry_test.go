@@ -37,7 +37,7 @@ func (l *commitLog) last() graph.Commit {
 	return l.commits[len(l.commits)-1]
 }
 
-func expiryWorld(t *testing.T, clock graph.Clock, j graph.Journal, log *commitLog) *graph.Index {
+func openLogged(t *testing.T, clock graph.Clock, j graph.Journal, log *commitLog) *graph.Index {
 	t.Helper()
 	ix, err := graph.Open(context.Background(), graph.Options{Clock: clock, Journal: j, OnCommit: log.publish})
 	if err != nil {
@@ -59,7 +59,7 @@ func TestExpireDue(t *testing.T) {
 	ctx := context.Background()
 	clock := graphtest.NewClock(graphtest.Start)
 	log := newCommitLog()
-	ix := expiryWorld(t, clock, nil, log)
+	ix := openLogged(t, clock, nil, log)
 	h := graphtest.Start.Add
 	if _, err := ix.Write(ctx, "test", []graph.Mutation{
 		{CreateFolder: &graph.Folder{ID: "o"}},
@@ -118,7 +118,7 @@ func TestExpireDue(t *testing.T) {
 func TestRunExpiry(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := newCommitLog()
-	ix := expiryWorld(t, graph.ClockFunc(time.Now), nil, log)
+	ix := openLogged(t, graph.ClockFunc(time.Now), nil, log)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

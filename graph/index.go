@@ -145,7 +145,7 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 	ix.rebuildExpiries()
 	go ix.writer()
 	if ix.rev == 0 {
-		if _, err := ix.Write(ctx, "system", Bootstrap(), Preconditions{}); err != nil {
+		if _, err := ix.Write(ctx, SystemActor, Bootstrap(), Preconditions{}); err != nil {
 			ix.Close()
 			return nil, fmt.Errorf("graph: bootstrap: %w", err)
 		}

@@ -15,7 +15,7 @@ import (
 func TestScopes(t *testing.T) {
 	ctx := context.Background()
 	log := newCommitLog()
-	ix := expiryWorld(t, graphtest.NewClock(graphtest.Start), nil, log)
+	ix := openLogged(t, graphtest.NewClock(graphtest.Start), nil, log)
 	type M = graph.Mutation
 	if _, err := ix.Write(ctx, "test", []M{
 		{CreateFolder: &graph.Folder{ID: "a"}},
