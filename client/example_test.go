@@ -27,7 +27,7 @@ func startServer() (string, func()) {
 		log.Fatal(err)
 	}
 	hub := server.NewHub(0)
-	ix, err := graph.Open(context.Background(), graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: hub.Publish})
+	ix, err := graph.Open(context.Background(), graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: hub.Publish, OnAccess: hub.PublishAccess})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 // optionally minus some subtrees and users. A change is computed where it
 // can happen only (the subtree a grant targets, a moved folder's subtree,
 // one user...), by comparing the state before the primitive with the state
-// after it: the primitive is undone and redone in place, under the write
-// lock, as many times as the comparison needs.
+// after it: the primitive is undone and redone in place, on the index's
+// shadow copy (shadow.go), as many times as the comparison needs.
 //
 // Within a candidate subtree, the folders fall into zones: a zone starts at
 // the candidate itself, at the target of one of the user's grants or at a
@@ -53,54 +53,10 @@ type AccessChange struct {
 	Lost     []AccessRegion
 }
 
-// WatchAccess starts following user's effective access. It returns the
-// access now, as the Gained regions of a change with Mutation -1, and the
-// revision it is at; every commit after that revision carries the user's
-// changes in Commit.Access, until stop is called. An unknown user is an
-// error.
-func (ix *Index) WatchAccess(user string) (AccessChange, uint64, func(), error) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	s := ix.s
-	if _, ok := s.users.get(user); !ok {
-		return AccessChange{}, 0, nil, newErr("watch_access", user, ErrNotFound, "no such user")
-	}
-	if ix.watched == nil {
-		ix.watched = map[string]int{}
-	}
-	ix.watched[user]++
-	j := &accessJob{w: user, full: true, rights: ^rightSet(0), caps: true}
-	j.v2 = s.viewerOf(user)
-	j.v1 = s.viewerOf("") // nobody: nothing before
-	j.addReach(&j.v2)
-	j.run(s, func() {})
-	ch := j.change(s, -1)
-	stop := func() {
-		ix.mu.Lock()
-		defer ix.mu.Unlock()
-		if ix.watched[user]--; ix.watched[user] <= 0 {
-			delete(ix.watched, user)
-		}
-	}
-	return ch, ix.rev, stop, nil
-}
-
-// watchedUsers returns the watched users, sorted. ix.mu must be held.
-func (ix *Index) watchedUsers() []string {
-	out := make([]string, 0, len(ix.watched))
-	for u := range ix.watched {
-		out = append(out, u)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// applyWatched applies a committed batch primitive by primitive and
-// returns the watched users' access changes. ix.mu must be held for
-// writing. On error nothing is applied.
-func (ix *Index) applyWatched(muts []Mutation) ([]AccessChange, error) {
-	t := &txn{s: ix.s}
-	users := ix.watchedUsers()
+// applyWatched applies a committed batch to s primitive by primitive and
+// returns users' access changes. On error nothing is applied.
+func applyWatched(s *state, muts []Mutation, users []string) ([]AccessChange, error) {
+	t := &txn{s: s}
 	var out []AccessChange
 	for i := range muts {
 		if err := t.apply(&muts[i]); err != nil {
@@ -110,6 +66,17 @@ func (ix *Index) applyWatched(muts []Mutation) ([]AccessChange, error) {
 		out = append(out, t.accessChanges(users, i)...)
 	}
 	return out, nil
+}
+
+// startAccess is everything user has in s, as the Gained regions of a
+// change with Mutation -1. The user must exist.
+func startAccess(s *state, user string) AccessChange {
+	j := &accessJob{w: user, full: true, rights: ^rightSet(0), caps: true}
+	j.v2 = s.viewerOf(user)
+	j.v1 = s.viewerOf("") // nobody: nothing before
+	j.addReach(&j.v2)
+	j.run(s, func() {})
+	return j.change(s, -1)
 }
 
 // accessChanges compares, for each user, the state before the last

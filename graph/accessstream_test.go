@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"testing"
@@ -185,7 +186,7 @@ func TestAccessStreamDifferential(t *testing.T) {
 			g.now = graphtest.Start
 			clock := graphtest.NewClock(g.now)
 			log := newCommitLog()
-			ix := openLogged(t, clock, nil, log)
+			ix := openWith(t, graph.Options{Clock: clock, OnAccess: log.publish})
 			g.m = newRef()
 			g.build(t, ix)
 			ctx := context.Background()
@@ -195,13 +196,14 @@ func TestAccessStreamDifferential(t *testing.T) {
 				if _, ok := g.m.users[w]; !ok || watched[w] != nil {
 					continue
 				}
-				start, rev, stop, err := ix.WatchAccess(w)
+				aw, err := ix.WatchAccess(ctx, w)
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer stop()
-				if rev != ix.Revision() || start.Mutation != -1 || len(start.Lost) > 0 {
-					t.Fatalf("start of %s: revision %d (index at %d), %+v", w, rev, ix.Revision(), start)
+				defer aw.Stop()
+				start := aw.Start
+				if aw.Revision != ix.Revision() || start.User != w || start.Mutation != -1 || len(start.Lost) > 0 {
+					t.Fatalf("start of %s: revision %d (index at %d), %+v", w, aw.Revision, ix.Revision(), start)
 				}
 				set := accessSet{}
 				if err := g.m.applyChange(set, start); err != nil {
@@ -212,7 +214,7 @@ func TestAccessStreamDifferential(t *testing.T) {
 				}
 				watched[w] = set
 			}
-			seen := len(log.commits)
+			seen, at := 0, ix.Revision()
 			for step := 0; step < steps; step++ {
 				if g.r.IntN(6) == 0 {
 					d := time.Duration(g.r.IntN(60)) * time.Hour
@@ -237,10 +239,12 @@ func TestAccessStreamDifferential(t *testing.T) {
 					}
 					g.m = next
 				}
-				log.mu.Lock()
-				commits := slices.Clone(log.commits[seen:])
-				seen = len(log.commits)
-				log.mu.Unlock()
+				// The shadow hands on every commit from the first watch on.
+				var commits []graph.Commit
+				if rev := ix.Revision(); rev > at {
+					all := log.waitFor(t, rev)
+					commits, seen, at = all[seen:], len(all), rev
+				}
 				for _, c := range commits {
 					// Replay the committed primitives one by one in the
 					// reference, reading each change against the state
@@ -281,6 +285,19 @@ func TestAccessStreamDifferential(t *testing.T) {
 				if d := sameState(prev, g.m); d != "" {
 					t.Fatalf("step %d: replaying the commits one mutation at a time: %s", step, d)
 				}
+			}
+			// Undoing and redoing on the shadow left it a true copy, and
+			// copying it left the index as it was.
+			if d := sameState(modelOf(t, ix), g.m); d != "" {
+				t.Fatalf("the index: %s", d)
+			}
+			recs, rev := graph.ShadowRecords(ix)
+			want, wantRev, err := ix.Records()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rev != wantRev || !reflect.DeepEqual(recs, want) {
+				t.Fatalf("the shadow at revision %d differs from the index at %d", rev, wantRev)
 			}
 		})
 		if !ok {

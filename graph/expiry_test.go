@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -37,9 +38,34 @@ func (l *commitLog) last() graph.Commit {
 	return l.commits[len(l.commits)-1]
 }
 
+// waitFor returns the commits logged once one at revision rev or later is,
+// failing the test if none comes within a minute.
+func (l *commitLog) waitFor(t testing.TB, rev uint64) []graph.Commit {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for {
+		l.mu.Lock()
+		commits := slices.Clone(l.commits)
+		l.mu.Unlock()
+		if len(commits) > 0 && commits[len(commits)-1].Revision >= rev {
+			return commits
+		}
+		select {
+		case <-l.added:
+		case <-deadline:
+			t.Fatalf("no commit at revision %d logged within a minute", rev)
+		}
+	}
+}
+
 func openLogged(t *testing.T, clock graph.Clock, j graph.Journal, log *commitLog) *graph.Index {
 	t.Helper()
-	ix, err := graph.Open(context.Background(), graph.Options{Clock: clock, Journal: j, OnCommit: log.publish})
+	return openWith(t, graph.Options{Clock: clock, Journal: j, OnCommit: log.publish})
+}
+
+func openWith(t *testing.T, opts graph.Options) *graph.Index {
+	t.Helper()
+	ix, err := graph.Open(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

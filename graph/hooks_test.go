@@ -1,8 +1,44 @@
 package graph
 
+import "time"
+
 // SetLockScanCost sets lockScanCost for a test and returns the old value.
 func SetLockScanCost(c int) int {
 	old := lockScanCost
 	lockScanCost = c
+	return old
+}
+
+// ShadowRecords returns the records of the index's shadow (nil when it has
+// none) and its revision.
+func ShadowRecords(ix *Index) ([]Record, uint64) {
+	ix.mu.RLock()
+	sh := ix.sh
+	ix.mu.RUnlock()
+	if sh == nil {
+		return nil, 0
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	recs, err := sh.s.allRecords()
+	if err != nil {
+		panic(err)
+	}
+	return recs, sh.rev
+}
+
+// SetShadowLinger sets how long a shadow outlives its last watch, for a
+// test, and returns the old value.
+func SetShadowLinger(d time.Duration) time.Duration {
+	old := shadowLinger
+	shadowLinger = d
+	return old
+}
+
+// SetShadowBacklog sets how many commits a shadow may have waiting, for a
+// test, and returns the old value.
+func SetShadowBacklog(n int) int {
+	old := maxShadowBacklog
+	maxShadowBacklog = n
 	return old
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,6 +67,12 @@ type Options struct {
 	// OnCommit, if set, is called after each group of commits is applied,
 	// in revision order, from the writer's goroutine. It must not block.
 	OnCommit func([]Commit)
+	// OnAccess, if set, is called while any user's access is watched
+	// (WatchAccess), with the commits in revision order, each with the
+	// watched users' changes in Commit.Access, once they are worked out:
+	// shortly after OnCommit, from a goroutine of the index's. It must not
+	// block.
+	OnAccess func([]Commit)
 }
 
 // Index is the in-memory access graph. Reads may be called from any number
@@ -79,12 +87,14 @@ type Index struct {
 	rev   uint64        // the revision s is at
 	revCh chan struct{} // closed when rev next advances
 
-	exp     expiries       // expiries not yet recorded; guarded by mu
-	watched map[string]int // users whose access is streamed, with their stream counts; guarded by mu
-	// accessTime is the time spent applying batches while access was
-	// streamed, the access work included; guarded by mu.
-	accessTime time.Duration
-	expWake    chan struct{} // signalled when a grant with an expiry is added
+	exp     expiries      // expiries not yet recorded; guarded by mu
+	expWake chan struct{} // signalled when a grant with an expiry is added
+
+	// sh is the copy access streams are worked out on (shadow.go), nil
+	// while no user is watched; guarded by mu, made and dropped under shMu.
+	sh         *shadow
+	shMu       sync.Mutex
+	accessBusy atomic.Int64 // nanoseconds the shadows spent on watched users' access
 
 	queue   chan *writeReq
 	stop    chan struct{} // closed by Close
@@ -97,8 +107,9 @@ type writeReq struct {
 	actor     string
 	muts      []Mutation
 	pre       Preconditions
-	importing bool // an import: expiries in the past are kept, not refused
-	expire    bool // ExpireDue: the writer fills muts with the due expiries
+	importing bool   // an import: expiries in the past are kept, not refused
+	expire    bool   // ExpireDue: the writer fills muts with the due expiries
+	run       func() // not a write: a task for the writer, between groups
 	done      chan struct{}
 	rev       uint64
 	err       error
@@ -292,6 +303,7 @@ func (ix *Index) writer() {
 			group = append(group, req)
 		case <-ix.stop:
 			ix.drain()
+			ix.closeShadow()
 			return
 		}
 	more:
@@ -303,7 +315,28 @@ func (ix *Index) writer() {
 				break more
 			}
 		}
-		ix.commitGroup(group)
+		writes := slices.DeleteFunc(slices.Clone(group), func(r *writeReq) bool { return r.run != nil })
+		if len(writes) > 0 {
+			ix.commitGroup(writes)
+		}
+		for _, req := range group {
+			if req.run != nil {
+				req.run()
+				close(req.done)
+			}
+		}
+	}
+}
+
+// closeShadow applies what the shadow has queued and ends it, once the
+// writer has stopped.
+func (ix *Index) closeShadow() {
+	ix.mu.Lock()
+	sh := ix.sh
+	ix.sh = nil
+	ix.mu.Unlock()
+	if sh != nil {
+		sh.close()
 	}
 }
 
@@ -435,16 +468,11 @@ func (ix *Index) applyLocked(c *Commit) error {
 	if c.Revision != ix.rev+1 {
 		return newErr("apply", fmt.Sprint(c.Revision), ErrConflict, "index is at revision %d", ix.rev)
 	}
-	if len(ix.watched) > 0 {
-		start := time.Now()
-		access, err := ix.applyWatched(c.Mutations)
-		if err != nil {
-			return err
-		}
-		c.Access = access
-		ix.accessTime += time.Since(start)
-	} else if err := (&txn{s: ix.s}).applyBatch(c.Mutations); err != nil {
+	if err := (&txn{s: ix.s}).applyBatch(c.Mutations); err != nil {
 		return err
+	}
+	if ix.sh != nil && !ix.sh.push(*c) {
+		ix.sh = nil // it ended; the next watch makes another
 	}
 	ix.noteExpiries(c.Mutations)
 	ix.rev = c.Revision
@@ -454,8 +482,8 @@ func (ix *Index) applyLocked(c *Commit) error {
 }
 
 // Apply applies a batch committed elsewhere (a distributed journal's change
-// feed) through the same function as local writes. Its revision must be the
-// next one.
+// feed) through the same function as local writes, access streams
+// included. Its revision must be the next one.
 func (ix *Index) Apply(c Commit) error {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -476,22 +504,30 @@ type Stats struct {
 	Revision                             uint64
 	Folders, Users, Grants, Locks, Rules int
 	Rights                               int
-	// Watched is how many users' access is streamed (WatchAccess), and
-	// AccessTime the time spent, under the write lock, applying batches
-	// while any was: the cost of working out their changes.
-	Watched    int
-	AccessTime time.Duration
+	// Watched is how many users' access is streamed (WatchAccess);
+	// AccessTime is the time the shadow spent applying commits while any
+	// was, the cost of working out their changes; AccessBacklog is how
+	// many commits the shadow has still to apply.
+	Watched       int
+	AccessTime    time.Duration
+	AccessBacklog int
 }
 
 // Stats returns the index's counts.
 func (ix *Index) Stats() Stats {
 	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	return Stats{
+	st := Stats{
 		Revision: ix.rev,
 		Folders:  ix.s.folders.len(), Users: ix.s.users.len(),
 		Grants: ix.s.grants.len(), Locks: ix.s.locks.len(), Rules: ix.s.rules,
-		Rights:  len(ix.s.cat.slot),
-		Watched: len(ix.watched), AccessTime: ix.accessTime,
+		Rights: len(ix.s.cat.slot),
 	}
+	sh := ix.sh
+	ix.mu.RUnlock()
+	st.AccessTime = time.Duration(ix.accessBusy.Load())
+	if sh != nil {
+		st.AccessBacklog = sh.backlog()
+		st.Watched = int(sh.users.Load())
+	}
+	return st
 }

@@ -68,16 +68,17 @@ func (m *Metrics) Observe(ix *graph.Index, hub *Hub) {
 	gauge("canopy_users", "Users in the index.", stat(func(s graph.Stats) int { return s.Users }))
 	gauge("canopy_grants", "Grants in the index.", stat(func(s graph.Stats) int { return s.Grants }))
 	gauge("canopy_locks", "Locks in the index.", stat(func(s graph.Stats) int { return s.Locks }))
-	gauge("canopy_watch_subscribers", "Watch streams following live commits.", func() float64 { return float64(hub.Subscribers()) })
-	gauge("canopy_watch_buffer_max_depth", "Commits waiting in the fullest Watch stream's buffer.", func() float64 { return float64(hub.MaxDepth()) })
+	gauge("canopy_watch_subscribers", "Watch and WatchAccess streams following live changes.", func() float64 { return float64(hub.Subscribers()) })
+	gauge("canopy_watch_buffer_max_depth", "Commits waiting in the fullest Watch or WatchAccess stream's buffer.", func() float64 { return float64(hub.MaxDepth()) })
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "canopy_watch_dropped_total", Help: "Watch streams ended for falling behind.",
+		Name: "canopy_watch_dropped_total", Help: "Watch and WatchAccess streams ended for falling behind.",
 	}, func() float64 { return float64(hub.Dropped()) }))
 	gauge("canopy_access_watched_users", "Users whose effective access is streamed (WatchAccess).", stat(func(s graph.Stats) int { return s.Watched }))
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "canopy_access_apply_seconds_total",
-		Help: "Time the writer spent, under the index's write lock, applying batches while access was streamed, working out the changes included.",
+		Help: "Time the index's shadow copy spent applying commits while access was streamed, working out the changes included (off the write lock).",
 	}, func() float64 { return ix.Stats().AccessTime.Seconds() }))
+	gauge("canopy_access_backlog_commits", "Commits the shadow copy has still to apply before WatchAccess streams hear of them.", stat(func(s graph.Stats) int { return s.AccessBacklog }))
 }
 
 // decided counts decisions.

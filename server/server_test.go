@@ -53,7 +53,7 @@ func startServerOpts(t *testing.T, opts Options) *testServer {
 	db, _ := storetest.Open(t, "")
 	hub := NewHub(0)
 	clock := graphtest.NewClock(graphtest.Start)
-	ix, err := graph.Open(context.Background(), graph.Options{Clock: clock, Journal: db, OnCommit: hub.Publish})
+	ix, err := graph.Open(context.Background(), graph.Options{Clock: clock, Journal: db, OnCommit: hub.Publish, OnAccess: hub.PublishAccess})
 	if err != nil {
 		t.Fatal(err)
 	}

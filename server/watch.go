@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -16,15 +18,18 @@ import (
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 )
 
-// Hub fans committed batches out to Watch streams. The index's writer
-// calls Publish after each group is applied; Publish never blocks: a
-// subscriber whose buffer is full is cut off and told where to resume.
+// Hub fans committed batches out to Watch streams, and access changes out
+// to WatchAccess streams. The index calls Publish after each group of
+// commits is applied and PublishAccess once their access changes are
+// worked out; neither ever blocks: a subscriber whose buffer is full is
+// cut off and told how to resume.
 type Hub struct {
 	buffer int
 
-	mu   sync.Mutex // guards subs and last
-	subs map[*subscriber]struct{}
-	last uint64 // the last revision published
+	mu     sync.Mutex // guards subs, access and last
+	subs   map[*subscriber]struct{}
+	access map[string]map[*subscriber]struct{} // WatchAccess streams by user
+	last   uint64                              // the last revision published
 
 	dropped atomic.Uint64 // subscribers cut off for falling behind
 
@@ -34,7 +39,8 @@ type Hub struct {
 
 type subscriber struct {
 	ch       chan *published
-	overflow chan struct{} // closed when the subscriber fell behind
+	overflow chan struct{}            // closed when the subscriber fell behind
+	set      map[*subscriber]struct{} // the set it is in
 }
 
 // published is a commit as the hub hands it out: shared by every
@@ -67,42 +73,71 @@ func NewHub(buffer int) *Hub {
 	if buffer <= 0 {
 		buffer = 1024
 	}
-	return &Hub{buffer: buffer, subs: map[*subscriber]struct{}{}, closing: make(chan struct{})}
+	return &Hub{buffer: buffer, subs: map[*subscriber]struct{}{}, access: map[string]map[*subscriber]struct{}{}, closing: make(chan struct{})}
 }
 
-// Close ends every Watch stream, now and to come, with Unavailable and the
-// revision to resume from: for a graceful shutdown, whose wait for running
-// calls would otherwise never end.
+// Close ends every stream, now and to come, with Unavailable and how to
+// resume: for a graceful shutdown, whose wait for running calls would
+// otherwise never end.
 func (h *Hub) Close() { h.once.Do(func() { close(h.closing) }) }
 
-// Publish hands commits, in revision order, to every subscriber. It is
-// graph.Options.OnCommit.
+// Publish hands commits, in revision order, to every Watch subscriber. It
+// is graph.Options.OnCommit.
 func (h *Hub) Publish(commits []graph.Commit) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, c := range commits {
 		c.Records = nil // subscribers need the mutations only
+		c.Access = nil
 		p := &published{Commit: c}
 		for s := range h.subs {
-			select {
-			case s.ch <- p:
-			default:
-				close(s.overflow)
-				delete(h.subs, s)
-				h.dropped.Add(1)
-			}
+			h.deliver(s, p)
 		}
 		h.last = c.Revision
 	}
 }
 
-// subscribe registers a subscriber and returns it with the last revision
-// published before it joined.
-func (h *Hub) subscribe() (*subscriber, uint64, func()) {
-	s := &subscriber{ch: make(chan *published, h.buffer), overflow: make(chan struct{})}
+// PublishAccess hands each commit that changed a watched user's access to
+// that user's WatchAccess subscribers. It is graph.Options.OnAccess.
+func (h *Hub) PublishAccess(commits []graph.Commit) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.subs[s] = struct{}{}
+	for _, c := range commits {
+		if len(c.Access) == 0 {
+			continue
+		}
+		c.Records = nil
+		p := &published{Commit: c}
+		for i, ch := range c.Access {
+			// One commit, delivered once to each user's streams.
+			if slices.ContainsFunc(c.Access[:i], func(a graph.AccessChange) bool { return a.User == ch.User }) {
+				continue
+			}
+			for s := range h.access[ch.User] {
+				h.deliver(s, p)
+			}
+		}
+	}
+}
+
+// deliver hands p to s or, when s's buffer is full, cuts s off. h.mu must
+// be held.
+func (h *Hub) deliver(s *subscriber, p *published) {
+	select {
+	case s.ch <- p:
+	default:
+		close(s.overflow)
+		delete(s.set, s)
+		h.dropped.Add(1)
+	}
+}
+
+// subscribe registers a Watch subscriber and returns it with the last
+// revision published before it joined.
+func (h *Hub) subscribe() (*subscriber, uint64, func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.join(h.subs)
 	return s, h.last, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -110,25 +145,66 @@ func (h *Hub) subscribe() (*subscriber, uint64, func()) {
 	}
 }
 
+// subscribeAccess registers a WatchAccess subscriber for user.
+func (h *Hub) subscribeAccess(user string) (*subscriber, func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set := h.access[user]
+	if set == nil {
+		set = map[*subscriber]struct{}{}
+		h.access[user] = set
+	}
+	s := h.join(set)
+	return s, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(set, s)
+		if len(h.access[user]) == 0 {
+			delete(h.access, user)
+		}
+	}
+}
+
+// join adds a new subscriber to set. h.mu must be held.
+func (h *Hub) join(set map[*subscriber]struct{}) *subscriber {
+	s := &subscriber{ch: make(chan *published, h.buffer), overflow: make(chan struct{}), set: set}
+	set[s] = struct{}{}
+	return s
+}
+
 // Dropped returns how many subscribers were cut off for falling behind.
 func (h *Hub) Dropped() uint64 { return h.dropped.Load() }
+
+// each calls fn for every subscriber, Watch and WatchAccess. h.mu must be
+// held.
+func (h *Hub) each(fn func(*subscriber)) {
+	for s := range h.subs {
+		fn(s)
+	}
+	for _, set := range h.access {
+		for s := range set {
+			fn(s)
+		}
+	}
+}
 
 // MaxDepth returns the fullest subscriber buffer, in commits.
 func (h *Hub) MaxDepth() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	depth := 0
-	for s := range h.subs {
-		depth = max(depth, len(s.ch))
-	}
+	h.each(func(s *subscriber) { depth = max(depth, len(s.ch)) })
 	return depth
 }
 
-// Subscribers returns how many streams are following live commits.
+// Subscribers returns how many streams are following live commits or
+// access changes.
 func (h *Hub) Subscribers() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.subs)
+	n := 0
+	h.each(func(*subscriber) { n++ })
+	return n
 }
 
 // watch implements pb.WatchServiceServer.
@@ -295,7 +371,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 		}
 	}
 	resume := func() string { return fmt.Sprintf("resume from revision %d", next) }
-	return w.follow(ctx, sub, "watch", resume, func(c *published) error {
+	return w.follow(ctx, sub, nil, "watch", resume, func(c *published) error {
 		if c.Revision < next {
 			return nil // replayed already
 		}
@@ -307,10 +383,22 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 	})
 }
 
+// ender is what the stream follows, when it can end by itself: an access
+// watch.
+type ender interface {
+	Ended() <-chan struct{}
+	Err() error
+}
+
 // follow hands each live commit to fn until the stream ends: by its
-// context, by shutdown, or by falling behind; resume says how the
-// subscriber goes on, in the status it ends with.
-func (w *watch) follow(ctx context.Context, sub *subscriber, what string, resume func() string, fn func(*published) error) error {
+// context, by shutdown, by falling behind, or by end ending (nil: it
+// never does); resume says how the subscriber goes on, in the status it
+// ends with.
+func (w *watch) follow(ctx context.Context, sub *subscriber, end ender, what string, resume func() string, fn func(*published) error) error {
+	var ended <-chan struct{}
+	if end != nil {
+		ended = end.Ended()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -319,6 +407,12 @@ func (w *watch) follow(ctx context.Context, sub *subscriber, what string, resume
 			return status.Errorf(codes.Unavailable, "server shutting down; %s", resume())
 		case <-sub.overflow:
 			return status.Errorf(codes.ResourceExhausted, "%s fell behind the live stream; %s", what, resume())
+		case <-ended:
+			err := end.Err()
+			if errors.Is(err, graph.ErrBehind) {
+				return status.Errorf(codes.ResourceExhausted, "%s: %v; %s", what, err, resume())
+			}
+			return status.Errorf(codes.Unavailable, "%s: %v; %s", what, err, resume())
 		case c := <-sub.ch:
 			if err := fn(c); err != nil {
 				return err
@@ -344,24 +438,24 @@ func accessToPB(list []graph.AccessRegion) []*pb.AccessRegion {
 }
 
 // WatchAccess subscribes to the hub before it asks the index to follow
-// the user, so every commit after the starting revision reaches it with
-// the user's changes.
+// the user, so every commit after the starting revision that changes the
+// user's access reaches it.
 func (w *watch) WatchAccess(req *pb.WatchAccessRequest, stream grpc.ServerStreamingServer[pb.WatchAccessResponse]) error {
 	ctx := stream.Context()
 	user := req.GetUser()
-	sub, _, leave := w.hub.subscribe()
+	sub, leave := w.hub.subscribeAccess(user)
 	defer leave()
-	start, rev, stop, err := w.ix.WatchAccess(user)
+	aw, err := w.ix.WatchAccess(ctx, user)
 	if err != nil {
 		return w.status(ctx, err)
 	}
-	defer stop()
-	if err := stream.Send(&pb.WatchAccessResponse{Revision: rev, Gained: accessToPB(start.Gained)}); err != nil {
+	defer aw.Stop()
+	if err := stream.Send(&pb.WatchAccessResponse{Revision: aw.Revision, Gained: accessToPB(aw.Start.Gained)}); err != nil {
 		return err
 	}
 	resume := func() string { return fmt.Sprintf("watch the access of %q again", user) }
-	return w.follow(ctx, sub, "access watch", resume, func(c *published) error {
-		if c.Revision <= rev {
+	return w.follow(ctx, sub, aw, "access watch", resume, func(c *published) error {
+		if c.Revision <= aw.Revision {
 			return nil // in the starting access already
 		}
 		for _, ch := range c.Access {

@@ -56,7 +56,7 @@ func TestWatchResumesAcrossRestart(t *testing.T) {
 		db, closeDB := storetest.Open(t, dir)
 		hub := NewHub(0)
 		clock := graphtest.NewClock(graphtest.Start)
-		ix, err := graph.Open(context.Background(), graph.Options{Clock: clock, Journal: db, OnCommit: hub.Publish})
+		ix, err := graph.Open(context.Background(), graph.Options{Clock: clock, Journal: db, OnCommit: hub.Publish, OnAccess: hub.PublishAccess})
 		if err != nil {
 			t.Fatal(err)
 		}

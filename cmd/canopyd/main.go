@@ -217,7 +217,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	logger.Info("listening, not serving until the index is loaded", "addr", lis.Addr().String())
 
 	start := time.Now()
-	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish})
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish, OnAccess: hub.PublishAccess})
 	if err != nil {
 		return err
 	}

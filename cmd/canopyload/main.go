@@ -169,7 +169,7 @@ func startInProcess(ctx context.Context, published func([]graph.Commit)) (*inPro
 	if published != nil {
 		onCommit = func(cs []graph.Commit) { published(cs); hub.Publish(cs) }
 	}
-	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: onCommit})
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: onCommit, OnAccess: hub.PublishAccess})
 	if err != nil {
 		return nil, err
 	}
