@@ -42,3 +42,13 @@ func SetShadowBacklog(n int) int {
 	maxShadowBacklog = n
 	return old
 }
+
+// TimeCopy copies the index's state as a new shadow would and returns how
+// long the copy took.
+func TimeCopy(ix *Index) time.Duration {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	start := time.Now()
+	_ = ix.s.clone()
+	return time.Since(start)
+}

@@ -268,8 +268,8 @@ func (w *AccessWatch) Stop() {
 // older than the index's when it is called: the access then is Start, and
 // every change after it reaches Options.OnAccess. An unknown user is an
 // error. The first watch makes the index's shadow, which copies the state
-// once: the writer pauses for that long (about 0.2 s for a million users),
-// and readers do not.
+// once: writes wait for that (some 0.8 s for a million users), and reads
+// do not.
 func (ix *Index) WatchAccess(ctx context.Context, user string) (*AccessWatch, error) {
 	target := ix.Revision()
 	ix.shMu.Lock()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 )
@@ -31,5 +32,24 @@ func TestSmallWatchRun(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestWatchRunElsewhere runs the change-stream load against a server it
+// did not start (-addr), with readers that decode only revision and commit
+// time (-light): latency then counts from each response's commit time.
+func TestWatchRunElsewhere(t *testing.T) {
+	p, err := startInProcess(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
+	var out bytes.Buffer
+	err = run([]string{"-watch", "-addr", p.addr, "-light", "-scale", "0.002", "-duration", "400ms", "-watchers", "20", "-access-watchers", "5", "-write-rate", "50"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); !strings.Contains(s, "Watch, 20 subscribers, commit to delivery: ") || strings.Contains(s, "no deliveries") {
+		t.Errorf("no timed deliveries:\n%s", s)
 	}
 }
