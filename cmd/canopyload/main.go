@@ -46,6 +46,7 @@ type config struct {
 	callers    int
 	batch      int
 	cpuProfile string
+	memProfile string
 
 	watch          bool
 	watchers       int
@@ -65,6 +66,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&c.callers, "callers", 4, "concurrent BatchCheck callers")
 	fs.IntVar(&c.batch, "batch", 1000, "checks per BatchCheck call")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the BatchCheck phase (with -watch: the paced writes) to this file")
+	fs.StringVar(&c.memProfile, "memprofile", "", "with -watch, write heap profiles before (FILE.before) and after (FILE) the paced writes; go tool pprof -base FILE.before FILE shows what they allocated")
 	fs.BoolVar(&c.watch, "watch", false, "measure change streams instead of checks")
 	fs.IntVar(&c.watchers, "watchers", 1000, "Watch subscribers, with -watch")
 	fs.IntVar(&c.accessWatchers, "access-watchers", 100, "WatchAccess subscribers, with -watch")
@@ -141,6 +143,23 @@ func profile(path string) (func(), error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeHeapProfile writes the heap profile to path (nothing when path is
+// empty).
+func writeHeapProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // inProcess is a server run by the load generator itself.

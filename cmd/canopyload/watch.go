@@ -190,6 +190,11 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 	}
 	dir := pb.NewDirectoryServiceClient(cs[0])
 	w := newChurn(org, watched)
+	if c.memProfile != "" {
+		if err := writeHeapProfile(c.memProfile + ".before"); err != nil {
+			return err
+		}
+	}
 	stopProfile, err := profile(c.cpuProfile)
 	if err != nil {
 		return err
@@ -197,6 +202,9 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 	start := time.Now()
 	n, err := w.paced(ctx, dir, c.writeRate, c.duration)
 	stopProfile()
+	if err := writeHeapProfile(c.memProfile); err != nil {
+		return err
+	}
 	if err != nil {
 		return err
 	}
