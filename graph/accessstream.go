@@ -445,12 +445,10 @@ func (j *accessJob) run(s *state, flip func()) {
 		zs := placed(u)
 		n := s.user(u)
 		var a1, a2 access
-		moved := false
 		for k, z := range zs {
 			if z >= 0 {
 				a1.reach, a1.lock = a1.reach|j.z1[z].reach, a1.lock|j.z1[z].lock
 				a2.reach, a2.lock = a2.reach|j.z2[z].reach, a2.lock|j.z2[z].lock
-				moved = moved || (j.z1[z].allowed^j.z2[z].allowed)&j.rights != 0
 				continue
 			}
 			f := n.home
@@ -468,9 +466,13 @@ func (j *accessJob) run(s *state, flip func()) {
 			a1.lock, a2.lock = a1.lock|d, a2.lock|d
 		}
 		a1, a2 = j.v1.finish(a1), j.v2.finish(a2)
-		// Keep those whose access changed, and those a changed zone may
-		// cover, which may need excepting.
-		if moved || (a1.allowed^a2.allowed)&j.rights != 0 {
+		// Keep those the zones' regions would get wrong. A user whose
+		// change, right by right, is that of every zone it is placed in
+		// needs nothing of its own: when those zones moved, the deepest
+		// region among them holds the user with no hole above it (a hole
+		// is a zone that did not move); when they did not, no region
+		// holds the user. Any other may need excepting or adding.
+		if !j.sameAsZones(a1, a2, zs) {
 			j.users = append(j.users, u)
 			j.u1 = append(j.u1, a1)
 			j.u2 = append(j.u2, a2)
@@ -497,6 +499,23 @@ func (j *accessJob) run(s *state, flip func()) {
 		j.u2 = append(j.u2, j.v2.userAccess(u))
 		j.placedIn = append(j.placedIn, placed(u))
 	}
+}
+
+// sameAsZones reports whether a user's change (a1 to a2) is, for every
+// right of the job, the change of each zone in zs (those below 0 are in no
+// zone and do not count).
+func (j *accessJob) sameAsZones(a1, a2 access, zs []int) bool {
+	gained, lost := a2.allowed&^a1.allowed&j.rights, a1.allowed&^a2.allowed&j.rights
+	for _, z := range zs {
+		if z < 0 {
+			continue
+		}
+		z1, z2 := j.z1[z].allowed, j.z2[z].allowed
+		if z2&^z1&j.rights != gained || z1&^z2&j.rights != lost {
+			return false
+		}
+	}
+	return true
 }
 
 // zoneAt returns the zone folder f lies in, or -1, remembering the answer
