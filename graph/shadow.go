@@ -306,16 +306,30 @@ func (ix *Index) liveShadow(ctx context.Context) (*shadow, error) {
 			return sh, nil
 		}
 	}
+	// Measure on the writer, allocate here, copy on the writer: the
+	// writer waits only for the bytes to be moved.
+	var size roomSize
 	_, err := ix.enqueue(ctx, &writeReq{ctx: ctx, run: func() {
+		ix.mu.RLock()
+		defer ix.mu.RUnlock()
+		size = ix.s.roomNeeded()
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("access streams: measure the state: %w", err)
+	}
+	// Allocated on this goroutine, which the collector also charges for
+	// the memory, rather than on the writer.
+	r := newRoom(size)
+	_, err = ix.enqueue(ctx, &writeReq{ctx: ctx, run: func() {
 		// On the writer, between groups: the state is a committed one,
 		// and nothing changes it while it is copied.
 		ix.mu.RLock()
-		s, rev := ix.s.clone(), ix.rev
+		s, rev := ix.s.clone(r), ix.rev
 		ix.mu.RUnlock()
 		ix.mu.Lock()
 		if ix.rev != rev {
 			// Index.Apply, from another goroutine, came in between.
-			s, rev = ix.s.clone(), ix.rev
+			s, rev = ix.s.clone(nil), ix.rev
 		}
 		sh = newShadow(s, rev, ix.opts.OnAccess, &ix.accessBusy)
 		ix.sh = sh
