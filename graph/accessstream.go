@@ -72,8 +72,8 @@ func applyWatched(s *state, muts []Mutation, users []string) ([]AccessChange, er
 // change with Mutation -1. The user must exist.
 func startAccess(s *state, user string) AccessChange {
 	j := &accessJob{w: user, full: true, rights: ^rightSet(0), caps: true}
-	j.v2 = s.viewerOf(user)
-	j.v1 = s.viewerOf("") // nobody: nothing before
+	j.v2 = s.viewerOf(user, &s.scratch().after)
+	j.v1 = s.viewerOf("", &s.scratch().before) // nobody: nothing before
 	j.addReach(&j.v2)
 	j.run(s, func() {})
 	return j.change(s, -1)
@@ -106,10 +106,10 @@ func (t *txn) accessChanges(users []string, i int) []AccessChange {
 	var out []AccessChange
 	for _, j := range jobs {
 		// One job at a time: each flips the state an even number of times.
-		j.v2 = s.viewerOf(j.w)
+		j.v2 = s.viewerOf(j.w, &s.scratch().after)
 		j.addReach(&j.v2)
 		flip()
-		j.v1 = s.viewerOf(j.w)
+		j.v1 = s.viewerOf(j.w, &s.scratch().before)
 		j.addReach(&j.v1)
 		flip()
 		j.run(s, flip)
@@ -136,11 +136,14 @@ type viewer struct {
 	onF    map[int32]rightSet // folder target -> rights of the grants on it
 	onU    map[int32]rightSet // user target -> rights of the grants on it
 	caps   rightSet
-	memo   map[int32]access // folder -> reach and lock from it and above (allowed unset)
+	memo   *folderMemo[access] // folder -> reach and lock from it and above (allowed unset)
 }
 
-func (s *state) viewerOf(id string) viewer {
-	v := viewer{s: s, w: none, onF: map[int32]rightSet{}, onU: map[int32]rightSet{}, memo: map[int32]access{}}
+// viewerOf returns user id as s sees them, remembering what folders give
+// them in memo, which it resets.
+func (s *state) viewerOf(id string, memo *folderMemo[access]) viewer {
+	memo.reset(len(s.up))
+	v := viewer{s: s, w: none, onF: map[int32]rightSet{}, onU: map[int32]rightSet{}, memo: memo}
 	u, ok := s.users.get(id)
 	if !ok {
 		return v
@@ -185,7 +188,7 @@ func (v *viewer) finish(a access) access {
 // bits returns what reaches and what locks folder f (which must exist),
 // from f and every folder above it.
 func (v *viewer) bits(f int32) access {
-	if a, ok := v.memo[f]; ok {
+	if a, ok := v.memo.get(f); ok {
 		return a
 	}
 	var a access
@@ -196,7 +199,7 @@ func (v *viewer) bits(f int32) access {
 	for _, l := range v.s.folder(f).locks {
 		a.lock |= v.s.deniedBy(v.s.lock(l).rights)
 	}
-	v.memo[f] = a
+	v.memo.put(f, a)
 	return a
 }
 
@@ -423,7 +426,8 @@ func (j *accessJob) run(s *state, flip func()) {
 	// is what the zones of their home and extra groups give (a folder in
 	// no zone gives the same before and after), with what names them.
 	users := j.examined(s)
-	zoneAt := map[int32]int{}
+	zoneAt := &s.scratch().zones
+	zoneAt.reset(len(s.up))
 	placed := func(u int32) []int {
 		n := s.user(u)
 		zs := []int{j.zoneAt(s, zoneAt, n.home)}
@@ -520,18 +524,18 @@ func (j *accessJob) sameAsZones(a1, a2 access, zs []int) bool {
 
 // zoneAt returns the zone folder f lies in, or -1, remembering the answer
 // for every folder on the way up.
-func (j *accessJob) zoneAt(s *state, memo map[int32]int, f int32) int {
+func (j *accessJob) zoneAt(s *state, memo *folderMemo[int32], f int32) int {
 	if z, ok := j.zoneOf[f]; ok {
 		return z
 	}
-	if z, ok := memo[f]; ok {
-		return z
+	if z, ok := memo.get(f); ok {
+		return int(z)
 	}
 	z := -1
 	if p := s.up[f]; p != none {
 		z = j.zoneAt(s, memo, p)
 	}
-	memo[f] = z
+	memo.put(f, int32(z))
 	return z
 }
 
@@ -833,4 +837,60 @@ func (j *accessJob) mask() rightSet { return j.v1.reachMask() | j.v2.reachMask()
 
 func compareRefs(a, b Ref) int {
 	return cmp.Or(cmp.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID))
+}
+
+// accessScratch is memory access jobs reuse from one to the next: they
+// run one at a time, on the shadow's goroutine. Maps that grew to a
+// hundred thousand folders for every large job were half of what the
+// jobs cost.
+type accessScratch struct {
+	before, after folderMemo[access] // the viewers' (viewer.memo)
+	zones         folderMemo[int32]  // the zone of each folder met (accessJob.zoneAt)
+}
+
+// scratch returns s's access scratch, making it on first use.
+func (s *state) scratch() *accessScratch {
+	if s.jobs == nil {
+		s.jobs = &accessScratch{}
+	}
+	return s.jobs
+}
+
+// folderMemo remembers a value per folder slot for one job. A slot's
+// value counts only when its stamp is the current generation, so
+// starting afresh costs nothing however many folders the last job met.
+type folderMemo[V any] struct {
+	gen   uint32
+	stamp []uint32
+	val   []V
+}
+
+// reset forgets every value, with room for n folder slots.
+func (m *folderMemo[V]) reset(n int) {
+	m.grow(n)
+	if m.gen++; m.gen == 0 { // wrapped: old stamps could match again
+		clear(m.stamp)
+		m.gen = 1
+	}
+}
+
+func (m *folderMemo[V]) grow(n int) {
+	if n > len(m.stamp) {
+		n += n / 8
+		m.stamp = append(m.stamp, make([]uint32, n-len(m.stamp))...)
+		m.val = append(m.val, make([]V, n-len(m.val))...)
+	}
+}
+
+func (m *folderMemo[V]) get(f int32) (V, bool) {
+	if int(f) < len(m.stamp) && m.stamp[f] == m.gen {
+		return m.val[f], true
+	}
+	var zero V
+	return zero, false
+}
+
+func (m *folderMemo[V]) put(f int32, v V) {
+	m.grow(int(f) + 1)
+	m.stamp[f], m.val[f] = m.gen, v
 }

@@ -171,6 +171,10 @@ type state struct {
 	caps   []int32 // grants with no target
 	cat    catalogue
 	rules  int // number of placement rules
+
+	// jobs is not data: memory the access jobs run on this state reuse
+	// (accessstream.go). It is never copied.
+	jobs *accessScratch
 }
 
 func newState() *state {
