@@ -26,6 +26,14 @@
 // and the load at start, and it never reads the clock, so every replay
 // gives the same state.
 //
+// While any user's access is streamed (WatchAccess), the writer also hands
+// each applied commit to a shadow: a copy of the state, made when the first
+// user is watched, that replays the commits on its own goroutine and works
+// out what each one changed for the watched users by undoing and redoing
+// it in place. The writer never waits for it (a shadow that falls too far
+// behind is dropped and its streams end), and the copy costs the writer
+// only the moving of bytes into memory made ready beforehand.
+//
 // # Invariants
 //
 //   - Every folder's organisation (its root) never changes: roots do not
