@@ -32,15 +32,38 @@ type Hub struct {
 	last   uint64                              // the last revision published
 
 	dropped atomic.Uint64 // subscribers cut off for falling behind
-
-	closing chan struct{} // closed by Close
-	once    sync.Once
+	closed  bool          // Close was called; guarded by mu
 }
 
+// subscriber is one stream's buffer. Its stream blocks on ch alone (a
+// plain receive, cheaper than a select over every reason to stop, which a
+// thousand streams woken by every commit pay for): whatever ends the
+// subscriber records why and closes ch.
 type subscriber struct {
-	ch       chan *published
-	overflow chan struct{}            // closed when the subscriber fell behind
-	set      map[*subscriber]struct{} // the set it is in
+	ch  chan *published
+	set map[*subscriber]struct{} // the set it is in; guarded by the hub's mu
+	why atomic.Int32             // why it ended (an ending), set before ch is closed
+}
+
+// ending is why a subscriber ended; 0 while it goes on.
+type ending int32
+
+const (
+	endLeft    ending = iota + 1 // its stream ended it
+	endBehind                    // its buffer overflowed
+	endClosing                   // the server is shutting down
+	endGone                      // the caller went away (its context ended)
+	endSource                    // what it follows ended (an access watch)
+)
+
+// end ends s, if it goes on, for why. h.mu must be held.
+func (h *Hub) end(s *subscriber, why ending) {
+	if s.why.Load() != 0 {
+		return
+	}
+	s.why.Store(int32(why))
+	delete(s.set, s)
+	close(s.ch)
 }
 
 // published is a commit as the hub hands it out: shared by every
@@ -73,13 +96,18 @@ func NewHub(buffer int) *Hub {
 	if buffer <= 0 {
 		buffer = 1024
 	}
-	return &Hub{buffer: buffer, subs: map[*subscriber]struct{}{}, access: map[string]map[*subscriber]struct{}{}, closing: make(chan struct{})}
+	return &Hub{buffer: buffer, subs: map[*subscriber]struct{}{}, access: map[string]map[*subscriber]struct{}{}}
 }
 
 // Close ends every stream, now and to come, with Unavailable and how to
 // resume: for a graceful shutdown, whose wait for running calls would
 // otherwise never end.
-func (h *Hub) Close() { h.once.Do(func() { close(h.closing) }) }
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	h.each(func(s *subscriber) { h.end(s, endClosing) })
+}
 
 // Publish hands commits, in revision order, to every Watch subscriber. It
 // is graph.Options.OnCommit.
@@ -126,27 +154,23 @@ func (h *Hub) deliver(s *subscriber, p *published) {
 	select {
 	case s.ch <- p:
 	default:
-		close(s.overflow)
-		delete(s.set, s)
+		h.end(s, endBehind)
 		h.dropped.Add(1)
 	}
 }
 
-// subscribe registers a Watch subscriber and returns it with the last
-// revision published before it joined.
-func (h *Hub) subscribe() (*subscriber, uint64, func()) {
+// subscribe registers a Watch subscriber for a stream with context ctx
+// and returns it with the last revision published before it joined, and
+// the function that ends it.
+func (h *Hub) subscribe(ctx context.Context) (*subscriber, uint64, func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := h.join(h.subs)
-	return s, h.last, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		delete(h.subs, s)
-	}
+	s, leave := h.join(ctx, h.subs, func() {})
+	return s, h.last, leave
 }
 
 // subscribeAccess registers a WatchAccess subscriber for user.
-func (h *Hub) subscribeAccess(user string) (*subscriber, func()) {
+func (h *Hub) subscribeAccess(ctx context.Context, user string) (*subscriber, func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	set := h.access[user]
@@ -154,22 +178,48 @@ func (h *Hub) subscribeAccess(user string) (*subscriber, func()) {
 		set = map[*subscriber]struct{}{}
 		h.access[user] = set
 	}
-	s := h.join(set)
-	return s, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		delete(set, s)
+	return h.join(ctx, set, func() {
 		if len(h.access[user]) == 0 {
 			delete(h.access, user)
 		}
-	}
+	})
 }
 
-// join adds a new subscriber to set. h.mu must be held.
-func (h *Hub) join(set map[*subscriber]struct{}) *subscriber {
-	s := &subscriber{ch: make(chan *published, h.buffer), overflow: make(chan struct{}), set: set}
+// join adds a new subscriber to set, ended when ctx is, and returns it
+// with the function that ends it; tidy runs after, under h.mu. h.mu must
+// be held.
+func (h *Hub) join(ctx context.Context, set map[*subscriber]struct{}, tidy func()) (*subscriber, func()) {
+	s := &subscriber{ch: make(chan *published, h.buffer), set: set}
 	set[s] = struct{}{}
-	return s
+	if h.closed {
+		h.end(s, endClosing)
+	}
+	endWith := func(why ending) func() {
+		return func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.end(s, why)
+			tidy()
+		}
+	}
+	stop := context.AfterFunc(ctx, endWith(endGone))
+	left := endWith(endLeft)
+	return s, func() { stop(); left() }
+}
+
+// endWhen ends s when done is closed, until the stream leaves.
+func (h *Hub) endWhen(s *subscriber, done <-chan struct{}) (stop func()) {
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.end(s, endSource)
+		case <-quit:
+		}
+	}()
+	return func() { close(quit) }
 }
 
 // Dropped returns how many subscribers were cut off for falling behind.
@@ -345,7 +395,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 	if err != nil {
 		return w.status(ctx, err)
 	}
-	sub, last, leave := w.hub.subscribe()
+	sub, last, leave := w.hub.subscribe(ctx)
 	defer leave()
 	next := req.GetFromRevision()
 	if next == 0 {
@@ -383,42 +433,32 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 	})
 }
 
-// ender is what the stream follows, when it can end by itself: an access
-// watch.
-type ender interface {
-	Ended() <-chan struct{}
-	Err() error
-}
-
-// follow hands each live commit to fn until the stream ends: by its
-// context, by shutdown, by falling behind, or by end ending (nil: it
-// never does); resume says how the subscriber goes on, in the status it
-// ends with.
-func (w *watch) follow(ctx context.Context, sub *subscriber, end ender, what string, resume func() string, fn func(*published) error) error {
-	var ended <-chan struct{}
-	if end != nil {
-		ended = end.Ended()
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return w.status(ctx, ctx.Err())
-		case <-w.hub.closing:
-			return status.Errorf(codes.Unavailable, "server shutting down; %s", resume())
-		case <-sub.overflow:
-			return status.Errorf(codes.ResourceExhausted, "%s fell behind the live stream; %s", what, resume())
-		case <-ended:
-			err := end.Err()
-			if errors.Is(err, graph.ErrBehind) {
-				return status.Errorf(codes.ResourceExhausted, "%s: %v; %s", what, err, resume())
-			}
-			return status.Errorf(codes.Unavailable, "%s: %v; %s", what, err, resume())
-		case c := <-sub.ch:
-			if err := fn(c); err != nil {
-				return err
-			}
+// follow hands each live commit to fn until the subscriber ends: by the
+// stream's context, by shutdown, by falling behind, or by end ending
+// (nil: it never does); resume says how the subscriber goes on, in the
+// status it ends with.
+func (w *watch) follow(ctx context.Context, sub *subscriber, end interface{ Err() error }, what string, resume func() string, fn func(*published) error) error {
+	for c := range sub.ch {
+		if sub.why.Load() != 0 {
+			break // ended: what is still buffered is not sent
+		}
+		if err := fn(c); err != nil {
+			return err
 		}
 	}
+	switch ending(sub.why.Load()) {
+	case endClosing:
+		return status.Errorf(codes.Unavailable, "server shutting down; %s", resume())
+	case endBehind:
+		return status.Errorf(codes.ResourceExhausted, "%s fell behind the live stream; %s", what, resume())
+	case endSource:
+		err := end.Err()
+		if errors.Is(err, graph.ErrBehind) {
+			return status.Errorf(codes.ResourceExhausted, "%s: %v; %s", what, err, resume())
+		}
+		return status.Errorf(codes.Unavailable, "%s: %v; %s", what, err, resume())
+	}
+	return w.status(ctx, ctx.Err())
 }
 
 // accessToPB converts the regions of an access change.
@@ -443,13 +483,14 @@ func accessToPB(list []graph.AccessRegion) []*pb.AccessRegion {
 func (w *watch) WatchAccess(req *pb.WatchAccessRequest, stream grpc.ServerStreamingServer[pb.WatchAccessResponse]) error {
 	ctx := stream.Context()
 	user := req.GetUser()
-	sub, leave := w.hub.subscribeAccess(user)
+	sub, leave := w.hub.subscribeAccess(ctx, user)
 	defer leave()
 	aw, err := w.ix.WatchAccess(ctx, user)
 	if err != nil {
 		return w.status(ctx, err)
 	}
 	defer aw.Stop()
+	defer w.hub.endWhen(sub, aw.Ended())()
 	if err := stream.Send(&pb.WatchAccessResponse{Revision: aw.Revision, Gained: accessToPB(aw.Start.Gained)}); err != nil {
 		return err
 	}

@@ -24,9 +24,9 @@ import (
 // and a subscriber that keeps up is untouched.
 func TestStalledSubscriberIsCutOff(t *testing.T) {
 	h := NewHub(2)
-	stalled, _, leave1 := h.subscribe()
+	stalled, _, leave1 := h.subscribe(context.Background())
 	defer leave1()
-	reader, _, leave2 := h.subscribe()
+	reader, _, leave2 := h.subscribe(context.Background())
 	defer leave2()
 	for rev := uint64(1); rev <= 5; rev++ {
 		h.Publish([]graph.Commit{{Revision: rev}}) // returns at once, whatever stalled does
@@ -37,10 +37,14 @@ func TestStalledSubscriberIsCutOff(t *testing.T) {
 			t.Fatalf("depth %d with a full buffer", h.MaxDepth())
 		}
 	}
-	select {
-	case <-stalled.overflow:
-	default:
+	if ending(stalled.why.Load()) != endBehind {
 		t.Fatal("the stalled subscriber was not cut off")
+	}
+	if n := len(stalled.ch); n != 2 {
+		t.Fatalf("the stalled subscriber's buffer holds %d, want the 2 it had", n)
+	}
+	if _, open := <-stalled.ch; !open {
+		t.Fatal("the stalled subscriber's channel was closed before its buffer was read")
 	}
 	if h.Dropped() != 1 || h.Subscribers() != 1 {
 		t.Fatalf("dropped %d, subscribers %d", h.Dropped(), h.Subscribers())
@@ -332,5 +336,11 @@ func TestWatchAccess(t *testing.T) {
 	}
 	if status.Code(err) != codes.NotFound || !strings.Contains(status.Convert(err).Message(), "nobody") {
 		t.Fatalf("an unknown user: %v", err)
+	}
+
+	// The index closing ends the stream, saying how to go on.
+	ts.ix.Close()
+	if _, err := s.Recv(); status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), `watch the access of "ian" again`) {
+		t.Fatalf("after the index closed: %v", err)
 	}
 }
