@@ -236,20 +236,38 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 	fmt.Fprintf(out, "Watch, %d subscribers, commit to delivery: %s\n", c.watchers, watchLat.summary())
 	fmt.Fprintf(out, "WatchAccess, %d subscribers, %d changes, commit to delivery: %s\n", c.accessWatchers, accessEvents.Load(), accessLat.summary())
 
-	// Writer throughput, without and with one stalled subscriber.
-	free, err := w.flat(ctx, dir, c.duration/2)
-	if err != nil {
-		return err
+	// Writer throughput, without and with one stalled subscriber, in
+	// alternating rounds, so that neither gains from going first or last.
+	var free, stalled []float64
+	cutOff := true
+	for range 2 {
+		f, err := w.flat(ctx, dir, c.duration/4)
+		if err != nil {
+			return err
+		}
+		s, cut, err := w.stalled(ctx, cs[1], dir, c.duration/4)
+		if err != nil {
+			return err
+		}
+		free, stalled, cutOff = append(free, f), append(stalled, s), cutOff && cut
 	}
-	stallCtx, stopStall := context.WithTimeout(ctx, c.duration/2+time.Minute)
-	defer stopStall()
-	stall, err := pb.NewWatchServiceClient(cs[1]).Watch(stallCtx, &pb.WatchRequest{})
+	fmt.Fprintf(out, "writer throughput, 32 writers, two rounds: %.0f and %.0f writes/s with no subscriber, %.0f and %.0f writes/s with one stalled subscriber (cut off: %v)\n",
+		free[0], free[1], stalled[0], stalled[1], cutOff)
+	return nil
+}
+
+// stalled writes as flat does while one Watch stream on conn is never
+// read, and reports whether the server cut that stream off.
+func (w *churn) stalled(ctx context.Context, conn *grpc.ClientConn, dir pb.DirectoryServiceClient, d time.Duration) (float64, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+time.Minute)
+	defer cancel()
+	stall, err := pb.NewWatchServiceClient(conn).Watch(ctx, &pb.WatchRequest{})
 	if err != nil {
-		return err
+		return 0, false, err
 	}
-	stalled, err := w.flat(ctx, dir, c.duration/2) // while stall is never read
+	rate, err := w.flat(ctx, dir, d)
 	if err != nil {
-		return err
+		return 0, false, err
 	}
 	// Read what the transport holds: the stream ends cut off, or (if it
 	// never fell a whole buffer behind) reaches the last write.
@@ -261,9 +279,7 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 			break
 		}
 	}
-	fmt.Fprintf(out, "writer throughput, 32 writers: %.0f writes/s with no subscriber, %.0f writes/s with one stalled subscriber (cut off: %v)\n",
-		free, stalled, status.Code(end) == codes.ResourceExhausted)
-	return nil
+	return rate, status.Code(end) == codes.ResourceExhausted, nil
 }
 
 // churn writes an orggen.Churn load over gRPC.
