@@ -28,7 +28,7 @@ func TestSmallWatchRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Watch, 20 subscribers, commit to delivery:", "WatchAccess, 5 subscribers,", "writer throughput, 32 writers, two rounds:", "with one stalled subscriber"} {
+	for _, want := range []string{"Watch, 20 subscribers, commit to delivery:", "WatchAccess, 5 subscribers,", "writer throughput, 32 writers, rounds ABC CBA (writes/s):", "with one reading subscriber", "with one stalled subscriber"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
