@@ -39,7 +39,8 @@ type Commit struct {
 	Records []Record
 	// Access holds the changes the batch made to the effective access of
 	// the users being watched (Index.WatchAccess), in mutation order. It
-	// is filled when the batch is applied and not kept in the log.
+	// is filled only in the commits handed to Options.OnAccess, and not
+	// kept in the log.
 	Access []AccessChange
 }
 

@@ -20,11 +20,11 @@ import (
 // lag behind the index, and memory: while it exists the index's state is
 // held twice.
 //
-// The writer makes the shadow, between two groups of commits so that it
-// copies a committed state, when the first user is watched, and hands it
-// every commit it applies from then on. It is dropped shadowLinger after
-// the last watch stops, so that a stream that reconnects finds it still
-// there.
+// The writer makes the shadow when the first user is watched, between two
+// groups of commits so that it copies a committed state, into memory the
+// caller made ready (clone.go), and hands it every commit it applies from
+// then on. It is dropped shadowLinger after the last watch stops, so that
+// a stream that reconnects finds it still there.
 
 // ErrBehind: an access stream fell too far behind the writes it follows.
 var ErrBehind = errors.New("fell behind")
@@ -40,6 +40,8 @@ var shadowLinger = 30 * time.Second
 // errIdle ends a shadow that no watch has used for shadowLinger.
 var errIdle = errors.New("no user watched")
 
+// shadow is the copy access streams are worked out on, and the goroutine
+// that keeps it up with the index.
 type shadow struct {
 	onAccess func([]Commit)
 
