@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"runtime"
 	"runtime/debug"
 	"time"
 )
@@ -55,16 +54,13 @@ func SetShadowBacklog(n int) int {
 func TimeCopy(ix *Index) (prepared, cold time.Duration) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
+	timed := func(r *room) time.Duration {
+		start := time.Now()
+		_ = ix.s.clone(r)
+		return time.Since(start)
+	}
 	debug.FreeOSMemory()
-	r := newRoom(ix.s.roomNeeded())
-	start := time.Now()
-	c := ix.s.clone(r)
-	prepared = time.Since(start)
-	r, c = nil, nil
+	prepared = timed(newRoom(ix.s.roomNeeded()))
 	debug.FreeOSMemory()
-	start = time.Now()
-	c = ix.s.clone(nil)
-	cold = time.Since(start)
-	runtime.KeepAlive(c)
-	return prepared, cold
+	return prepared, timed(nil)
 }
