@@ -3,6 +3,8 @@ package graph_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/canopy-authz/canopy/graph"
@@ -40,8 +42,18 @@ func FuzzWrite(f *testing.F) {
 		}
 		ix := refusalWorld(t)
 		ref := modelOf(t, ix)
+		// Two users' access is followed, so the write is also replayed,
+		// undone and redone on the shadow copy.
+		ctx := context.Background()
+		for _, u := range []string{"s", "c"} {
+			w, err := ix.WatchAccess(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+		}
 		before, rev, _ := ix.Records()
-		_, err := ix.Write(context.Background(), "fuzz", batch, graph.Preconditions{})
+		_, err := ix.Write(ctx, "fuzz", batch, graph.Preconditions{})
 		next, refErr := ref.write(batch, graphtest.Start)
 		if (err == nil) != (refErr == nil) {
 			t.Fatalf("index error %v, reference error %v, batch %s", err, refErr, data)
@@ -55,6 +67,16 @@ func FuzzWrite(f *testing.F) {
 		}
 		if d := sameState(modelOf(t, ix), next); d != "" {
 			t.Fatalf("batch %s: %s", data, d)
+		}
+		// A watch starts once the shadow has caught up with the index.
+		if w, err := ix.WatchAccess(ctx, "s"); err == nil {
+			w.Stop()
+		} else if !errors.Is(err, graph.ErrNotFound) {
+			t.Fatal(err)
+		}
+		want, wantRev, _ := ix.Records()
+		if got, gotRev := graph.ShadowRecords(ix); gotRev != wantRev || !reflect.DeepEqual(got, want) {
+			t.Fatalf("batch %s: the shadow at revision %d differs from the index at %d", data, gotRev, wantRev)
 		}
 	})
 }

@@ -95,7 +95,8 @@ type Index struct {
 	// while no user is watched; guarded by mu, made and dropped under shMu.
 	sh         *shadow
 	shMu       sync.Mutex
-	accessBusy atomic.Int64 // nanoseconds the shadows spent on watched users' access
+	linger     atomic.Pointer[time.Timer] // the last timer set to drop an idle shadow
+	accessBusy atomic.Int64               // nanoseconds the shadows spent on watched users' access
 
 	queue   chan *writeReq
 	stop    chan struct{} // closed by Close
@@ -170,6 +171,9 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 func (ix *Index) Close() {
 	ix.once.Do(func() { close(ix.stop) })
 	<-ix.stopped
+	if t := ix.linger.Load(); t != nil {
+		t.Stop() // the shadow it would drop is gone already
+	}
 }
 
 // Revision returns the revision the index is at.

@@ -253,7 +253,7 @@ func (w *AccessWatch) Stop() {
 			ix.dropShadow(sh)
 			return
 		}
-		time.AfterFunc(shadowLinger, func() {
+		t := time.AfterFunc(shadowLinger, func() {
 			ix.shMu.Lock()
 			defer ix.shMu.Unlock()
 			sh.mu.Lock()
@@ -263,6 +263,9 @@ func (w *AccessWatch) Stop() {
 				ix.dropShadow(sh)
 			}
 		})
+		if old := ix.linger.Swap(t); old != nil {
+			old.Stop() // this one looks again later
+		}
 	})
 }
 
