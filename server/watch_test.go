@@ -51,6 +51,38 @@ func TestStalledSubscriberIsCutOff(t *testing.T) {
 	}
 }
 
+// TestSubscriberEndings: a subscriber ends, its buffer closed and the
+// reason kept, when its stream's context ends and when the hub closes;
+// one that joins a closed hub is ended at once. An ended subscriber is no
+// longer counted.
+func TestSubscriberEndings(t *testing.T) {
+	h := NewHub(4)
+	ctx, cancel := context.WithCancel(context.Background())
+	gone, _, leave1 := h.subscribe(ctx)
+	defer leave1()
+	open, _, leave2 := h.subscribe(context.Background())
+	defer leave2()
+	cancel()
+	if _, ok := <-gone.ch; ok || ending(gone.why.Load()) != endGone {
+		t.Fatalf("after its context ended: open %v, ending %d", ok, gone.why.Load())
+	}
+	if n := h.Subscribers(); n != 1 {
+		t.Fatalf("%d subscribers after one left, want 1", n)
+	}
+	h.Close()
+	if _, ok := <-open.ch; ok || ending(open.why.Load()) != endClosing {
+		t.Fatalf("after Close: open %v, ending %d", ok, open.why.Load())
+	}
+	late, _, leave3 := h.subscribe(context.Background())
+	defer leave3()
+	if _, ok := <-late.ch; ok || ending(late.why.Load()) != endClosing {
+		t.Fatalf("joining after Close: open %v, ending %d", ok, late.why.Load())
+	}
+	if n := h.Subscribers(); n != 0 {
+		t.Fatalf("%d subscribers after Close", n)
+	}
+}
+
 // TestWatchResumesAcrossRestart: a subscriber that saw revisions up to N
 // reconnects to a restarted server on the same file with from N+1 and gets
 // exactly the revisions after N, replayed and then live.
