@@ -165,7 +165,6 @@ func writeHeapProfile(path string) error {
 // inProcess is a server run by the load generator itself.
 type inProcess struct {
 	addr string
-	hub  *server.Hub
 	stop func()
 }
 
@@ -201,7 +200,7 @@ func startInProcess(ctx context.Context, published func([]graph.Commit)) (*inPro
 		return nil, err
 	}
 	go g.Serve(lis)
-	return &inProcess{addr: lis.Addr().String(), hub: hub, stop: func() {
+	return &inProcess{addr: lis.Addr().String(), stop: func() {
 		hub.Close()
 		g.Stop()
 		ix.Close()
