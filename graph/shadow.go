@@ -122,7 +122,7 @@ func (sh *shadow) close() {
 	<-sh.done
 }
 
-// run applies queued commits in order and hands them, each with its access
+// run applies queued commits in order and hands each, with its access
 // changes, to onAccess.
 func (sh *shadow) run() {
 	defer close(sh.done)
@@ -149,9 +149,11 @@ func (sh *shadow) run() {
 				sh.end(err)
 				return
 			}
-		}
-		if len(batch) > 0 && sh.onAccess != nil {
-			sh.onAccess(batch)
+			// Each commit is handed on as soon as it is worked out, not
+			// after the ones queued behind it.
+			if sh.onAccess != nil {
+				sh.onAccess(batch[i : i+1])
+			}
 		}
 		if finishing {
 			sh.end(ErrClosed)
