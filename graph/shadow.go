@@ -246,29 +246,36 @@ func (w *AccessWatch) Stop() {
 			delete(sh.watched, user)
 		}
 		sh.users.Store(int64(len(sh.watched)))
-		idle := len(sh.watched) == 0
 		sh.mu.Unlock()
-		if !idle {
-			return
-		}
-		if shadowLinger <= 0 {
+		ix.retireIfIdle(sh)
+	})
+}
+
+// retireIfIdle drops sh, shadowLinger from now, if no user is watched on
+// it then. ix.shMu must be held.
+func (ix *Index) retireIfIdle(sh *shadow) {
+	idle := func() bool {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return len(sh.watched) == 0
+	}
+	if !idle() {
+		return
+	}
+	if shadowLinger <= 0 {
+		ix.dropShadow(sh)
+		return
+	}
+	t := time.AfterFunc(shadowLinger, func() {
+		ix.shMu.Lock()
+		defer ix.shMu.Unlock()
+		if idle() {
 			ix.dropShadow(sh)
-			return
-		}
-		t := time.AfterFunc(shadowLinger, func() {
-			ix.shMu.Lock()
-			defer ix.shMu.Unlock()
-			sh.mu.Lock()
-			idle := len(sh.watched) == 0
-			sh.mu.Unlock()
-			if idle {
-				ix.dropShadow(sh)
-			}
-		})
-		if old := ix.linger.Swap(t); old != nil {
-			old.Stop() // this one looks again later
 		}
 	})
+	if old := ix.linger.Swap(t); old != nil {
+		old.Stop() // this one looks again later
+	}
 }
 
 // WatchAccess starts following user's effective access, from a revision no
@@ -285,6 +292,17 @@ func (ix *Index) WatchAccess(ctx context.Context, user string) (*AccessWatch, er
 	if err != nil {
 		return nil, err
 	}
+	w, err := sh.watch(ctx, target, user)
+	if err != nil {
+		ix.retireIfIdle(sh) // it may have been made for this call alone
+		return nil, err
+	}
+	w.ix = ix
+	return w, nil
+}
+
+// watch adds a watch of user once the shadow has reached revision target.
+func (sh *shadow) watch(ctx context.Context, target uint64, user string) (*AccessWatch, error) {
 	if err := sh.waitFor(ctx, target); err != nil {
 		return nil, fmt.Errorf("watch the access of %q: %w", user, err)
 	}
@@ -297,7 +315,7 @@ func (ix *Index) WatchAccess(ctx context.Context, user string) (*AccessWatch, er
 	sh.users.Store(int64(len(sh.watched)))
 	start := startAccess(sh.s, user)
 	start.User = user
-	return &AccessWatch{Start: start, Revision: sh.rev, ix: ix, sh: sh}, nil
+	return &AccessWatch{Start: start, Revision: sh.rev, sh: sh}, nil
 }
 
 // liveShadow returns the shadow, making one when there is none or the last

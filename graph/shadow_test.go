@@ -38,8 +38,8 @@ func grantOn(t *testing.T, ix *graph.Index, id, holder string) uint64 {
 }
 
 // TestShadowLifecycle: the shadow is made by the first watch, shared by
-// the next, dropped after the last stops, and made again, up to date, by
-// a later watch.
+// the next, dropped after the last stops (or after a watch that failed),
+// and made again, up to date, by a later watch.
 func TestShadowLifecycle(t *testing.T) {
 	defer graph.SetShadowLinger(graph.SetShadowLinger(0))
 	ctx := context.Background()
@@ -47,6 +47,13 @@ func TestShadowLifecycle(t *testing.T) {
 	ix := shadowWorld(t, log.publish)
 	if recs, _ := graph.ShadowRecords(ix); recs != nil {
 		t.Fatal("a shadow before any watch")
+	}
+	// A watch that fails leaves no shadow behind, though it made one.
+	if _, err := ix.WatchAccess(ctx, "nobody"); !errors.Is(err, graph.ErrNotFound) {
+		t.Fatalf("an unknown user: %v, want ErrNotFound", err)
+	}
+	if recs, _ := graph.ShadowRecords(ix); recs != nil {
+		t.Fatal("a failed watch left its shadow")
 	}
 	wu, err := ix.WatchAccess(ctx, "u")
 	if err != nil {
