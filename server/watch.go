@@ -26,13 +26,13 @@ import (
 type Hub struct {
 	buffer int
 
-	mu     sync.Mutex // guards subs, access and last
+	mu     sync.Mutex // guards subs, access, last and closed
 	subs   map[*subscriber]struct{}
 	access map[string]map[*subscriber]struct{} // WatchAccess streams by user
 	last   uint64                              // the last revision published
 
 	dropped atomic.Uint64 // subscribers cut off for falling behind
-	closed  bool          // Close was called; guarded by mu
+	closed  bool          // Close was called
 }
 
 // subscriber is one stream's buffer. Its stream blocks on ch alone (a
