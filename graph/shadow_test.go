@@ -37,6 +37,20 @@ func grantOn(t *testing.T, ix *graph.Index, id, holder string) uint64 {
 	return rev
 }
 
+// upToDate starts watching user, stopped when the test ends, and checks
+// that the watch starts at the index's revision with some access.
+func upToDate(t *testing.T, ix *graph.Index, user string) {
+	t.Helper()
+	w, err := ix.WatchAccess(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	if w.Revision != ix.Revision() || len(w.Start.Gained) == 0 {
+		t.Fatalf("watch of %s at revision %d (index at %d) with %+v", user, w.Revision, ix.Revision(), w.Start)
+	}
+}
+
 // TestShadowLifecycle: the shadow is made by the first watch, shared by
 // the next, dropped after the last stops (or after a watch that failed),
 // and made again, up to date, by a later watch.
@@ -83,14 +97,7 @@ func TestShadowLifecycle(t *testing.T) {
 
 	// Written with no shadow: the next one is copied with it.
 	grantOn(t, ix, "g2", "v")
-	w, err := ix.WatchAccess(ctx, "v")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	if w.Revision != ix.Revision() || len(w.Start.Gained) == 0 {
-		t.Fatalf("restarted at revision %d (index at %d) with %+v", w.Revision, ix.Revision(), w.Start)
-	}
+	upToDate(t, ix, "v")
 	recs, srev := graph.ShadowRecords(ix)
 	want, wrev, err := ix.Records()
 	if err != nil {
@@ -137,14 +144,7 @@ func TestShadowFallsBehind(t *testing.T) {
 		t.Fatalf("ended with %v, want ErrBehind", w.Err())
 	}
 	close(release)
-	w2, err := ix.WatchAccess(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w2.Stop()
-	if w2.Revision != ix.Revision() || len(w2.Start.Gained) == 0 {
-		t.Fatalf("a fresh watch at revision %d (index at %d): %+v", w2.Revision, ix.Revision(), w2.Start)
-	}
+	upToDate(t, ix, "u")
 }
 
 // TestShadowClose: closing the index hands on what the shadow had queued,
