@@ -32,21 +32,35 @@ func (s *state) clone(r *room) *state {
 		cat:     s.cat.clone(),
 		rules:   s.rules,
 	}
-	fs := c.folders.nodes
-	copyLists(fs, &r.ints, func(n *folderNode) *[]int32 { return &n.children })
-	copyLists(fs, &r.ints, func(n *folderNode) *[]int32 { return &n.homes })
-	copyLists(fs, &r.ints, func(n *folderNode) *[]int32 { return &n.extras })
-	copyLists(fs, &r.ints, func(n *folderNode) *[]int32 { return &n.on })
-	copyLists(fs, &r.ints, func(n *folderNode) *[]int32 { return &n.locks })
-	us := c.users.nodes
-	copyLists(us, &r.ints, func(n *userNode) *[]int32 { return &n.extras })
-	copyLists(us, &r.held, func(n *userNode) *[]heldGrant { return &n.held })
-	copyLists(us, &r.ints, func(n *userNode) *[]int32 { return &n.on })
-	copyLists(us, &r.ints, func(n *userNode) *[]int32 { return &n.locks })
+	for _, l := range folderLists {
+		copyLists(c.folders.nodes, &r.ints, l)
+	}
+	for _, l := range userLists {
+		copyLists(c.users.nodes, &r.ints, l)
+	}
+	copyLists(c.users.nodes, &r.held, userHeld)
 	c.held = cloneInto(&r.heldLists, s.held)
 	copyLists(c.held, &r.held, func(l *[]heldGrant) *[]heldGrant { return l })
 	return c
 }
+
+// The nodes' lists, named once for copying them (clone) and for measuring
+// them (roomNeeded).
+var (
+	folderLists = [...]func(*folderNode) *[]int32{
+		func(n *folderNode) *[]int32 { return &n.children },
+		func(n *folderNode) *[]int32 { return &n.homes },
+		func(n *folderNode) *[]int32 { return &n.extras },
+		func(n *folderNode) *[]int32 { return &n.on },
+		func(n *folderNode) *[]int32 { return &n.locks },
+	}
+	userLists = [...]func(*userNode) *[]int32{
+		func(n *userNode) *[]int32 { return &n.extras },
+		func(n *userNode) *[]int32 { return &n.on },
+		func(n *userNode) *[]int32 { return &n.locks },
+	}
+	userHeld = func(n *userNode) *[]heldGrant { return &n.held }
+)
 
 // room is memory for a copy of a state (state.clone), allocated before
 // the copy: each field is a pool, of length 0, that the copy cuts its
@@ -69,13 +83,16 @@ func (s *state) roomNeeded() roomSize {
 	z := roomSize{folders: len(s.folders.nodes), users: len(s.users.nodes), grants: len(s.grants.nodes),
 		locks: len(s.locks.nodes), ints: len(s.up) + len(s.caps), heldLists: len(s.held)}
 	for i := range s.folders.nodes {
-		n := &s.folders.nodes[i]
-		z.ints += len(n.children) + len(n.homes) + len(n.extras) + len(n.on) + len(n.locks)
+		for _, l := range folderLists {
+			z.ints += len(*l(&s.folders.nodes[i]))
+		}
 	}
 	for i := range s.users.nodes {
 		n := &s.users.nodes[i]
-		z.ints += len(n.extras) + len(n.on) + len(n.locks)
-		z.held += len(n.held)
+		for _, l := range userLists {
+			z.ints += len(*l(n))
+		}
+		z.held += len(*userHeld(n))
 	}
 	for _, l := range s.held {
 		z.held += len(l)

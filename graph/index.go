@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,20 +185,39 @@ func (ix *Index) Revision() uint64 {
 // WaitFor returns once the index has reached revision rev, or with the
 // context's error when it ends first.
 func (ix *Index) WaitFor(ctx context.Context, rev uint64) error {
-	for {
+	cur, err := waitRevision(ctx, rev, func() (uint64, <-chan struct{}) {
 		ix.mu.RLock()
-		cur, ch := ix.rev, ix.revCh
-		ix.mu.RUnlock()
-		if cur >= rev {
-			return nil
+		defer ix.mu.RUnlock()
+		return ix.rev, ix.revCh
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("wait for revision %d (at %d): %w", rev, cur, err)
+	}
+	return nil
+}
+
+// waitRevision returns once read reports a revision of at least want. read
+// gives the revision with a channel closed when it next advances. It gives
+// up when ctx ends, with ctx's error, or when ended (nil: never) is
+// closed, with errEnded; either way with the revision reached.
+func waitRevision(ctx context.Context, want uint64, read func() (uint64, <-chan struct{}), ended <-chan struct{}) (uint64, error) {
+	for {
+		cur, next := read()
+		if cur >= want {
+			return cur, nil
 		}
 		select {
-		case <-ch:
+		case <-next:
+		case <-ended:
+			return cur, errEnded
 		case <-ctx.Done():
-			return fmt.Errorf("wait for revision %d (at %d): %w", rev, cur, ctx.Err())
+			return cur, ctx.Err()
 		}
 	}
 }
+
+// errEnded: what waitRevision waited on ended first.
+var errEnded = errors.New("ended")
 
 // Preconditions are checked against the state a write is validated against;
 // when one fails the write is refused with ErrPrecondition.
@@ -302,33 +320,37 @@ func (ix *Index) enqueue(ctx context.Context, req *writeReq) (uint64, error) {
 func (ix *Index) writer() {
 	defer close(ix.stopped)
 	for {
-		var group []*writeReq
+		var group, tasks []*writeReq
+		take := func(req *writeReq) {
+			if req.run != nil {
+				tasks = append(tasks, req)
+			} else {
+				group = append(group, req)
+			}
+		}
 		select {
 		case req := <-ix.queue:
-			group = append(group, req)
+			take(req)
 		case <-ix.stop:
 			ix.drain()
 			ix.closeShadow()
 			return
 		}
 	more:
-		for len(group) < ix.opts.MaxGroup {
+		for len(group)+len(tasks) < ix.opts.MaxGroup {
 			select {
 			case req := <-ix.queue:
-				group = append(group, req)
+				take(req)
 			default:
 				break more
 			}
 		}
-		writes := slices.DeleteFunc(slices.Clone(group), func(r *writeReq) bool { return r.run != nil })
-		if len(writes) > 0 {
-			ix.commitGroup(writes)
+		if len(group) > 0 {
+			ix.commitGroup(group)
 		}
-		for _, req := range group {
-			if req.run != nil {
-				req.run()
-				close(req.done)
-			}
+		for _, req := range tasks {
+			req.run()
+			close(req.done)
 		}
 	}
 }

@@ -187,21 +187,18 @@ func (sh *shadow) apply(c *Commit) error {
 
 // waitFor returns once the shadow has applied revision rev.
 func (sh *shadow) waitFor(ctx context.Context, rev uint64) error {
-	for {
+	cur, err := waitRevision(ctx, rev, func() (uint64, <-chan struct{}) {
 		sh.mu.Lock()
-		cur, ch := sh.rev, sh.revCh
-		sh.mu.Unlock()
-		if cur >= rev {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-sh.ended:
-			return sh.err
-		case <-ctx.Done():
-			return fmt.Errorf("access streams: wait for revision %d (at %d): %w", rev, cur, ctx.Err())
-		}
+		defer sh.mu.Unlock()
+		return sh.rev, sh.revCh
+	}, sh.ended)
+	switch {
+	case errors.Is(err, errEnded):
+		return sh.err
+	case err != nil:
+		return fmt.Errorf("access streams: wait for revision %d (at %d): %w", rev, cur, err)
 	}
+	return nil
 }
 
 // AccessWatch follows one user's effective access (Index.WatchAccess).

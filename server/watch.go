@@ -116,7 +116,6 @@ func (h *Hub) Publish(commits []graph.Commit) {
 	defer h.mu.Unlock()
 	for _, c := range commits {
 		c.Records = nil // subscribers need the mutations only
-		c.Access = nil
 		p := &published{Commit: c}
 		for s := range h.subs {
 			h.deliver(s, p)
@@ -134,7 +133,6 @@ func (h *Hub) PublishAccess(commits []graph.Commit) {
 		if len(c.Access) == 0 {
 			continue
 		}
-		c.Records = nil
 		p := &published{Commit: c}
 		for i, ch := range c.Access {
 			// One commit, delivered once to each user's streams.
