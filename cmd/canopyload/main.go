@@ -54,6 +54,7 @@ type config struct {
 	writeRate      int
 	conns          int
 	light          bool
+	frames         bool
 }
 
 func run(args []string, out io.Writer) error {
@@ -73,6 +74,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&c.writeRate, "write-rate", 200, "write batches per second, with -watch")
 	fs.IntVar(&c.conns, "conns", 8, "client connections the streams share, with -watch")
 	fs.BoolVar(&c.light, "light", false, "with -watch, readers decode only each response's revision and commit time")
+	fs.BoolVar(&c.frames, "frames", false, "with -watch, read the streams straight off HTTP/2 frames, one goroutine per connection, decoding only revision and commit time: for subscribers that run elsewhere")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -53,3 +53,22 @@ func TestWatchRunElsewhere(t *testing.T) {
 		t.Errorf("no timed deliveries:\n%s", s)
 	}
 }
+
+// TestWatchRunFrames runs the change-stream load with readers that read
+// the streams straight off HTTP/2 frames (-frames).
+func TestWatchRunFrames(t *testing.T) {
+	var out bytes.Buffer
+	err := run([]string{"-watch", "-frames", "-scale", "0.002", "-duration", "400ms", "-watchers", "20", "-access-watchers", "5", "-write-rate", "50"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, want := range []string{"Watch, 20 subscribers, commit to delivery: ", "WatchAccess, 5 subscribers,"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "Watch, 20 subscribers, commit to delivery: no deliveries") {
+		t.Errorf("no timed deliveries:\n%s", s)
+	}
+}

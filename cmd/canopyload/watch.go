@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -92,58 +91,64 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 		defer conn.Close()
 		cs = append(cs, conn)
 	}
+	open := grpcOpener{conns: cs, light: c.light}.open
+	if c.frames {
+		var fcs []*frameConn
+		for range conns {
+			fc, err := dialFrames(addr)
+			if err != nil {
+				return err
+			}
+			defer fc.close()
+			fcs = append(fcs, fc)
+		}
+		open = func(ctx context.Context, i int, method string, req proto.Message, each func(rev uint64, commit, recv time.Time), end func(error)) error {
+			return fcs[i%len(fcs)].open(ctx, method, req, each, end)
+		}
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var watchLat, accessLat latencies
 	var accessEvents atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, c.watchers+c.accessWatchers)
-	ready := make(chan struct{}, c.watchers+c.accessWatchers)
+	ready := make(chan struct{}, c.accessWatchers) // each WatchAccess stream's starting access
 	caughtUp := make(chan struct{}, c.watchers)
 	var final atomic.Uint64 // the marker's revision, once written
-	type response interface {
-		GetRevision() uint64
-		GetCommitTime() *timestamppb.Timestamp
-	}
-	latency := func(m response, recv time.Time) (time.Duration, bool) {
+	latency := func(rev uint64, commit, recv time.Time) (time.Duration, bool) {
 		if pub == nil {
-			t := m.GetCommitTime()
-			return recv.Sub(t.AsTime()), t != nil
+			return recv.Sub(commit), !commit.IsZero()
 		}
-		t, ok := pub.at(m.GetRevision())
+		t, ok := pub.at(rev)
 		return recv.Sub(t), ok
 	}
+	// A stream's functions run one at a time, so each stream's own
+	// variables need no lock.
 	for i := range c.watchers {
-		wg.Add(1)
-		go func() {
+		var lat []time.Duration
+		signalled := false
+		each := func(rev uint64, commit, recv time.Time) {
+			if f := final.Load(); !signalled && f != 0 && rev >= f {
+				signalled = true
+				caughtUp <- struct{}{}
+				return // the marker is not timed
+			}
+			if d, ok := latency(rev, commit, recv); ok {
+				lat = append(lat, d)
+			}
+		}
+		end := func(err error) {
 			defer wg.Done()
-			s, err := pb.NewWatchServiceClient(cs[i%conns]).Watch(sctx, &pb.WatchRequest{})
-			if err != nil {
-				errs <- err
-				return
+			watchLat.add(lat)
+			if status.Code(err) != codes.Canceled {
+				errs <- fmt.Errorf("watch: %w", err)
 			}
-			ready <- struct{}{}
-			var lat []time.Duration
-			signalled := false
-			for {
-				m, err := s.Recv()
-				if err != nil {
-					watchLat.add(lat)
-					if status.Code(err) != codes.Canceled {
-						errs <- fmt.Errorf("watch: %w", err)
-					}
-					return
-				}
-				if f := final.Load(); !signalled && f != 0 && m.GetRevision() >= f {
-					signalled = true
-					caughtUp <- struct{}{}
-					continue // the marker is not timed
-				}
-				if d, ok := latency(m, time.Now()); ok {
-					lat = append(lat, d)
-				}
-			}
-		}()
+		}
+		wg.Add(1)
+		if err := open(sctx, i, pb.WatchService_Watch_FullMethodName, &pb.WatchRequest{}, each, end); err != nil {
+			wg.Done()
+			return err
+		}
 	}
 	r := rand.New(rand.NewPCG(7, 7))
 	watched := make([]string, c.accessWatchers)
@@ -151,37 +156,33 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 		watched[i] = org.Users[r.IntN(len(org.Users))]
 	}
 	for i, user := range watched {
-		wg.Add(1)
-		go func() {
+		var lat []time.Duration
+		started := false
+		each := func(rev uint64, commit, recv time.Time) {
+			if !started { // the starting access
+				started = true
+				ready <- struct{}{}
+				return
+			}
+			accessEvents.Add(1)
+			if d, ok := latency(rev, commit, recv); ok {
+				lat = append(lat, d)
+			}
+		}
+		end := func(err error) {
 			defer wg.Done()
-			s, err := pb.NewWatchServiceClient(cs[i%conns]).WatchAccess(sctx, &pb.WatchAccessRequest{User: user})
-			if err != nil {
-				errs <- err
-				return
-			}
-			if _, err := s.Recv(); err != nil { // the starting access
+			accessLat.add(lat)
+			if !started || status.Code(err) != codes.Canceled {
 				errs <- fmt.Errorf("watch access %s: %w", user, err)
-				return
 			}
-			ready <- struct{}{}
-			var lat []time.Duration
-			for {
-				m, err := s.Recv()
-				if err != nil {
-					accessLat.add(lat)
-					if status.Code(err) != codes.Canceled {
-						errs <- fmt.Errorf("watch access %s: %w", user, err)
-					}
-					return
-				}
-				accessEvents.Add(1)
-				if d, ok := latency(m, time.Now()); ok {
-					lat = append(lat, d)
-				}
-			}
-		}()
+		}
+		wg.Add(1)
+		if err := open(sctx, i, pb.WatchService_WatchAccess_FullMethodName, &pb.WatchAccessRequest{User: user}, each, end); err != nil {
+			wg.Done()
+			return err
+		}
 	}
-	for range c.watchers + c.accessWatchers {
+	for range c.accessWatchers {
 		select {
 		case <-ready:
 		case err := <-errs:
@@ -411,34 +412,90 @@ func (w *churn) flat(ctx context.Context, dir pb.DirectoryServiceClient, d time.
 	return float64(n.Load()) / time.Since(start).Seconds(), firstErr
 }
 
-// revisionCodec decodes stream responses down to their revision and commit
-// time (fields 1 and 2 of WatchResponse and WatchAccessResponse) and
-// nothing else, so that with -light the readers spend as little of the
-// shared cores as a reader can, and the figures come closer to the
-// server's own cost. Requests are encoded as usual.
+// grpcOpener opens streams with grpc-go clients, a goroutine reading each.
+// Unless light, every response is decoded whole, as an integrator's client
+// would.
+type grpcOpener struct {
+	conns []*grpc.ClientConn
+	light bool
+}
+
+// open starts a call of method with request req on connection i (modulo
+// the number), calls each with every response's revision and commit time,
+// and end once when the call ends (a Canceled status when ctx ends it).
+func (g grpcOpener) open(ctx context.Context, i int, method string, req proto.Message, each func(rev uint64, commit, recv time.Time), end func(error)) error {
+	s, err := g.conns[i%len(g.conns)].NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method)
+	if err == nil {
+		err = s.SendMsg(req)
+	}
+	if err == nil {
+		err = s.CloseSend()
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", method, err)
+	}
+	go func() {
+		for {
+			var m stamped
+			if g.light {
+				err = s.RecvMsg(&m)
+			} else {
+				err = recvWhole(s, method, &m)
+			}
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				end(err)
+				return
+			}
+			each(m.rev, m.commit, time.Now())
+		}
+	}()
+	return nil
+}
+
+// stamped is what the readers keep of a stream response.
+type stamped struct {
+	rev    uint64
+	commit time.Time // zero when the response has none
+}
+
+// recvWhole receives and decodes a whole response of method, and keeps
+// its revision and commit time in m.
+func recvWhole(s grpc.ClientStream, method string, m *stamped) error {
+	var resp interface {
+		proto.Message
+		GetRevision() uint64
+		GetCommitTime() *timestamppb.Timestamp
+	} = &pb.WatchResponse{}
+	if method == pb.WatchService_WatchAccess_FullMethodName {
+		resp = &pb.WatchAccessResponse{}
+	}
+	if err := s.RecvMsg(resp); err != nil {
+		return err
+	}
+	m.rev = resp.GetRevision()
+	if t := resp.GetCommitTime(); t != nil {
+		m.commit = t.AsTime()
+	}
+	return nil
+}
+
+// revisionCodec decodes stream responses (into a *stamped) down to their
+// revision and commit time, fields 1 and 2 of WatchResponse and
+// WatchAccessResponse, and nothing else: with -light the readers spend as
+// little of the shared cores as a grpc-go client can. Everything else is
+// encoded and decoded as usual.
 type revisionCodec struct{ encoding.CodecV2 }
 
+// Unmarshal decodes data into v.
 func (c revisionCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	switch v.(type) {
-	case *pb.WatchResponse, *pb.WatchAccessResponse:
-	default:
+	m, ok := v.(*stamped)
+	if !ok {
 		return c.CodecV2.Unmarshal(data, v)
 	}
-	b := data.Materialize()
-	var kept []byte
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		if num <= 2 {
-			kept = append(kept, b[:n+m]...)
-		}
-		b = b[n+m:]
-	}
-	return proto.Unmarshal(kept, v.(proto.Message))
+	var err error
+	m.rev, m.commit, err = stamp(data.Materialize())
+	return err
 }
