@@ -71,7 +71,7 @@ func (h *Hub) end(s *subscriber, why ending) {
 type published struct {
 	graph.Commit
 	once sync.Once
-	all  encoded // the response to an unfiltered stream, marshalled
+	all  *encoded // the response to an unfiltered stream, marshalled
 	err  error
 }
 
@@ -82,7 +82,9 @@ func (p *published) send(stream grpc.ServerStreamingServer[pb.WatchResponse], se
 		return send(stream, commitToPB(p.Commit, sel))
 	}
 	p.once.Do(func() {
-		p.all, p.err = proto.Marshal(commitToPB(p.Commit, sel))
+		var b []byte
+		b, p.err = proto.Marshal(commitToPB(p.Commit, sel))
+		p.all = newEncoded(b)
 	})
 	if p.err != nil {
 		return fmt.Errorf("encode revision %d: %w", p.Revision, p.err)
