@@ -64,7 +64,7 @@ type frameStream struct {
 	each  func(rev uint64, commit, recv time.Time)
 	end   func(err error) // a nil err: the server ended the call cleanly
 
-	buf     []byte // a message not yet whole; the reader's own
+	buf     []byte // the start of a message not yet whole; the reader's own
 	unacked uint32 // bytes not yet returned to the stream's window; the reader's own
 }
 
@@ -86,6 +86,7 @@ func dialFrames(addr string) (*frameConn, error) {
 	}
 	c := &frameConn{conn: conn, authority: addr, next: 1, streams: map[uint32]*frameStream{}, done: make(chan struct{})}
 	c.fr = http2.NewFramer(conn, bufio.NewReaderSize(conn, 64<<10))
+	c.fr.SetReuseFrames()
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	err = func() error {
@@ -271,8 +272,7 @@ func (c *frameConn) data(f *http2.DataFrame) error {
 			return err
 		}
 	}
-	s.buf = append(s.buf, f.Data()...)
-	if err := s.deliver(recv); err != nil {
+	if err := s.deliver(f.Data(), recv); err != nil {
 		return fmt.Errorf("stream %d: %w", f.StreamID, err)
 	}
 	if f.StreamEnded() {
@@ -283,28 +283,34 @@ func (c *frameConn) data(f *http2.DataFrame) error {
 	return nil
 }
 
-// deliver hands on every whole message in s.buf, unless s has ended.
-func (s *frameStream) deliver(recv time.Time) error {
+// deliver hands on every message that data, after what s holds of an
+// earlier frame, makes whole, unless s has ended. data is the framer's
+// (it is reused for the next frame): only an unfinished message's bytes
+// are copied.
+func (s *frameStream) deliver(data []byte, recv time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.buf) >= 5 && !s.ended {
-		size := int(binary.BigEndian.Uint32(s.buf[1:5]))
-		if len(s.buf) < 5+size {
+	b := data
+	if len(s.buf) > 0 {
+		s.buf = append(s.buf, data...)
+		b = s.buf
+	}
+	for len(b) >= 5 && !s.ended {
+		size := int(binary.BigEndian.Uint32(b[1:5]))
+		if len(b) < 5+size {
 			break
 		}
-		if s.buf[0] != 0 {
+		if b[0] != 0 {
 			return errors.New("a compressed message, which this reader never asked for")
 		}
-		rev, commit, err := stamp(s.buf[5 : 5+size])
+		rev, commit, err := stamp(b[5 : 5+size])
 		if err != nil {
 			return err
 		}
 		s.each(rev, commit, recv)
-		s.buf = s.buf[5+size:]
+		b = b[5+size:]
 	}
-	if len(s.buf) == 0 {
-		s.buf = s.buf[:0:0] // let a long buffer go
-	}
+	s.buf = append(s.buf[:0], b...) // b may lie in s.buf: append copies forward
 	return nil
 }
 

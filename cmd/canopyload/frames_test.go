@@ -133,3 +133,31 @@ func checkStamp(t *testing.T, b []byte) {
 		t.Errorf("stamp(%x) = %d, %v; want %d, %v", b, rev, commit, m.Revision, want)
 	}
 }
+
+// TestDeliverSplit feeds a stream messages cut across frames at every
+// point and checks each is handed on once, whole, in order.
+func TestDeliverSplit(t *testing.T) {
+	var wire []byte
+	for rev := uint64(1); rev <= 3; rev++ {
+		b, err := proto.Marshal(&pb.WatchResponse{Revision: rev, Actor: "someone with a long name"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire = append(wire, 0, 0, 0, 0, byte(len(b)))
+		wire = append(wire, b...)
+	}
+	for cut := 0; cut <= len(wire); cut++ {
+		var got []uint64
+		s := &frameStream{each: func(rev uint64, _, _ time.Time) { got = append(got, rev) }}
+		for _, part := range [][]byte{wire[:cut], wire[cut:]} {
+			frame := append([]byte(nil), part...) // the framer reuses its buffer
+			if err := s.deliver(frame, time.Now()); err != nil {
+				t.Fatalf("cut at %d: %v", cut, err)
+			}
+			clear(frame)
+		}
+		if len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 3 || len(s.buf) != 0 {
+			t.Fatalf("cut at %d: revisions %v, %d bytes left", cut, got, len(s.buf))
+		}
+	}
+}

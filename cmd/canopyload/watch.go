@@ -200,8 +200,14 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 	if err != nil {
 		return err
 	}
+	stopTrace, err := startTrace(c.trace)
+	if err != nil {
+		stopProfile()
+		return err
+	}
 	start := time.Now()
 	n, err := w.paced(ctx, dir, c.writeRate, c.duration)
+	stopTrace()
 	stopProfile()
 	if err := writeHeapProfile(c.memProfile); err != nil {
 		return err
