@@ -17,7 +17,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -123,7 +122,7 @@ func run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "Check, one caller, %d calls: median %s, p99 %s, p99.9 %s\n", len(lat),
 		lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)*999/1000])
-	stop, err := profile(c.cpuProfile)
+	stop, err := recording(c.cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile)
 	if err != nil {
 		return err
 	}
@@ -137,9 +136,10 @@ func run(args []string, out io.Writer) error {
 	return nil
 }
 
-// profile starts a CPU profile into path (nothing when path is empty) and
-// returns the function that ends it.
-func profile(path string) (func(), error) {
+// recording starts a recording (a CPU profile, an execution trace) into
+// path with start, and returns the function that ends it with stop.
+// Nothing is recorded when path is empty.
+func recording(path string, start func(io.Writer) error, stop func()) (func(), error) {
 	if path == "" {
 		return func() {}, nil
 	}
@@ -147,28 +147,11 @@ func profile(path string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
-
-// startTrace starts an execution trace into path (nothing when path is
-// empty) and returns the function that ends it.
-func startTrace(path string) (func(), error) {
-	if path == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := trace.Start(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { trace.Stop(); f.Close() }, nil
+	return func() { stop(); f.Close() }, nil
 }
 
 // writeHeapProfile writes the heap profile to path (nothing when path is

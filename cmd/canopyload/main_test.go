@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -55,12 +57,20 @@ func TestWatchRunElsewhere(t *testing.T) {
 }
 
 // TestWatchRunFrames runs the change-stream load with readers that read
-// the streams straight off HTTP/2 frames (-frames).
+// the streams straight off HTTP/2 frames (-frames), recording a trace and
+// a CPU profile of the paced writes.
 func TestWatchRunFrames(t *testing.T) {
 	var out bytes.Buffer
-	err := run([]string{"-watch", "-frames", "-scale", "0.002", "-duration", "400ms", "-watchers", "20", "-access-watchers", "5", "-write-rate", "50"}, &out)
+	dir := t.TempDir()
+	tr, prof := filepath.Join(dir, "trace.out"), filepath.Join(dir, "cpu.prof")
+	err := run([]string{"-watch", "-frames", "-trace", tr, "-cpuprofile", prof, "-scale", "0.002", "-duration", "400ms", "-watchers", "20", "-access-watchers", "5", "-write-rate", "50"}, &out)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range []string{tr, prof} {
+		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+			t.Errorf("%s: not written (%v)", f, err)
+		}
 	}
 	s := out.String()
 	for _, want := range []string{"Watch, 20 subscribers, commit to delivery: ", "WatchAccess, 5 subscribers,"} {

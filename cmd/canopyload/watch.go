@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -196,11 +198,11 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 			return err
 		}
 	}
-	stopProfile, err := profile(c.cpuProfile)
+	stopProfile, err := recording(c.cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile)
 	if err != nil {
 		return err
 	}
-	stopTrace, err := startTrace(c.trace)
+	stopTrace, err := recording(c.trace, trace.Start, trace.Stop)
 	if err != nil {
 		stopProfile()
 		return err
