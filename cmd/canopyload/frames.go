@@ -199,6 +199,8 @@ func (c *frameConn) read() {
 	}
 }
 
+// readFrames reads and answers frames until the connection fails or the
+// server sends GOAWAY, and returns why it stopped.
 func (c *frameConn) readFrames() error {
 	for {
 		f, err := c.fr.ReadFrame()

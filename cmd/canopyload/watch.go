@@ -143,7 +143,7 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 			defer wg.Done()
 			watchLat.add(lat)
 			if status.Code(err) != codes.Canceled {
-				errs <- fmt.Errorf("watch: %w", err)
+				errs <- fmt.Errorf("watch: %w", orServerEnd(err))
 			}
 		}
 		wg.Add(1)
@@ -175,7 +175,7 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 			defer wg.Done()
 			accessLat.add(lat)
 			if !started || status.Code(err) != codes.Canceled {
-				errs <- fmt.Errorf("watch access %s: %w", user, err)
+				errs <- fmt.Errorf("watch access %s: %w", user, orServerEnd(err))
 			}
 		}
 		wg.Add(1)
@@ -420,6 +420,18 @@ func (w *churn) flat(ctx context.Context, dir pb.DirectoryServiceClient, d time.
 	return float64(n.Load()) / time.Since(start).Seconds(), firstErr
 }
 
+// errServerEnd is a stream the server ended cleanly, which a live stream
+// never is.
+var errServerEnd = errors.New("the server ended the stream")
+
+// orServerEnd is err, or errServerEnd for a stream ended with no error.
+func orServerEnd(err error) error {
+	if err == nil {
+		return errServerEnd
+	}
+	return err
+}
+
 // grpcOpener opens streams with grpc-go clients, a goroutine reading each.
 // Unless light, every response is decoded whole, as an integrator's client
 // would.
@@ -445,6 +457,7 @@ func (g grpcOpener) open(ctx context.Context, i int, method string, req proto.Me
 	go func() {
 		for {
 			var m stamped
+			var err error
 			if g.light {
 				err = s.RecvMsg(&m)
 			} else {
