@@ -712,7 +712,6 @@ func (j *accessJob) regions(s *state, r int, gain bool) []region {
 		return was && !is
 	}
 	var out []region
-	children := j.children
 	// A region starts at each zone that moved under one that did not, and
 	// takes in the zones below that moved too; the first that did not is
 	// a hole, excepted with everything under it.
@@ -726,13 +725,13 @@ func (j *accessJob) regions(s *state, r int, gain bool) []region {
 		}
 		rg := region{on: FolderRef(s.folder(f).id), zone: k}
 		in[k] = len(out)
-		stack := slices.Clone(children[k])
+		stack := slices.Clone(j.children[k])
 		for len(stack) > 0 {
 			c := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			if moved(j.z1[c], j.z2[c]) {
 				in[c] = len(out)
-				stack = append(stack, children[c]...)
+				stack = append(stack, j.children[c]...)
 			} else {
 				rg.except = append(rg.except, FolderRef(s.folder(j.zones[c]).id))
 			}

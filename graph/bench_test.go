@@ -205,8 +205,8 @@ var churnSeed uint64
 // access changes being handed on, one write at a time (each write waits
 // for the one before to be handed on, so nothing queues); copy-µs is how
 // long the writer waits for the shadow's copy of the state (its memory
-// allocated beforehand), copy-cold-µs the same with nothing allocated. It changes the shared
-// organisation, so it runs last.
+// allocated beforehand), copy-cold-µs the same with nothing allocated.
+// It changes the shared organisation, so it runs last.
 func BenchmarkWriteWatched(b *testing.B) {
 	loadBenchWorld(b)
 	ix := benchWorld.ix

@@ -5,12 +5,16 @@ import (
 	"time"
 )
 
-// SetLockScanCost sets lockScanCost for a test and returns the old value.
-func SetLockScanCost(c int) int {
-	old := lockScanCost
-	lockScanCost = c
+// swap sets *p to v and returns the old value: a test sets a tuning
+// variable with it and puts the old value back when it ends.
+func swap[T any](p *T, v T) T {
+	old := *p
+	*p = v
 	return old
 }
+
+// SetLockScanCost sets lockScanCost for a test and returns the old value.
+func SetLockScanCost(c int) int { return swap(&lockScanCost, c) }
 
 // ShadowRecords returns the records of the index's shadow (nil when it has
 // none) and its revision.
@@ -32,19 +36,11 @@ func ShadowRecords(ix *Index) ([]Record, uint64) {
 
 // SetShadowLinger sets how long a shadow outlives its last watch, for a
 // test, and returns the old value.
-func SetShadowLinger(d time.Duration) time.Duration {
-	old := shadowLinger
-	shadowLinger = d
-	return old
-}
+func SetShadowLinger(d time.Duration) time.Duration { return swap(&shadowLinger, d) }
 
 // SetShadowBacklog sets how many commits a shadow may have waiting, for a
 // test, and returns the old value.
-func SetShadowBacklog(n int) int {
-	old := maxShadowBacklog
-	maxShadowBacklog = n
-	return old
-}
+func SetShadowBacklog(n int) int { return swap(&maxShadowBacklog, n) }
 
 // TimeCopy copies the index's state as a new shadow would and returns how
 // long the copy took with its room made beforehand (what the writer waits

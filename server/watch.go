@@ -194,17 +194,14 @@ func (h *Hub) join(ctx context.Context, set map[*subscriber]struct{}, tidy func(
 	if h.closed {
 		h.end(s, endClosing)
 	}
-	endWith := func(why ending) func() {
-		return func() {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.end(s, why)
-			tidy()
-		}
+	endFor := func(why ending) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.end(s, why)
+		tidy()
 	}
-	stop := context.AfterFunc(ctx, endWith(endGone))
-	left := endWith(endLeft)
-	return s, func() { stop(); left() }
+	stop := context.AfterFunc(ctx, func() { endFor(endGone) })
+	return s, func() { stop(); endFor(endLeft) }
 }
 
 // endWhen ends s when done is closed, until the stream leaves.

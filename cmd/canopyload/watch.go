@@ -279,20 +279,13 @@ func watchLoad(ctx context.Context, out io.Writer, addr string, org *orggen.Org,
 // reading writes as flat does while one Watch stream on conn is read.
 func (w *churn) reading(ctx context.Context, conn *grpc.ClientConn, dir pb.DirectoryServiceClient, d time.Duration) (float64, error) {
 	rctx, cancel := context.WithCancel(ctx)
-	s, err := pb.NewWatchServiceClient(conn).Watch(rctx, &pb.WatchRequest{})
+	done := make(chan struct{})
+	err := grpcOpener{conns: []*grpc.ClientConn{conn}}.open(rctx, 0, pb.WatchService_Watch_FullMethodName, &pb.WatchRequest{},
+		func(uint64, time.Time, time.Time) {}, func(error) { close(done) })
 	if err != nil {
 		cancel()
 		return 0, err
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			if _, err := s.Recv(); err != nil {
-				return
-			}
-		}
-	}()
 	rate, err := w.flat(ctx, dir, d)
 	cancel()
 	<-done
