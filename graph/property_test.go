@@ -18,7 +18,9 @@ import (
 )
 
 // propertyCases is how many random worlds the differential tests build:
-// CANOPY_PROPERTY_CASES overrides it; -short runs fewer.
+// CANOPY_PROPERTY_CASES overrides it; -short runs a tenth, and the race
+// detector a fifth (it makes each case about eight times slower, and the
+// pass without it compares the full count with the reference).
 func propertyCases(t *testing.T, full int) int {
 	if s := os.Getenv("CANOPY_PROPERTY_CASES"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -29,6 +31,9 @@ func propertyCases(t *testing.T, full int) int {
 	}
 	if testing.Short() {
 		return full / 10
+	}
+	if raceEnabled {
+		return full / 5
 	}
 	return full
 }
@@ -675,8 +680,10 @@ func compareLookups(t *testing.T, g *gen, ix *graph.Index, ref *refModel) {
 // stored state, decisions with their explanations, lookups and effective
 // access.
 func TestDifferential(t *testing.T) {
+	// 300 worlds of 60 steps with 60 checks each: 1,080,000 decisions
+	// compared with the reference in the pass without the race detector.
 	cases := propertyCases(t, 300)
-	steps := 60
+	steps, checksPerStep := 60, 60
 	checks := 0
 	var stats struct{ accepted, refused, expired, folders, users, grants, locks int }
 	reasons := map[graph.Reason]int{}
@@ -715,7 +722,7 @@ func TestDifferential(t *testing.T) {
 					b, _ := json.Marshal(batch)
 					t.Fatalf("step %d after batch %s: %s", step, b, d)
 				}
-				for k := 0; k < 25; k++ {
+				for k := 0; k < checksPerStep; k++ {
 					user, right, x := g.user(), g.right(), g.ref(true)
 					if g.r.IntN(2) == 0 {
 						right = "read"
