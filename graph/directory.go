@@ -17,6 +17,37 @@ func (ix *Index) GetFolder(id string) (Folder, *PlacementRule, uint64, error) {
 	return ix.s.folderView(i), rule, ix.rev, nil
 }
 
+// roots returns the slots of the organisations' root folders, in slot
+// order. It visits every folder: organisations are listed rarely.
+func (s *state) roots() []int32 {
+	var out []int32
+	for f, live := range s.folders.live {
+		if live && s.up[f] == none {
+			out = append(out, int32(f))
+		}
+	}
+	return out
+}
+
+// Catalogue returns the rights catalogue sorted by name, each right with
+// the rights it directly implies (sorted), the self rights, and the
+// revision they are at.
+func (ix *Index) Catalogue() ([]Right, SelfRights, uint64) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	c := &ix.s.cat
+	names := make([]string, 0, len(c.slot))
+	for n := range c.slot {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]Right, len(names))
+	for k, n := range names {
+		out[k] = Right{Name: n, Implies: c.list(c.implies[c.slot[n]])}
+	}
+	return out, SelfRights{Rights: c.list(c.self)}, ix.rev
+}
+
 // GetUser returns user id.
 func (ix *Index) GetUser(id string) (User, uint64, error) {
 	ix.mu.RLock()
@@ -30,19 +61,28 @@ func (ix *Index) GetUser(id string) (User, uint64, error) {
 
 // ListFolders returns the children of parent (with subtree, everything
 // below it) sorted by id, after the cursor, at most limit (<= 0: all), and
-// the cursor of the next page ("" when this is the last).
+// the cursor of the next page ("" when this is the last). An empty parent
+// stands above the organisations: its children are their roots, and its
+// subtree is every folder.
 func (ix *Index) ListFolders(parent string, subtree bool, after string, limit int) ([]Folder, string, uint64, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s := ix.s
-	p, ok := s.folders.get(parent)
-	if !ok {
-		return nil, "", ix.rev, newErr("list_folders", parent, ErrNotFound, "no such folder")
-	}
 	var slots []int32
-	if subtree {
+	switch p, ok := s.folders.get(parent); {
+	case parent == "":
+		for _, r := range s.roots() {
+			if subtree {
+				slots = s.subtree(slots, r)
+			} else {
+				slots = append(slots, r)
+			}
+		}
+	case !ok:
+		return nil, "", ix.rev, newErr("list_folders", parent, ErrNotFound, "no such folder")
+	case subtree:
 		slots = s.subtree(nil, p)[1:]
-	} else {
+	default:
 		slots = slices.Clone(s.folder(p).children)
 	}
 	ids := make([]string, len(slots))

@@ -94,6 +94,32 @@ func (d *directory) ListFolders(ctx context.Context, req *pb.ListFoldersRequest)
 	return out, nil
 }
 
+func (d *directory) GetCatalogue(ctx context.Context, req *pb.GetCatalogueRequest) (*pb.GetCatalogueResponse, error) {
+	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
+		return nil, d.status(ctx, err)
+	}
+	rights, self, rev := d.ix.Catalogue()
+	out := &pb.GetCatalogueResponse{SelfRights: &pb.SelfRights{Rights: self.Rights}, Revision: rev}
+	for _, r := range rights {
+		out.Rights = append(out.Rights, &pb.Right{Name: r.Name, Implies: r.Implies})
+	}
+	return out, nil
+}
+
+func (d *directory) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
+	st := d.ix.Stats()
+	orgs, _, _, err := d.ix.ListFolders("", false, "", 0)
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	b := Build()
+	return &pb.GetStatusResponse{
+		Version: b.Version, Commit: b.Commit, Revision: st.Revision,
+		Folders: uint64(st.Folders), Users: uint64(st.Users), Grants: uint64(st.Grants), Locks: uint64(st.Locks),
+		PlacementRules: uint64(st.Rules), Rights: uint64(st.Rights), Organisations: uint64(len(orgs)),
+	}, nil
+}
+
 func (d *directory) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.GetUserResponse, error) {
 	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
 		return nil, d.status(ctx, err)

@@ -534,6 +534,50 @@ func TestDirectoryReads(t *testing.T) {
 	}
 }
 
+// TestCatalogueAndStatus: the catalogue and self rights read back as
+// written, the status counts what the index holds, and listing with no
+// parent gives the organisations.
+func TestCatalogueAndStatus(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	ctx := ctxT(t)
+	if _, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{
+		{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "beta"}}},
+		{Op: &pb.Mutation_PutRight{PutRight: &pb.Right{Name: "manage_ilr", Implies: []string{"read", "edit"}}}},
+		{Op: &pb.Mutation_SetSelfRights{SetSelfRights: &pb.SelfRights{Rights: []string{"read", "manage_ilr"}}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := ts.dir.GetCatalogue(ctx, &pb.GetCatalogueRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range cat.GetRights() {
+		got = append(got, r.GetName()+"<"+strings.Join(r.GetImplies(), ","))
+	}
+	want := []string{"assign<read", "candidate<", "edit<read", "manage_ilr<edit,read", "read<", "user_administrator<"}
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(cat.GetSelfRights().GetRights(), []string{"manage_ilr", "read"}) || cat.GetRevision() != 3 {
+		t.Fatalf("catalogue: %v, self %v at %d; want %v", got, cat.GetSelfRights().GetRights(), cat.GetRevision(), want)
+	}
+	st, err := ts.dir.GetStatus(ctx, &pb.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetRevision() != 3 || st.GetFolders() != 11 || st.GetUsers() != 5 || st.GetGrants() != 8 || st.GetLocks() != 0 ||
+		st.GetPlacementRules() != 3 || st.GetRights() != 6 || st.GetOrganisations() != 2 || st.GetVersion() == "" {
+		t.Fatalf("status: %v", st)
+	}
+	roots, err := ts.dir.ListFolders(ctx, &pb.ListFoldersRequest{})
+	if err != nil || len(roots.GetFolders()) != 2 || roots.GetFolders()[0].GetId() != "acme" || roots.GetFolders()[1].GetId() != "beta" {
+		t.Fatalf("organisations: %v, %v", roots, err)
+	}
+	all, err := ts.dir.ListFolders(ctx, &pb.ListFoldersRequest{Subtree: true, PageSize: 5})
+	if err != nil || len(all.GetFolders()) != 5 || all.GetNextPageToken() == "" {
+		t.Fatalf("every folder, first page: %v, %v", all, err)
+	}
+}
+
 // TestLookupCutByDeadlineEndsWithToken: a lookup whose deadline is close
 // stops after a chunk and ends with a token; continuing from it (with a
 // new deadline) gives the rest, so nothing is lost silently.

@@ -314,8 +314,10 @@ func (x *GetFolderResponse) GetRevision() uint64 {
 
 // ListFoldersRequest names the folder whose children (or subtree) to list.
 type ListFoldersRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Parent string                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: above every organisation, so the children are the
+	// organisations' roots and the subtree is every folder.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// List everything below parent, not only its children.
 	Subtree bool `protobuf:"varint,2,opt,name=subtree,proto3" json:"subtree,omitempty"`
 	// At most this many (0: a server default of 1,000).
@@ -1164,6 +1166,269 @@ func (x *ExportResponse) GetRevision() uint64 {
 	return 0
 }
 
+// GetCatalogueRequest asks for the rights catalogue and the self rights.
+type GetCatalogueRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consistency   *Consistency           `protobuf:"bytes,1,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCatalogueRequest) Reset() {
+	*x = GetCatalogueRequest{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCatalogueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCatalogueRequest) ProtoMessage() {}
+
+func (x *GetCatalogueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCatalogueRequest.ProtoReflect.Descriptor instead.
+func (*GetCatalogueRequest) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetCatalogueRequest) GetConsistency() *Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+// GetCatalogueResponse is the rights catalogue, by name, and the self rights.
+type GetCatalogueResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rights        []*Right               `protobuf:"bytes,1,rep,name=rights,proto3" json:"rights,omitempty"`
+	SelfRights    *SelfRights            `protobuf:"bytes,2,opt,name=self_rights,json=selfRights,proto3" json:"self_rights,omitempty"`
+	Revision      uint64                 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCatalogueResponse) Reset() {
+	*x = GetCatalogueResponse{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCatalogueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCatalogueResponse) ProtoMessage() {}
+
+func (x *GetCatalogueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCatalogueResponse.ProtoReflect.Descriptor instead.
+func (*GetCatalogueResponse) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetCatalogueResponse) GetRights() []*Right {
+	if x != nil {
+		return x.Rights
+	}
+	return nil
+}
+
+func (x *GetCatalogueResponse) GetSelfRights() *SelfRights {
+	if x != nil {
+		return x.SelfRights
+	}
+	return nil
+}
+
+func (x *GetCatalogueResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// GetStatusRequest asks for the server's status.
+type GetStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusRequest) Reset() {
+	*x = GetStatusRequest{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusRequest) ProtoMessage() {}
+
+func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetStatusRequest) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{21}
+}
+
+// GetStatusResponse describes the server and its index.
+type GetStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's module version, as Go's build information gives it.
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The VCS commit the server was built from, when known.
+	Commit         string `protobuf:"bytes,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	Revision       uint64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	Folders        uint64 `protobuf:"varint,4,opt,name=folders,proto3" json:"folders,omitempty"`
+	Users          uint64 `protobuf:"varint,5,opt,name=users,proto3" json:"users,omitempty"`
+	Grants         uint64 `protobuf:"varint,6,opt,name=grants,proto3" json:"grants,omitempty"`
+	Locks          uint64 `protobuf:"varint,7,opt,name=locks,proto3" json:"locks,omitempty"`
+	PlacementRules uint64 `protobuf:"varint,8,opt,name=placement_rules,json=placementRules,proto3" json:"placement_rules,omitempty"`
+	Rights         uint64 `protobuf:"varint,9,opt,name=rights,proto3" json:"rights,omitempty"`
+	// Organisations: folders without a parent.
+	Organisations uint64 `protobuf:"varint,10,opt,name=organisations,proto3" json:"organisations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusResponse) Reset() {
+	*x = GetStatusResponse{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusResponse) ProtoMessage() {}
+
+func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetStatusResponse) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetStatusResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetFolders() uint64 {
+	if x != nil {
+		return x.Folders
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetUsers() uint64 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetGrants() uint64 {
+	if x != nil {
+		return x.Grants
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetLocks() uint64 {
+	if x != nil {
+		return x.Locks
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetPlacementRules() uint64 {
+	if x != nil {
+		return x.PlacementRules
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetRights() uint64 {
+	if x != nil {
+		return x.Rights
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetOrganisations() uint64 {
+	if x != nil {
+		return x.Organisations
+	}
+	return 0
+}
+
 var File_canopy_v1_directory_proto protoreflect.FileDescriptor
 
 const file_canopy_v1_directory_proto_rawDesc = "" +
@@ -1246,7 +1511,27 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\vconsistency\x18\x01 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"_\n" +
 	"\x0eExportResponse\x121\n" +
 	"\tmutations\x18\x01 \x03(\v2\x13.canopy.v1.MutationR\tmutations\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x04R\brevision2\x85\x05\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\"O\n" +
+	"\x13GetCatalogueRequest\x128\n" +
+	"\vconsistency\x18\x01 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"\x94\x01\n" +
+	"\x14GetCatalogueResponse\x12(\n" +
+	"\x06rights\x18\x01 \x03(\v2\x10.canopy.v1.RightR\x06rights\x126\n" +
+	"\vself_rights\x18\x02 \x01(\v2\x15.canopy.v1.SelfRightsR\n" +
+	"selfRights\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\"\x12\n" +
+	"\x10GetStatusRequest\"\xa6\x02\n" +
+	"\x11GetStatusResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
+	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\x12\x18\n" +
+	"\afolders\x18\x04 \x01(\x04R\afolders\x12\x14\n" +
+	"\x05users\x18\x05 \x01(\x04R\x05users\x12\x16\n" +
+	"\x06grants\x18\x06 \x01(\x04R\x06grants\x12\x14\n" +
+	"\x05locks\x18\a \x01(\x04R\x05locks\x12'\n" +
+	"\x0fplacement_rules\x18\b \x01(\x04R\x0eplacementRules\x12\x16\n" +
+	"\x06rights\x18\t \x01(\x04R\x06rights\x12$\n" +
+	"\rorganisations\x18\n" +
+	" \x01(\x04R\rorganisations2\x9e\x06\n" +
 	"\x10DirectoryService\x12:\n" +
 	"\x05Write\x12\x17.canopy.v1.WriteRequest\x1a\x18.canopy.v1.WriteResponse\x12F\n" +
 	"\tGetFolder\x12\x1b.canopy.v1.GetFolderRequest\x1a\x1c.canopy.v1.GetFolderResponse\x12L\n" +
@@ -1257,7 +1542,9 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"ListGrants\x12\x1c.canopy.v1.ListGrantsRequest\x1a\x1d.canopy.v1.ListGrantsResponse\x12F\n" +
 	"\tListLocks\x12\x1b.canopy.v1.ListLocksRequest\x1a\x1c.canopy.v1.ListLocksResponse\x12A\n" +
 	"\x06Import\x12\x18.canopy.v1.ImportRequest\x1a\x19.canopy.v1.ImportResponse(\x010\x01\x12?\n" +
-	"\x06Export\x12\x18.canopy.v1.ExportRequest\x1a\x19.canopy.v1.ExportResponse0\x01B9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
+	"\x06Export\x12\x18.canopy.v1.ExportRequest\x1a\x19.canopy.v1.ExportResponse0\x01\x12O\n" +
+	"\fGetCatalogue\x12\x1e.canopy.v1.GetCatalogueRequest\x1a\x1f.canopy.v1.GetCatalogueResponse\x12F\n" +
+	"\tGetStatus\x12\x1b.canopy.v1.GetStatusRequest\x1a\x1c.canopy.v1.GetStatusResponseB9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
 
 var (
 	file_canopy_v1_directory_proto_rawDescOnce sync.Once
@@ -1271,81 +1558,94 @@ func file_canopy_v1_directory_proto_rawDescGZIP() []byte {
 	return file_canopy_v1_directory_proto_rawDescData
 }
 
-var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_canopy_v1_directory_proto_goTypes = []any{
-	(*Preconditions)(nil),       // 0: canopy.v1.Preconditions
-	(*WriteRequest)(nil),        // 1: canopy.v1.WriteRequest
-	(*WriteResponse)(nil),       // 2: canopy.v1.WriteResponse
-	(*GetFolderRequest)(nil),    // 3: canopy.v1.GetFolderRequest
-	(*GetFolderResponse)(nil),   // 4: canopy.v1.GetFolderResponse
-	(*ListFoldersRequest)(nil),  // 5: canopy.v1.ListFoldersRequest
-	(*ListFoldersResponse)(nil), // 6: canopy.v1.ListFoldersResponse
-	(*GetUserRequest)(nil),      // 7: canopy.v1.GetUserRequest
-	(*GetUserResponse)(nil),     // 8: canopy.v1.GetUserResponse
-	(*ListUsersRequest)(nil),    // 9: canopy.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),   // 10: canopy.v1.ListUsersResponse
-	(*ListGrantsRequest)(nil),   // 11: canopy.v1.ListGrantsRequest
-	(*ListGrantsResponse)(nil),  // 12: canopy.v1.ListGrantsResponse
-	(*ListLocksRequest)(nil),    // 13: canopy.v1.ListLocksRequest
-	(*ListLocksResponse)(nil),   // 14: canopy.v1.ListLocksResponse
-	(*ImportRequest)(nil),       // 15: canopy.v1.ImportRequest
-	(*ImportResponse)(nil),      // 16: canopy.v1.ImportResponse
-	(*ExportRequest)(nil),       // 17: canopy.v1.ExportRequest
-	(*ExportResponse)(nil),      // 18: canopy.v1.ExportResponse
-	(*Mutation)(nil),            // 19: canopy.v1.Mutation
-	(*Consistency)(nil),         // 20: canopy.v1.Consistency
-	(*Folder)(nil),              // 21: canopy.v1.Folder
-	(*PlacementRule)(nil),       // 22: canopy.v1.PlacementRule
-	(*User)(nil),                // 23: canopy.v1.User
-	(*ObjectRef)(nil),           // 24: canopy.v1.ObjectRef
-	(*Grant)(nil),               // 25: canopy.v1.Grant
-	(*Lock)(nil),                // 26: canopy.v1.Lock
+	(*Preconditions)(nil),        // 0: canopy.v1.Preconditions
+	(*WriteRequest)(nil),         // 1: canopy.v1.WriteRequest
+	(*WriteResponse)(nil),        // 2: canopy.v1.WriteResponse
+	(*GetFolderRequest)(nil),     // 3: canopy.v1.GetFolderRequest
+	(*GetFolderResponse)(nil),    // 4: canopy.v1.GetFolderResponse
+	(*ListFoldersRequest)(nil),   // 5: canopy.v1.ListFoldersRequest
+	(*ListFoldersResponse)(nil),  // 6: canopy.v1.ListFoldersResponse
+	(*GetUserRequest)(nil),       // 7: canopy.v1.GetUserRequest
+	(*GetUserResponse)(nil),      // 8: canopy.v1.GetUserResponse
+	(*ListUsersRequest)(nil),     // 9: canopy.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),    // 10: canopy.v1.ListUsersResponse
+	(*ListGrantsRequest)(nil),    // 11: canopy.v1.ListGrantsRequest
+	(*ListGrantsResponse)(nil),   // 12: canopy.v1.ListGrantsResponse
+	(*ListLocksRequest)(nil),     // 13: canopy.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),    // 14: canopy.v1.ListLocksResponse
+	(*ImportRequest)(nil),        // 15: canopy.v1.ImportRequest
+	(*ImportResponse)(nil),       // 16: canopy.v1.ImportResponse
+	(*ExportRequest)(nil),        // 17: canopy.v1.ExportRequest
+	(*ExportResponse)(nil),       // 18: canopy.v1.ExportResponse
+	(*GetCatalogueRequest)(nil),  // 19: canopy.v1.GetCatalogueRequest
+	(*GetCatalogueResponse)(nil), // 20: canopy.v1.GetCatalogueResponse
+	(*GetStatusRequest)(nil),     // 21: canopy.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),    // 22: canopy.v1.GetStatusResponse
+	(*Mutation)(nil),             // 23: canopy.v1.Mutation
+	(*Consistency)(nil),          // 24: canopy.v1.Consistency
+	(*Folder)(nil),               // 25: canopy.v1.Folder
+	(*PlacementRule)(nil),        // 26: canopy.v1.PlacementRule
+	(*User)(nil),                 // 27: canopy.v1.User
+	(*ObjectRef)(nil),            // 28: canopy.v1.ObjectRef
+	(*Grant)(nil),                // 29: canopy.v1.Grant
+	(*Lock)(nil),                 // 30: canopy.v1.Lock
+	(*Right)(nil),                // 31: canopy.v1.Right
+	(*SelfRights)(nil),           // 32: canopy.v1.SelfRights
 }
 var file_canopy_v1_directory_proto_depIdxs = []int32{
-	19, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
+	23, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
 	0,  // 1: canopy.v1.WriteRequest.preconditions:type_name -> canopy.v1.Preconditions
-	20, // 2: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
-	21, // 3: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
-	22, // 4: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
-	20, // 5: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
-	21, // 6: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
-	20, // 7: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
-	23, // 8: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
-	20, // 9: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
-	23, // 10: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
-	24, // 11: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
-	24, // 12: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
-	20, // 13: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
-	25, // 14: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
-	24, // 15: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
-	20, // 16: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
-	26, // 17: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
-	19, // 18: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
-	20, // 19: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
-	19, // 20: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
-	1,  // 21: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
-	3,  // 22: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
-	5,  // 23: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
-	7,  // 24: canopy.v1.DirectoryService.GetUser:input_type -> canopy.v1.GetUserRequest
-	9,  // 25: canopy.v1.DirectoryService.ListUsers:input_type -> canopy.v1.ListUsersRequest
-	11, // 26: canopy.v1.DirectoryService.ListGrants:input_type -> canopy.v1.ListGrantsRequest
-	13, // 27: canopy.v1.DirectoryService.ListLocks:input_type -> canopy.v1.ListLocksRequest
-	15, // 28: canopy.v1.DirectoryService.Import:input_type -> canopy.v1.ImportRequest
-	17, // 29: canopy.v1.DirectoryService.Export:input_type -> canopy.v1.ExportRequest
-	2,  // 30: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
-	4,  // 31: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
-	6,  // 32: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
-	8,  // 33: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
-	10, // 34: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
-	12, // 35: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
-	14, // 36: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
-	16, // 37: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
-	18, // 38: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	24, // 2: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
+	25, // 3: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
+	26, // 4: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
+	24, // 5: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
+	25, // 6: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
+	24, // 7: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
+	27, // 8: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
+	24, // 9: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
+	27, // 10: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
+	28, // 11: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
+	28, // 12: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
+	24, // 13: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
+	29, // 14: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
+	28, // 15: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
+	24, // 16: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
+	30, // 17: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
+	23, // 18: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
+	24, // 19: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
+	23, // 20: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
+	24, // 21: canopy.v1.GetCatalogueRequest.consistency:type_name -> canopy.v1.Consistency
+	31, // 22: canopy.v1.GetCatalogueResponse.rights:type_name -> canopy.v1.Right
+	32, // 23: canopy.v1.GetCatalogueResponse.self_rights:type_name -> canopy.v1.SelfRights
+	1,  // 24: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
+	3,  // 25: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
+	5,  // 26: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
+	7,  // 27: canopy.v1.DirectoryService.GetUser:input_type -> canopy.v1.GetUserRequest
+	9,  // 28: canopy.v1.DirectoryService.ListUsers:input_type -> canopy.v1.ListUsersRequest
+	11, // 29: canopy.v1.DirectoryService.ListGrants:input_type -> canopy.v1.ListGrantsRequest
+	13, // 30: canopy.v1.DirectoryService.ListLocks:input_type -> canopy.v1.ListLocksRequest
+	15, // 31: canopy.v1.DirectoryService.Import:input_type -> canopy.v1.ImportRequest
+	17, // 32: canopy.v1.DirectoryService.Export:input_type -> canopy.v1.ExportRequest
+	19, // 33: canopy.v1.DirectoryService.GetCatalogue:input_type -> canopy.v1.GetCatalogueRequest
+	21, // 34: canopy.v1.DirectoryService.GetStatus:input_type -> canopy.v1.GetStatusRequest
+	2,  // 35: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
+	4,  // 36: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
+	6,  // 37: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
+	8,  // 38: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
+	10, // 39: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
+	12, // 40: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
+	14, // 41: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
+	16, // 42: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
+	18, // 43: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
+	20, // 44: canopy.v1.DirectoryService.GetCatalogue:output_type -> canopy.v1.GetCatalogueResponse
+	22, // 45: canopy.v1.DirectoryService.GetStatus:output_type -> canopy.v1.GetStatusResponse
+	35, // [35:46] is the sub-list for method output_type
+	24, // [24:35] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_directory_proto_init() }
@@ -1360,7 +1660,7 @@ func file_canopy_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_directory_proto_rawDesc), len(file_canopy_v1_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,15 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DirectoryService_Write_FullMethodName       = "/canopy.v1.DirectoryService/Write"
-	DirectoryService_GetFolder_FullMethodName   = "/canopy.v1.DirectoryService/GetFolder"
-	DirectoryService_ListFolders_FullMethodName = "/canopy.v1.DirectoryService/ListFolders"
-	DirectoryService_GetUser_FullMethodName     = "/canopy.v1.DirectoryService/GetUser"
-	DirectoryService_ListUsers_FullMethodName   = "/canopy.v1.DirectoryService/ListUsers"
-	DirectoryService_ListGrants_FullMethodName  = "/canopy.v1.DirectoryService/ListGrants"
-	DirectoryService_ListLocks_FullMethodName   = "/canopy.v1.DirectoryService/ListLocks"
-	DirectoryService_Import_FullMethodName      = "/canopy.v1.DirectoryService/Import"
-	DirectoryService_Export_FullMethodName      = "/canopy.v1.DirectoryService/Export"
+	DirectoryService_Write_FullMethodName        = "/canopy.v1.DirectoryService/Write"
+	DirectoryService_GetFolder_FullMethodName    = "/canopy.v1.DirectoryService/GetFolder"
+	DirectoryService_ListFolders_FullMethodName  = "/canopy.v1.DirectoryService/ListFolders"
+	DirectoryService_GetUser_FullMethodName      = "/canopy.v1.DirectoryService/GetUser"
+	DirectoryService_ListUsers_FullMethodName    = "/canopy.v1.DirectoryService/ListUsers"
+	DirectoryService_ListGrants_FullMethodName   = "/canopy.v1.DirectoryService/ListGrants"
+	DirectoryService_ListLocks_FullMethodName    = "/canopy.v1.DirectoryService/ListLocks"
+	DirectoryService_Import_FullMethodName       = "/canopy.v1.DirectoryService/Import"
+	DirectoryService_Export_FullMethodName       = "/canopy.v1.DirectoryService/Export"
+	DirectoryService_GetCatalogue_FullMethodName = "/canopy.v1.DirectoryService/GetCatalogue"
+	DirectoryService_GetStatus_FullMethodName    = "/canopy.v1.DirectoryService/GetStatus"
 )
 
 // DirectoryServiceClient is the client API for DirectoryService service.
@@ -41,7 +43,8 @@ type DirectoryServiceClient interface {
 	Write(ctx context.Context, in *WriteRequest, opts ...grpc.CallOption) (*WriteResponse, error)
 	// GetFolder returns one folder.
 	GetFolder(ctx context.Context, in *GetFolderRequest, opts ...grpc.CallOption) (*GetFolderResponse, error)
-	// ListFolders lists a folder's children, or its whole subtree, by id.
+	// ListFolders lists a folder's children, or its whole subtree, by id;
+	// with no parent, the organisations' roots.
 	ListFolders(ctx context.Context, in *ListFoldersRequest, opts ...grpc.CallOption) (*ListFoldersResponse, error)
 	// GetUser returns one user.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
@@ -63,6 +66,12 @@ type DirectoryServiceClient interface {
 	// Export streams the whole state as mutations that Import accepts into
 	// an empty store, all at one revision.
 	Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResponse], error)
+	// GetCatalogue returns the rights catalogue, each right with the rights
+	// it directly implies, and the self rights.
+	GetCatalogue(ctx context.Context, in *GetCatalogueRequest, opts ...grpc.CallOption) (*GetCatalogueResponse, error)
+	// GetStatus returns the server's version, the revision its index is at
+	// and what the index holds.
+	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 }
 
 type directoryServiceClient struct {
@@ -175,6 +184,26 @@ func (c *directoryServiceClient) Export(ctx context.Context, in *ExportRequest, 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DirectoryService_ExportClient = grpc.ServerStreamingClient[ExportResponse]
 
+func (c *directoryServiceClient) GetCatalogue(ctx context.Context, in *GetCatalogueRequest, opts ...grpc.CallOption) (*GetCatalogueResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCatalogueResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_GetCatalogue_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directoryServiceClient) GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStatusResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_GetStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DirectoryServiceServer is the server API for DirectoryService service.
 // All implementations must embed UnimplementedDirectoryServiceServer
 // for forward compatibility.
@@ -186,7 +215,8 @@ type DirectoryServiceServer interface {
 	Write(context.Context, *WriteRequest) (*WriteResponse, error)
 	// GetFolder returns one folder.
 	GetFolder(context.Context, *GetFolderRequest) (*GetFolderResponse, error)
-	// ListFolders lists a folder's children, or its whole subtree, by id.
+	// ListFolders lists a folder's children, or its whole subtree, by id;
+	// with no parent, the organisations' roots.
 	ListFolders(context.Context, *ListFoldersRequest) (*ListFoldersResponse, error)
 	// GetUser returns one user.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
@@ -208,6 +238,12 @@ type DirectoryServiceServer interface {
 	// Export streams the whole state as mutations that Import accepts into
 	// an empty store, all at one revision.
 	Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error
+	// GetCatalogue returns the rights catalogue, each right with the rights
+	// it directly implies, and the self rights.
+	GetCatalogue(context.Context, *GetCatalogueRequest) (*GetCatalogueResponse, error)
+	// GetStatus returns the server's version, the revision its index is at
+	// and what the index holds.
+	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	mustEmbedUnimplementedDirectoryServiceServer()
 }
 
@@ -244,6 +280,12 @@ func (UnimplementedDirectoryServiceServer) Import(grpc.BidiStreamingServer[Impor
 }
 func (UnimplementedDirectoryServiceServer) Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error {
 	return status.Error(codes.Unimplemented, "method Export not implemented")
+}
+func (UnimplementedDirectoryServiceServer) GetCatalogue(context.Context, *GetCatalogueRequest) (*GetCatalogueResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCatalogue not implemented")
+}
+func (UnimplementedDirectoryServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
 }
 func (UnimplementedDirectoryServiceServer) mustEmbedUnimplementedDirectoryServiceServer() {}
 func (UnimplementedDirectoryServiceServer) testEmbeddedByValue()                          {}
@@ -410,6 +452,42 @@ func _DirectoryService_Export_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DirectoryService_ExportServer = grpc.ServerStreamingServer[ExportResponse]
 
+func _DirectoryService_GetCatalogue_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCatalogueRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).GetCatalogue(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_GetCatalogue_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).GetCatalogue(ctx, req.(*GetCatalogueRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DirectoryService_GetStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).GetStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_GetStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).GetStatus(ctx, req.(*GetStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DirectoryService_ServiceDesc is the grpc.ServiceDesc for DirectoryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -444,6 +522,14 @@ var DirectoryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListLocks",
 			Handler:    _DirectoryService_ListLocks_Handler,
+		},
+		{
+			MethodName: "GetCatalogue",
+			Handler:    _DirectoryService_GetCatalogue_Handler,
+		},
+		{
+			MethodName: "GetStatus",
+			Handler:    _DirectoryService_GetStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

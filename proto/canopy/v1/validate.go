@@ -126,9 +126,14 @@ func (r *GetFolderRequest) Validate() error { return required("id", r.GetId()) }
 // Validate checks the request's shape.
 func (r *GetUserRequest) Validate() error { return required("id", r.GetId()) }
 
-// Validate checks the request's shape.
+// Validate checks the request's shape. An empty parent lists the
+// organisations' roots.
 func (r *ListFoldersRequest) Validate() error {
-	return first(required("parent", r.GetParent()), validPage(r.GetPageSize()))
+	var long error
+	if len(r.GetParent()) > MaxIDBytes {
+		long = fmt.Errorf("parent is longer than %d bytes", MaxIDBytes)
+	}
+	return first(long, validPage(r.GetPageSize()))
 }
 
 // Validate checks the request's shape.
