@@ -2,26 +2,34 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"iter"
 	"net"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 )
 
 // Client is a connection to a Canopy server and its three services. It is
 // safe for concurrent use; Close it when done.
+//
+// The typed methods (Check, Write, LookupResources, Watch, ...) retry what
+// is safe to retry and remember the newest revision they have seen; the
+// generated service clients are there too, for anything they do not cover.
 type Client struct {
-	Directory pb.DirectoryServiceClient
-	Access    pb.AccessServiceClient
-	Watch     pb.WatchServiceClient
-	conn      *grpc.ClientConn
+	DirectoryService pb.DirectoryServiceClient
+	AccessService    pb.AccessServiceClient
+	WatchService     pb.WatchServiceClient
+
+	conn  *grpc.ClientConn
+	retry Retry
+	seen  atomic.Uint64 // the newest revision written or read
 }
 
 // Option configures Dial.
@@ -31,8 +39,25 @@ type options struct {
 	tls      credentials.TransportCredentials
 	token    string
 	insecure bool // allow a token over plaintext beyond loopback
+	retry    Retry
 	extra    []grpc.DialOption
 }
+
+// Retry says how calls that are safe to repeat are retried when the server
+// is unavailable or asks the caller to slow down (codes Unavailable and
+// ResourceExhausted): up to Attempts tries in all, waiting Backoff before
+// the second, doubling each time up to MaxBackoff. Reads and lookups are
+// safe; a Write only when it carries a revision precondition, so that a
+// repeat of a write that did commit fails instead of applying twice.
+type Retry struct {
+	Attempts   int
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+}
+
+// DefaultRetry is what Dial uses unless given WithRetry: four tries over
+// about a second and a half.
+var DefaultRetry = Retry{Attempts: 4, Backoff: 100 * time.Millisecond, MaxBackoff: time.Second}
 
 // WithTLS connects over TLS with the given credentials (for example
 // credentials.NewTLS with the server's CA and, for mutual TLS, a client
@@ -46,6 +71,9 @@ func WithToken(token string) Option { return func(o *options) { o.token = token 
 // AllowInsecureToken lets WithToken send its token over plaintext to a
 // server that is not on loopback. Use it only on a network you trust.
 func AllowInsecureToken() Option { return func(o *options) { o.insecure = true } }
+
+// WithRetry replaces DefaultRetry; Retry{Attempts: 1} turns retries off.
+func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
 
 // WithDialOptions adds grpc dial options (interceptors, a custom dialer).
 func WithDialOptions(opts ...grpc.DialOption) Option {
@@ -67,10 +95,14 @@ func (b bearer) RequireTransportSecurity() bool { return b.requireTLS }
 // Dial connects to the Canopy server at addr ("host:port"). The
 // connection is made lazily, on the first call.
 func Dial(addr string, opts ...Option) (*Client, error) {
-	var o options
+	o := options{retry: DefaultRetry}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.retry.Attempts < 1 {
+		o.retry.Attempts = 1
+	}
+	c := &Client{retry: o.retry}
 	dial := append([]grpc.DialOption(nil), o.extra...)
 	if o.tls != nil {
 		dial = append(dial, grpc.WithTransportCredentials(o.tls))
@@ -83,16 +115,16 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 		}
 		dial = append(dial, grpc.WithPerRPCCredentials(bearer{token: o.token, requireTLS: o.tls != nil}))
 	}
+	dial = append(dial, grpc.WithChainUnaryInterceptor(c.retrying))
 	conn, err := grpc.NewClient(addr, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	return &Client{
-		Directory: pb.NewDirectoryServiceClient(conn),
-		Access:    pb.NewAccessServiceClient(conn),
-		Watch:     pb.NewWatchServiceClient(conn),
-		conn:      conn,
-	}, nil
+	c.conn = conn
+	c.DirectoryService = pb.NewDirectoryServiceClient(conn)
+	c.AccessService = pb.NewAccessServiceClient(conn)
+	c.WatchService = pb.NewWatchServiceClient(conn)
+	return c, nil
 }
 
 func onLoopback(addr string) bool {
@@ -110,6 +142,73 @@ func onLoopback(addr string) bool {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// Revision returns the newest revision this client has written or seen in
+// an answer: ask for reads at least this fresh with Fresh.
+func (c *Client) Revision() uint64 { return c.seen.Load() }
+
+// saw records a revision the server answered with.
+func (c *Client) saw(rev uint64) {
+	for {
+		cur := c.seen.Load()
+		if rev <= cur || c.seen.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
+}
+
+// retryable reports whether a failed call may be tried again.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// safeToRetry reports whether repeating the request cannot apply a change
+// twice: every call but Write and Import, and a Write whose revision
+// precondition makes a second commit fail.
+func safeToRetry(method string, req any) bool {
+	switch method {
+	case pb.DirectoryService_Write_FullMethodName:
+		w, ok := req.(*pb.WriteRequest)
+		return ok && w.GetPreconditions().GetRevision() != 0
+	case pb.DirectoryService_Import_FullMethodName:
+		return false
+	}
+	return true
+}
+
+// retrying is the unary interceptor that retries safe calls.
+func (c *Client) retrying(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if !safeToRetry(method, req) {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	return c.withRetry(ctx, func() error { return invoker(ctx, method, req, reply, cc, opts...) })
+}
+
+// withRetry calls fn until it succeeds, fails in a way not worth
+// retrying, runs out of attempts, or ctx ends.
+func (c *Client) withRetry(ctx context.Context, fn func() error) error {
+	wait := c.retry.Backoff
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || attempt >= c.retry.Attempts || !retryable(err) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		if wait *= 2; wait > c.retry.MaxBackoff {
+			wait = c.retry.MaxBackoff
+		}
+	}
+}
+
 // Folder names a folder, as a resource, holder or target.
 func Folder(id string) *pb.ObjectRef {
 	return &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_FOLDER, Id: id}
@@ -120,88 +219,36 @@ func User(id string) *pb.ObjectRef {
 	return &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_USER, Id: id}
 }
 
-// Decision is the answer to Check.
-type Decision struct {
-	Allowed  bool
-	Reason   pb.Reason
-	Revision uint64
-}
+// ReadOption says how fresh a read must be. Without one, the server
+// answers from its index as it is (minimize latency).
+type ReadOption func(c *Client) *pb.Consistency
 
-// Check asks whether user may exercise right on resource (nil for a
-// capability), answered from the server's index as it is.
-func (c *Client) Check(ctx context.Context, user, right string, resource *pb.ObjectRef) (Decision, error) {
-	r, err := c.Access.Check(ctx, &pb.CheckRequest{User: user, Right: right, Resource: resource})
-	if err != nil {
-		return Decision{}, err
-	}
-	return Decision{Allowed: r.GetAllowed(), Reason: r.GetReason(), Revision: r.GetRevision()}, nil
-}
-
-// LookupResources yields the ids of every folder or user (kind) that user
-// may exercise right on, following page tokens until the end. It stops at
-// the first error, which it yields.
-func (c *Client) LookupResources(ctx context.Context, user, right string, kind pb.ObjectKind) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		token := ""
-		for {
-			s, err := c.Access.LookupResources(ctx, &pb.LookupResourcesRequest{User: user, Right: right, Kind: kind, PageToken: token})
-			if err != nil {
-				yield("", err)
-				return
-			}
-			token = ""
-			for {
-				m, err := s.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					yield("", err)
-					return
-				}
-				for _, id := range m.GetIds() {
-					if !yield(id, nil) {
-						return
-					}
-				}
-				token = m.GetNextPageToken()
-			}
-			if token == "" {
-				return
-			}
-		}
+// AtLeast asks for an answer at revision rev or later: the server waits,
+// within the call's deadline, until its index has reached it.
+func AtLeast(rev uint64) ReadOption {
+	return func(*Client) *pb.Consistency {
+		return &pb.Consistency{Requirement: &pb.Consistency_AtLeastRevision{AtLeastRevision: rev}}
 	}
 }
 
-// Write applies mutations as one atomic batch and returns its revision.
-func (c *Client) Write(ctx context.Context, mutations ...*pb.Mutation) (uint64, error) {
-	r, err := c.Directory.Write(ctx, &pb.WriteRequest{Mutations: mutations})
-	if err != nil {
-		return 0, err
-	}
-	return r.GetRevision(), nil
+// Fresh asks for an answer at least as new as anything this client has
+// written or read (Client.Revision): read-your-writes.
+func Fresh() ReadOption {
+	return func(c *Client) *pb.Consistency { return AtLeast(c.Revision())(c) }
 }
 
-// WatchAccess yields user's effective access as the server streams it:
-// first everything the user has, then each change, with the mutation that
-// caused it, until ctx ends or the stream fails; it yields the error and
-// stops. Reconnecting starts again from the whole access.
-func (c *Client) WatchAccess(ctx context.Context, user string) iter.Seq2[*pb.WatchAccessResponse, error] {
-	return func(yield func(*pb.WatchAccessResponse, error) bool) {
-		s, err := c.Watch.WatchAccess(ctx, &pb.WatchAccessRequest{User: user})
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		for {
-			m, err := s.Recv()
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(m, nil) {
-				return
-			}
-		}
+// FullyConsistent asks for an answer at the newest committed revision.
+func FullyConsistent() ReadOption {
+	return func(*Client) *pb.Consistency {
+		return &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}
 	}
+}
+
+// consistency turns read options into the request field; the last wins.
+func (c *Client) consistency(opts []ReadOption) *pb.Consistency {
+	var out *pb.Consistency
+	for _, o := range opts {
+		out = o(c)
+	}
+	return out
 }

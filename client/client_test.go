@@ -1,24 +1,350 @@
-package client
+package client_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/canopy-authz/canopy/client"
+	"github.com/canopy-authz/canopy/graph"
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/store"
 )
 
 func TestTokenNeedsTLSBeyondLoopback(t *testing.T) {
-	if _, err := Dial("canopy.example:7070", WithToken("t")); err == nil || !strings.Contains(err.Error(), "plaintext") {
+	if _, err := client.Dial("canopy.example:7070", client.WithToken("t")); err == nil || !strings.Contains(err.Error(), "plaintext") {
 		t.Fatalf("token over plaintext to a remote server: %v", err)
 	}
 	for _, addr := range []string{"127.0.0.1:7070", "localhost:7070", "[::1]:7070"} {
-		c, err := Dial(addr, WithToken("t"))
+		c, err := client.Dial(addr, client.WithToken("t"))
 		if err != nil {
 			t.Fatalf("%s: %v", addr, err)
 		}
 		c.Close()
 	}
-	c, err := Dial("canopy.example:7070", WithToken("t"), AllowInsecureToken())
+	c, err := client.Dial("canopy.example:7070", client.WithToken("t"), client.AllowInsecureToken())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// fastRetry keeps the tests' backoffs short.
+var fastRetry = client.WithRetry(client.Retry{Attempts: 4, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+
+func dial(t testing.TB, addr string, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.Dial(addr, append([]client.Option{fastRetry}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// flaky fails the first calls of each method with Unavailable, counting
+// every call, as a server restarting would.
+type flaky struct {
+	failFirst int
+	calls     map[string]*atomic.Int32
+}
+
+func newFlaky(failFirst int, methods ...string) *flaky {
+	f := &flaky{failFirst: failFirst, calls: map[string]*atomic.Int32{}}
+	for _, m := range methods {
+		f.calls[m] = &atomic.Int32{}
+	}
+	return f
+}
+
+func (f *flaky) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if n, ok := f.calls[info.FullMethod]; ok && int(n.Add(1)) <= f.failFirst {
+		return nil, status.Error(codes.Unavailable, "restarting")
+	}
+	return h(ctx, req)
+}
+
+// TestRetries: reads are retried through Unavailable; a Write is retried
+// only with a revision precondition, so it can never apply twice.
+func TestRetries(t *testing.T) {
+	f := newFlaky(2, pb.AccessService_Check_FullMethodName, pb.DirectoryService_Write_FullMethodName)
+	in := startInstance(t, grpc.ChainUnaryInterceptor(f.intercept))
+	c := dial(t, in.addr)
+	ctx := ctxT(t)
+
+	if _, err := c.Check(ctx, "nobody", "read", nil); err != nil {
+		t.Fatalf("check after two failures: %v", err)
+	}
+	if n := f.calls[pb.AccessService_Check_FullMethodName].Load(); n != 3 {
+		t.Fatalf("check tried %d times, want 3", n)
+	}
+	_, err := c.Batch().CreateFolder("acme", "", "").Commit(ctx)
+	if status.Code(err) != codes.Unavailable || f.calls[pb.DirectoryService_Write_FullMethodName].Load() != 1 {
+		t.Fatalf("a write with no precondition: %v after %d tries, want Unavailable after 1", err, f.calls[pb.DirectoryService_Write_FullMethodName].Load())
+	}
+	head := in.ix.Revision()
+	rev, err := c.Batch().IfRevision(head).CreateFolder("acme", "", "").Commit(ctx)
+	if err != nil || rev != head+1 || f.calls[pb.DirectoryService_Write_FullMethodName].Load() != 3 {
+		t.Fatalf("a write with a revision precondition: revision %d, %v after %d tries", rev, err, f.calls[pb.DirectoryService_Write_FullMethodName].Load())
+	}
+	// Retrying the same precondition now fails rather than applying twice.
+	if _, err := c.Batch().IfRevision(head).CreateFolder("beta", "", "").Commit(ctx); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("a stale precondition: %v", err)
+	}
+
+	off := dial(t, in.addr, client.WithRetry(client.Retry{Attempts: 1}))
+	f.calls[pb.AccessService_Check_FullMethodName].Store(0)
+	if _, err := off.Check(ctx, "nobody", "read", nil); status.Code(err) != codes.Unavailable {
+		t.Fatalf("retries off: %v", err)
+	}
+}
+
+// TestFreshness: the client remembers the newest revision it wrote or
+// read, and Fresh reads are at least that new.
+func TestFreshness(t *testing.T) {
+	in := startInstance(t)
+	c := dial(t, in.addr)
+	ctx := ctxT(t)
+	rev, err := c.Batch().CreateFolder("acme", "Acme", "").CreateUser("ann", "Ann", "staff", "acme").Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Revision() != rev {
+		t.Fatalf("revision after a write: %d, want %d", c.Revision(), rev)
+	}
+	d, err := c.Check(ctx, "ann", "read", client.User("ann"), client.Fresh())
+	if err != nil || !d.Allowed || d.Revision < rev {
+		t.Fatalf("fresh self read: %+v, %v", d, err)
+	}
+	// A second client that writes moves the first one's view only when it
+	// reads an answer at the newer revision.
+	other := dial(t, in.addr)
+	rev2, err := other.Write(ctx, &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "b", Parent: "acme"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.GetFolder(ctx, "b", client.AtLeast(rev2)); err != nil || c.Revision() < rev2 {
+		t.Fatalf("read at least %d: %v, client at %d", rev2, err, c.Revision())
+	}
+	if _, _, err := c.GetFolder(ctx, "b", client.FullyConsistent()); err != nil {
+		t.Fatal(err)
+	}
+	// A revision the server has not reached makes the read wait until
+	// the deadline.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Check(short, "ann", "read", client.User("ann"), client.AtLeast(rev2+10)); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("read at a future revision: %v", err)
+	}
+}
+
+// TestIterators: listings follow page tokens to the end, lookups and
+// Export stream everything, BatchCheck answers in order.
+func TestIterators(t *testing.T) {
+	in := startInstance(t)
+	c := dial(t, in.addr)
+	ctx := ctxT(t)
+	b := c.Batch().CreateFolder("acme", "", "").CreateFolder("staff", "", "acme").CreateUser("boss", "", "staff", "staff").
+		AddGrant("boss-all", client.Folder("staff"), client.Folder("acme"), "edit")
+	var want []string
+	for i := range 2500 { // past the server's page of 1,000
+		id := fmt.Sprintf("f%04d", i)
+		want = append(want, id)
+		b.CreateFolder(id, "", "acme")
+	}
+	if _, err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for f, err := range c.Folders(ctx, "acme", false) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, f.GetId())
+	}
+	if !slices.Equal(got, append(slices.Clone(want), "staff")) {
+		t.Fatalf("children of acme: %d of them, want %d", len(got), len(want)+1)
+	}
+	got = got[:0]
+	for id, err := range c.LookupResources(ctx, "boss", "edit", pb.ObjectKind_OBJECT_KIND_FOLDER) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id)
+	}
+	if len(got) != 2502 || got[0] != "acme" {
+		t.Fatalf("boss may edit %d folders, want 2502 (first %v)", len(got), got[:1])
+	}
+	var who []string
+	for id, err := range c.LookupSubjects(ctx, "edit", client.Folder("f0001")) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		who = append(who, id)
+	}
+	if !slices.Equal(who, []string{"boss"}) {
+		t.Fatalf("who may edit f0001: %v", who)
+	}
+	var rev uint64
+	n := 0
+	for _, err := range c.Export(ctx, &rev) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if rev != in.ix.Revision() || n < 2504 {
+		t.Fatalf("export: %d mutations at %d", n, rev)
+	}
+	ds, err := c.BatchCheck(ctx, []client.CheckItem{{User: "boss", Right: "edit", Resource: client.Folder("f0002")}, {User: "boss", Right: "assign", Resource: client.Folder("f0002")}})
+	if err != nil || len(ds) != 2 || !ds[0].Allowed || ds[1].Allowed || ds[1].Reason != pb.Reason_REASON_NO_GRANT {
+		t.Fatalf("batch check: %+v, %v", ds, err)
+	}
+}
+
+// TestImport: an import larger than one chunk reports each commit.
+func TestImport(t *testing.T) {
+	in := startInstance(t)
+	c := dial(t, in.addr)
+	muts := func(yield func(*pb.Mutation) bool) {
+		if !yield(&pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "acme"}}}) {
+			return
+		}
+		for i := range 25_000 {
+			if !yield(&pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: fmt.Sprint("f", i), Parent: "acme"}}}) {
+				return
+			}
+		}
+	}
+	var seen []client.ImportProgress
+	last, err := c.Import(ctxT(t), muts, func(p client.ImportProgress) { seen = append(seen, p) })
+	if err != nil || last.Committed != 25_001 || len(seen) != 3 || last.Revision != in.ix.Revision() {
+		t.Fatalf("import: %+v after %v, %v", last, seen, err)
+	}
+	// A bad mutation stops it, naming the id; what came before stays.
+	bad := func(yield func(*pb.Mutation) bool) {
+		yield(&pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "x", Parent: "nowhere"}}})
+	}
+	if _, err := c.Import(ctxT(t), bad, nil); status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "nowhere") {
+		t.Fatalf("bad import: %v", err)
+	}
+}
+
+// TestWatchResumesAfterRestart: a Watch whose server goes away and comes
+// back on the same address reconnects and goes on after the last revision
+// it yielded, with nothing missed or repeated; WatchAccess starts again
+// from the whole access.
+func TestWatchResumesAfterRestart(t *testing.T) {
+	in := startInstance(t)
+	c := dial(t, in.addr)
+	ctx := ctxT(t)
+	if _, err := c.Batch().CreateFolder("acme", "", "").CreateUser("ann", "", "staff", "acme").Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	revs := make(chan uint64, 16)
+	accessStarts := make(chan uint64, 16)
+	errs := make(chan error, 2)
+	from := in.ix.Revision() + 1
+	go func() {
+		for m, err := range c.Watch(wctx, from, nil) {
+			if err != nil {
+				errs <- err
+				return
+			}
+			revs <- m.GetRevision()
+		}
+	}()
+	go func() {
+		for m, err := range c.WatchAccess(wctx, "ann") {
+			if err != nil {
+				errs <- err
+				return
+			}
+			if m.GetCause() == nil {
+				accessStarts <- m.GetRevision()
+			}
+		}
+	}()
+	receive := func(ch chan uint64, what string) uint64 {
+		t.Helper()
+		select {
+		case got := <-ch:
+			return got
+		case err := <-errs:
+			t.Fatalf("%s ended: %v", what, err)
+		case <-ctx.Done():
+			t.Fatalf("no %s", what)
+		}
+		return 0
+	}
+	if rev := receive(accessStarts, "first access"); rev != 2 {
+		t.Fatalf("access first at %d, want 2", rev)
+	}
+	commit := func(id string) uint64 {
+		t.Helper()
+		rev, err := in.ix.Write(ctx, "test", []graph.Mutation{{CreateFolder: &graph.Folder{ID: id, Parent: "acme"}}}, graph.Preconditions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	if want := commit("a"); receive(revs, "watch") != want {
+		t.Fatalf("watch did not give revision %d first", want)
+	}
+	// The gRPC server goes away; commits made meanwhile must reach the
+	// watch once it is back, in order.
+	in.g.Stop()
+	want := []uint64{commit("b"), commit("c")}
+	if err := in.serve(in.addr, nil); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, commit("d"))
+	for _, w := range want {
+		if got := receive(revs, "watch"); got != w {
+			t.Fatalf("after the restart the watch gave %d, want %d", got, w)
+		}
+	}
+	if rev := receive(accessStarts, "access after the restart"); rev < want[1] {
+		t.Fatalf("access again at %d, want at least %d", rev, want[1])
+	}
+}
+
+// TestWatchResync: resuming from a revision the log no longer keeps is
+// ErrResync, not an endless reconnect.
+func TestWatchResync(t *testing.T) {
+	in := startInstance(t)
+	c := dial(t, in.addr)
+	ctx := ctxT(t)
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := c.Batch().CreateFolder(id, "", "").Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := in.db.Compact(time.Now().Add(time.Hour), store.Retention{Revisions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range c.Watch(ctx, 1, nil) {
+		if !errors.Is(err, client.ErrResync) {
+			t.Fatalf("watch from a compacted revision: %v", err)
+		}
+		return
+	}
+	t.Fatal("watch from a compacted revision ended with nothing")
 }

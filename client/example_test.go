@@ -4,39 +4,24 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"log/slog"
-	"net"
 	"os"
-	"time"
-
-	"google.golang.org/grpc"
 
 	"github.com/canopy-authz/canopy/client"
-	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
-	"github.com/canopy-authz/canopy/server"
-	"github.com/canopy-authz/canopy/store"
 )
 
 // startServer runs a Canopy server on a loopback port over a temporary
-// store, for the example; it returns the address and a stop function.
+// store, for the examples; it returns the address and a stop function.
 func startServer() (string, func()) {
-	dir, _ := os.MkdirTemp("", "canopy-example-")
-	db, err := store.Open(dir, store.Options{})
+	dir, err := os.MkdirTemp("", "canopy-example-")
 	if err != nil {
 		log.Fatal(err)
 	}
-	hub := server.NewHub(0)
-	ix, err := graph.Open(context.Background(), graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, OnCommit: hub.Publish, OnAccess: hub.PublishAccess})
+	in, err := newInstance(dir, "127.0.0.1:0", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv, _ := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler)})
-	g := grpc.NewServer(srv.ServerOptions()...)
-	srv.Register(g)
-	lis, _ := net.Listen("tcp", "127.0.0.1:0")
-	go g.Serve(lis)
-	return lis.Addr().String(), func() { hub.Close(); g.Stop(); ix.Close(); db.Close(); os.RemoveAll(dir) }
+	return in.addr, func() { in.stop(); os.RemoveAll(dir) }
 }
 
 func Example() {
