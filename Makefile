@@ -19,8 +19,8 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## build canopyd into bin/
-	$(GO) build -o $(BIN)/ ./cmd/...
+build: ## build canopyd, canopy and canopyload into bin/ (stamped with the commit)
+	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
 
 .PHONY: run
 run: ## run canopyd on 127.0.0.1:7070 with its bbolt store in ./data (the ATLAS example loaded when empty)

@@ -139,6 +139,10 @@ func onLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Conn is the client's connection, for other services on the same
+// server (grpc.health.v1, reflection).
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/canopy-authz/canopy/client"
 	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/server/servertest"
 	"github.com/canopy-authz/canopy/store"
 )
 
@@ -83,8 +84,8 @@ func (f *flaky) intercept(ctx context.Context, req any, info *grpc.UnaryServerIn
 // only with a revision precondition, so it can never apply twice.
 func TestRetries(t *testing.T) {
 	f := newFlaky(2, pb.AccessService_Check_FullMethodName, pb.DirectoryService_Write_FullMethodName)
-	in := startInstance(t, grpc.ChainUnaryInterceptor(f.intercept))
-	c := dial(t, in.addr)
+	in := servertest.Start(t, grpc.ChainUnaryInterceptor(f.intercept))
+	c := dial(t, in.Addr)
 	ctx := ctxT(t)
 
 	if _, err := c.Check(ctx, "nobody", "read", nil); err != nil {
@@ -97,7 +98,7 @@ func TestRetries(t *testing.T) {
 	if status.Code(err) != codes.Unavailable || f.calls[pb.DirectoryService_Write_FullMethodName].Load() != 1 {
 		t.Fatalf("a write with no precondition: %v after %d tries, want Unavailable after 1", err, f.calls[pb.DirectoryService_Write_FullMethodName].Load())
 	}
-	head := in.ix.Revision()
+	head := in.Index.Revision()
 	rev, err := c.Batch().IfRevision(head).CreateFolder("acme", "", "").Commit(ctx)
 	if err != nil || rev != head+1 || f.calls[pb.DirectoryService_Write_FullMethodName].Load() != 3 {
 		t.Fatalf("a write with a revision precondition: revision %d, %v after %d tries", rev, err, f.calls[pb.DirectoryService_Write_FullMethodName].Load())
@@ -107,7 +108,7 @@ func TestRetries(t *testing.T) {
 		t.Fatalf("a stale precondition: %v", err)
 	}
 
-	off := dial(t, in.addr, client.WithRetry(client.Retry{Attempts: 1}))
+	off := dial(t, in.Addr, client.WithRetry(client.Retry{Attempts: 1}))
 	f.calls[pb.AccessService_Check_FullMethodName].Store(0)
 	if _, err := off.Check(ctx, "nobody", "read", nil); status.Code(err) != codes.Unavailable {
 		t.Fatalf("retries off: %v", err)
@@ -117,8 +118,8 @@ func TestRetries(t *testing.T) {
 // TestFreshness: the client remembers the newest revision it wrote or
 // read, and Fresh reads are at least that new.
 func TestFreshness(t *testing.T) {
-	in := startInstance(t)
-	c := dial(t, in.addr)
+	in := servertest.Start(t)
+	c := dial(t, in.Addr)
 	ctx := ctxT(t)
 	rev, err := c.Batch().CreateFolder("acme", "Acme", "").CreateUser("ann", "Ann", "staff", "acme").Commit(ctx)
 	if err != nil {
@@ -133,7 +134,7 @@ func TestFreshness(t *testing.T) {
 	}
 	// A second client that writes moves the first one's view only when it
 	// reads an answer at the newer revision.
-	other := dial(t, in.addr)
+	other := dial(t, in.Addr)
 	rev2, err := other.Write(ctx, &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "b", Parent: "acme"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -156,8 +157,8 @@ func TestFreshness(t *testing.T) {
 // TestIterators: listings follow page tokens to the end, lookups and
 // Export stream everything, BatchCheck answers in order.
 func TestIterators(t *testing.T) {
-	in := startInstance(t)
-	c := dial(t, in.addr)
+	in := servertest.Start(t)
+	c := dial(t, in.Addr)
 	ctx := ctxT(t)
 	b := c.Batch().CreateFolder("acme", "", "").CreateFolder("staff", "", "acme").CreateUser("boss", "", "staff", "staff").
 		AddGrant("boss-all", client.Folder("staff"), client.Folder("acme"), "edit")
@@ -208,7 +209,7 @@ func TestIterators(t *testing.T) {
 		}
 		n++
 	}
-	if rev != in.ix.Revision() || n < 2504 {
+	if rev != in.Index.Revision() || n < 2504 {
 		t.Fatalf("export: %d mutations at %d", n, rev)
 	}
 	ds, err := c.BatchCheck(ctx, []client.CheckItem{{User: "boss", Right: "edit", Resource: client.Folder("f0002")}, {User: "boss", Right: "assign", Resource: client.Folder("f0002")}})
@@ -219,8 +220,8 @@ func TestIterators(t *testing.T) {
 
 // TestImport: an import larger than one chunk reports each commit.
 func TestImport(t *testing.T) {
-	in := startInstance(t)
-	c := dial(t, in.addr)
+	in := servertest.Start(t)
+	c := dial(t, in.Addr)
 	muts := func(yield func(*pb.Mutation) bool) {
 		if !yield(&pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "acme"}}}) {
 			return
@@ -233,7 +234,7 @@ func TestImport(t *testing.T) {
 	}
 	var seen []client.ImportProgress
 	last, err := c.Import(ctxT(t), muts, func(p client.ImportProgress) { seen = append(seen, p) })
-	if err != nil || last.Committed != 25_001 || len(seen) != 3 || last.Revision != in.ix.Revision() {
+	if err != nil || last.Committed != 25_001 || len(seen) != 3 || last.Revision != in.Index.Revision() {
 		t.Fatalf("import: %+v after %v, %v", last, seen, err)
 	}
 	// A bad mutation stops it, naming the id; what came before stays.
@@ -250,8 +251,8 @@ func TestImport(t *testing.T) {
 // it yielded, with nothing missed or repeated; WatchAccess starts again
 // from the whole access.
 func TestWatchResumesAfterRestart(t *testing.T) {
-	in := startInstance(t)
-	c := dial(t, in.addr)
+	in := servertest.Start(t)
+	c := dial(t, in.Addr)
 	ctx := ctxT(t)
 	if _, err := c.Batch().CreateFolder("acme", "", "").CreateUser("ann", "", "staff", "acme").Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -261,7 +262,7 @@ func TestWatchResumesAfterRestart(t *testing.T) {
 	revs := make(chan uint64, 16)
 	accessStarts := make(chan uint64, 16)
 	errs := make(chan error, 2)
-	from := in.ix.Revision() + 1
+	from := in.Index.Revision() + 1
 	go func() {
 		for m, err := range c.Watch(wctx, from, nil) {
 			if err != nil {
@@ -299,7 +300,7 @@ func TestWatchResumesAfterRestart(t *testing.T) {
 	}
 	commit := func(id string) uint64 {
 		t.Helper()
-		rev, err := in.ix.Write(ctx, "test", []graph.Mutation{{CreateFolder: &graph.Folder{ID: id, Parent: "acme"}}}, graph.Preconditions{})
+		rev, err := in.Index.Write(ctx, "test", []graph.Mutation{{CreateFolder: &graph.Folder{ID: id, Parent: "acme"}}}, graph.Preconditions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,9 +311,9 @@ func TestWatchResumesAfterRestart(t *testing.T) {
 	}
 	// The gRPC server goes away; commits made meanwhile must reach the
 	// watch once it is back, in order.
-	in.g.Stop()
+	in.GRPC.Stop()
 	want := []uint64{commit("b"), commit("c")}
-	if err := in.serve(in.addr, nil); err != nil {
+	if err := in.Serve(in.Addr); err != nil {
 		t.Fatal(err)
 	}
 	want = append(want, commit("d"))
@@ -329,15 +330,15 @@ func TestWatchResumesAfterRestart(t *testing.T) {
 // TestWatchResync: resuming from a revision the log no longer keeps is
 // ErrResync, not an endless reconnect.
 func TestWatchResync(t *testing.T) {
-	in := startInstance(t)
-	c := dial(t, in.addr)
+	in := servertest.Start(t)
+	c := dial(t, in.Addr)
 	ctx := ctxT(t)
 	for _, id := range []string{"a", "b", "c"} {
 		if _, err := c.Batch().CreateFolder(id, "", "").Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := in.db.Compact(time.Now().Add(time.Hour), store.Retention{Revisions: 1}); err != nil {
+	if _, err := in.DB.Compact(time.Now().Add(time.Hour), store.Retention{Revisions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	for _, err := range c.Watch(ctx, 1, nil) {

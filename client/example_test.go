@@ -8,6 +8,7 @@ import (
 
 	"github.com/canopy-authz/canopy/client"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/server/servertest"
 )
 
 // startServer runs a Canopy server on a loopback port over a temporary
@@ -17,11 +18,11 @@ func startServer() (string, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	in, err := newInstance(dir, "127.0.0.1:0", nil)
+	s, err := servertest.New(dir, "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
-	return in.addr, func() { in.stop(); os.RemoveAll(dir) }
+	return s.Addr, func() { s.Stop(); os.RemoveAll(dir) }
 }
 
 func Example() {

@@ -205,3 +205,20 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHelpAndVersion: --help prints the flags and exits 0; --version
+// prints the version and exits 0, starting nothing.
+func TestHelpAndVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildCanopyd(t)
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "-listen") {
+		t.Fatalf("canopyd --help: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "--version", "--data", filepath.Join(t.TempDir(), "never")).Output()
+	if err != nil || !strings.HasPrefix(string(out), "canopyd ") || !strings.Contains(string(out), "commit") {
+		t.Fatalf("canopyd --version: %v\n%s", err, out)
+	}
+}

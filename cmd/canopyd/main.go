@@ -38,7 +38,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp): // --help printed the usage
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "canopyd:", err)
 		os.Exit(1)
 	}
@@ -63,6 +66,7 @@ type config struct {
 	tlsClientCA     string
 	keepRevisions   uint64
 	keepAge         time.Duration
+	version         bool
 }
 
 func parseFlags(args []string) (config, error) {
@@ -83,6 +87,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "PEM CA bundle client certificates must chain to (mutual TLS)")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:7071", "HTTP address for /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
+	fs.BoolVar(&c.version, "version", false, "print the version and commit, and exit")
 	fs.Uint64Var(&c.keepRevisions, "log-keep-revisions", 100_000, "change-log entries kept at least, by count (0: no count floor)")
 	fs.DurationVar(&c.keepAge, "log-keep-age", 7*24*time.Hour, "change-log entries kept at least, by age (0: no age floor); an entry goes when outside both")
 	// The config file first, then the environment, then the command line.
@@ -160,6 +165,10 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	c, err := parseFlags(args)
 	if err != nil {
 		return err
+	}
+	if c.version {
+		fmt.Fprintln(os.Stdout, "canopyd", server.Build())
+		return nil
 	}
 	logger, err := newLogger(c, logOut)
 	if err != nil {

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/canopy-authz/canopy/client"
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+)
+
+// write commits the batch build fills in and prints its revision. With
+// --if-revision on the command, the batch applies only at that revision.
+func (a *app) write(cmd *cobra.Command, build func(b *client.Batch) error) error {
+	cl, ctx, cancel, err := a.call(cmd)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	b := cl.Batch()
+	if err := build(b); err != nil {
+		return err
+	}
+	if f := cmd.Flags().Lookup("if-revision"); f != nil && f.Changed {
+		rev, _ := cmd.Flags().GetUint64("if-revision")
+		b.IfRevision(rev)
+	}
+	rev, err := b.Commit(ctx)
+	if err != nil {
+		return err
+	}
+	return a.emit(&pb.WriteResponse{Revision: rev}, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "committed at revision %d\n", rev)
+		return err
+	})
+}
+
+// writeCommand is a command that commits one batch; it gets the
+// --if-revision flag.
+func (a *app) writeCommand(c *cobra.Command, build func(args []string, b *client.Batch) error) *cobra.Command {
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.write(cmd, func(b *client.Batch) error { return build(args, b) })
+	}
+	c.Flags().Uint64("if-revision", 0, "apply only if the store is still at this revision")
+	return c
+}
