@@ -150,6 +150,11 @@ func ruleToPB(r *graph.PlacementRule) *pb.PlacementRule {
 	return &pb.PlacementRule{Folder: r.Folder, Classes: r.Classes}
 }
 
+// MutationFromPB converts a mutation from the wire to the index's form,
+// refusing one that is malformed with an error naming its position i in
+// its batch or stream.
+func MutationFromPB(m *pb.Mutation, i int) (graph.Mutation, error) { return mutationFromPB(m, i) }
+
 // mutationFromPB converts one mutation of a write batch; i is its position.
 func mutationFromPB(m *pb.Mutation, i int) (graph.Mutation, error) {
 	var out graph.Mutation

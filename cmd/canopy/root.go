@@ -87,10 +87,14 @@ Exit codes: 0 success (for check: allowed), 1 a "no" (check denied),
 		}
 		return fmt.Errorf("output %q: want table, json or yaml", a.output)
 	}
-	root.AddGroup(&cobra.Group{ID: "dir", Title: "Directory:"}, &cobra.Group{ID: "access", Title: "Access:"},
+	root.AddGroup(&cobra.Group{ID: "dir", Title: "Directory:"}, &cobra.Group{ID: "code", Title: "Organisations as code:"}, &cobra.Group{ID: "access", Title: "Access:"},
 		&cobra.Group{ID: "watch", Title: "Change streams:"}, &cobra.Group{ID: "server", Title: "Server and configuration:"})
 	for _, c := range []*cobra.Command{a.foldersCommand(), a.usersCommand(), a.grantsCommand(), a.locksCommand(), a.rulesCommand(), a.rightsCommand()} {
 		c.GroupID = "dir"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{a.exportCommand(), a.diffCommand(), a.applyCommand(), a.validateCommand()} {
+		c.GroupID = "code"
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{a.checkCommand(), a.batchCheckCommand(), a.explainCommand(), a.lookupResourcesCommand(), a.lookupSubjectsCommand(), a.accessCommand()} {
