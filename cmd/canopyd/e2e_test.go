@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,94 +20,33 @@ import (
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 	"github.com/canopy-authz/canopy/scenario"
 	"github.com/canopy-authz/canopy/server"
+	"github.com/canopy-authz/canopy/server/servertest"
 )
 
-// daemon is a running canopyd.
+// daemon is a running canopyd with a connection to it.
 type daemon struct {
-	cmd     *exec.Cmd
-	addr    string
-	metrics string // the metrics listener's address
-	conn    *grpc.ClientConn
+	*servertest.Daemon
+	conn *grpc.ClientConn
 }
 
-// buildCanopyd builds the binary once per test run.
+// buildCanopyd builds the binary for one test.
 func buildCanopyd(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "canopyd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build canopyd: %v\n%s", err, out)
-	}
-	return bin
+	return servertest.Build(t, "github.com/canopy-authz/canopy/cmd/canopyd")
 }
 
-// startDaemon starts canopyd on a free loopback port and waits (up to a
-// deadline) for the log line that says where it serves.
+// startDaemon starts canopyd on free loopback ports and connects to it.
 func startDaemon(t *testing.T, bin, data string) *daemon {
 	t.Helper()
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data", data, "--log-format", "json")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addrc, metricsc := make(chan string, 1), make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) != nil {
-				continue
-			}
-			switch line.Msg {
-			case "serving gRPC":
-				addrc <- line.Addr
-			case "serving metrics":
-				metricsc <- line.Addr
-			}
-		}
-	}()
-	var addr, metrics string
-	deadline := time.After(60 * time.Second)
-	for addr == "" || metrics == "" {
-		select {
-		case addr = <-addrc:
-		case metrics = <-metricsc:
-		case <-deadline:
-			t.Fatal("canopyd did not start serving within a minute")
-		}
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	d := servertest.StartDaemon(t, bin, data)
+	conn, err := grpc.NewClient(d.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &daemon{cmd: cmd, addr: addr, metrics: metrics, conn: conn}
+	return &daemon{Daemon: d, conn: conn}
 }
 
-// stop sends SIGTERM and waits for a clean exit.
-func (d *daemon) stop(t *testing.T) {
-	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("canopyd exited with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("canopyd did not stop within 30 s of SIGTERM")
-	}
-}
+func (d *daemon) stop(t *testing.T) { d.Stop(t) }
 
 func scrape(t *testing.T, url string) string {
 	t.Helper()
@@ -176,7 +112,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := answers(t, ctx, pb.NewAccessServiceClient(d.conn), f)
-	body := scrape(t, "http://"+d.metrics+"/metrics")
+	body := scrape(t, "http://"+d.Metrics+"/metrics")
 	for _, want := range []string{
 		`canopy_decisions_total{reason="allowed",right="edit"}`,
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="canopy.v1.AccessService",grpc_type="unary"}`,
@@ -187,7 +123,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if got := scrape(t, "http://"+d.metrics+"/readyz"); got != "ready\n" {
+	if got := scrape(t, "http://"+d.Metrics+"/readyz"); got != "ready\n" {
 		t.Errorf("/readyz: %q", got)
 	}
 	d.stop(t)
