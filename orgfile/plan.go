@@ -353,6 +353,8 @@ func (p *planner) users() {
 	}
 }
 
+// sameGrant compares grants as a file states them (the server's Expired
+// flag is not part of that).
 func sameGrant(a, b graph.Grant) bool {
 	return a.Holder == b.Holder && a.Target == b.Target && sameSet(a.Rights, b.Rights) && a.ExpiresAt.Equal(b.ExpiresAt) && a.Reason == b.Reason
 }

@@ -47,9 +47,7 @@ func FromMutations(muts []graph.Mutation) (*File, error) {
 			}
 			f.Users[k].Extras = append(f.Users[k].Extras, m.AddExtraGroup.Folder)
 		case m.AddGrant != nil:
-			g := *m.AddGrant
-			g.Expired = false // the file states the expiry; the flag is the server's
-			f.Grants = append(f.Grants, g)
+			f.Grants = append(f.Grants, *m.AddGrant)
 		case m.AddLock != nil:
 			f.Locks = append(f.Locks, *m.AddLock)
 		default:
@@ -222,4 +220,15 @@ func list(names []string) string {
 		q[i] = scalar(n)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// DropExpired removes the grants whose expiry is at or before now (and
+// those the server has marked expired) and returns how many it removed.
+// A file cannot hold them: a write refuses an expiry in the past.
+func (f *File) DropExpired(now time.Time) int {
+	n := len(f.Grants)
+	f.Grants = slices.DeleteFunc(f.Grants, func(g graph.Grant) bool {
+		return g.Expired || !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now)
+	})
+	return n - len(f.Grants)
 }

@@ -79,7 +79,9 @@ func (a *app) exportCommand() *cobra.Command {
 		Long: `Writes the whole state (or the organisations named with --org, with the
 catalogue and the self rights) as an organisation file in canonical form
 (docs/organisation-file.md): YAML, or JSON with -o json. Applying it to
-an empty server and exporting again gives the same bytes.`,
+an empty server and exporting again gives the same bytes. Grants that
+have expired are left out (a write refuses a past expiry), and counted
+on standard error.`,
 		Example: `  canopy export > org.yaml
   canopy export --org acme -o json`,
 		Args: cobra.NoArgs,
@@ -97,6 +99,9 @@ an empty server and exporting again gives the same bytes.`,
 				if err := onlyOrgs(f, orgs); err != nil {
 					return err
 				}
+			}
+			if n := f.DropExpired(time.Now()); n > 0 {
+				fmt.Fprintf(a.err, "canopy: left out %d expired grants (they allow nothing, and no write takes them)\n", n)
 			}
 			out := orgfile.Render(f)
 			if a.output == "json" {

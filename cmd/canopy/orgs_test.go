@@ -236,3 +236,25 @@ func TestValidate(t *testing.T) {
 	}
 	must(t, 2, "", "validate", filepath.Join(t.TempDir(), "missing.yaml"))
 }
+
+// TestExportLeavesOutExpiredGrants: a grant past its expiry allows nothing
+// and no write takes it, so an export that is to be applied omits it.
+func TestExportLeavesOutExpiredGrants(t *testing.T) {
+	s := empty(t)
+	past := time.Now().Add(-time.Hour)
+	if _, err := s.Index.Import(context.Background(), "test", []graph.Mutation{
+		{CreateFolder: &graph.Folder{ID: "acme"}},
+		{AddGrant: &graph.Grant{ID: "old", Holder: graph.FolderRef("acme"), Target: graph.FolderRef("acme"), Rights: []string{"read"}, ExpiresAt: past}},
+		{AddGrant: &graph.Grant{ID: "live", Holder: graph.FolderRef("acme"), Target: graph.FolderRef("acme"), Rights: []string{"read"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := must(t, 0, s.Addr, "export")
+	if strings.Contains(r.out, "id: old") || !strings.Contains(r.out, "id: live") || !strings.Contains(r.err, "left out 1 expired grants") {
+		t.Errorf("export with an expired grant:\n%s\n%s", r.out, r.err)
+	}
+	path := writeFile(t, "export.yaml", r.out)
+	if r := must(t, 1, s.Addr, "diff", "-f", path, "--prune"); !strings.Contains(r.out, "- grant old") {
+		t.Errorf("diff --prune of the export:\n%s", r.out)
+	}
+}
