@@ -6,6 +6,8 @@ import (
 	"log"
 	"os"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/canopy-authz/canopy/client"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 	"github.com/canopy-authz/canopy/server/servertest"
@@ -96,4 +98,77 @@ func Example() {
 	// tom has [edit read] on OBJECT_KIND_FOLDER it1
 	// tom has [read] on OBJECT_KIND_USER tom
 	// tom lost [edit read] on OBJECT_KIND_FOLDER it1 when grant teach-it1 was removed
+}
+
+// A batch built fluently, written only if nothing else was committed
+// since the revision it was planned against, then read back fresh.
+func ExampleClient_Batch() {
+	addr, stop := startServer()
+	defer stop()
+	ctx := context.Background()
+	c, err := client.Dial(addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	st, err := c.Status(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rev, err := c.Batch().
+		IfRevision(st.GetRevision()).
+		CreateFolder("acme", "Acme Training", "").
+		CreateFolder("admin", "Admin", "acme").
+		SetPlacementRule("admin", "staff").
+		CreateUser("alice", "Alice Admin", "staff", "admin").
+		AddGrant("admins", client.Folder("admin"), client.Folder("acme"), "edit").
+		Commit(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("committed at", rev)
+
+	// The same precondition again fails: someone (we) wrote since.
+	_, err = c.Batch().IfRevision(st.GetRevision()).CreateFolder("beta", "", "").Commit(ctx)
+	fmt.Println("stale:", status.Code(err))
+
+	d, err := c.Check(ctx, "alice", "read", client.Folder("admin"), client.Fresh())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("alice reads admin:", d.Allowed, "at", d.Revision)
+	// Output:
+	// committed at 2
+	// stale: FailedPrecondition
+	// alice reads admin: true at 2
+}
+
+// Watch from the start of the log: every committed batch, in order; it
+// would reconnect and resume by itself after a dropped connection.
+func ExampleClient_Watch() {
+	addr, stop := startServer()
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := client.Dial(addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Batch().CreateFolder("acme", "", "").CreateUser("ann", "", "staff", "acme").Commit(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for m, err := range c.Watch(ctx, 2, nil) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, mu := range m.GetMutations() {
+			fmt.Println(m.GetRevision(), mu.GetCreateFolder().GetId()+mu.GetCreateUser().GetId())
+		}
+		break
+	}
+	// Output:
+	// 2 acme
+	// 2 ann
 }
