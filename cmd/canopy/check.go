@@ -46,11 +46,10 @@ or user/ID; leave it out to check a capability.`,
 			if err != nil {
 				return err
 			}
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			d, err := cl.Check(ctx, user, right, res, a.read()...)
 			if err != nil {
 				return err
@@ -119,11 +118,10 @@ when every check is allowed, 1 when any is denied, 2 on an error.`,
 				if len(items) == 0 {
 					return fmt.Errorf("batch-check: no checks given")
 				}
-				cl, ctx, cancel, err := a.call(cmd)
+				cl, ctx, err := a.call(cmd)
 				if err != nil {
 					return err
 				}
-				defer cancel()
 				ds, err := cl.BatchCheck(ctx, items, a.read()...)
 				if err != nil {
 					return err
@@ -172,11 +170,10 @@ grants that do reach the user. Exits like check.`,
 			if err != nil {
 				return err
 			}
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			ex, err := cl.Explain(ctx, user, right, res, a.read()...)
 			if err != nil {
 				return err

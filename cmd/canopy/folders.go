@@ -28,11 +28,10 @@ func (a *app) foldersCommand() *cobra.Command {
   canopy folders list candidates --subtree -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			out := &pb.ListFoldersResponse{}
 			for f, err := range cl.Folders(ctx, first(args), subtree, a.read()...) {
 				if err != nil {
@@ -57,11 +56,10 @@ func (a *app) foldersCommand() *cobra.Command {
 		Example: "  canopy folders get admin-main",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			f, rule, err := cl.GetFolder(ctx, args[0], a.read()...)
 			if err != nil {
 				return err

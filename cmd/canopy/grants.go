@@ -40,11 +40,10 @@ one user. A grant with no target gives capabilities.`,
 			if err != nil {
 				return err
 			}
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			out := &pb.ListGrantsResponse{}
 			for g, err := range cl.Grants(ctx, h, t, a.read()...) {
 				if err != nil {

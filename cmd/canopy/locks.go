@@ -31,11 +31,10 @@ with its members, or on one user, whatever any grant says.`,
 			if err != nil {
 				return err
 			}
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			out := &pb.ListLocksResponse{}
 			for l, err := range cl.Locks(ctx, t, a.read()...) {
 				if err != nil {

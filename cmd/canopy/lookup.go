@@ -54,11 +54,10 @@ func (a *app) lookupResourcesCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			ids, err := collect(cl.LookupResources(ctx, args[0], args[1], k, a.read()...))
 			if err != nil {
 				return err
@@ -97,11 +96,10 @@ func (a *app) lookupSubjectsCommand() *cobra.Command {
 					return err
 				}
 			}
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			ids, err := collect(cl.LookupSubjects(ctx, args[0], res, a.read()...))
 			if err != nil {
 				return err
@@ -124,11 +122,10 @@ to check an account before it is enabled.`,
   canopy access tom -o yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			acc, err := cl.EffectiveAccess(ctx, args[0], a.read()...)
 			if err != nil {
 				return err

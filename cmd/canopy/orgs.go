@@ -86,11 +86,10 @@ on standard error.`,
   canopy export --org acme -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			f, _, err := serverFile(ctx, cl, a.read())
 			if err != nil {
 				return err
@@ -155,11 +154,10 @@ func (a *app) plan(cmd *cobra.Command, path string, prune bool) (*client.Client,
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	cl, ctx, cancel, err := a.call(cmd)
+	cl, ctx, err := a.call(cmd)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	defer cancel()
 	cur, rev, err := serverFile(ctx, cl, a.read())
 	if err != nil {
 		return nil, nil, 0, err
@@ -276,8 +274,10 @@ apply is not atomic as a whole.`,
 			for _, c := range plan {
 				b.Add(server.MutationToPB(c.Mutation))
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
-			defer cancel()
+			_, ctx, err := a.call(cmd) // a deadline of its own, after the plan's reads
+			if err != nil {
+				return err
+			}
 			done, err := b.Commit(ctx)
 			if err != nil {
 				return err

@@ -28,11 +28,10 @@ every active user has on their own record.`,
 		Example: "  canopy rights list -o yaml",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			rights, self, err := cl.Catalogue(ctx, a.read()...)
 			if err != nil {
 				return err

@@ -28,6 +28,7 @@ type app struct {
 	out     io.Writer
 	err     io.Writer
 	cl      *client.Client // made on first use
+	cancels []context.CancelFunc
 }
 
 // execute runs the command line args and returns the exit code.
@@ -39,6 +40,9 @@ func execute(ctx context.Context, args []string, in io.Reader, out, errOut io.Wr
 	root.SetOut(out)
 	root.SetErr(errOut)
 	err := root.ExecuteContext(ctx)
+	for _, cancel := range a.cancels {
+		cancel()
+	}
 	if a.cl != nil {
 		a.cl.Close()
 	}
@@ -223,14 +227,16 @@ func (a *app) client() (*client.Client, error) {
 	return a.cl, nil
 }
 
-// call returns the client and a context with the call deadline.
-func (a *app) call(cmd *cobra.Command) (*client.Client, context.Context, context.CancelFunc, error) {
+// call returns the client and a context bounded by --timeout, valid
+// until the command line has run (execute cancels it).
+func (a *app) call(cmd *cobra.Command) (*client.Client, context.Context, error) {
 	cl, err := a.client()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
-	return cl, ctx, cancel, nil
+	a.cancels = append(a.cancels, cancel)
+	return cl, ctx, nil
 }
 
 // read is the consistency the read flags ask for.

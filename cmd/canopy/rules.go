@@ -33,11 +33,10 @@ it and of everything below it. A write that would break one is refused.`,
 		Example: "  canopy rules list -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			s, err := exportSnapshot(ctx, cl, a.read())
 			if err != nil {
 				return err

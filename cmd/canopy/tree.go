@@ -38,11 +38,10 @@ the locks on it, and the classes its placement rule admits.`,
   canopy folders tree --depth 2 -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			s, err := exportSnapshot(ctx, cl, a.read())
 			if err != nil {
 				return err

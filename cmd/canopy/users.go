@@ -29,11 +29,10 @@ func (a *app) usersCommand() *cobra.Command {
   canopy users list acme --subtree -o yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			out := &pb.ListUsersResponse{}
 			for u, err := range cl.Users(ctx, args[0], subtree, a.read()...) {
 				if err != nil {
@@ -52,11 +51,10 @@ func (a *app) usersCommand() *cobra.Command {
 		Example: "  canopy users get carl",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			u, err := cl.GetUser(ctx, args[0], a.read()...)
 			if err != nil {
 				return err
@@ -97,11 +95,10 @@ func (a *app) usersCommand() *cobra.Command {
   canopy users update ian --class staff`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, cancel, err := a.call(cmd)
+			cl, ctx, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
-			defer cancel()
 			u, err := cl.GetUser(ctx, args[0], client.Fresh())
 			if err != nil {
 				return err

@@ -6,9 +6,21 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 )
+
+// writeLine prints one event of a stream as one line of JSON (a stream
+// has no document to indent, so -o yaml prints JSON lines too).
+func (a *app) writeLine(m proto.Message) error {
+	line, err := encodeLine(m)
+	if err != nil {
+		return err
+	}
+	_, err = a.out.Write(line)
+	return err
+}
 
 func (a *app) watchCommand() *cobra.Command {
 	var from uint64
@@ -17,7 +29,7 @@ func (a *app) watchCommand() *cobra.Command {
 		Use:   "watch [--from REV]",
 		Short: "Follow committed changes, one line each; resumes by itself after a dropped connection",
 		Long: `Prints every committed change from --from on (default: from now), one
-line per mutation: revision, actor and the change. With -o json, one
+line per mutation: revision, actor and the change. With -o json (or yaml), one
 WatchResponse a line. It reconnects by itself when the connection drops or
 the server restarts, and goes on after the last revision printed; a
 revision older than the server keeps ends it with an error saying to
@@ -44,11 +56,7 @@ resync. Ctrl-C ends it.`,
 					return err
 				}
 				if a.output != "table" {
-					line, err := encodeLine(m)
-					if err != nil {
-						return err
-					}
-					if _, err := a.out.Write(line); err != nil {
+					if err := a.writeLine(m); err != nil {
 						return err
 					}
 					continue
@@ -92,11 +100,7 @@ server then sends the whole access again. Ctrl-C ends it.`,
 					return err
 				}
 				if a.output != "table" {
-					line, err := encodeLine(m)
-					if err != nil {
-						return err
-					}
-					if _, err := a.out.Write(line); err != nil {
+					if err := a.writeLine(m); err != nil {
 						return err
 					}
 					continue

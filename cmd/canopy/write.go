@@ -13,11 +13,10 @@ import (
 // write commits the batch build fills in and prints its revision. With
 // --if-revision on the command, the batch applies only at that revision.
 func (a *app) write(cmd *cobra.Command, build func(b *client.Batch) error) error {
-	cl, ctx, cancel, err := a.call(cmd)
+	cl, ctx, err := a.call(cmd)
 	if err != nil {
 		return err
 	}
-	defer cancel()
 	b := cl.Batch()
 	if err := build(b); err != nil {
 		return err
