@@ -50,7 +50,11 @@ func describe(err error) string {
 	if s.Code() == codes.Unavailable && strings.Contains(msg, "connection refused") {
 		msg = "no server answers there (is canopyd running? --addr, CANOPY_ADDR or the context say where)"
 	}
-	return codeWords(s.Code()) + ": " + oneLine(msg)
+	words := codeWords(s.Code())
+	// The index's messages name their sentinel after the id; when it says
+	// what the code says, once is enough.
+	msg = strings.Replace(msg, `": `+words+": ", `": `, 1)
+	return words + ": " + oneLine(msg)
 }
 
 // codeWords writes a gRPC code as words: NotFound is "not found".

@@ -108,7 +108,7 @@ func TestCheckExitCodes(t *testing.T) {
 	must(t, 0, s.Addr, "check", "alice", "user_administrator")
 	must(t, 1, s.Addr, "check", "nobody", "read", "user/carl")
 	r := must(t, 2, s.Addr, "check", "tom", "read", "user/ghost")
-	if r.err != "canopy: not found: check \"ghost\": not found: no such user\n" {
+	if r.err != "canopy: not found: check \"ghost\": no such user\n" {
 		t.Errorf("unknown resource: %q", r.err)
 	}
 	if r := must(t, 2, s.Addr, "check", "tom", "read", "carl"); !strings.Contains(r.err, `reference "carl": want folder/ID or user/ID`) {
