@@ -124,7 +124,7 @@ func lookup[M any, PM interface {
 	lookupChunk
 }](ctx context.Context, c *Client, open func(ctx context.Context, token string) (grpc.ServerStreamingClient[M], error)) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		token, last, any := "", "", false
+		token, last, yielded := "", "", false
 		for {
 			var next string
 			err := c.withRetry(ctx, func() error {
@@ -143,10 +143,10 @@ func lookup[M any, PM interface {
 					pm := PM(m)
 					c.saw(pm.GetRevision())
 					for _, id := range ids(pm) {
-						if any && id <= last {
+						if yielded && id <= last {
 							continue
 						}
-						last, any = id, true
+						last, yielded = id, true
 						if !yield(id, nil) {
 							return errStop
 						}

@@ -349,3 +349,55 @@ func TestWatchResync(t *testing.T) {
 	}
 	t.Fatal("watch from a compacted revision ended with nothing")
 }
+
+// cutStream fails the first LookupResources stream with Unavailable after
+// its first message, as a dropped connection would.
+type cutStream struct {
+	grpc.ServerStream
+	sent int
+}
+
+func (s *cutStream) SendMsg(m any) error {
+	if s.sent == 1 {
+		return status.Error(codes.Unavailable, "connection dropped")
+	}
+	s.sent++
+	return s.ServerStream.SendMsg(m)
+}
+
+// TestLookupResumesAfterADroppedStream: a lookup cut after its first chunk
+// is opened again and goes on after the last id yielded: every id once.
+func TestLookupResumesAfterADroppedStream(t *testing.T) {
+	var cut atomic.Bool
+	drop := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if info.FullMethod == pb.AccessService_LookupResources_FullMethodName && cut.CompareAndSwap(false, true) {
+			return h(srv, &cutStream{ServerStream: ss})
+		}
+		return h(srv, ss)
+	}
+	in := servertest.Start(t, grpc.ChainStreamInterceptor(drop))
+	c := dial(t, in.Addr)
+	ctx := ctxT(t)
+	b := c.Batch().CreateFolder("acme", "", "").CreateUser("boss", "", "staff", "acme").AddGrant("all", client.User("boss"), client.Folder("acme"), "read")
+	for i := range 3000 { // several chunks of the stream
+		b.CreateUser(fmt.Sprintf("u%04d", i), "", "staff", "acme")
+	}
+	if _, err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for id, err := range c.LookupResources(ctx, "boss", "read", pb.ObjectKind_OBJECT_KIND_USER) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[id]++
+	}
+	if !cut.Load() || len(seen) != 3001 {
+		t.Fatalf("cut %v; %d ids, want 3001", cut.Load(), len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s yielded %d times", id, n)
+		}
+	}
+}
