@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 
 	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -45,6 +47,13 @@ type Options struct {
 	// DeadlineMargin: a lookup stream with less than this left before its
 	// deadline stops and ends with a page token (0: 100 ms).
 	DeadlineMargin time.Duration
+	// MaxWait is the longest a read waits for the index to reach the
+	// revision it asks for, whatever its own deadline (0: 30 s).
+	MaxWait time.Duration
+	// RevisionAllowance is how far past the newest committed revision a
+	// read or a Watch may ask to start before it is refused at once with
+	// OutOfRange naming the head (0: 1,000), since it could only wait.
+	RevisionAllowance uint64
 }
 
 // Server implements the canopy.v1 services over one index.
@@ -72,6 +81,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxBatchCheck <= 0 {
 		opts.MaxBatchCheck = 10_000
+	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 30 * time.Second
+	}
+	if opts.RevisionAllowance == 0 {
+		opts.RevisionAllowance = 1000
 	}
 	s := &Server{log: opts.Log, hub: opts.Hub, logger: opts.Logger, opts: opts, health: health.NewServer()}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -122,11 +137,16 @@ func (s *Server) Shutdown() {
 // shutting down.
 func (s *Server) Serving() bool { return s.loaded.Load() && !s.shutdown.Load() }
 
-// consistent waits until the index satisfies c.
+// consistent waits until the index satisfies c: at most MaxWait, and not
+// at all for a revision beyond the head and its allowance.
 func (s *Server) consistent(ctx context.Context, c *pb.Consistency) error {
+	var want uint64
 	switch r := c.GetRequirement().(type) {
 	case *pb.Consistency_AtLeastRevision:
-		return s.ix.WaitFor(ctx, r.AtLeastRevision)
+		if err := s.reachable(r.AtLeastRevision, "read at revision"); err != nil {
+			return err
+		}
+		want = r.AtLeastRevision
 	case *pb.Consistency_FullyConsistent:
 		if !r.FullyConsistent {
 			return nil
@@ -135,7 +155,31 @@ func (s *Server) consistent(ctx context.Context, c *pb.Consistency) error {
 		if err != nil {
 			return fmt.Errorf("read committed revision: %w", err)
 		}
-		return s.ix.WaitFor(ctx, rev)
+		want = rev
+	default:
+		return nil
+	}
+	if s.ix.Revision() >= want {
+		return nil
+	}
+	wait, cancel := context.WithTimeout(ctx, s.opts.MaxWait)
+	defer cancel()
+	err := s.ix.WaitFor(wait, want)
+	if err != nil && ctx.Err() == nil && wait.Err() != nil {
+		return status.Errorf(codes.DeadlineExceeded, "revision %d not reached within the server's longest wait of %v (at %d)", want, s.opts.MaxWait, s.ix.Revision())
+	}
+	return err
+}
+
+// reachable refuses, with OutOfRange naming the head, a revision further
+// past the newest committed one than the allowance: no wait could end.
+func (s *Server) reachable(rev uint64, what string) error {
+	head, err := s.log.Revision()
+	if err != nil {
+		return fmt.Errorf("read committed revision: %w", err)
+	}
+	if rev > head && rev-head > s.opts.RevisionAllowance {
+		return status.Errorf(codes.OutOfRange, "%s %d: the newest committed revision is %d (at most %d past it may be asked for)", what, rev, head, s.opts.RevisionAllowance)
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func startServerOpts(t *testing.T, opts Options) *testServer {
 	}
 	t.Cleanup(ix.Close)
 	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler), Tokens: opts.Tokens,
-		RateLimit: opts.RateLimit, DeadlineMargin: opts.DeadlineMargin})
+		RateLimit: opts.RateLimit, DeadlineMargin: opts.DeadlineMargin, MaxWait: opts.MaxWait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,6 +575,36 @@ func TestCatalogueAndStatus(t *testing.T) {
 	all, err := ts.dir.ListFolders(ctx, &pb.ListFoldersRequest{Subtree: true, PageSize: 5})
 	if err != nil || len(all.GetFolders()) != 5 || all.GetNextPageToken() == "" {
 		t.Fatalf("every folder, first page: %v, %v", all, err)
+	}
+}
+
+// TestNoEndlessWaits: a revision far beyond the head is refused at once,
+// naming the head, whether a read or a Watch asks for it; a wait for one
+// within the allowance ends at the server's maximum even when the caller
+// set no deadline.
+func TestNoEndlessWaits(t *testing.T) {
+	ts := startServerOpts(t, Options{MaxWait: 50 * time.Millisecond})
+	ctx := context.Background() // no deadline: the server's must end it
+	far := []uint64{1 << 63, 1<<64 - 1, 1002}
+	for _, rev := range far {
+		_, err := ts.acc.Check(ctx, &pb.CheckRequest{User: "u", Right: "read", Consistency: &pb.Consistency{Requirement: &pb.Consistency_AtLeastRevision{AtLeastRevision: rev}}})
+		if status.Code(err) != codes.OutOfRange || !strings.Contains(err.Error(), "the newest committed revision is 1") {
+			t.Errorf("check at %d: %v", rev, err)
+		}
+		s, err := ts.watch.Watch(ctx, &pb.WatchRequest{FromRevision: rev})
+		if err == nil {
+			_, err = s.Recv()
+		}
+		if status.Code(err) != codes.OutOfRange || !strings.Contains(err.Error(), fmt.Sprintf("watch from revision %d: the newest committed revision is 1", rev)) {
+			t.Errorf("watch from %d: %v", rev, err)
+		}
+	}
+	_, err := ts.acc.Check(ctx, &pb.CheckRequest{User: "u", Right: "read", Consistency: &pb.Consistency{Requirement: &pb.Consistency_AtLeastRevision{AtLeastRevision: 1001}}})
+	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "longest wait of 50ms") {
+		t.Errorf("check within the allowance: %v", err)
+	}
+	if ts.hub.Subscribers() != 0 {
+		t.Errorf("%d subscribers left behind", ts.hub.Subscribers())
 	}
 }
 

@@ -392,6 +392,9 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 	if err != nil {
 		return w.status(ctx, err)
 	}
+	if err := w.reachable(req.GetFromRevision(), "watch from revision"); err != nil {
+		return w.status(ctx, err)
+	}
 	sub, last, leave := w.hub.subscribe(ctx)
 	defer leave()
 	next := req.GetFromRevision()

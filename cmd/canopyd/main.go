@@ -67,6 +67,8 @@ type config struct {
 	keepRevisions   uint64
 	keepAge         time.Duration
 	version         bool
+	maxWait         time.Duration
+	allowance       uint64
 }
 
 func parseFlags(args []string) (config, error) {
@@ -88,6 +90,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:7071", "HTTP address for /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
 	fs.BoolVar(&c.version, "version", false, "print the version and commit, and exit")
+	fs.DurationVar(&c.maxWait, "max-wait", 30*time.Second, "the longest a read waits for the revision it asks for, whatever its deadline")
+	fs.Uint64Var(&c.allowance, "revision-allowance", 1000, "how far past the newest committed revision a read or Watch may ask for; further is refused at once")
 	fs.Uint64Var(&c.keepRevisions, "log-keep-revisions", 100_000, "change-log entries kept at least, by count (0: no count floor)")
 	fs.DurationVar(&c.keepAge, "log-keep-age", 7*24*time.Hour, "change-log entries kept at least, by age (0: no age floor); an entry goes when outside both")
 	// The config file first, then the environment, then the command line.
@@ -195,7 +199,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 
 	// Serve first, NOT_SERVING, so probes see the process while the index loads.
 	srv, err := server.New(server.Options{Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
-		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}})
+		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}, MaxWait: c.maxWait, RevisionAllowance: c.allowance})
 	if err != nil {
 		return err
 	}
