@@ -38,9 +38,10 @@ func recoverPanic(l *slog.Logger) recovery.RecoveryHandlerFuncContext {
 // ServerOptions returns the interceptor chains for the gRPC server, in the
 // order go-grpc-middleware's example server uses: metrics outermost, then
 // logging of every call (method, code, duration, caller), authentication
-// and the per-caller rate limit (neither for health), request validation
-// (the Validate methods of proto/canopy/v1/validate.go), and recovery innermost so that a panic is logged and
-// counted like any other failed call.
+// and the per-caller rate limit (neither for health), the refusal of
+// requests that could not be decoded (codec.go), request validation (the
+// Validate methods of proto/canopy/v1/validate.go), and recovery innermost
+// so that a panic is logged and counted like any other failed call.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	rpcLog := s.logger.With("component", "grpc")
 	tokens := s.opts.Tokens
@@ -70,8 +71,8 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		unary = append(unary, selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), notHealth))
 		stream = append(stream, selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), notHealth))
 	}
-	unary = append(unary, validator.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(rec))
-	stream = append(stream, validator.StreamServerInterceptor(), recovery.StreamServerInterceptor(rec))
+	unary = append(unary, rejectMalformed, validator.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(rec))
+	stream = append(stream, rejectMalformedStream, validator.StreamServerInterceptor(), recovery.StreamServerInterceptor(rec))
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...), grpc.ForceServerCodecV2(newCodec())}
 }
 

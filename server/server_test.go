@@ -15,7 +15,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -575,6 +577,49 @@ func TestCatalogueAndStatus(t *testing.T) {
 	all, err := ts.dir.ListFolders(ctx, &pb.ListFoldersRequest{Subtree: true, PageSize: 5})
 	if err != nil || len(all.GetFolders()) != 5 || all.GetNextPageToken() == "" {
 		t.Fatalf("every folder, first page: %v, %v", all, err)
+	}
+}
+
+// rawCodec sends []byte requests as they are, to put any bytes on the wire.
+type rawCodec struct{ encoding.CodecV2 }
+
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if b, ok := v.([]byte); ok {
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	return c.CodecV2.Marshal(v)
+}
+
+// TestMalformedRequests: bytes that are not a valid message are the
+// caller's fault, InvalidArgument with the reason, not Internal; on a
+// stream as in a unary call.
+func TestMalformedRequests(t *testing.T) {
+	ts := startServer(t)
+	raw := grpc.ForceCodecV2(rawCodec{encoding.GetCodecV2("proto")})
+	for name, b := range map[string][]byte{
+		"broken wire format": {0xff, 0xff},
+		"a string not UTF-8": {0x0a, 0x02, 0xff, 0xfe},
+		"a truncated field":  {0x0a, 0x10, 'a'},
+	} {
+		var out pb.CheckResponse
+		err := ts.conn.Invoke(ctxT(t), pb.AccessService_Check_FullMethodName, b, &out, raw)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "malformed request") {
+			t.Errorf("check with %s: %v", name, err)
+		}
+		s, err := ts.conn.NewStream(ctxT(t), &pb.AccessService_ServiceDesc.Streams[0], pb.AccessService_LookupResources_FullMethodName, raw)
+		if err == nil {
+			if err = s.SendMsg(b); err == nil {
+				s.CloseSend()
+				err = s.RecvMsg(&pb.LookupResourcesResponse{})
+			}
+		}
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "malformed request") {
+			t.Errorf("lookup with %s: %v", name, err)
+		}
+	}
+	// A well-formed request still goes through the same codec.
+	if _, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: "nobody", Right: "read"}); err != nil {
+		t.Fatal(err)
 	}
 }
 
