@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Every error the index returns wraps exactly one of them
@@ -53,6 +54,39 @@ func (e *Error) Error() string {
 // Unwrap returns the sentinel error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// newErr makes an Error. The id and every string among args are clipped
+// (Clip), so that no message echoes a huge input.
 func newErr(op, id string, sentinel error, format string, args ...any) *Error {
-	return &Error{Op: op, ID: id, Err: sentinel, Msg: fmt.Sprintf(format, args...)}
+	return &Error{Op: op, ID: Clip(id), Err: sentinel, Msg: fmt.Sprintf(format, ClipArgs(args)...)}
+}
+
+// clipBytes is how much of a long string a message keeps.
+const clipBytes = 64
+
+// Clip returns s when it is at most 64 bytes long; otherwise its first
+// bytes (cut at a character boundary), an ellipsis and its length in
+// bytes, so that an error or a log line never echoes a huge input. Quote
+// the result with %q, which also escapes what is not printable.
+func Clip(s string) string {
+	if len(s) <= clipBytes {
+		return s
+	}
+	cut := clipBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…[%d bytes]", s[:cut], len(s))
+}
+
+// ClipArgs returns a copy of args with every string clipped, for
+// formatting.
+func ClipArgs(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			a = Clip(s)
+		}
+		out[i] = a
+	}
+	return out
 }

@@ -139,5 +139,5 @@ func (m Mutation) String() string {
 	if !ok {
 		return "invalid mutation"
 	}
-	return fmt.Sprintf("%s %q", name, id)
+	return fmt.Sprintf("%s %q", name, Clip(id))
 }

@@ -16,7 +16,7 @@ type badRequest struct{ msg string }
 func (e *badRequest) Error() string { return e.msg }
 
 func invalidf(format string, args ...any) error {
-	return &badRequest{msg: fmt.Sprintf(format, args...)}
+	return &badRequest{msg: fmt.Sprintf(format, graph.ClipArgs(args)...)}
 }
 
 func refFromPB(r *pb.ObjectRef, what string) (graph.Ref, error) {

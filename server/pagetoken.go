@@ -39,21 +39,14 @@ func decodeToken(token, query string) (string, error) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil {
-		return "", invalidf("page token %q is not one this server issued", clip(token))
+		return "", invalidf("page token %q is not one this server issued", token)
 	}
 	var t pageToken
 	if err := json.Unmarshal(b, &t); err != nil || t.After == "" {
-		return "", invalidf("page token %q is not one this server issued", clip(token))
+		return "", invalidf("page token %q is not one this server issued", token)
 	}
 	if t.Query != query {
-		return "", invalidf("page token %q belongs to another query", clip(token))
+		return "", invalidf("page token %q belongs to another query", token)
 	}
 	return t.After, nil
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
 }

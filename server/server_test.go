@@ -623,6 +623,33 @@ func TestMalformedRequests(t *testing.T) {
 	}
 }
 
+// TestErrorsClipWhatTheyEcho: a huge id comes back clipped, with its
+// length, escaped, in the error and in the server's log, not echoed whole.
+func TestErrorsClipWhatTheyEcho(t *testing.T) {
+	ts := startServer(t)
+	huge := strings.Repeat("x\u202e", 1<<18) // a megabyte and more, with a control character
+	for name, req := range map[string]*pb.WriteRequest{
+		"id":     {Mutations: []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: huge}}}}},
+		"parent": {Mutations: []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "f", Parent: huge}}}}},
+		"home":   {Mutations: []*pb.Mutation{{Op: &pb.Mutation_CreateUser{CreateUser: &pb.User{Id: "u", Class: "staff", Home: huge}}}}},
+	} {
+		_, err := ts.dir.Write(ctxT(t), req)
+		msg := status.Convert(err).Message()
+		if status.Code(err) == codes.OK || len(msg) > 400 || !strings.Contains(msg, fmt.Sprintf("[%d bytes]", len(huge))) || strings.Contains(msg, "\u202e") {
+			t.Errorf("%s: %d bytes of message: %.300q", name, len(msg), msg)
+		}
+	}
+	_, err := ts.acc.Check(ctxT(t), &pb.CheckRequest{User: "u", Right: "read", Resource: &pb.ObjectRef{Id: huge}})
+	if msg := status.Convert(err).Message(); len(msg) > 400 {
+		t.Errorf("check: %d bytes of message", len(msg))
+	}
+	token := strings.Repeat("A", 1<<20)
+	_, err = ts.dir.ListFolders(ctxT(t), &pb.ListFoldersRequest{PageToken: token})
+	if msg := status.Convert(err).Message(); status.Code(err) != codes.InvalidArgument || len(msg) > 400 {
+		t.Errorf("page token: %v, %d bytes", status.Code(err), len(msg))
+	}
+}
+
 // TestNoEndlessWaits: a revision far beyond the head is refused at once,
 // naming the head, whether a read or a Watch asks for it; a wait for one
 // within the allowance ends at the server's maximum even when the caller

@@ -38,7 +38,11 @@ func validRef(field string, r *ObjectRef) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s %q: kind must be OBJECT_KIND_FOLDER or OBJECT_KIND_USER", field, r.GetId())
+	id := r.GetId()
+	if len(id) > MaxIDBytes {
+		id = fmt.Sprintf("%.64s…[%d bytes]", id, len(id))
+	}
+	return fmt.Errorf("%s %q: kind must be OBJECT_KIND_FOLDER or OBJECT_KIND_USER", field, id)
 }
 
 func validPage(size uint32) error {
