@@ -25,6 +25,8 @@ func FuzzWrite(f *testing.F) {
 		{{AddLock: &graph.Lock{ID: "l", Target: graph.UserRef("c")}}, {DeleteUser: &graph.Delete{ID: "c", Cascade: true}}},
 		{{PutRight: &graph.Right{Name: "x", Implies: []string{"edit"}}}, {SetSelfRights: &graph.SelfRights{Rights: []string{"x"}}}},
 		{{SetRule: &graph.PlacementRule{Folder: "a1", Classes: []string{"candidate"}}}, {RemoveRule: &graph.Delete{ID: "adm"}}},
+		{{CreateFolder: &graph.Folder{ID: "caf\u00e9", Parent: "a"}}, {CreateUser: &graph.User{ID: "cafe\u0301", Class: "staff", Home: "a"}}},
+		{{AddLock: &graph.Lock{ID: "l\u200b", Target: graph.UserRef("c")}}},
 	}
 	for _, s := range seeds {
 		b, _ := json.Marshal(s)

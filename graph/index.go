@@ -67,6 +67,8 @@ type Options struct {
 	// OnCommit, if set, is called after each group of commits is applied,
 	// in revision order, from the writer's goroutine. It must not block.
 	OnCommit func([]Commit)
+	// IDs is the grammar of the ids writes may create (zero: IDText).
+	IDs IDGrammar
 	// OnAccess, if set, is called while any user's access is watched
 	// (WatchAccess), with the commits in revision order, each with the
 	// watched users' changes in Commit.Access, once they are worked out:
@@ -408,7 +410,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			if req.muts = ix.dueLocked(now.UnixNano()); len(req.muts) == 0 {
 				continue
 			}
-		} else if err := precheck(req.muts, now, req.importing); err != nil {
+		} else if err := precheck(req.muts, now, req.importing, ix.opts.IDs); err != nil {
 			req.err = err
 			continue
 		}
@@ -465,14 +467,19 @@ func (ix *Index) commitGroup(group []*writeReq) {
 }
 
 // precheck refuses, in a batch a caller wrote, what depends on the clock
-// (an expiry that is not in the future; kept in an import) and what only
+// (an expiry that is not in the future; kept in an import), what only
 // the service may write (expire_grant, a grant already marked expired,
-// outside an import). It is checked when a batch is written, never when
-// one is replayed.
-func precheck(muts []Mutation, now time.Time, importing bool) error {
+// outside an import), and ids the grammar ids refuses. It is checked when
+// a batch is written, never when one is replayed or a store is loaded.
+func precheck(muts []Mutation, now time.Time, importing bool, ids IDGrammar) error {
 	for i := range muts {
 		if e := muts[i].ExpireGrant; e != nil {
 			return newErr("expire_grant", e.ID, ErrInvalid, "only the service records that a grant expired")
+		}
+		if op, id, creates := creates(&muts[i]); creates {
+			if why := ids.why(id); why != "" {
+				return newErr(op, id, ErrInvalid, "id %s", why)
+			}
 		}
 		g := muts[i].AddGrant
 		if g == nil || importing {
@@ -487,6 +494,22 @@ func precheck(muts []Mutation, now time.Time, importing bool) error {
 		}
 	}
 	return nil
+}
+
+// creates returns the operation and id of a mutation that creates an
+// entity with an id of its own.
+func creates(m *Mutation) (op, id string, ok bool) {
+	switch {
+	case m.CreateFolder != nil:
+		return "create_folder", m.CreateFolder.ID, true
+	case m.CreateUser != nil:
+		return "create_user", m.CreateUser.ID, true
+	case m.AddGrant != nil:
+		return "add_grant", m.AddGrant.ID, true
+	case m.AddLock != nil:
+		return "add_lock", m.AddLock.ID, true
+	}
+	return "", "", false
 }
 
 // applyLocked applies a committed batch and advances the revision. ix.mu

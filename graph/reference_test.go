@@ -10,6 +10,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	unorm "golang.org/x/text/unicode/norm"
+
 	"github.com/canopy-authz/canopy/graph"
 )
 
@@ -102,11 +104,19 @@ func norm(s []string) []string {
 	return slices.Compact(s)
 }
 
+// okID is the id grammar a write may create (graph.IDText): text with no
+// control, format, private-use or separator characters, no white space at
+// either end, in normal form C.
 func okID(s string) bool {
 	if s == "" || len(s) > graph.MaxIDLen || !utf8.ValidString(s) {
 		return false
 	}
-	return !strings.ContainsFunc(s, unicode.IsControl)
+	if s != strings.TrimSpace(s) || unorm.NFC.String(s) != s {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Co, unicode.Zl, unicode.Zp)
+	})
 }
 
 func okText(s string) bool { return len(s) <= graph.MaxTextLen && utf8.ValidString(s) }

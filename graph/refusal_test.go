@@ -49,6 +49,13 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		{"two operations", []M{{CreateFolder: &graph.Folder{ID: "x", Parent: "a"}, RemoveLock: &graph.Delete{ID: "l1"}}}, graph.ErrInvalid, ""},
 		{"empty folder id", []M{{CreateFolder: &graph.Folder{Parent: "a"}}}, graph.ErrInvalid, ""},
 		{"control character in id", []M{{CreateFolder: &graph.Folder{ID: "x\n", Parent: "a"}}}, graph.ErrInvalid, "x"},
+		{"format character in a folder id", []M{{CreateFolder: &graph.Folder{ID: "admin\u200b", Parent: "a"}}}, graph.ErrInvalid, "U+200B"},
+		{"right-to-left override in a user id", []M{{CreateUser: &graph.User{ID: "\u202eevil", Class: "staff", Home: "a1"}}}, graph.ErrInvalid, "U+202E"},
+		{"byte order mark in a grant id", []M{{AddGrant: &graph.Grant{ID: "\ufeffg", Holder: graph.UserRef("s"), Rights: []string{"read"}}}}, graph.ErrInvalid, "U+FEFF"},
+		{"a lone space as a lock id", []M{{AddLock: &graph.Lock{ID: " ", Target: graph.FolderRef("a")}}}, graph.ErrInvalid, "white space"},
+		{"trailing space in an id", []M{{CreateFolder: &graph.Folder{ID: "x ", Parent: "a"}}}, graph.ErrInvalid, "white space"},
+		{"an id not in normal form C", []M{{CreateFolder: &graph.Folder{ID: "cafe\u0301", Parent: "a"}}}, graph.ErrInvalid, "caf\u00e9"},
+		{"private use in an id", []M{{CreateFolder: &graph.Folder{ID: "x\ue000", Parent: "a"}}}, graph.ErrInvalid, "U+E000"},
 		{"bad class", []M{{CreateUser: &graph.User{ID: "u", Class: "Staff!", Home: "a1"}}}, graph.ErrInvalid, "Staff!"},
 		{"bad state", []M{{SetUserState: &graph.StateChange{ID: "c", State: "gone"}}}, graph.ErrInvalid, "gone"},
 		{"grant without holder", []M{{AddGrant: &graph.Grant{ID: "g", Rights: []string{"read"}}}}, graph.ErrInvalid, "g"},
@@ -173,5 +180,31 @@ func TestCheckErrors(t *testing.T) {
 		if _, err := ix.Explain("s", tc.right, tc.x); !errors.Is(err, tc.want) {
 			t.Errorf("explain s %s %v: %v, want %v", tc.right, tc.x, err, tc.want)
 		}
+	}
+}
+
+// TestASCIIIDs: with the ASCII grammar, an id outside printable ASCII is
+// refused, naming the character; one inside it is taken.
+func TestASCIIIDs(t *testing.T) {
+	ix, err := graph.Open(context.Background(), graph.Options{Clock: graphtest.NewClock(graphtest.Start), IDs: graph.IDASCII})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	ctx := context.Background()
+	if _, err := ix.Write(ctx, "test", []graph.Mutation{{CreateFolder: &graph.Folder{ID: "acme-2026_a.b@c/d:e"}}}, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"café", "a b", "x\u00a0"} {
+		_, err := ix.Write(ctx, "test", []graph.Mutation{{CreateFolder: &graph.Folder{ID: id}}}, graph.Preconditions{})
+		if !errors.Is(err, graph.ErrInvalid) || !strings.Contains(err.Error(), "only printable ASCII") {
+			t.Errorf("%q: %v", id, err)
+		}
+	}
+	if g, err := graph.ParseIDGrammar("ascii"); err != nil || g != graph.IDASCII {
+		t.Errorf("parse ascii: %v, %v", g, err)
+	}
+	if _, err := graph.ParseIDGrammar("emoji"); err == nil {
+		t.Error("parse emoji: no error")
 	}
 }

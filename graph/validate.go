@@ -1,9 +1,12 @@
 package graph
 
 import (
+	"fmt"
 	"slices"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits on what a write may carry.
@@ -27,6 +30,67 @@ func validID(s string) bool {
 		}
 	}
 	return true
+}
+
+// IDGrammar is the grammar of the ids a write may create: of folders,
+// users, grants and locks (right names, classes and label keys are words,
+// see validWord). It is checked when a write or an import is validated,
+// not when a store is loaded or a committed batch is applied, so a store
+// written under a looser grammar still loads, and every node applies the
+// same batches alike.
+type IDGrammar uint8
+
+const (
+	// IDText accepts 1 to MaxIDLen bytes of UTF-8 in Unicode normal form
+	// C, with no control, format (invisible: U+200B, U+202E, U+FEFF...),
+	// private-use or line and paragraph separator characters, and no white
+	// space at either end; so that two ids that look alike are alike.
+	IDText IDGrammar = iota
+	// IDASCII accepts only printable ASCII without spaces (! to ~).
+	IDASCII
+)
+
+// ParseIDGrammar reads "text" or "ascii".
+func ParseIDGrammar(s string) (IDGrammar, error) {
+	switch s {
+	case "text", "":
+		return IDText, nil
+	case "ascii":
+		return IDASCII, nil
+	}
+	return 0, fmt.Errorf("id grammar %q: want text or ascii", s)
+}
+
+// why returns what in id the grammar refuses, or "" when it accepts id.
+func (g IDGrammar) why(id string) string {
+	if !validID(id) {
+		return fmt.Sprintf("must be 1 to %d bytes of text", MaxIDLen)
+	}
+	if g == IDASCII {
+		for _, r := range id {
+			if r < '!' || r > '~' {
+				return fmt.Sprintf("holds %U: only printable ASCII without spaces is accepted", r)
+			}
+		}
+		return ""
+	}
+	for _, r := range id {
+		switch {
+		case unicode.Is(unicode.Cf, r):
+			return fmt.Sprintf("holds %U, an invisible format character", r)
+		case unicode.In(r, unicode.Co, unicode.Zl, unicode.Zp):
+			return fmt.Sprintf("holds %U, a private-use or separator character", r)
+		}
+	}
+	first, _ := utf8.DecodeRuneInString(id)
+	last, _ := utf8.DecodeLastRuneInString(id)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return "begins or ends with white space"
+	}
+	if !norm.NFC.IsNormalString(id) {
+		return fmt.Sprintf("is not in Unicode normal form C (write it as %q)", norm.NFC.String(id))
+	}
+	return ""
 }
 
 // validText reports whether s can be a name or a reason.

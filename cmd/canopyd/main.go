@@ -69,6 +69,7 @@ type config struct {
 	version         bool
 	maxWait         time.Duration
 	allowance       uint64
+	ids             string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -90,6 +91,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:7071", "HTTP address for /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
 	fs.BoolVar(&c.version, "version", false, "print the version and commit, and exit")
+	fs.StringVar(&c.ids, "ids", "text", "the grammar of new ids: text (no invisible characters, no surrounding spaces, normal form C) or ascii (printable ASCII without spaces)")
 	fs.DurationVar(&c.maxWait, "max-wait", 30*time.Second, "the longest a read waits for the revision it asks for, whatever its deadline")
 	fs.Uint64Var(&c.allowance, "revision-allowance", 1000, "how far past the newest committed revision a read or Watch may ask for; further is refused at once")
 	fs.Uint64Var(&c.keepRevisions, "log-keep-revisions", 100_000, "change-log entries kept at least, by count (0: no count floor)")
@@ -178,6 +180,10 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ids, err := graph.ParseIDGrammar(c.ids)
+	if err != nil {
+		return err
+	}
 	var tokens *server.Tokens
 	if c.tokens != "" {
 		if tokens, err = server.LoadTokens(c.tokens); err != nil {
@@ -230,7 +236,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	logger.Info("listening, not serving until the index is loaded", "addr", lis.Addr().String())
 
 	start := time.Now()
-	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish, OnAccess: hub.PublishAccess})
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish, OnAccess: hub.PublishAccess, IDs: ids})
 	if err != nil {
 		return err
 	}
