@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
@@ -37,9 +38,10 @@ type Caller struct {
 }
 
 // Tokens maps bearer tokens, by their SHA-256, to callers. The file never
-// holds a token itself, only its hash.
+// holds a token itself, only its hash. Reload replaces the whole set at
+// once; calls in flight keep the caller they were authenticated as.
 type Tokens struct {
-	byHash map[string]Caller
+	byHash atomic.Pointer[map[string]Caller] // replaced whole, never changed
 }
 
 // tokensFile is the YAML of a tokens file:
@@ -58,11 +60,22 @@ type tokensFile struct {
 
 // ParseTokens reads a tokens file.
 func ParseTokens(data []byte) (*Tokens, error) {
+	m, err := parseTokens(data)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tokens{}
+	t.byHash.Store(&m)
+	return t, nil
+}
+
+// parseTokens reads a tokens file into callers by token hash.
+func parseTokens(data []byte) (map[string]Caller, error) {
 	var f tokensFile
 	if err := yaml.UnmarshalStrict(data, &f); err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
-	t := &Tokens{byHash: map[string]Caller{}}
+	byHash := map[string]Caller{}
 	for i, e := range f.Tokens {
 		h := strings.ToLower(e.SHA256)
 		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
@@ -71,7 +84,7 @@ func ParseTokens(data []byte) (*Tokens, error) {
 		if e.Name == "" {
 			return nil, fmt.Errorf("tokens: entry %d has no name", i)
 		}
-		if _, dup := t.byHash[h]; dup {
+		if _, dup := byHash[h]; dup {
 			return nil, fmt.Errorf("tokens: entry %d (%q): the same token is listed twice", i, e.Name)
 		}
 		c := Caller{Name: e.Name}
@@ -83,9 +96,9 @@ func ParseTokens(data []byte) (*Tokens, error) {
 				return nil, fmt.Errorf("tokens: entry %d (%q): unknown scope %q (check, read, write, admin)", i, e.Name, s)
 			}
 		}
-		t.byHash[h] = c
+		byHash[h] = c
 	}
-	return t, nil
+	return byHash, nil
 }
 
 // LoadTokens reads the tokens file at path.
@@ -97,13 +110,30 @@ func LoadTokens(path string) (*Tokens, error) {
 	return ParseTokens(data)
 }
 
+// Reload replaces the tokens with those of the file at path, all at once:
+// a token no longer listed stops working with the next call, a new one
+// works from then on. When the file cannot be read or parsed the tokens
+// stay as they were and the error says why.
+func (t *Tokens) Reload(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("tokens: %w", err)
+	}
+	m, err := parseTokens(data)
+	if err != nil {
+		return err
+	}
+	t.byHash.Store(&m)
+	return nil
+}
+
 // Len returns how many tokens there are.
-func (t *Tokens) Len() int { return len(t.byHash) }
+func (t *Tokens) Len() int { return len(*t.byHash.Load()) }
 
 // lookup returns the caller a bearer token belongs to.
 func (t *Tokens) lookup(token string) (Caller, bool) {
 	sum := sha256.Sum256([]byte(token))
-	c, ok := t.byHash[hex.EncodeToString(sum[:])]
+	c, ok := (*t.byHash.Load())[hex.EncodeToString(sum[:])]
 	return c, ok
 }
 

@@ -115,3 +115,75 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatal("a client CA file with no certificate must be refused")
 	}
 }
+
+// TestTLSReload: Reload takes new certificate files for the next
+// handshakes; files that cannot be used leave the last good ones serving.
+func TestTLSReload(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	install := func(ca *testCA) {
+		t.Helper()
+		c, k := ca.issue(t, "server", x509.ExtKeyUsageServerAuth)
+		for from, to := range map[string]string{c: certFile, k: keyFile} {
+			b, err := os.ReadFile(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(to, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	old, next := newTestCA(t), newTestCA(t)
+	install(old)
+	files, err := LoadTLS(certFile, keyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(files.Config())))
+	healthpb.RegisterHealthServer(g, health.NewServer())
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	trusting := func(ca *testCA) error {
+		roots := x509.NewCertPool()
+		roots.AddCert(ca.cert)
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots})))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	if err := trusting(old); err != nil {
+		t.Fatalf("before the reload: %v", err)
+	}
+	install(next)
+	if err := trusting(next); err == nil {
+		t.Fatal("the new certificate served before the reload")
+	}
+	if err := files.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := trusting(next); err != nil {
+		t.Fatalf("after the reload: %v", err)
+	}
+	if err := trusting(old); err == nil {
+		t.Fatal("the old certificate still served after the reload")
+	}
+	if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := files.Reload(); err == nil {
+		t.Fatal("a broken certificate file was taken")
+	}
+	if err := trusting(next); err != nil {
+		t.Fatalf("after a failed reload: %v", err)
+	}
+}

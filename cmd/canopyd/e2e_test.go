@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,13 +11,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
+	"github.com/canopy-authz/canopy/client"
 	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 	"github.com/canopy-authz/canopy/scenario"
@@ -157,4 +163,65 @@ func TestHelpAndVersion(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "canopyd ") || !strings.Contains(string(out), "commit") {
 		t.Fatalf("canopyd --version: %v\n%s", err, out)
 	}
+}
+
+// TestHangUpReloadsTokens: SIGHUP reloads the tokens file without a
+// restart: a removed token stops working at once, a new one works, and a
+// broken file keeps the old set and says why in the log.
+func TestHangUpReloadsTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildCanopyd(t)
+	tokensFile := filepath.Join(t.TempDir(), "tokens.yaml")
+	writeTokens := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(tokensFile, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entry := func(name, token string) string {
+		sum := sha256.Sum256([]byte(token))
+		return fmt.Sprintf("  - {name: %s, sha256: %s, scopes: [check]}\n", name, hex.EncodeToString(sum[:]))
+	}
+	writeTokens("tokens:\n" + entry("old", "old-token"))
+	d := servertest.StartDaemon(t, bin, t.TempDir(), "--tokens", tokensFile)
+	check := func(token string) error {
+		c, err := client.Dial(d.Addr, client.WithToken(token), client.WithRetry(client.Retry{Attempts: 1}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = c.Check(ctx, "nobody", "read", nil)
+		return err
+	}
+	hangUp := func(wantLog string) {
+		t.Helper()
+		if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		d.WaitLog(t, wantLog)
+	}
+	if err := check("old-token"); err != nil {
+		t.Fatalf("old token before the reload: %v", err)
+	}
+	if err := check("new-token"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("new token before the reload: %v", err)
+	}
+	writeTokens("tokens:\n" + entry("new", "new-token"))
+	hangUp("reloaded tokens")
+	if err := check("old-token"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("removed token after the reload: %v", err)
+	}
+	if err := check("new-token"); err != nil {
+		t.Fatalf("new token after the reload: %v", err)
+	}
+	writeTokens("tokens: [{name: broken, sha256: nothex}]\n")
+	hangUp("tokens not reloaded; the ones loaded before stay")
+	if err := check("new-token"); err != nil {
+		t.Fatalf("after a broken file: %v", err)
+	}
+	d.Stop(t)
 }

@@ -166,8 +166,13 @@ func newLogger(c config, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: want text or json", c.logFormat)
 }
 
-// run serves until ctx ends, then shuts down gracefully.
+// run serves until ctx ends, then shuts down gracefully. SIGHUP reloads
+// the tokens file and the TLS files.
 func run(ctx context.Context, args []string, logOut io.Writer) error {
+	// Caught from the start: SIGHUP's default is to end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	c, err := parseFlags(args)
 	if err != nil {
 		return err
@@ -217,13 +222,14 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		defer hs.Close()
 	}
 	gopts := srv.ServerOptions()
+	var tlsFiles *server.TLSFiles
 	if c.tlsCert != "" || c.tlsKey != "" || c.tlsClientCA != "" {
-		cfg, err := server.TLSConfig(c.tlsCert, c.tlsKey, c.tlsClientCA)
-		if err != nil {
+		if tlsFiles, err = server.LoadTLS(c.tlsCert, c.tlsKey, c.tlsClientCA); err != nil {
 			return err
 		}
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(cfg)))
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsFiles.Config())))
 	}
+	go reloadOnHangUp(ctx, hup, c.tokens, tokens, tlsFiles, logger)
 	g := grpc.NewServer(gopts...)
 	srv.Register(g)
 	lis, err := net.Listen("tcp", c.listen)
@@ -278,6 +284,34 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	logger.Info("stopped", "revision", ix.Revision())
 	return nil
+}
+
+// reloadOnHangUp reloads the tokens file and the TLS files at each SIGHUP
+// until ctx ends. A file that cannot be used leaves what was loaded in
+// place, and the log says why.
+func reloadOnHangUp(ctx context.Context, hup <-chan os.Signal, tokensPath string, tokens *server.Tokens, tlsFiles *server.TLSFiles, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if tokens != nil {
+			if err := tokens.Reload(tokensPath); err != nil {
+				logger.Error("tokens not reloaded; the ones loaded before stay", "file", tokensPath, "err", err)
+			} else {
+				logger.Info("reloaded tokens", "file", tokensPath, "tokens", tokens.Len())
+			}
+		}
+		if tlsFiles != nil {
+			if err := tlsFiles.Reload(); err != nil {
+				logger.Error("TLS files not reloaded; the ones loaded before stay", "err", err)
+			} else {
+				logger.Info("reloaded TLS files")
+			}
+		}
+		logger.Info("reload done")
+	}
 }
 
 // serveMetrics serves /metrics, /healthz (the process is up) and /readyz

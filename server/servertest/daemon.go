@@ -28,6 +28,14 @@ type Daemon struct {
 	Cmd     *exec.Cmd
 	Addr    string // the gRPC listener, host:port
 	Metrics string // the metrics listener, host:port
+	logs    chan logLine
+}
+
+// logLine is one line of canopyd's JSON log.
+type logLine struct {
+	Msg  string `json:"msg"`
+	Addr string `json:"addr"`
+	raw  string
 }
 
 // StartDaemon starts the canopyd binary bin over the data folder on free
@@ -47,25 +55,35 @@ func StartDaemon(t testing.TB, bin, data string, extra ...string) *Daemon {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	addrc, metricsc := make(chan string, 1), make(chan string, 1)
+	d := &Daemon{Cmd: cmd, logs: make(chan logLine, 1000)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
+			var line logLine
 			if json.Unmarshal(sc.Bytes(), &line) != nil {
 				continue
 			}
+			line.raw = sc.Text()
 			switch line.Msg {
 			case "serving gRPC":
 				addrc <- line.Addr
 			case "serving metrics":
 				metricsc <- line.Addr
 			}
+			for sent := false; !sent; {
+				select {
+				case d.logs <- line:
+					sent = true
+				default: // full: nobody reads the lines, so drop the oldest
+					select {
+					case <-d.logs:
+					default:
+					}
+				}
+			}
 		}
+		close(d.logs)
 	}()
-	d := &Daemon{Cmd: cmd}
 	deadline := time.After(time.Minute)
 	for d.Addr == "" || d.Metrics == "" {
 		select {
@@ -76,6 +94,27 @@ func StartDaemon(t testing.TB, bin, data string, extra ...string) *Daemon {
 		}
 	}
 	return d
+}
+
+// WaitLog returns the next log line whose message is msg, as JSON, after
+// any lines already read; it fails the test when none comes within 30 s
+// or canopyd exits first.
+func (d *Daemon) WaitLog(t testing.TB, msg string) string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-d.logs:
+			if !ok {
+				t.Fatalf("canopyd exited before logging %q", msg)
+			}
+			if l.Msg == msg {
+				return l.raw
+			}
+		case <-deadline:
+			t.Fatalf("canopyd did not log %q within 30 s", msg)
+		}
+	}
 }
 
 // Stop sends SIGTERM and waits (up to 30 s) for a clean exit.
