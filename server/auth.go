@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"sigs.k8s.io/yaml"
 
@@ -176,18 +179,39 @@ func (t *Tokens) authenticate(ctx context.Context) (context.Context, error) {
 	return context.WithValue(ctx, identityKey{}, c.Name), nil
 }
 
-// callerName names the caller of ctx for logs: the token's name, or
-// "anonymous"; never the token.
+// callerName names the caller of ctx for logs and rate limits: its
+// token's name, "unknown-token" for a token the server does not know, or,
+// without a token, peerIdentity. Never the token. t may be nil (no
+// tokens file).
 func (t *Tokens) callerName(ctx context.Context) string {
-	if t == nil {
+	if t != nil {
+		if token, err := auth.AuthFromMD(ctx, "bearer"); err == nil {
+			if c, ok := t.lookup(token); ok {
+				return c.Name
+			}
+			return "unknown-token"
+		}
+	}
+	return peerIdentity(ctx)
+}
+
+// peerIdentity names a caller with no token: the subject of its verified
+// client certificate (mutual TLS), else "anonymous@" and the peer's host,
+// without the port, which changes with every connection.
+func peerIdentity(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
 		return "anonymous"
 	}
-	token, err := auth.AuthFromMD(ctx, "bearer")
+	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 && len(info.State.VerifiedChains[0]) > 0 {
+		return info.State.VerifiedChains[0][0].Subject.String()
+	}
+	if p.Addr == nil {
+		return "anonymous"
+	}
+	host, _, err := net.SplitHostPort(p.Addr.String())
 	if err != nil {
-		return "anonymous"
+		host = p.Addr.String()
 	}
-	if c, ok := t.lookup(token); ok {
-		return c.Name
-	}
-	return "unknown-token"
+	return "anonymous@" + host
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/peer"
 
 	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -31,16 +30,14 @@ func pageSize(n uint32) int {
 	return int(n)
 }
 
-// actor names who made a call, for the change log: the authenticated
-// identity once there is one, else the peer's address.
+// actor names who made a call, for the change log: the token's name once
+// authenticated, else peerIdentity (a client certificate's subject, or
+// anonymous@host).
 func actor(ctx context.Context) string {
 	if id, ok := ctx.Value(identityKey{}).(string); ok && id != "" {
 		return id
 	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		return "peer:" + p.Addr.String()
-	}
-	return "unknown"
+	return peerIdentity(ctx)
 }
 
 // identityKey carries the caller's identity in a context.

@@ -3,11 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 
 	"golang.org/x/time/rate"
-	"google.golang.org/grpc/peer"
 )
 
 // RateLimit limits each caller's calls: PerSecond on average, Burst at
@@ -36,19 +34,8 @@ func newLimiter(rl RateLimit, tokens *Tokens) *limiter {
 }
 
 // caller names whom to count a call against: the token's name, else the
-// peer's host.
-func (l *limiter) caller(ctx context.Context) string {
-	if l.tokens != nil {
-		return l.tokens.callerName(ctx)
-	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-			return host
-		}
-		return p.Addr.String()
-	}
-	return "unknown"
-}
+// client certificate's subject, else the peer's host (callerName).
+func (l *limiter) caller(ctx context.Context) string { return l.tokens.callerName(ctx) }
 
 // Limit refuses the call when its caller's bucket is empty.
 func (l *limiter) Limit(ctx context.Context) error {

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -18,8 +19,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 )
 
 // testCA makes a CA and certificates it signs, written as PEM files.
@@ -185,5 +189,64 @@ func TestTLSReload(t *testing.T) {
 	}
 	if err := trusting(next); err != nil {
 		t.Fatalf("after a failed reload: %v", err)
+	}
+}
+
+// TestActorIsAnIdentity: the change log records the token's name, else
+// the client certificate's subject, else anonymous@ and the peer's host,
+// never a port that changes with every connection.
+func TestActorIsAnIdentity(t *testing.T) {
+	ca := newTestCA(t)
+	srvCert, srvKey := ca.issue(t, "server", x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.issue(t, "billing", x509.ExtKeyUsageClientAuth)
+	cfg, err := TLSConfig(srvCert, srvKey, filepath.Join(ca.dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t)
+	srv, err := New(Options{Index: ts.ix, Log: ts.db, Hub: ts.hub, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(opts ...grpc.ServerOption) string {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := grpc.NewServer(append(srv.ServerOptions(), opts...)...)
+		srv.Register(g)
+		go g.Serve(lis)
+		t.Cleanup(g.Stop)
+		return lis.Addr().String()
+	}
+	plain, mutual := serve(), serve(grpc.Creds(credentials.NewTLS(cfg)))
+	pair, err := tls.LoadX509KeyPair(cliCert, cliKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	write := func(addr string, creds credentials.TransportCredentials, id string) string {
+		t.Helper()
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		rev, err := pb.NewDirectoryServiceClient(conn).Write(ctxT(t), &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: id}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits, err := ts.db.ReadLog(rev.GetRevision(), 1)
+		if err != nil || len(commits) != 1 {
+			t.Fatalf("read the log: %v, %v", commits, err)
+		}
+		return commits[0].Actor
+	}
+	if got := write(plain, insecure.NewCredentials(), "a"); got != "anonymous@127.0.0.1" {
+		t.Errorf("without a token or certificate: %q", got)
+	}
+	if got := write(mutual, credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}), "b"); got != "CN=billing" {
+		t.Errorf("with a client certificate: %q", got)
 	}
 }
