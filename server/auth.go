@@ -9,9 +9,11 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -44,7 +46,46 @@ type Caller struct {
 // holds a token itself, only its hash. Reload replaces the whole set at
 // once; calls in flight keep the caller they were authenticated as.
 type Tokens struct {
-	byHash atomic.Pointer[map[string]Caller] // replaced whole, never changed
+	byHash   atomic.Pointer[map[string]Caller] // replaced whole, never changed
+	failures failures
+}
+
+// failures throttles failed authentication per peer host: each failure
+// spends one of a host's failBurst attempts, which come back at failRate a
+// second; a host with none left is refused before its token is looked at,
+// so guessing gains nothing.
+type failures struct {
+	mu     sync.Mutex // guards byHost
+	byHost map[string]*rate.Limiter
+}
+
+// The failed-authentication budget of a peer host.
+const (
+	failRate  = 1  // attempts a second that come back
+	failBurst = 20 // attempts a host may fail in a row
+)
+
+// exhausted reports whether host has no failed attempt left.
+func (f *failures) exhausted(host string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.byHost[host]
+	return l != nil && l.Tokens() < 1
+}
+
+// fail spends one of host's attempts.
+func (f *failures) fail(host string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byHost == nil || len(f.byHost) >= maxLimited {
+		f.byHost = map[string]*rate.Limiter{}
+	}
+	l := f.byHost[host]
+	if l == nil {
+		l = rate.NewLimiter(failRate, failBurst)
+		f.byHost[host] = l
+	}
+	l.Allow()
 }
 
 // tokensFile is the YAML of a tokens file:
@@ -164,12 +205,18 @@ func (c Caller) may(s Scope) bool {
 // authenticate checks the call's bearer token and scope and puts the
 // caller's name in the context.
 func (t *Tokens) authenticate(ctx context.Context) (context.Context, error) {
+	host := peerHost(ctx)
+	if t.failures.exhausted(host) {
+		return nil, status.Errorf(codes.ResourceExhausted, "too many failed authentications from %s: wait a few seconds", host)
+	}
 	token, err := auth.AuthFromMD(ctx, "bearer")
 	if err != nil {
+		t.failures.fail(host)
 		return nil, err
 	}
 	c, ok := t.lookup(token)
 	if !ok {
+		t.failures.fail(host)
 		return nil, status.Error(codes.Unauthenticated, "unknown bearer token")
 	}
 	method, _ := grpc.Method(ctx)
@@ -206,12 +253,18 @@ func peerIdentity(ctx context.Context) string {
 	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 && len(info.State.VerifiedChains[0]) > 0 {
 		return info.State.VerifiedChains[0][0].Subject.String()
 	}
-	if p.Addr == nil {
-		return "anonymous"
+	return "anonymous@" + peerHost(ctx)
+}
+
+// peerHost is the peer's address without its port ("" when unknown).
+func peerHost(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
 	}
 	host, _, err := net.SplitHostPort(p.Addr.String())
 	if err != nil {
-		host = p.Addr.String()
+		return p.Addr.String()
 	}
-	return "anonymous@" + host
+	return host
 }

@@ -16,13 +16,37 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 )
 
 // slogAdapter lets the middleware's logging interceptor write to slog.
+// A decision (an AccessService call that succeeded, allowed or denied) is
+// logged at debug level, so that a busy service does not write a line per
+// check; writes, reads, refusals and errors stay at their levels.
 func slogAdapter(l *slog.Logger) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
+		level := slog.Level(lvl)
+		if level == slog.LevelInfo && isDecision(fields) {
+			level = slog.LevelDebug
+		}
+		l.Log(ctx, level, msg, fields...)
 	})
+}
+
+// isDecision reports whether a finished call's log fields (key, value,
+// key, value...) are those of an AccessService call that succeeded.
+func isDecision(fields []any) bool {
+	var access, ok bool
+	for i := 0; i+1 < len(fields); i += 2 {
+		switch fields[i] {
+		case logging.ServiceFieldKey:
+			access = fields[i+1] == pb.AccessService_ServiceDesc.ServiceName
+		case "grpc.code":
+			ok = fields[i+1] == codes.OK.String()
+		}
+	}
+	return access && ok
 }
 
 // recoverPanic turns a panic in a handler into Internal, with no panic text
@@ -38,7 +62,7 @@ func recoverPanic(l *slog.Logger) recovery.RecoveryHandlerFuncContext {
 // ServerOptions returns the interceptor chains for the gRPC server, in the
 // order go-grpc-middleware's example server uses: metrics outermost, then
 // logging of every call (method, code, duration, caller), authentication
-// and the per-caller rate limit (neither for health), the refusal of
+// the per-caller rate limit and stream limit (none for health), the refusal of
 // requests that could not be decoded (codec.go), request validation (the
 // Validate methods of proto/canopy/v1/validate.go), and recovery innermost
 // so that a panic is logged and counted like any other failed call.
@@ -71,6 +95,7 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		unary = append(unary, selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), notHealth))
 		stream = append(stream, selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), notHealth))
 	}
+	stream = append(stream, selector.StreamServerInterceptor(newStreamLimit(s.opts.MaxStreams, tokens).intercept, notHealth))
 	unary = append(unary, rejectMalformed, validator.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(rec))
 	stream = append(stream, rejectMalformedStream, validator.StreamServerInterceptor(), recovery.StreamServerInterceptor(rec))
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...), grpc.ForceServerCodecV2(newCodec())}

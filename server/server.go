@@ -50,6 +50,9 @@ type Options struct {
 	// MaxWait is the longest a read waits for the index to reach the
 	// revision it asks for, whatever its own deadline (0: 30 s).
 	MaxWait time.Duration
+	// MaxStreams is how many streams one caller may have open at once
+	// (0: 1,000); past it a stream is refused with ResourceExhausted.
+	MaxStreams int
 	// RevisionAllowance is how far past the newest committed revision a
 	// read or a Watch may ask to start before it is refused at once with
 	// OutOfRange naming the head (0: 1,000), since it could only wait.
@@ -84,6 +87,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxWait <= 0 {
 		opts.MaxWait = 30 * time.Second
+	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = 1000
 	}
 	if opts.RevisionAllowance == 0 {
 		opts.RevisionAllowance = 1000

@@ -60,8 +60,12 @@ func startServerOpts(t *testing.T, opts Options) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(ix.Close)
-	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler), Tokens: opts.Tokens,
-		RateLimit: opts.RateLimit, DeadlineMargin: opts.DeadlineMargin, MaxWait: opts.MaxWait})
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: logger, Tokens: opts.Tokens,
+		RateLimit: opts.RateLimit, DeadlineMargin: opts.DeadlineMargin, MaxWait: opts.MaxWait, MaxStreams: opts.MaxStreams})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,7 @@ type config struct {
 	maxWait         time.Duration
 	allowance       uint64
 	ids             string
+	maxStreams      int
 }
 
 func parseFlags(args []string) (config, error) {
@@ -92,6 +93,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
 	fs.BoolVar(&c.version, "version", false, "print the version and commit, and exit")
 	fs.StringVar(&c.ids, "ids", "text", "the grammar of new ids: text (no invisible characters, no surrounding spaces, normal form C) or ascii (printable ASCII without spaces)")
+	fs.IntVar(&c.maxStreams, "max-streams-per-caller", 1000, "streams one caller (token, certificate or host) may have open at once")
 	fs.DurationVar(&c.maxWait, "max-wait", 30*time.Second, "the longest a read waits for the revision it asks for, whatever its deadline")
 	fs.Uint64Var(&c.allowance, "revision-allowance", 1000, "how far past the newest committed revision a read or Watch may ask for; further is refused at once")
 	fs.Uint64Var(&c.keepRevisions, "log-keep-revisions", 100_000, "change-log entries kept at least, by count (0: no count floor)")
@@ -210,7 +212,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 
 	// Serve first, NOT_SERVING, so probes see the process while the index loads.
 	srv, err := server.New(server.Options{Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
-		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}, MaxWait: c.maxWait, RevisionAllowance: c.allowance})
+		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}, MaxWait: c.maxWait, RevisionAllowance: c.allowance, MaxStreams: c.maxStreams})
 	if err != nil {
 		return err
 	}

@@ -200,7 +200,9 @@ func startInProcess(ctx context.Context, published func([]graph.Commit)) (*inPro
 	if err != nil {
 		return nil, err
 	}
-	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler)})
+	// Every subscriber comes from this one host: lift the per-caller
+	// stream limit a real deployment keeps.
+	srv, err := server.New(server.Options{Index: ix, Log: db, Hub: hub, Logger: slog.New(slog.DiscardHandler), MaxStreams: 1 << 20})
 	if err != nil {
 		return nil, err
 	}
