@@ -33,6 +33,10 @@ var (
 	ErrConflict = errors.New("revision conflict")
 	// ErrClosed: the index has been closed.
 	ErrClosed = errors.New("index closed")
+	// ErrStorage: the journal could not make a batch durable (a full disk,
+	// a failed sync); nothing was committed, and reads go on. The error
+	// wraps the journal's, with its cause.
+	ErrStorage = errors.New("storage failed")
 )
 
 // Error is an index error: what was being done, to which id, and why.

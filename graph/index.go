@@ -454,6 +454,9 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			ix.opts.OnCommit(commits)
 		}
 	}
+	if err != nil && !errors.Is(err, ErrConflict) {
+		err = fmt.Errorf("%w: %w", ErrStorage, err)
+	}
 	for i, req := range accepted {
 		if err != nil {
 			req.err = fmt.Errorf("write: commit: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"syscall"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -36,12 +37,17 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, graph.ErrConflict):
 		code = codes.Aborted
-	case errors.Is(err, graph.ErrClosed):
+	case errors.Is(err, graph.ErrStorage) && errors.Is(err, syscall.ENOSPC):
+		code = codes.ResourceExhausted
+	case errors.Is(err, graph.ErrClosed), errors.Is(err, graph.ErrStorage):
 		code = codes.Unavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
+	}
+	if errors.Is(err, graph.ErrStorage) {
+		log.ErrorContext(ctx, "storage failed; nothing was committed", "err", err)
 	}
 	if code == codes.Internal {
 		log.ErrorContext(ctx, "internal error", "err", err)

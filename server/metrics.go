@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -20,6 +21,7 @@ type Metrics struct {
 	writeBatch    prometheus.Histogram
 	commitSeconds prometheus.Histogram
 	commitGroup   prometheus.Histogram
+	storageErrors prometheus.Counter
 	reg           prometheus.Registerer
 }
 
@@ -49,8 +51,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "canopy_commit_group_batches", Help: "Batches committed together by one fsync.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 		}),
+		storageErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "canopy_storage_errors_total", Help: "Commit groups the store failed to make durable (a full disk, a failed sync); none of their writes was committed.",
+		}),
 	}
-	reg.MustRegister(m.grpc, m.decisions, m.checkSeconds, m.writeBatch, m.commitSeconds, m.commitGroup)
+	reg.MustRegister(m.grpc, m.decisions, m.checkSeconds, m.writeBatch, m.commitSeconds, m.commitGroup, m.storageErrors)
 	return m
 }
 
@@ -106,6 +111,9 @@ type timedJournal struct {
 func (t *timedJournal) Append(ctx context.Context, base uint64, commits []graph.Commit) error {
 	start := time.Now()
 	err := t.Journal.Append(ctx, base, commits)
+	if err != nil && !errors.Is(err, graph.ErrConflict) {
+		t.m.storageErrors.Inc()
+	}
 	if err == nil {
 		t.m.commitSeconds.Observe(time.Since(start).Seconds())
 		t.m.commitGroup.Observe(float64(len(commits)))

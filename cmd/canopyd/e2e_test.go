@@ -225,3 +225,94 @@ func TestHangUpReloadsTokens(t *testing.T) {
 	}
 	d.Stop(t)
 }
+
+// TestFullDisk: on a disk with no room left, a write fails with
+// ResourceExhausted saying so, commits nothing and moves no revision;
+// reads go on; the failure is counted; and once there is room again the
+// next write goes through, with no restart. The disk is a small tmpfs,
+// which needs root to mount (as CI and this project's machines are).
+func TestFullDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	disk := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", disk).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", disk).Run() })
+	bin := buildCanopyd(t)
+	d := startDaemon(t, bin, filepath.Join(disk, "data"))
+	dir, acc := pb.NewDirectoryServiceClient(d.conn), pb.NewAccessServiceClient(d.conn)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	folders := func(prefix string, n int) *pb.WriteRequest {
+		req := &pb.WriteRequest{}
+		for i := range n {
+			req.Mutations = append(req.Mutations, &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: fmt.Sprintf("%s%d", prefix, i), Name: strings.Repeat("n", 1000)}}})
+		}
+		return req
+	}
+	if _, err := dir.Write(ctx, folders("ok", 1)); err != nil {
+		t.Fatal(err)
+	}
+	// Fill what is left of the disk.
+	filler := filepath.Join(disk, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	before, err := acc.Check(ctx, &pb.CheckRequest{User: "nobody", Right: "read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused error
+	committed := uint64(0) // writes that still found room
+	for i := range 20 {
+		if _, refused = dir.Write(ctx, folders(fmt.Sprintf("full%d-", i), 200)); refused != nil {
+			break
+		}
+		committed++
+	}
+	if status.Code(refused) != codes.ResourceExhausted || !strings.Contains(refused.Error(), "no space left on device") {
+		t.Fatalf("a write on a full disk: %v", refused)
+	}
+	after, err := acc.Check(ctx, &pb.CheckRequest{User: "nobody", Right: "read"})
+	if err != nil {
+		t.Fatalf("a read on a full disk: %v", err)
+	}
+	if after.GetRevision() != before.GetRevision()+committed {
+		t.Errorf("the refused write moved the revision: %d, then %d after %d writes", before.GetRevision(), after.GetRevision(), committed)
+	}
+	if body := scrape(t, "http://"+d.Metrics+"/metrics"); !strings.Contains(body, "canopy_storage_errors_total") || strings.Contains(body, "canopy_storage_errors_total 0") {
+		t.Errorf("the failure is not counted:\n%s", grepLines(body, "canopy_storage"))
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	w, err := dir.Write(ctx, folders("again", 1))
+	if err != nil {
+		t.Fatalf("a write once there is room: %v", err)
+	}
+	if w.GetRevision() != after.GetRevision()+1 {
+		t.Errorf("revision %d after the failures, the index at %d before them (%d at the start)", w.GetRevision(), after.GetRevision(), before.GetRevision())
+	}
+	d.stop(t)
+}
+
+// grepLines keeps the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
