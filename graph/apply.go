@@ -26,6 +26,10 @@ type txn struct {
 	// for the change log.
 	scoped bool
 	scopes [][]string
+	// maxDepth, when positive, is the most levels a tree may have (its
+	// root is level 1); set for written batches only, so that a store or a
+	// feed deeper than today's limit still loads and applies.
+	maxDepth int
 }
 
 // applyBatch applies muts in order. On error it rolls back what it applied
@@ -151,6 +155,9 @@ func (t *txn) createFolder(op string, f Folder) error {
 			return newErr(op, f.ID, ErrNotFound, "parent folder %q does not exist", f.Parent)
 		}
 		parent = p
+		if err := t.checkDepth(op, f.ID, s.depth(p)+1); err != nil {
+			return err
+		}
 	}
 	i := s.folders.insert(f.ID, folderNode{id: f.ID, name: f.Name, labels: cloneLabels(f.Labels)})
 	s.setUp(i, parent)
@@ -224,6 +231,11 @@ func (t *txn) moveFolder(op string, m Move) error {
 	if s.isAncestor(i, to) {
 		return newErr(op, m.ID, ErrCycle, "destination %q is %q or lies below it", m.To, m.ID)
 	}
+	if t.maxDepth > 0 {
+		if err := t.checkDepth(op, m.ID, s.depth(to)+s.height(i)); err != nil {
+			return err
+		}
+	}
 	if err := t.checkSubtreePlacement(op, m.ID, i, to); err != nil {
 		return err
 	}
@@ -234,6 +246,14 @@ func (t *txn) moveFolder(op string, m Move) error {
 		s.up[i] = to
 	}
 	t.record(Mutation{MoveFolder: &m}, Mutation{MoveFolder: &Move{ID: m.ID, To: s.folder(old).id}})
+	return nil
+}
+
+// checkDepth refuses a tree that would be levels deep, past the limit.
+func (t *txn) checkDepth(op, id string, levels int) error {
+	if t.maxDepth > 0 && levels > t.maxDepth {
+		return newErr(op, id, ErrInvalid, "the tree would be %d levels deep; the most allowed is %d (--max-depth)", levels, t.maxDepth)
+	}
 	return nil
 }
 

@@ -69,6 +69,11 @@ type Options struct {
 	OnCommit func([]Commit)
 	// IDs is the grammar of the ids writes may create (zero: IDText).
 	IDs IDGrammar
+	// MaxDepth is the most levels a tree may have, its root being level
+	// 1; a write that would make a tree deeper is refused with
+	// ErrInvalid. Zero means DefaultMaxDepth; negative, no limit. Like the
+	// id grammar it holds for writes, not for loading or applying a feed.
+	MaxDepth int
 	// OnAccess, if set, is called while any user's access is watched
 	// (WatchAccess), with the commits in revision order, each with the
 	// watched users' changes in Commit.Access, once they are worked out:
@@ -126,6 +131,9 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 	}
 	if opts.MaxGroup <= 0 {
 		opts.MaxGroup = 256
+	}
+	if opts.MaxDepth == 0 {
+		opts.MaxDepth = DefaultMaxDepth
 	}
 	ix := &Index{
 		opts:    opts,
@@ -393,7 +401,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 
 	ix.mu.Lock()
 	base := ix.rev
-	t := &txn{s: ix.s, scoped: true}
+	t := &txn{s: ix.s, scoped: true, maxDepth: ix.opts.MaxDepth}
 	for _, req := range group {
 		if err := req.ctx.Err(); err != nil {
 			req.err = fmt.Errorf("write: %w", err)

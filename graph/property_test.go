@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,11 +209,14 @@ func (g *gen) inOrgValid(org string, batch []graph.Mutation) string {
 		parents[m.CreateFolder.ID] = m.CreateFolder.Parent
 	}
 	for id := range parents {
-		r := id
+		r, levels := id, 1
 		for parents[r] != "" {
 			r = parents[r]
+			levels++
 		}
-		if r == org {
+		// Within the depth limit, so that the first tree is always valid
+		// (levels is id's level; its new child's is one more).
+		if r == org && (g.m.maxDepth <= 0 || levels+1 <= g.m.maxDepth) {
 			in = append(in, id)
 		}
 	}
@@ -674,6 +678,9 @@ func compareLookups(t *testing.T, g *gen, ix *graph.Index, ref *refModel) {
 	}
 }
 
+// diffDepth is the tree depth limit of TestDifferential's worlds.
+const diffDepth = 5
+
 // TestDifferential builds random organisations by random write sequences
 // (moves, expiries, locks, disabled users, refused writes) and compares the
 // index with the reference after every write: what was refused, the whole
@@ -685,7 +692,7 @@ func TestDifferential(t *testing.T) {
 	cases := propertyCases(t, 300)
 	steps, checksPerStep := 60, 60
 	checks := 0
-	var stats struct{ accepted, refused, expired, folders, users, grants, locks int }
+	var stats struct{ accepted, refused, tooDeep, expired, folders, users, grants, locks int }
 	reasons := map[graph.Reason]int{}
 	for i := 0; i < cases; i++ {
 		seed := seedFor(t, i)
@@ -693,8 +700,10 @@ func TestDifferential(t *testing.T) {
 			g := newGen(seed)
 			g.now = graphtest.Start
 			clock := graphtest.NewClock(g.now)
-			ix := graphtest.Open(t, clock, nil)
+			// A shallow depth limit, so that random trees reach it.
+			ix := openWith(t, graph.Options{Clock: clock, MaxDepth: diffDepth})
 			g.m = newRef()
+			g.m.maxDepth = diffDepth
 			g.build(t, ix)
 			for step := 0; step < steps; step++ {
 				if g.r.IntN(8) == 0 {
@@ -713,9 +722,13 @@ func TestDifferential(t *testing.T) {
 					t.Fatalf("step %d: index error %v, reference error %v, batch %s", step, err, refErr, b)
 				}
 				g.m = next
-				if err == nil {
+				switch {
+				case err == nil:
 					stats.accepted++
-				} else {
+				case strings.Contains(err.Error(), "levels deep"):
+					stats.tooDeep++
+					fallthrough
+				default:
 					stats.refused++
 				}
 				if d := sameState(modelOf(t, ix), g.m); d != "" {
@@ -744,8 +757,8 @@ func TestDifferential(t *testing.T) {
 			t.Fatalf("replay with CANOPY_SEED=%d go test ./graph -run TestDifferential", seed)
 		}
 	}
-	t.Logf("%d cases, %d steps each, %d checks compared; %d writes accepted, %d refused; %d expiries recorded",
-		cases, steps, checks, stats.accepted, stats.refused, stats.expired)
+	t.Logf("%d cases, %d steps each, %d checks compared; %d writes accepted, %d refused (%d past the depth limit of %d); %d expiries recorded",
+		cases, steps, checks, stats.accepted, stats.refused, stats.tooDeep, diffDepth, stats.expired)
 	if cases > 0 {
 		t.Logf("final worlds average %d folders, %d users, %d grants, %d locks; decisions %v",
 			stats.folders/cases, stats.users/cases, stats.grants/cases, stats.locks/cases, reasons)

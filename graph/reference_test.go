@@ -27,6 +27,9 @@ type refModel struct {
 	rules   map[string][]string
 	rights  map[string][]string // name -> directly implied
 	self    []string
+	// maxDepth is the most levels a written tree may have (as
+	// graph.Options.MaxDepth; negative: no limit).
+	maxDepth int
 }
 
 var errRefused = errors.New("refused")
@@ -36,6 +39,7 @@ func newRef() *refModel {
 		folders: map[string]graph.Folder{}, users: map[string]graph.User{},
 		grants: map[string]graph.Grant{}, locks: map[string]graph.Lock{},
 		rules: map[string][]string{}, rights: map[string][]string{},
+		maxDepth: graph.DefaultMaxDepth,
 	}
 	for _, mu := range graph.Bootstrap() {
 		if err := m.apply(mu); err != nil {
@@ -50,8 +54,23 @@ func (m *refModel) clone() *refModel {
 		folders: maps.Clone(m.folders), users: maps.Clone(m.users),
 		grants: maps.Clone(m.grants), locks: maps.Clone(m.locks),
 		rules: maps.Clone(m.rules), rights: maps.Clone(m.rights), self: slices.Clone(m.self),
+		maxDepth: m.maxDepth,
 	}
 	return c
+}
+
+// deepest returns how many levels the deepest tree has, walking up from
+// every folder.
+func (m *refModel) deepest() int {
+	most := 0
+	for id := range m.folders {
+		n := 0
+		for ; id != ""; id = m.folders[id].Parent {
+			n++
+		}
+		most = max(most, n)
+	}
+	return most
 }
 
 // write applies a batch all or nothing, refusing an expiry not after now.
@@ -66,6 +85,9 @@ func (m *refModel) write(batch []graph.Mutation, now time.Time) (*refModel, erro
 		}
 		if err := c.apply(mu); err != nil {
 			return m, err
+		}
+		if (mu.CreateFolder != nil || mu.MoveFolder != nil) && c.maxDepth > 0 && c.deepest() > c.maxDepth {
+			return m, errRefused
 		}
 	}
 	return c, nil

@@ -208,3 +208,40 @@ func TestASCIIIDs(t *testing.T) {
 		t.Error("parse emoji: no error")
 	}
 }
+
+// TestDepthLimit: a folder past the depth limit is refused naming the
+// limit, whether created there or moved there with its subtree, and
+// nothing changes.
+func TestDepthLimit(t *testing.T) {
+	ix := openWith(t, graph.Options{Clock: graphtest.NewClock(graphtest.Start), MaxDepth: 3})
+	ctx := context.Background()
+	write := func(muts ...graph.Mutation) error {
+		_, err := ix.Write(ctx, "test", muts, graph.Preconditions{})
+		return err
+	}
+	if err := write(
+		graph.Mutation{CreateFolder: &graph.Folder{ID: "a"}},
+		graph.Mutation{CreateFolder: &graph.Folder{ID: "b", Parent: "a"}},
+		graph.Mutation{CreateFolder: &graph.Folder{ID: "c", Parent: "b"}},
+		graph.Mutation{CreateFolder: &graph.Folder{ID: "x", Parent: "a"}},
+		graph.Mutation{CreateFolder: &graph.Folder{ID: "y", Parent: "x"}},
+	); err != nil {
+		t.Fatal(err)
+	}
+	rev := ix.Revision()
+	for name, m := range map[string]graph.Mutation{
+		"create at level 4":              {CreateFolder: &graph.Folder{ID: "d", Parent: "c"}},
+		"move a subtree of 2 to level 3": {MoveFolder: &graph.Move{ID: "x", To: "b"}},
+	} {
+		err := write(m)
+		if !errors.Is(err, graph.ErrInvalid) || !strings.Contains(err.Error(), "the tree would be 4 levels deep; the most allowed is 3") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if ix.Revision() != rev {
+		t.Fatal("a refused write committed")
+	}
+	if err := write(graph.Mutation{MoveFolder: &graph.Move{ID: "y", To: "b"}}); err != nil {
+		t.Fatalf("a move within the limit: %v", err)
+	}
+}

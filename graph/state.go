@@ -220,6 +220,30 @@ func (s *state) root(f int32) int32 {
 	return f
 }
 
+// depth returns folder f's level: 1 for a root, 2 for its children...
+func (s *state) depth(f int32) int {
+	n := 0
+	for ; f != none; f = s.up[f] {
+		n++
+	}
+	return n
+}
+
+// height returns how many levels folder f's subtree has (1: f alone). It
+// visits the subtree.
+func (s *state) height(f int32) int {
+	level, h := []int32{f}, 0
+	for len(level) > 0 {
+		h++
+		var next []int32
+		for _, x := range level {
+			next = append(next, s.folders.nodes[x].children...)
+		}
+		level = next
+	}
+	return h
+}
+
 // isAncestor reports whether a is f or lies above it.
 func (s *state) isAncestor(a, f int32) bool {
 	for ; f != none; f = s.up[f] {

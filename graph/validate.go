@@ -16,6 +16,10 @@ const (
 	MaxWordLen   = 64   // bytes in a right name, a class or a label key
 	MaxLabels    = 64   // labels on one folder
 	MaxBatchSize = 100_000
+	// DefaultMaxDepth is the default of Options.MaxDepth: deep enough for
+	// any organisation chart (DESIGN.md's is 12 deep), shallow enough that
+	// no walk up a tree is long.
+	DefaultMaxDepth = 100
 )
 
 // validID reports whether s can be an id: 1 to MaxIDLen bytes of UTF-8 with

@@ -71,6 +71,7 @@ type config struct {
 	allowance       uint64
 	ids             string
 	maxStreams      int
+	maxDepth        int
 }
 
 func parseFlags(args []string) (config, error) {
@@ -93,6 +94,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
 	fs.BoolVar(&c.version, "version", false, "print the version and commit, and exit")
 	fs.StringVar(&c.ids, "ids", "text", "the grammar of new ids: text (no invisible characters, no surrounding spaces, normal form C) or ascii (printable ASCII without spaces)")
+	fs.IntVar(&c.maxDepth, "max-depth", graph.DefaultMaxDepth, "the most levels a folder tree may have, its root being level 1 (negative: no limit)")
 	fs.IntVar(&c.maxStreams, "max-streams-per-caller", 1000, "streams one caller (token, certificate or host) may have open at once")
 	fs.DurationVar(&c.maxWait, "max-wait", 30*time.Second, "the longest a read waits for the revision it asks for, whatever its deadline")
 	fs.Uint64Var(&c.allowance, "revision-allowance", 1000, "how far past the newest committed revision a read or Watch may ask for; further is refused at once")
@@ -244,7 +246,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	logger.Info("listening, not serving until the index is loaded", "addr", lis.Addr().String())
 
 	start := time.Now()
-	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish, OnAccess: hub.PublishAccess, IDs: ids})
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish, OnAccess: hub.PublishAccess, IDs: ids, MaxDepth: c.maxDepth})
 	if err != nil {
 		return err
 	}
