@@ -23,9 +23,11 @@ type txn struct {
 	// forget skips recording, for loading at start, which is never undone.
 	forget bool
 	// scoped also records each primitive's scope (scopes[i] for done[i]),
-	// for the change log.
+	// for the change log, as places of table, which the writer replaces
+	// for each batch (scope.go).
 	scoped bool
-	scopes [][]string
+	scopes [][]int32
+	table  *scopeTable
 	// maxDepth, when positive, is the most levels a tree may have (its
 	// root is level 1); set for written batches only, so that a store or a
 	// feed deeper than today's limit still loads and applies.
@@ -69,7 +71,7 @@ func (t *txn) record(m Mutation, inverse Mutation) {
 	t.done = append(t.done, m)
 	t.undo = append(t.undo, inverse)
 	if t.scoped {
-		t.scopes = append(t.scopes, t.s.scopeOf(&m, &inverse))
+		t.scopes = append(t.scopes, t.table.scopeOf(t.s, &m, &inverse))
 	}
 }
 

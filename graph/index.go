@@ -29,12 +29,14 @@ type Commit struct {
 	Time      time.Time
 	Actor     string
 	Mutations []Mutation
-	// Scopes[i] is where Mutations[i] happened: the folders it touched,
-	// each with every folder above it, at the time (see scope.go); nil for
-	// a change to the whole service. Kept in the change log so that
-	// streams can be filtered by organisation and subtree on replay; a
-	// log written before scopes were kept has none (Scopes is nil).
-	Scopes  [][]string
+	// Places and Touched say where each mutation happened, so that
+	// streams can be filtered by organisation and subtree, also on replay
+	// (scope.go): Touched[i] lists the places Mutations[i] touched, each
+	// standing for itself and every place above it at the time, and is
+	// nil for a change to the whole service. Read them with InScope. A
+	// log written before scopes were kept has none (Touched is nil).
+	Places  []Place
+	Touched [][]int32
 	Records []Record
 	// Access holds the changes the batch made to the effective access of
 	// the users being watched (Index.WatchAccess), in mutation order. It
@@ -423,12 +425,13 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			continue
 		}
 		mark := len(t.done)
+		t.table = newScopeTable()
 		if err := t.applyBatch(req.muts); err != nil {
 			req.err = err
 			continue
 		}
 		prims := append([]Mutation(nil), t.done[mark:]...)
-		scopes := append([][]string(nil), t.scopes[mark:]...)
+		touched := append([][]int32(nil), t.scopes[mark:]...)
 		var recs []Record
 		if ix.opts.Journal != nil {
 			var err error
@@ -438,7 +441,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 				continue
 			}
 		}
-		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, Mutations: prims, Scopes: scopes, Records: recs})
+		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, Mutations: prims, Places: t.table.places, Touched: touched, Records: recs})
 		accepted = append(accepted, req)
 	}
 	t.rollbackTo(0)

@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -56,23 +57,82 @@ func TestScopes(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		c := log.last()
-		if len(c.Scopes) != len(c.Mutations) {
-			t.Fatalf("%s: %d scopes for %d mutations", tc.name, len(c.Scopes), len(c.Mutations))
+		if len(c.Touched) != len(c.Mutations) {
+			t.Fatalf("%s: %d scopes for %d mutations", tc.name, len(c.Touched), len(c.Mutations))
 		}
 		if tc.name == "delete a root" {
 			// The rule, then b1, then b: each placed where it was.
 			want := [][]string{{"b", "b1"}, {"b", "b1"}, {"b"}}
-			for i, sc := range c.Scopes {
-				if slices.Sort(sc); !slices.Equal(sc, want[i]) {
+			for i := range c.Mutations {
+				if sc, _ := c.Scope(i); !slices.Equal(sc, want[i]) {
 					t.Fatalf("%s: mutation %v has scope %v, want %v", tc.name, c.Mutations[i], sc, want[i])
 				}
 			}
 			continue
 		}
-		got := c.Scopes[0]
-		slices.Sort(got)
-		if !slices.Equal(got, tc.scope) || (got == nil) != (tc.scope == nil) {
+		got, kept := c.Scope(0)
+		if !slices.Equal(got, tc.scope) || kept != (tc.scope != nil) {
 			t.Errorf("%s: scope %v, want %v", tc.name, got, tc.scope)
 		}
+	}
+}
+
+// TestScopesCostWhatTheyChange: a chain of folders created in one batch
+// keeps one place per folder, not every ancestor of every folder, and a
+// folder moved within the batch is placed where it was each time.
+func TestScopesCostWhatTheyChange(t *testing.T) {
+	log := newCommitLog()
+	ix := openLogged(t, graphtest.NewClock(graphtest.Start), nil, log)
+	const deep = 90
+	batch := []graph.Mutation{{CreateFolder: &graph.Folder{ID: "f0"}}}
+	for i := 1; i < deep; i++ {
+		batch = append(batch, graph.Mutation{CreateFolder: &graph.Folder{ID: fmt.Sprint("f", i), Parent: fmt.Sprint("f", i-1)}})
+	}
+	batch = append(batch,
+		graph.Mutation{CreateFolder: &graph.Folder{ID: "side", Parent: "f0"}},
+		graph.Mutation{MoveFolder: &graph.Move{ID: fmt.Sprint("f", deep-1), To: "side"}},
+	)
+	if _, err := ix.Write(context.Background(), "test", batch, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := log.last()
+	touched := 0
+	for _, tc := range c.Touched {
+		touched += len(tc)
+	}
+	// deep chain places, side, and the moved folder's new place.
+	if len(c.Places) != deep+2 || touched != deep+1+2 {
+		t.Fatalf("%d places and %d touched for a chain of %d: want %d and %d", len(c.Places), touched, deep, deep+2, deep+3)
+	}
+	want := []string{"f0", "side"}
+	for i := 1; i < deep; i++ {
+		want = append(want, fmt.Sprint("f", i))
+	}
+	slices.Sort(want)
+	if got, _ := c.Scope(len(c.Mutations) - 1); !slices.Equal(got, want) {
+		t.Errorf("the move's scope: %v", got)
+	}
+	if !c.InScope(len(c.Mutations)-1, func(f string) bool { return f == "side" }) || c.InScope(0, func(f string) bool { return f == "side" }) {
+		t.Error("InScope does not follow the places")
+	}
+}
+
+// TestOldScopes: scopes as a log written before places kept them select
+// the same changes once converted.
+func TestOldScopes(t *testing.T) {
+	old := [][]string{{"a", "a1"}, nil, {}}
+	places, touched := graph.PlacesFromScopes(old)
+	c := graph.Commit{Mutations: make([]graph.Mutation, 3), Places: places, Touched: touched}
+	for _, tc := range []struct {
+		i      int
+		folder string
+		want   bool
+	}{{0, "a1", true}, {0, "a", true}, {0, "b", false}, {1, "b", true}, {2, "a", false}} {
+		if got := c.InScope(tc.i, func(f string) bool { return f == tc.folder }); got != tc.want {
+			t.Errorf("mutation %d in %s: %v", tc.i, tc.folder, got)
+		}
+	}
+	if (&graph.Commit{Mutations: make([]graph.Mutation, 1)}).InScope(0, func(string) bool { return false }) != true {
+		t.Error("a commit with no scopes must pass every place filter")
 	}
 }

@@ -333,39 +333,26 @@ func newChangeFilter(f *pb.WatchFilter, ix *graph.Index) (changeFilter, error) {
 	return s, nil
 }
 
-// selects reports whether the filter selects a mutation with this scope
-// (see graph.Commit.Scopes). A nil scope is a change to the whole service;
-// scoped says whether the log kept scopes at all (an old log did not, and
-// then place filters let everything through rather than lose changes).
 // all reports whether the filter selects everything.
 func (s changeFilter) all() bool { return len(s.kinds) == 0 && len(s.places) == 0 }
 
-func (s changeFilter) selects(m *graph.Mutation, scope []string, scoped bool) bool {
-	if len(s.kinds) > 0 && !s.kinds[changeKind(m)] {
+// selects reports whether the filter selects mutation i of c: its kind,
+// and its place (graph.Commit.InScope: a change to the whole service, or
+// any change of an old log that kept no scopes, passes every place
+// filter rather than be lost).
+func (s changeFilter) selects(c *graph.Commit, i int) bool {
+	if len(s.kinds) > 0 && !s.kinds[changeKind(&c.Mutations[i])] {
 		return false
 	}
-	if len(s.places) == 0 || !scoped || scope == nil {
-		return true
-	}
-	for _, f := range scope {
-		if s.places[f] {
-			return true
-		}
-	}
-	return false
+	return len(s.places) == 0 || c.InScope(i, func(f string) bool { return s.places[f] })
 }
 
 // commitToPB returns the response for a commit, holding the mutations the
 // filter selects, or nil when it selects none.
 func commitToPB(c graph.Commit, sel changeFilter) *pb.WatchResponse {
 	out := &pb.WatchResponse{Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor}
-	scoped := len(c.Scopes) == len(c.Mutations)
 	for i := range c.Mutations {
-		var scope []string
-		if scoped {
-			scope = c.Scopes[i]
-		}
-		if sel.selects(&c.Mutations[i], scope, scoped) {
+		if sel.selects(&c, i) {
 			out.Mutations = append(out.Mutations, MutationToPB(c.Mutations[i]))
 		}
 	}

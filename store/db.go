@@ -151,7 +151,12 @@ type logEntry struct {
 	Time      time.Time        `json:"time"`
 	Actor     string           `json:"actor"`
 	Mutations []graph.Mutation `json:"mutations"`
-	Scopes    [][]string       `json:"scopes,omitempty"` // graph.Commit.Scopes
+	Places    []graph.Place    `json:"places,omitempty"`  // graph.Commit.Places
+	Touched   [][]int32        `json:"touched,omitempty"` // graph.Commit.Touched
+	// Scopes is how logs written before places were kept said the same:
+	// each mutation's folders, ancestors included. It is read, never
+	// written.
+	Scopes [][]string `json:"scopes,omitempty"`
 }
 
 // Append stores commits in one transaction, so one fsync covers the whole
@@ -177,7 +182,7 @@ func (d *DB) Append(ctx context.Context, base uint64, commits []graph.Commit) er
 				return fmt.Errorf("store: commit revision %d does not follow %d: %w", c.Revision, rev, graph.ErrConflict)
 			}
 			rev = c.Revision
-			entry, err := json.Marshal(logEntry{Revision: c.Revision, Time: c.Time, Actor: c.Actor, Mutations: c.Mutations, Scopes: c.Scopes})
+			entry, err := json.Marshal(logEntry{Revision: c.Revision, Time: c.Time, Actor: c.Actor, Mutations: c.Mutations, Places: c.Places, Touched: c.Touched})
 			if err != nil {
 				return fmt.Errorf("store: encode log entry %d: %w", c.Revision, err)
 			}
@@ -217,7 +222,10 @@ func (d *DB) ReadLog(from uint64, max int) ([]graph.Commit, error) {
 				rev, _ := parseRevKey(k)
 				return fmt.Errorf("store: decode log entry %d: %w", rev, err)
 			}
-			out = append(out, graph.Commit{Revision: e.Revision, Time: e.Time, Actor: e.Actor, Mutations: e.Mutations, Scopes: e.Scopes})
+			if e.Touched == nil && e.Scopes != nil {
+				e.Places, e.Touched = graph.PlacesFromScopes(e.Scopes)
+			}
+			out = append(out, graph.Commit{Revision: e.Revision, Time: e.Time, Actor: e.Actor, Mutations: e.Mutations, Places: e.Places, Touched: e.Touched})
 		}
 		return nil
 	})

@@ -2,11 +2,16 @@ package store_test
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
@@ -222,5 +227,43 @@ func TestExpiryRecordedOnceAcrossRestart(t *testing.T) {
 	log, err := db.ReadLog(rev, 1)
 	if err != nil || len(log) != 1 || len(log[0].Mutations) != 1 || log[0].Mutations[0].ExpireGrant.ID != "late" || log[0].Actor != graph.SystemActor {
 		t.Fatalf("log entry %d: %+v, %v", rev, log, err)
+	}
+}
+
+// TestOldLogScopes: an entry written before places were kept, with its
+// scopes as lists of folders, reads back as places that select the same
+// changes.
+func TestOldLogScopes(t *testing.T) {
+	dir := t.TempDir()
+	db, closeDB := storetest.Open(t, dir)
+	muts := []graph.Mutation{{CreateFolder: &graph.Folder{ID: "a"}}, {PutRight: &graph.Right{Name: "x"}}}
+	if err := db.Append(context.Background(), 0, []graph.Commit{{Revision: 1, Time: time.Unix(1, 0).UTC(), Actor: "old", Mutations: muts}}); err != nil {
+		t.Fatal(err)
+	}
+	closeDB()
+	// Rewrite the entry as an old server wrote it.
+	old, err := json.Marshal(map[string]any{"revision": 1, "time": time.Unix(1, 0).UTC(), "actor": "old", "mutations": muts, "scopes": [][]string{{"a"}, nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 8)
+	binary.BigEndian.PutUint64(key, 1)
+	if err := b.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("log")).Put(key, old) }); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	db, _ = storetest.Open(t, dir)
+	commits, err := db.ReadLog(1, 1)
+	if err != nil || len(commits) != 1 {
+		t.Fatalf("read: %v, %v", commits, err)
+	}
+	c := commits[0]
+	inA := func(f string) bool { return f == "a" }
+	if !c.InScope(0, inA) || !c.InScope(1, func(string) bool { return false }) || c.InScope(0, func(f string) bool { return f == "b" }) {
+		t.Fatalf("old scopes read as %+v / %+v", c.Places, c.Touched)
 	}
 }
