@@ -401,3 +401,45 @@ func TestLookupResumesAfterADroppedStream(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchJoinsParts: a commit the server splits into several messages
+// (larger than a default client takes in one) is yielded as one response.
+func TestWatchJoinsParts(t *testing.T) {
+	in := servertest.Start(t)
+	c := dial(t, in.Addr)
+	ctx := ctxT(t)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	got := make(chan *pb.WatchResponse, 1)
+	from := in.Index.Revision() + 1
+	go func() {
+		for m, err := range c.Watch(wctx, from, nil) {
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got <- m
+			return
+		}
+	}()
+	const n = 6000
+	muts := func(yield func(*pb.Mutation) bool) {
+		yield(&pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "big"}}})
+		for i := range n {
+			if !yield(&pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: fmt.Sprint("f", i), Parent: "big", Name: strings.Repeat("n", 1000)}}}) {
+				return
+			}
+		}
+	}
+	if _, err := c.Import(ctx, muts, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m.GetRevision() != from || len(m.GetMutations()) != n+1 || m.GetMore() {
+			t.Fatalf("revision %d with %d mutations (more %v), want %d with %d", m.GetRevision(), len(m.GetMutations()), m.GetMore(), from, n+1)
+		}
+	case <-ctx.Done():
+		t.Fatal("no commit")
+	}
+}

@@ -49,10 +49,11 @@ func (c *Client) streamBackoff(ctx context.Context, wait *time.Duration) bool {
 
 // Watch yields committed changes from revision from on (0: from the
 // newest committed revision + 1, that is what is committed from now on),
-// in revision order, filtered by filter (nil: everything). When the
-// connection drops or the server restarts it reconnects, with backoff, and
-// resumes after the last revision yielded, so nothing is missed or
-// repeated. It ends when ctx does (yielding nothing more), or with an
+// in revision order, filtered by filter (nil: everything), one response
+// per revision: a batch the server split into parts (WatchResponse.more)
+// is joined first. When the connection drops or the server restarts it
+// reconnects, with backoff, and resumes after the last revision yielded
+// whole, so nothing is missed or repeated. It ends when ctx does (yielding nothing more), or with an
 // error it yields: one wrapping ErrResync when the revision to resume from
 // is no longer kept, or any error not worth reconnecting on.
 func (c *Client) Watch(ctx context.Context, from uint64, filter *pb.WatchFilter) iter.Seq2[*pb.WatchResponse, error] {
@@ -68,15 +69,26 @@ func (c *Client) Watch(ctx context.Context, from uint64, filter *pb.WatchFilter)
 		wait := c.retry.Backoff
 		for {
 			s, err := c.WatchService.Watch(ctx, &pb.WatchRequest{FromRevision: from, Filter: filter})
+			var whole *pb.WatchResponse // the revision being joined from its parts
 			for err == nil {
 				var m *pb.WatchResponse
 				if m, err = s.Recv(); err != nil {
 					break
 				}
+				if whole != nil && whole.GetRevision() == m.GetRevision() {
+					whole.Mutations = append(whole.Mutations, m.GetMutations()...)
+				} else {
+					whole = m
+				}
+				if m.GetMore() {
+					continue
+				}
+				done := whole
+				done.More, whole = false, nil
 				wait = c.retry.Backoff
-				c.saw(m.GetRevision())
-				from = m.GetRevision() + 1
-				if !yield(m, nil) {
+				c.saw(done.GetRevision())
+				from = done.GetRevision() + 1
+				if !yield(done, nil) {
 					return
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -84,10 +85,12 @@ func (d *directory) ListFolders(ctx context.Context, req *pb.ListFoldersRequest)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
-	out := &pb.ListFoldersResponse{Revision: rev, NextPageToken: encodeToken(query, next)}
-	for _, f := range fs {
-		out.Folders = append(out.Folders, folderToPB(f))
+	out := &pb.ListFoldersResponse{Revision: rev}
+	for _, x := range fs {
+		out.Folders = append(out.Folders, folderToPB(x))
 	}
+	out.Folders, next = fitPage(out.Folders, next, func(x *pb.Folder) string { return x.GetId() })
+	out.NextPageToken = encodeToken(query, next)
 	return out, nil
 }
 
@@ -138,10 +141,12 @@ func (d *directory) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*p
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
-	out := &pb.ListUsersResponse{Revision: rev, NextPageToken: encodeToken(query, next)}
-	for _, u := range us {
-		out.Users = append(out.Users, userToPB(u))
+	out := &pb.ListUsersResponse{Revision: rev}
+	for _, x := range us {
+		out.Users = append(out.Users, userToPB(x))
 	}
+	out.Users, next = fitPage(out.Users, next, func(x *pb.User) string { return x.GetId() })
+	out.NextPageToken = encodeToken(query, next)
 	return out, nil
 }
 
@@ -163,10 +168,12 @@ func (d *directory) ListGrants(ctx context.Context, req *pb.ListGrantsRequest) (
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
-	out := &pb.ListGrantsResponse{Revision: rev, NextPageToken: encodeToken(query, next)}
-	for _, g := range gs {
-		out.Grants = append(out.Grants, grantToPB(g))
+	out := &pb.ListGrantsResponse{Revision: rev}
+	for _, x := range gs {
+		out.Grants = append(out.Grants, grantToPB(x))
 	}
+	out.Grants, next = fitPage(out.Grants, next, func(x *pb.Grant) string { return x.GetId() })
+	out.NextPageToken = encodeToken(query, next)
 	return out, nil
 }
 
@@ -184,10 +191,12 @@ func (d *directory) ListLocks(ctx context.Context, req *pb.ListLocksRequest) (*p
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
-	out := &pb.ListLocksResponse{Revision: rev, NextPageToken: encodeToken(query, next)}
-	for _, l := range ls {
-		out.Locks = append(out.Locks, lockToPB(l))
+	out := &pb.ListLocksResponse{Revision: rev}
+	for _, x := range ls {
+		out.Locks = append(out.Locks, lockToPB(x))
 	}
+	out.Locks, next = fitPage(out.Locks, next, func(x *pb.Lock) string { return x.GetId() })
+	out.NextPageToken = encodeToken(query, next)
 	return out, nil
 }
 
@@ -198,10 +207,23 @@ func boolKey(b bool) string {
 	return "0"
 }
 
+// fitPage cuts a page to messageBytes, so that it fits a default client;
+// when it cuts, the next page starts after the last item kept.
+func fitPage[T proto.Message](items []T, next string, id func(T) string) ([]T, string) {
+	size := 0
+	for i, it := range items {
+		if size += proto.Size(it) + 8; size > messageBytes && i > 0 {
+			return items[:i], id(items[i-1])
+		}
+	}
+	return items, next
+}
+
 // importChunk is how many mutations Import commits as one batch.
 const importChunk = 10_000
 
-// exportChunk is how many mutations one Export message carries.
+// exportChunk is how many mutations one Export message carries at most
+// (and at most messageBytes of them).
 const exportChunk = 1000
 
 func (d *directory) Import(stream grpc.BidiStreamingServer[pb.ImportRequest, pb.ImportResponse]) error {
@@ -255,16 +277,25 @@ func (d *directory) Export(req *pb.ExportRequest, stream grpc.ServerStreamingSer
 		return d.status(ctx, err)
 	}
 	var chunk []*pb.Mutation
+	size := 0
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
 		}
 		err := stream.Send(&pb.ExportResponse{Mutations: chunk, Revision: snap.Revision})
-		chunk = nil
+		chunk, size = nil, 0
 		return err
 	}
 	err = snap.Mutations(func(m graph.Mutation) error {
-		chunk = append(chunk, MutationToPB(m))
+		pm := MutationToPB(m)
+		n := proto.Size(pm) + 8
+		if size+n > messageBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		chunk = append(chunk, pm)
+		size += n
 		if len(chunk) == exportChunk {
 			return flush()
 		}

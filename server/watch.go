@@ -71,7 +71,7 @@ func (h *Hub) end(s *subscriber, why ending) {
 type published struct {
 	graph.Commit
 	once sync.Once
-	all  *encoded // the response to an unfiltered stream, marshalled
+	all  []*encoded // the responses to an unfiltered stream, marshalled
 	err  error
 }
 
@@ -82,14 +82,24 @@ func (p *published) send(stream grpc.ServerStreamingServer[pb.WatchResponse], se
 		return send(stream, commitToPB(p.Commit, sel))
 	}
 	p.once.Do(func() {
-		var b []byte
-		b, p.err = proto.Marshal(commitToPB(p.Commit, sel))
-		p.all = newEncoded(b)
+		for _, r := range commitToPB(p.Commit, sel) {
+			b, err := proto.Marshal(r)
+			if err != nil {
+				p.err = err
+				return
+			}
+			p.all = append(p.all, newEncoded(b))
+		}
 	})
 	if p.err != nil {
 		return fmt.Errorf("encode revision %d: %w", p.Revision, p.err)
 	}
-	return stream.SendMsg(p.all)
+	for _, e := range p.all {
+		if err := stream.SendMsg(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NewHub returns a hub whose subscribers each buffer up to buffer commits
@@ -347,25 +357,44 @@ func (s changeFilter) selects(c *graph.Commit, i int) bool {
 	return len(s.places) == 0 || c.InScope(i, func(f string) bool { return s.places[f] })
 }
 
-// commitToPB returns the response for a commit, holding the mutations the
-// filter selects, or nil when it selects none.
-func commitToPB(c graph.Commit, sel changeFilter) *pb.WatchResponse {
-	out := &pb.WatchResponse{Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor}
+// messageBytes is the most a Watch message or a page carries, well under
+// the 4 MiB a default gRPC client accepts.
+const messageBytes = 1 << 20
+
+// commitToPB returns the responses for a commit, holding the mutations
+// the filter selects, none when it selects none: one response, or, for a
+// commit larger than messageBytes, several parts of the same revision,
+// all but the last marked more.
+func commitToPB(c graph.Commit, sel changeFilter) []*pb.WatchResponse {
+	var out []*pb.WatchResponse
+	var cur *pb.WatchResponse
+	size := 0
 	for i := range c.Mutations {
-		if sel.selects(&c, i) {
-			out.Mutations = append(out.Mutations, MutationToPB(c.Mutations[i]))
+		if !sel.selects(&c, i) {
+			continue
 		}
-	}
-	if len(out.Mutations) == 0 {
-		return nil
+		m := MutationToPB(c.Mutations[i])
+		n := proto.Size(m) + 8 // with its tag and length
+		if cur == nil || size+n > messageBytes && len(cur.Mutations) > 0 {
+			if cur != nil {
+				cur.More = true
+			}
+			cur = &pb.WatchResponse{Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor}
+			out = append(out, cur)
+			size = 0
+		}
+		cur.Mutations = append(cur.Mutations, m)
+		size += n
 	}
 	return out
 }
 
-// send sends a response unless it is nil (the filter selected nothing).
-func send(stream grpc.ServerStreamingServer[pb.WatchResponse], r *pb.WatchResponse) error {
-	if r != nil {
-		return stream.Send(r)
+// send sends a commit's responses (none when the filter selected nothing).
+func send(stream grpc.ServerStreamingServer[pb.WatchResponse], parts []*pb.WatchResponse) error {
+	for _, r := range parts {
+		if err := stream.Send(r); err != nil {
+			return err
+		}
 	}
 	return nil
 }

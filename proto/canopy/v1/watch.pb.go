@@ -217,15 +217,21 @@ func (x *WatchRequest) GetFilter() *WatchFilter {
 	return nil
 }
 
-// WatchResponse is one committed batch, with the mutations the filter
-// selects; a batch none of whose mutations it selects is not sent.
+// WatchResponse is one committed batch, or one part of it (see more), with
+// the mutations the filter selects; a batch none of whose mutations it
+// selects is not sent.
 type WatchResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Revision   uint64                 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
 	CommitTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`
 	Actor      string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The primitive mutations the batch applied, cascades expanded.
-	Mutations     []*Mutation `protobuf:"bytes,4,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	Mutations []*Mutation `protobuf:"bytes,4,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	// Set when more messages of the same revision follow: a batch too large
+	// for one message (a cascade, an import chunk) is split so that every
+	// message fits a client's default 4 MiB limit. The revision's last part
+	// has it unset; the Go client joins the parts into one response.
+	More          bool `protobuf:"varint,5,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -286,6 +292,13 @@ func (x *WatchResponse) GetMutations() []*Mutation {
 		return x.Mutations
 	}
 	return nil
+}
+
+func (x *WatchResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 // WatchAccessRequest names the user to follow.
@@ -502,13 +515,14 @@ const file_canopy_v1_watch_proto_rawDesc = "" +
 	"\bsubtrees\x18\x03 \x03(\tR\bsubtrees\"c\n" +
 	"\fWatchRequest\x12#\n" +
 	"\rfrom_revision\x18\x01 \x01(\x04R\ffromRevision\x12.\n" +
-	"\x06filter\x18\x02 \x01(\v2\x16.canopy.v1.WatchFilterR\x06filter\"\xb1\x01\n" +
+	"\x06filter\x18\x02 \x01(\v2\x16.canopy.v1.WatchFilterR\x06filter\"\xc5\x01\n" +
 	"\rWatchResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12;\n" +
 	"\vcommit_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"commitTime\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x121\n" +
-	"\tmutations\x18\x04 \x03(\v2\x13.canopy.v1.MutationR\tmutations\"(\n" +
+	"\tmutations\x18\x04 \x03(\v2\x13.canopy.v1.MutationR\tmutations\x12\x12\n" +
+	"\x04more\x18\x05 \x01(\bR\x04more\"(\n" +
 	"\x12WatchAccessRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\"z\n" +
 	"\fAccessRegion\x12\x16\n" +
