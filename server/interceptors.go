@@ -98,7 +98,8 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	stream = append(stream, selector.StreamServerInterceptor(newStreamLimit(s.opts.MaxStreams, tokens).intercept, notHealth))
 	unary = append(unary, rejectMalformed, validator.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(rec))
 	stream = append(stream, rejectMalformedStream, validator.StreamServerInterceptor(), recovery.StreamServerInterceptor(rec))
-	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...), grpc.ForceServerCodecV2(newCodec())}
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...), grpc.ForceServerCodecV2(newCodec()),
+		grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes)}
 }
 
 var errLoading = status.Error(codes.Unavailable, "the index is still loading; retry shortly")

@@ -123,3 +123,34 @@ func TestFailedAuthenticationIsThrottled(t *testing.T) {
 		t.Fatalf("a good token from a throttled peer: %v", err)
 	}
 }
+
+// TestRequestLimits: a BatchCheck at its limit is answered and one past it
+// refused naming the limit; a request message past the size limit is
+// refused before it is decoded.
+func TestRequestLimits(t *testing.T) {
+	ts := startServerOpts(t, Options{MaxBatchCheck: 3, MaxMessageBytes: 64 << 10})
+	ctx := ctxT(t)
+	items := func(n int) []*pb.CheckItem {
+		out := make([]*pb.CheckItem, n)
+		for i := range out {
+			out[i] = &pb.CheckItem{User: "nobody", Right: "read"}
+		}
+		return out
+	}
+	if r, err := ts.acc.BatchCheck(ctx, &pb.BatchCheckRequest{Items: items(3)}); err != nil || len(r.GetResults()) != 3 {
+		t.Fatalf("at the limit: %v, %v", r, err)
+	}
+	if _, err := ts.acc.BatchCheck(ctx, &pb.BatchCheckRequest{Items: items(4)}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "at most 3") {
+		t.Fatalf("past the limit: %v", err)
+	}
+	big := &pb.WriteRequest{}
+	for i := range 200 {
+		big.Mutations = append(big.Mutations, &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: strings.Repeat("x", 200) + string(rune('a'+i%26)), Name: strings.Repeat("n", 500)}}})
+	}
+	if _, err := ts.dir.Write(ctx, big); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "larger than max") {
+		t.Fatalf("a message past the size limit: %v", err)
+	}
+	if ts.ix.Revision() != 1 {
+		t.Fatal("the refused write committed")
+	}
+}

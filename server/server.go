@@ -38,6 +38,10 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBatchCheck is the most items one BatchCheck may carry (0: 10,000).
 	MaxBatchCheck int
+	// MaxMessageBytes is the largest request message the server takes
+	// (0: 4 MiB, gRPC's default); a larger one is refused with
+	// ResourceExhausted before it is decoded.
+	MaxMessageBytes int
 	// Tokens authenticates callers; nil serves everyone (for loopback only).
 	Tokens *Tokens
 	// Metrics, if set, count calls and decisions.
@@ -87,6 +91,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxWait <= 0 {
 		opts.MaxWait = 30 * time.Second
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = 4 << 20
 	}
 	if opts.MaxStreams <= 0 {
 		opts.MaxStreams = 1000

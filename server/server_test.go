@@ -65,7 +65,8 @@ func startServerOpts(t *testing.T, opts Options) *testServer {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: logger, Tokens: opts.Tokens,
-		RateLimit: opts.RateLimit, DeadlineMargin: opts.DeadlineMargin, MaxWait: opts.MaxWait, MaxStreams: opts.MaxStreams})
+		RateLimit: opts.RateLimit, DeadlineMargin: opts.DeadlineMargin, MaxWait: opts.MaxWait, MaxStreams: opts.MaxStreams,
+		MaxMessageBytes: opts.MaxMessageBytes, MaxBatchCheck: opts.MaxBatchCheck})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,8 @@ type config struct {
 	ids             string
 	maxStreams      int
 	maxDepth        int
+	maxMessage      int
+	maxBatchCheck   int
 }
 
 func parseFlags(args []string) (config, error) {
@@ -94,6 +96,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
 	fs.BoolVar(&c.version, "version", false, "print the version and commit, and exit")
 	fs.StringVar(&c.ids, "ids", "text", "the grammar of new ids: text (no invisible characters, no surrounding spaces, normal form C) or ascii (printable ASCII without spaces)")
+	fs.IntVar(&c.maxMessage, "max-message-bytes", 4<<20, "the largest request message taken, in bytes")
+	fs.IntVar(&c.maxBatchCheck, "max-batch-check", 10_000, "the most checks one BatchCheck may carry")
 	fs.IntVar(&c.maxDepth, "max-depth", graph.DefaultMaxDepth, "the most levels a folder tree may have, its root being level 1 (negative: no limit)")
 	fs.IntVar(&c.maxStreams, "max-streams-per-caller", 1000, "streams one caller (token, certificate or host) may have open at once")
 	fs.DurationVar(&c.maxWait, "max-wait", 30*time.Second, "the longest a read waits for the revision it asks for, whatever its deadline")
@@ -214,7 +218,8 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 
 	// Serve first, NOT_SERVING, so probes see the process while the index loads.
 	srv, err := server.New(server.Options{Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
-		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}, MaxWait: c.maxWait, RevisionAllowance: c.allowance, MaxStreams: c.maxStreams})
+		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}, MaxWait: c.maxWait, RevisionAllowance: c.allowance, MaxStreams: c.maxStreams,
+		MaxMessageBytes: c.maxMessage, MaxBatchCheck: c.maxBatchCheck})
 	if err != nil {
 		return err
 	}
