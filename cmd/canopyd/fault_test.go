@@ -171,3 +171,70 @@ func gapless(t *testing.T, ctx context.Context, conn *grpc.ClientConn) {
 		}
 	}
 }
+
+// TestKillDuringImport: canopyd killed in the middle of a large Import
+// keeps every chunk it acknowledged, and whole chunks only: after the
+// restart the folders imported are the acknowledged ones, or those and
+// the one chunk that committed as the kill came.
+func TestKillDuringImport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildCanopyd(t)
+	data := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d := servertest.StartDaemon(t, bin, data)
+	conn, err := grpc.NewClient(d.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := pb.NewDirectoryServiceClient(conn).Import(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total, chunk = 100_000, 10_000 // the server commits chunks of 10,000
+	go func() {
+		batch := []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "root"}}}}
+		for i := range total - 1 {
+			batch = append(batch, &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: fmt.Sprint("f", i), Parent: "root"}}})
+			if len(batch) == 1000 {
+				if im.Send(&pb.ImportRequest{Mutations: batch}) != nil {
+					return // the server is gone
+				}
+				batch = nil
+			}
+		}
+		im.Send(&pb.ImportRequest{Mutations: batch})
+		im.CloseSend()
+	}()
+	var acked uint64
+	for acked < 3*chunk {
+		r, err := im.Recv()
+		if err != nil {
+			t.Fatalf("import before the kill: %v", err)
+		}
+		acked = r.GetCommittedMutations()
+	}
+	if err := d.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	d.Cmd.Wait()
+	conn.Close()
+
+	d = servertest.StartDaemon(t, bin, data)
+	conn, err = grpc.NewClient(d.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st, err := pb.NewDirectoryServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.GetFolders(); got != acked && got != acked+chunk {
+		t.Fatalf("%d folders after the kill, with %d acknowledged in chunks of %d", got, acked, chunk)
+	}
+	gapless(t, ctx, conn)
+	d.Stop(t)
+}
