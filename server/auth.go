@@ -190,8 +190,11 @@ func requiredScope(fullMethod string) Scope {
 	case pb.WatchService_ServiceDesc.ServiceName:
 		return ScopeRead
 	case pb.DirectoryService_ServiceDesc.ServiceName:
-		if method == "Write" || method == "Import" {
+		switch method {
+		case "Write", "Import":
 			return ScopeWrite
+		case "Backup":
+			return ScopeAdmin
 		}
 		return ScopeRead
 	}

@@ -62,6 +62,14 @@ func TestAuthMatrix(t *testing.T) {
 			_, err = s.Recv()
 			return err
 		},
+		"backup": func(ctx context.Context) error {
+			s, err := ts.dir.Backup(ctx, &pb.BackupRequest{})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		},
 		"write": func(ctx context.Context) error {
 			_, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{folder}})
 			if status.Code(err) == codes.AlreadyExists {
@@ -74,7 +82,7 @@ func TestAuthMatrix(t *testing.T) {
 		"check-token": {"check"},
 		"read-token":  {"read", "watch"},
 		"write-token": {"write"},
-		"admin-token": {"check", "read", "watch", "write"},
+		"admin-token": {"check", "read", "watch", "write", "backup"},
 	}
 	for token, ok := range allowed {
 		for call, do := range calls {

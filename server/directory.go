@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/canopy-authz/canopy/graph"
@@ -305,4 +307,62 @@ func (d *directory) Export(req *pb.ExportRequest, stream grpc.ServerStreamingSer
 		return d.status(ctx, err)
 	}
 	return flush()
+}
+
+// backuper is what Backup needs of the store: a consistent copy as of one
+// revision (store.DB.Backup).
+type backuper interface {
+	Backup(w io.Writer, sizeOf func(rev uint64, size int64) error) error
+}
+
+// backupChunk is how many bytes of the copy one Backup message carries.
+const backupChunk = 512 << 10
+
+func (d *directory) Backup(_ *pb.BackupRequest, stream grpc.ServerStreamingServer[pb.BackupResponse]) error {
+	ctx := stream.Context()
+	b, ok := d.log.(backuper)
+	if !ok {
+		return status.Error(codes.Unimplemented, "this store cannot be backed up online")
+	}
+	w := &chunkWriter{send: func(chunk []byte) error { return stream.Send(&pb.BackupResponse{Chunk: chunk}) }}
+	err := b.Backup(w, func(rev uint64, size int64) error {
+		return stream.Send(&pb.BackupResponse{Revision: rev, Size: uint64(size)})
+	})
+	if err == nil {
+		err = w.flush()
+	}
+	if err != nil {
+		return d.status(ctx, fmt.Errorf("backup: %w", err))
+	}
+	return nil
+}
+
+// chunkWriter sends what is written to it in messages of backupChunk bytes.
+type chunkWriter struct {
+	buf  []byte
+	send func([]byte) error
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(backupChunk-len(w.buf), len(p))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		if len(w.buf) == backupChunk {
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *chunkWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	err := w.send(w.buf)
+	w.buf = nil
+	return err
 }

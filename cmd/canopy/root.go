@@ -109,7 +109,7 @@ Exit codes: 0 success (for check: allowed), 1 a "no" (check denied),
 		c.GroupID = "watch"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.statusCommand(), a.versionCommand(), a.contextCommand()} {
+	for _, c := range []*cobra.Command{a.statusCommand(), a.backupCommand(), a.versionCommand(), a.contextCommand()} {
 		c.GroupID = "server"
 		root.AddCommand(c)
 	}

@@ -40,10 +40,11 @@ func buildCanopyd(t *testing.T) string {
 	return servertest.Build(t, "github.com/canopy-authz/canopy/cmd/canopyd")
 }
 
-// startDaemon starts canopyd on free loopback ports and connects to it.
-func startDaemon(t *testing.T, bin, data string) *daemon {
+// startDaemon starts canopyd on free loopback ports, with extra flags,
+// and connects to it.
+func startDaemon(t *testing.T, bin, data string, extra ...string) *daemon {
 	t.Helper()
-	d := servertest.StartDaemon(t, bin, data)
+	d := servertest.StartDaemon(t, bin, data, extra...)
 	conn, err := grpc.NewClient(d.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -74,6 +74,7 @@ type config struct {
 	maxDepth        int
 	maxMessage      int
 	maxBatchCheck   int
+	restore         string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -96,6 +97,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
 	fs.BoolVar(&c.version, "version", false, "print the version and commit, and exit")
 	fs.StringVar(&c.ids, "ids", "text", "the grammar of new ids: text (no invisible characters, no surrounding spaces, normal form C) or ascii (printable ASCII without spaces)")
+	fs.StringVar(&c.restore, "restore", "", "before serving, check this backup file (canopy backup) and make it the store, keeping the current file beside it")
 	fs.IntVar(&c.maxMessage, "max-message-bytes", 4<<20, "the largest request message taken, in bytes")
 	fs.IntVar(&c.maxBatchCheck, "max-batch-check", 10_000, "the most checks one BatchCheck may carry")
 	fs.IntVar(&c.maxDepth, "max-depth", graph.DefaultMaxDepth, "the most levels a folder tree may have, its root being level 1 (negative: no limit)")
@@ -204,6 +206,20 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		}
 	} else if !isLoopback(c.listen) && !c.insecureNoAuth {
 		return fmt.Errorf("refusing to serve %s beyond loopback with no tokens file: give --tokens, or --insecure-no-auth to mean it", c.listen)
+	}
+	if c.restore != "" {
+		rev, err := store.Restore(c.data, c.restore, func(db *store.DB) (uint64, error) {
+			ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: db, MaxDepth: -1})
+			if err != nil {
+				return 0, err
+			}
+			defer ix.Close()
+			return ix.Revision(), nil
+		})
+		if err != nil {
+			return err
+		}
+		logger.Info("restored the store from a backup", "file", c.restore, "revision", rev)
 	}
 	db, err := store.Open(c.data, store.Options{})
 	if err != nil {

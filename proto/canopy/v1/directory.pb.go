@@ -1429,6 +1429,107 @@ func (x *GetStatusResponse) GetOrganisations() uint64 {
 	return 0
 }
 
+// BackupRequest asks for a copy of the store.
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{23}
+}
+
+// BackupResponse is one chunk of the store file; the first also says what
+// the whole copy is.
+type BackupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The revision the copy is at (first message only).
+	Revision uint64 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The copy's size in bytes (first message only).
+	Size          uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Chunk         []byte `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *BackupResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *BackupResponse) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *BackupResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
 var File_canopy_v1_directory_proto protoreflect.FileDescriptor
 
 const file_canopy_v1_directory_proto_rawDesc = "" +
@@ -1531,7 +1632,12 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\x0fplacement_rules\x18\b \x01(\x04R\x0eplacementRules\x12\x16\n" +
 	"\x06rights\x18\t \x01(\x04R\x06rights\x12$\n" +
 	"\rorganisations\x18\n" +
-	" \x01(\x04R\rorganisations2\x9e\x06\n" +
+	" \x01(\x04R\rorganisations\"\x0f\n" +
+	"\rBackupRequest\"V\n" +
+	"\x0eBackupResponse\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x14\n" +
+	"\x05chunk\x18\x03 \x01(\fR\x05chunk2\xdf\x06\n" +
 	"\x10DirectoryService\x12:\n" +
 	"\x05Write\x12\x17.canopy.v1.WriteRequest\x1a\x18.canopy.v1.WriteResponse\x12F\n" +
 	"\tGetFolder\x12\x1b.canopy.v1.GetFolderRequest\x1a\x1c.canopy.v1.GetFolderResponse\x12L\n" +
@@ -1544,7 +1650,8 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\x06Import\x12\x18.canopy.v1.ImportRequest\x1a\x19.canopy.v1.ImportResponse(\x010\x01\x12?\n" +
 	"\x06Export\x12\x18.canopy.v1.ExportRequest\x1a\x19.canopy.v1.ExportResponse0\x01\x12O\n" +
 	"\fGetCatalogue\x12\x1e.canopy.v1.GetCatalogueRequest\x1a\x1f.canopy.v1.GetCatalogueResponse\x12F\n" +
-	"\tGetStatus\x12\x1b.canopy.v1.GetStatusRequest\x1a\x1c.canopy.v1.GetStatusResponseB9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
+	"\tGetStatus\x12\x1b.canopy.v1.GetStatusRequest\x1a\x1c.canopy.v1.GetStatusResponse\x12?\n" +
+	"\x06Backup\x12\x18.canopy.v1.BackupRequest\x1a\x19.canopy.v1.BackupResponse0\x01B9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
 
 var (
 	file_canopy_v1_directory_proto_rawDescOnce sync.Once
@@ -1558,7 +1665,7 @@ func file_canopy_v1_directory_proto_rawDescGZIP() []byte {
 	return file_canopy_v1_directory_proto_rawDescData
 }
 
-var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_canopy_v1_directory_proto_goTypes = []any{
 	(*Preconditions)(nil),        // 0: canopy.v1.Preconditions
 	(*WriteRequest)(nil),         // 1: canopy.v1.WriteRequest
@@ -1583,42 +1690,44 @@ var file_canopy_v1_directory_proto_goTypes = []any{
 	(*GetCatalogueResponse)(nil), // 20: canopy.v1.GetCatalogueResponse
 	(*GetStatusRequest)(nil),     // 21: canopy.v1.GetStatusRequest
 	(*GetStatusResponse)(nil),    // 22: canopy.v1.GetStatusResponse
-	(*Mutation)(nil),             // 23: canopy.v1.Mutation
-	(*Consistency)(nil),          // 24: canopy.v1.Consistency
-	(*Folder)(nil),               // 25: canopy.v1.Folder
-	(*PlacementRule)(nil),        // 26: canopy.v1.PlacementRule
-	(*User)(nil),                 // 27: canopy.v1.User
-	(*ObjectRef)(nil),            // 28: canopy.v1.ObjectRef
-	(*Grant)(nil),                // 29: canopy.v1.Grant
-	(*Lock)(nil),                 // 30: canopy.v1.Lock
-	(*Right)(nil),                // 31: canopy.v1.Right
-	(*SelfRights)(nil),           // 32: canopy.v1.SelfRights
+	(*BackupRequest)(nil),        // 23: canopy.v1.BackupRequest
+	(*BackupResponse)(nil),       // 24: canopy.v1.BackupResponse
+	(*Mutation)(nil),             // 25: canopy.v1.Mutation
+	(*Consistency)(nil),          // 26: canopy.v1.Consistency
+	(*Folder)(nil),               // 27: canopy.v1.Folder
+	(*PlacementRule)(nil),        // 28: canopy.v1.PlacementRule
+	(*User)(nil),                 // 29: canopy.v1.User
+	(*ObjectRef)(nil),            // 30: canopy.v1.ObjectRef
+	(*Grant)(nil),                // 31: canopy.v1.Grant
+	(*Lock)(nil),                 // 32: canopy.v1.Lock
+	(*Right)(nil),                // 33: canopy.v1.Right
+	(*SelfRights)(nil),           // 34: canopy.v1.SelfRights
 }
 var file_canopy_v1_directory_proto_depIdxs = []int32{
-	23, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
+	25, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
 	0,  // 1: canopy.v1.WriteRequest.preconditions:type_name -> canopy.v1.Preconditions
-	24, // 2: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
-	25, // 3: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
-	26, // 4: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
-	24, // 5: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
-	25, // 6: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
-	24, // 7: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
-	27, // 8: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
-	24, // 9: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
-	27, // 10: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
-	28, // 11: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
-	28, // 12: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
-	24, // 13: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
-	29, // 14: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
-	28, // 15: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
-	24, // 16: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
-	30, // 17: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
-	23, // 18: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
-	24, // 19: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
-	23, // 20: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
-	24, // 21: canopy.v1.GetCatalogueRequest.consistency:type_name -> canopy.v1.Consistency
-	31, // 22: canopy.v1.GetCatalogueResponse.rights:type_name -> canopy.v1.Right
-	32, // 23: canopy.v1.GetCatalogueResponse.self_rights:type_name -> canopy.v1.SelfRights
+	26, // 2: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
+	27, // 3: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
+	28, // 4: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
+	26, // 5: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
+	27, // 6: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
+	26, // 7: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
+	29, // 8: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
+	26, // 9: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
+	29, // 10: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
+	30, // 11: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
+	30, // 12: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
+	26, // 13: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
+	31, // 14: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
+	30, // 15: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
+	26, // 16: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
+	32, // 17: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
+	25, // 18: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
+	26, // 19: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
+	25, // 20: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
+	26, // 21: canopy.v1.GetCatalogueRequest.consistency:type_name -> canopy.v1.Consistency
+	33, // 22: canopy.v1.GetCatalogueResponse.rights:type_name -> canopy.v1.Right
+	34, // 23: canopy.v1.GetCatalogueResponse.self_rights:type_name -> canopy.v1.SelfRights
 	1,  // 24: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
 	3,  // 25: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
 	5,  // 26: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
@@ -1630,19 +1739,21 @@ var file_canopy_v1_directory_proto_depIdxs = []int32{
 	17, // 32: canopy.v1.DirectoryService.Export:input_type -> canopy.v1.ExportRequest
 	19, // 33: canopy.v1.DirectoryService.GetCatalogue:input_type -> canopy.v1.GetCatalogueRequest
 	21, // 34: canopy.v1.DirectoryService.GetStatus:input_type -> canopy.v1.GetStatusRequest
-	2,  // 35: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
-	4,  // 36: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
-	6,  // 37: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
-	8,  // 38: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
-	10, // 39: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
-	12, // 40: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
-	14, // 41: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
-	16, // 42: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
-	18, // 43: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
-	20, // 44: canopy.v1.DirectoryService.GetCatalogue:output_type -> canopy.v1.GetCatalogueResponse
-	22, // 45: canopy.v1.DirectoryService.GetStatus:output_type -> canopy.v1.GetStatusResponse
-	35, // [35:46] is the sub-list for method output_type
-	24, // [24:35] is the sub-list for method input_type
+	23, // 35: canopy.v1.DirectoryService.Backup:input_type -> canopy.v1.BackupRequest
+	2,  // 36: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
+	4,  // 37: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
+	6,  // 38: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
+	8,  // 39: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
+	10, // 40: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
+	12, // 41: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
+	14, // 42: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
+	16, // 43: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
+	18, // 44: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
+	20, // 45: canopy.v1.DirectoryService.GetCatalogue:output_type -> canopy.v1.GetCatalogueResponse
+	22, // 46: canopy.v1.DirectoryService.GetStatus:output_type -> canopy.v1.GetStatusResponse
+	24, // 47: canopy.v1.DirectoryService.Backup:output_type -> canopy.v1.BackupResponse
+	36, // [36:48] is the sub-list for method output_type
+	24, // [24:36] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -1660,7 +1771,7 @@ func file_canopy_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_directory_proto_rawDesc), len(file_canopy_v1_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	DirectoryService_Export_FullMethodName       = "/canopy.v1.DirectoryService/Export"
 	DirectoryService_GetCatalogue_FullMethodName = "/canopy.v1.DirectoryService/GetCatalogue"
 	DirectoryService_GetStatus_FullMethodName    = "/canopy.v1.DirectoryService/GetStatus"
+	DirectoryService_Backup_FullMethodName       = "/canopy.v1.DirectoryService/Backup"
 )
 
 // DirectoryServiceClient is the client API for DirectoryService service.
@@ -72,6 +73,10 @@ type DirectoryServiceClient interface {
 	// GetStatus returns the server's version, the revision its index is at
 	// and what the index holds.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
+	// Backup streams a consistent copy of the store file, as of one
+	// revision, while writes go on (admin scope). canopyd --restore takes
+	// the file back, after checking it.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 }
 
 type directoryServiceClient struct {
@@ -204,6 +209,25 @@ func (c *directoryServiceClient) GetStatus(ctx context.Context, in *GetStatusReq
 	return out, nil
 }
 
+func (c *directoryServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DirectoryService_ServiceDesc.Streams[2], DirectoryService_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DirectoryService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
+
 // DirectoryServiceServer is the server API for DirectoryService service.
 // All implementations must embed UnimplementedDirectoryServiceServer
 // for forward compatibility.
@@ -244,6 +268,10 @@ type DirectoryServiceServer interface {
 	// GetStatus returns the server's version, the revision its index is at
 	// and what the index holds.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
+	// Backup streams a consistent copy of the store file, as of one
+	// revision, while writes go on (admin scope). canopyd --restore takes
+	// the file back, after checking it.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	mustEmbedUnimplementedDirectoryServiceServer()
 }
 
@@ -286,6 +314,9 @@ func (UnimplementedDirectoryServiceServer) GetCatalogue(context.Context, *GetCat
 }
 func (UnimplementedDirectoryServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
+}
+func (UnimplementedDirectoryServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedDirectoryServiceServer) mustEmbedUnimplementedDirectoryServiceServer() {}
 func (UnimplementedDirectoryServiceServer) testEmbeddedByValue()                          {}
@@ -488,6 +519,17 @@ func _DirectoryService_GetStatus_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DirectoryService_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DirectoryServiceServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DirectoryService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
+
 // DirectoryService_ServiceDesc is the grpc.ServiceDesc for DirectoryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -542,6 +584,11 @@ var DirectoryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Export",
 			Handler:       _DirectoryService_Export_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Backup",
+			Handler:       _DirectoryService_Backup_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Backup writes a consistent copy of the whole store file to w, as of one
+// revision, which it returns with the copy's size. It runs in a read
+// transaction, so writes go on meanwhile; size is known before the first
+// byte is written (sizeOf), so that a caller can announce it.
+func (d *DB) Backup(w io.Writer, sizeOf func(rev uint64, size int64) error) error {
+	return d.bolt.View(func(tx *bolt.Tx) error {
+		rev, err := revisionOf(tx)
+		if err != nil {
+			return fmt.Errorf("store: backup: %w", err)
+		}
+		if err := sizeOf(rev, tx.Size()); err != nil {
+			return err
+		}
+		if _, err := tx.WriteTo(w); err != nil {
+			return fmt.Errorf("store: backup at revision %d: %w", rev, err)
+		}
+		return nil
+	})
+}
+
+// Restore makes the backup file at from the store of the data folder dir,
+// once it has checked it: bbolt's consistency check, the buckets a store
+// has, and every record loading (load, given the opened copy, builds the
+// index from it). Only then is the folder's current file, if any, kept
+// beside it as canopy.db.before-restore-TIME and the backup put in its
+// place; a backup that fails any check replaces nothing. It returns the
+// revision restored.
+func Restore(dir, from string, load func(*DB) (uint64, error)) (uint64, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return 0, fmt.Errorf("store: restore: %w", err)
+	}
+	tmp, err := os.MkdirTemp(dir, "restore-")
+	if err != nil {
+		return 0, fmt.Errorf("store: restore: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := copyFile(from, filepath.Join(tmp, FileName)); err != nil {
+		return 0, fmt.Errorf("store: restore from %s: %w", from, err)
+	}
+	if err := check(filepath.Join(tmp, FileName)); err != nil {
+		return 0, fmt.Errorf("store: restore from %s: %w; nothing was replaced", from, err)
+	}
+	db, err := Open(tmp, Options{})
+	if err != nil {
+		return 0, fmt.Errorf("store: restore from %s: %w; nothing was replaced", from, err)
+	}
+	rev, err := load(db)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: restore from %s: %w; nothing was replaced", from, err)
+	}
+	cur := filepath.Join(dir, FileName)
+	if _, err := os.Stat(cur); err == nil {
+		keep := filepath.Join(dir, FileName+".before-restore-"+time.Now().UTC().Format("20060102T150405Z"))
+		if err := os.Rename(cur, keep); err != nil {
+			return 0, fmt.Errorf("store: restore: keep the current file: %w", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("store: restore: %w", err)
+	}
+	if err := os.Rename(filepath.Join(tmp, FileName), cur); err != nil {
+		return 0, fmt.Errorf("store: restore: %w", err)
+	}
+	return rev, nil
+}
+
+// check opens the bbolt file at path read-only, runs its consistency
+// check, and requires the buckets of a store, before anything opens it
+// for writing (which would create them).
+func check(path string) error {
+	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("not a bbolt file: %w", err)
+	}
+	defer b.Close()
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return b.View(func(tx *bolt.Tx) error {
+		// Checked first: reading pages past the end of a cut file faults.
+		if info.Size() < tx.Size() {
+			return fmt.Errorf("cut short: %d bytes of the %d its header names", info.Size(), tx.Size())
+		}
+		for err := range tx.Check() {
+			return fmt.Errorf("not consistent: %w", err)
+		}
+		for _, name := range [][]byte{bucketMeta, bucketLog} {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("not a Canopy store: no %s bucket", name)
+			}
+		}
+		return nil
+	})
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
