@@ -18,6 +18,7 @@ import (
 	"github.com/canopy-authz/canopy/orgfile/orgfiletest"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 	"github.com/canopy-authz/canopy/server/servertest"
+	"github.com/canopy-authz/canopy/store"
 )
 
 // empty starts a real server with nothing but the defaults.
@@ -256,5 +257,26 @@ func TestExportLeavesOutExpiredGrants(t *testing.T) {
 	path := writeFile(t, "export.yaml", r.out)
 	if r := must(t, 1, s.Addr, "diff", "-f", path, "--prune"); !strings.Contains(r.out, "- grant old") {
 		t.Errorf("diff --prune of the export:\n%s", r.out)
+	}
+}
+
+// TestBackupCommand: canopy backup writes a whole, checkable copy of the
+// store, and never a partial file under the name asked for.
+func TestBackupCommand(t *testing.T) {
+	s := atlas(t)
+	path := filepath.Join(t.TempDir(), "backup.db")
+	r := must(t, 0, s.Addr, "backup", path)
+	if !strings.HasPrefix(r.out, "backed up revision 2, ") || !strings.HasSuffix(r.out, "to "+path+"\n") {
+		t.Errorf("backup: %q", r.out)
+	}
+	if _, err := os.Stat(path + ".partial"); err == nil {
+		t.Error("the partial file is left behind")
+	}
+	rev, err := store.Restore(t.TempDir(), path, func(db *store.DB) (uint64, error) { return db.Revision() })
+	if err != nil || rev != 2 {
+		t.Fatalf("the backup does not restore: %d, %v", rev, err)
+	}
+	if r := must(t, 2, s.Addr, "backup", filepath.Join(t.TempDir(), "no", "such", "dir", "b.db")); !strings.Contains(r.err, "no such file or directory") {
+		t.Errorf("backup into a missing folder: %q", r.err)
 	}
 }
