@@ -53,9 +53,11 @@ func (c *Client) streamBackoff(ctx context.Context, wait *time.Duration) bool {
 // per revision: a batch the server split into parts (WatchResponse.more)
 // is joined first. When the connection drops or the server restarts it
 // reconnects, with backoff, and resumes after the last revision yielded
-// whole, so nothing is missed or repeated. It ends when ctx does (yielding nothing more), or with an
-// error it yields: one wrapping ErrResync when the revision to resume from
-// is no longer kept, or any error not worth reconnecting on.
+// whole, so nothing is missed or repeated. It ends when ctx does
+// (yielding nothing more), or with an error it yields: one wrapping
+// ErrResync when the revision to resume from is no longer kept, or belongs
+// to another history (the server's store was restored from a backup
+// since), or any error not worth reconnecting on.
 func (c *Client) Watch(ctx context.Context, from uint64, filter *pb.WatchFilter) iter.Seq2[*pb.WatchResponse, error] {
 	return func(yield func(*pb.WatchResponse, error) bool) {
 		if from == 0 {
@@ -67,8 +69,9 @@ func (c *Client) Watch(ctx context.Context, from uint64, filter *pb.WatchFilter)
 			from = st.GetRevision() + 1
 		}
 		wait := c.retry.Backoff
+		storeID := "" // the store whose history from continues, once known
 		for {
-			s, err := c.WatchService.Watch(ctx, &pb.WatchRequest{FromRevision: from, Filter: filter})
+			s, err := c.WatchService.Watch(ctx, &pb.WatchRequest{FromRevision: from, Filter: filter, StoreId: storeID})
 			var whole *pb.WatchResponse // the revision being joined from its parts
 			for err == nil {
 				var m *pb.WatchResponse
@@ -85,6 +88,7 @@ func (c *Client) Watch(ctx context.Context, from uint64, filter *pb.WatchFilter)
 				}
 				done := whole
 				done.More, whole = false, nil
+				storeID = done.GetStoreId()
 				wait = c.retry.Backoff
 				c.saw(done.GetRevision())
 				from = done.GetRevision() + 1

@@ -115,7 +115,11 @@ func (d *directory) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.
 		return nil, d.status(ctx, err)
 	}
 	b := Build()
-	return &pb.GetStatusResponse{
+	id, err := d.storeID()
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	return &pb.GetStatusResponse{StoreId: id,
 		Version: b.Version, Commit: b.Commit, Revision: st.Revision,
 		Folders: uint64(st.Folders), Users: uint64(st.Users), Grants: uint64(st.Grants), Locks: uint64(st.Locks),
 		PlacementRules: uint64(st.Rules), Rights: uint64(st.Rights), Organisations: uint64(len(orgs)),

@@ -184,6 +184,19 @@ func (s *Server) consistent(ctx context.Context, c *pb.Consistency) error {
 	return err
 }
 
+// storeID returns the identity of the store behind the log, "" for a
+// store that has none.
+func (s *Server) storeID() (string, error) {
+	if st, ok := s.log.(interface{ ID() (string, error) }); ok {
+		id, err := st.ID()
+		if err != nil {
+			return "", fmt.Errorf("read the store id: %w", err)
+		}
+		return id, nil
+	}
+	return "", nil
+}
+
 // reachable refuses, with OutOfRange naming the head, a revision further
 // past the newest committed one than the allowance: no wait could end.
 func (s *Server) reachable(rev uint64, what string) error {

@@ -77,12 +77,12 @@ type published struct {
 
 // send sends the commit on a stream with filter sel, if sel selects any
 // of it. Unfiltered streams share one encoding of the whole commit.
-func (p *published) send(stream grpc.ServerStreamingServer[pb.WatchResponse], sel changeFilter) error {
+func (p *published) send(stream grpc.ServerStreamingServer[pb.WatchResponse], sel changeFilter, storeID string) error {
 	if !sel.all() {
-		return send(stream, commitToPB(p.Commit, sel))
+		return send(stream, commitToPB(p.Commit, sel, storeID))
 	}
 	p.once.Do(func() {
-		for _, r := range commitToPB(p.Commit, sel) {
+		for _, r := range commitToPB(p.Commit, sel, storeID) {
 			b, err := proto.Marshal(r)
 			if err != nil {
 				p.err = err
@@ -365,7 +365,7 @@ const messageBytes = 1 << 20
 // the filter selects, none when it selects none: one response, or, for a
 // commit larger than messageBytes, several parts of the same revision,
 // all but the last marked more.
-func commitToPB(c graph.Commit, sel changeFilter) []*pb.WatchResponse {
+func commitToPB(c graph.Commit, sel changeFilter, storeID string) []*pb.WatchResponse {
 	var out []*pb.WatchResponse
 	var cur *pb.WatchResponse
 	size := 0
@@ -379,7 +379,7 @@ func commitToPB(c graph.Commit, sel changeFilter) []*pb.WatchResponse {
 			if cur != nil {
 				cur.More = true
 			}
-			cur = &pb.WatchResponse{Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor}
+			cur = &pb.WatchResponse{Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor, StoreId: storeID}
 			out = append(out, cur)
 			size = 0
 		}
@@ -411,6 +411,13 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 	if err := w.reachable(req.GetFromRevision(), "watch from revision"); err != nil {
 		return w.status(ctx, err)
 	}
+	id, err := w.storeID()
+	if err != nil {
+		return w.status(ctx, err)
+	}
+	if want := req.GetStoreId(); want != "" && id != "" && want != id {
+		return status.Errorf(codes.OutOfRange, "this server's store is %s, not %s, whose revisions the watch resumes (restored from a backup, or replaced): resync from Export and watch from its revision + 1", id, want)
+	}
 	sub, last, leave := w.hub.subscribe(ctx)
 	defer leave()
 	next := req.GetFromRevision()
@@ -430,7 +437,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 			return w.outOfRange(ctx, next)
 		}
 		for _, c := range commits {
-			if err := send(stream, commitToPB(c, sel)); err != nil {
+			if err := send(stream, commitToPB(c, sel, id)); err != nil {
 				return err
 			}
 			next = c.Revision + 1
@@ -441,7 +448,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 		if c.Revision < next {
 			return nil // replayed already
 		}
-		if err := c.send(stream, sel); err != nil {
+		if err := c.send(stream, sel, id); err != nil {
 			return err
 		}
 		next = c.Revision + 1

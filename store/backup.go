@@ -32,7 +32,7 @@ func (d *DB) Backup(w io.Writer, sizeOf func(rev uint64, size int64) error) erro
 }
 
 // Restore makes the backup file at from the store of the data folder dir,
-// once it has checked it: bbolt's consistency check, the buckets a store
+// once it has checked it, giving it a new identity (DB.ID): bbolt's consistency check, the buckets a store
 // has, and every record loading (load, given the opened copy, builds the
 // index from it). Only then is the folder's current file, if any, kept
 // beside it as canopy.db.before-restore-TIME and the backup put in its
@@ -58,6 +58,11 @@ func Restore(dir, from string, load func(*DB) (uint64, error)) (uint64, error) {
 		return 0, fmt.Errorf("store: restore from %s: %w; nothing was replaced", from, err)
 	}
 	rev, err := load(db)
+	if err == nil {
+		// A new history from here: a revision of the old one means
+		// nothing in it.
+		err = db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyID, newID()) })
+	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,6 +80,11 @@ func (d *DB) init() error {
 		} else if err := meta.Put(keySchema, revKey(schemaVersion)); err != nil {
 			return fmt.Errorf("store: write schema: %w", err)
 		}
+		if meta.Get(keyID) == nil {
+			if err := meta.Put(keyID, newID()); err != nil {
+				return fmt.Errorf("store: write the store id: %w", err)
+			}
+		}
 		names := [][]byte{bucketLog}
 		for _, k := range graph.RecordKinds {
 			names = append(names, kindBucket(k))
@@ -89,6 +96,24 @@ func (d *DB) init() error {
 		}
 		return nil
 	})
+}
+
+// newID returns a fresh store identity.
+func newID() []byte {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return []byte(hex.EncodeToString(b[:]))
+}
+
+// ID returns the store's identity (see keyID), which changes when a
+// backup is restored.
+func (d *DB) ID() (string, error) {
+	var id string
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		id = string(tx.Bucket(bucketMeta).Get(keyID))
+		return nil
+	})
+	return id, err
 }
 
 // Path returns the file's path.

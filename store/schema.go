@@ -14,6 +14,7 @@ import (
 //	  "revision"-> uint64 big-endian: the revision of the last commit
 //	  "oldest"  -> uint64 big-endian: the oldest revision still in the log
 //	               (absent: 1, nothing compacted yet)
+//	  "id"      -> 32 hex digits: the store's identity, new on restore
 //	log                       the change log, one entry per revision
 //	  revKey(rev) -> JSON logEntry
 //	right, self, folder, rule, user, grant, lock
@@ -29,6 +30,10 @@ var (
 	keySchema   = []byte("schema")
 	keyRevision = []byte("revision")
 	keyOldest   = []byte("oldest")
+	// keyID holds the store's identity: 32 hex digits, made when the file
+	// is, and made anew when a backup is restored, so that a revision of
+	// one history is never taken for the same number in another.
+	keyID = []byte("id")
 )
 
 // schemaVersion is the layout this package writes; Open refuses others.

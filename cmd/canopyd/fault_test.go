@@ -15,7 +15,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 	"github.com/canopy-authz/canopy/server/servertest"
@@ -346,7 +348,8 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 
 	d = startDaemon(t, bin, data, "--restore", backup)
-	st, err := pb.NewDirectoryServiceClient(d.conn).GetStatus(ctx, &pb.GetStatusRequest{})
+	dir = pb.NewDirectoryServiceClient(d.conn)
+	st, err := dir.GetStatus(ctx, &pb.GetStatusRequest{})
 	if err != nil || st.GetRevision() != rev {
 		t.Fatalf("restored at revision %d, want %d (%v)", st.GetRevision(), rev, err)
 	}
@@ -361,6 +364,72 @@ func TestBackupAndRestore(t *testing.T) {
 	matches, _ := filepath.Glob(filepath.Join(data, store.FileName+".before-restore-*"))
 	if len(matches) != 1 {
 		t.Errorf("the file before the restore is not kept: %v", matches)
+	}
+	d.stop(t)
+}
+
+// TestRestoreIsANewHistory: after a restore the store has a new identity,
+// and a Watch resuming a revision of the old one is refused with
+// OutOfRange (resync), not resumed into the other history.
+func TestRestoreIsANewHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildCanopyd(t)
+	data := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d := startDaemon(t, bin, data)
+	dir := pb.NewDirectoryServiceClient(d.conn)
+	write := func(id string) {
+		t.Helper()
+		if _, err := dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: id}}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a")
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	f, err := os.Create(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := dir.Backup(ctx, &pb.BackupRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := s.Recv()
+		if err != nil {
+			break
+		}
+		f.Write(m.GetChunk())
+	}
+	f.Close()
+	write("b") // revision 3, in the old history only
+	w, err := pb.NewWatchServiceClient(d.conn).Watch(ctx, &pb.WatchRequest{FromRevision: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := w.Recv()
+	if err != nil || m.GetStoreId() == "" {
+		t.Fatalf("watch before the restore: %v, %v", m, err)
+	}
+	old := m.GetStoreId()
+	d.stop(t)
+
+	d = startDaemon(t, bin, data, "--restore", backup)
+	dir = pb.NewDirectoryServiceClient(d.conn)
+	st, err := dir.GetStatus(ctx, &pb.GetStatusRequest{})
+	if err != nil || st.GetStoreId() == old || st.GetStoreId() == "" {
+		t.Fatalf("the restored store's id %q, the old %q (%v)", st.GetStoreId(), old, err)
+	}
+	write("c") // revision 3 again, in the new history
+	w, err = pb.NewWatchServiceClient(d.conn).Watch(ctx, &pb.WatchRequest{FromRevision: 3, StoreId: old})
+	if err == nil {
+		_, err = w.Recv()
+	}
+	if status.Code(err) != codes.OutOfRange || !strings.Contains(err.Error(), "resync") {
+		t.Fatalf("resuming the old history: %v", err)
 	}
 	d.stop(t)
 }

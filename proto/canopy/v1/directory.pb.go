@@ -1325,6 +1325,9 @@ type GetStatusResponse struct {
 	Rights         uint64 `protobuf:"varint,9,opt,name=rights,proto3" json:"rights,omitempty"`
 	// Organisations: folders without a parent.
 	Organisations uint64 `protobuf:"varint,10,opt,name=organisations,proto3" json:"organisations,omitempty"`
+	// The store's identity, new whenever a backup is restored: revisions
+	// are comparable only within one store_id.
+	StoreId       string `protobuf:"bytes,11,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1427,6 +1430,13 @@ func (x *GetStatusResponse) GetOrganisations() uint64 {
 		return x.Organisations
 	}
 	return 0
+}
+
+func (x *GetStatusResponse) GetStoreId() string {
+	if x != nil {
+		return x.StoreId
+	}
+	return ""
 }
 
 // BackupRequest asks for a copy of the store.
@@ -1620,7 +1630,7 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\vself_rights\x18\x02 \x01(\v2\x15.canopy.v1.SelfRightsR\n" +
 	"selfRights\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x04R\brevision\"\x12\n" +
-	"\x10GetStatusRequest\"\xa6\x02\n" +
+	"\x10GetStatusRequest\"\xc1\x02\n" +
 	"\x11GetStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x1a\n" +
@@ -1632,7 +1642,8 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\x0fplacement_rules\x18\b \x01(\x04R\x0eplacementRules\x12\x16\n" +
 	"\x06rights\x18\t \x01(\x04R\x06rights\x12$\n" +
 	"\rorganisations\x18\n" +
-	" \x01(\x04R\rorganisations\"\x0f\n" +
+	" \x01(\x04R\rorganisations\x12\x19\n" +
+	"\bstore_id\x18\v \x01(\tR\astoreId\"\x0f\n" +
 	"\rBackupRequest\"V\n" +
 	"\x0eBackupResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x12\n" +

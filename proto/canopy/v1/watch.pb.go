@@ -167,8 +167,13 @@ func (x *WatchFilter) GetSubtrees() []string {
 type WatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The first revision to send; 0 means only what is committed from now on.
-	FromRevision  uint64       `protobuf:"varint,1,opt,name=from_revision,json=fromRevision,proto3" json:"from_revision,omitempty"`
-	Filter        *WatchFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	FromRevision uint64       `protobuf:"varint,1,opt,name=from_revision,json=fromRevision,proto3" json:"from_revision,omitempty"`
+	Filter       *WatchFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// The store_id of the responses that from_revision continues, when
+	// resuming: if the server's store is another (restored from a backup,
+	// or replaced), its revisions are another history, and the watch is
+	// refused with OUT_OF_RANGE (resync) rather than resumed wrongly.
+	StoreId       string `protobuf:"bytes,3,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +222,13 @@ func (x *WatchRequest) GetFilter() *WatchFilter {
 	return nil
 }
 
+func (x *WatchRequest) GetStoreId() string {
+	if x != nil {
+		return x.StoreId
+	}
+	return ""
+}
+
 // WatchResponse is one committed batch, or one part of it (see more), with
 // the mutations the filter selects; a batch none of whose mutations it
 // selects is not sent.
@@ -231,7 +243,10 @@ type WatchResponse struct {
 	// for one message (a cascade, an import chunk) is split so that every
 	// message fits a client's default 4 MiB limit. The revision's last part
 	// has it unset; the Go client joins the parts into one response.
-	More          bool `protobuf:"varint,5,opt,name=more,proto3" json:"more,omitempty"`
+	More bool `protobuf:"varint,5,opt,name=more,proto3" json:"more,omitempty"`
+	// The identity of the store these revisions belong to (see
+	// WatchRequest.store_id).
+	StoreId       string `protobuf:"bytes,6,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -299,6 +314,13 @@ func (x *WatchResponse) GetMore() bool {
 		return x.More
 	}
 	return false
+}
+
+func (x *WatchResponse) GetStoreId() string {
+	if x != nil {
+		return x.StoreId
+	}
+	return ""
 }
 
 // WatchAccessRequest names the user to follow.
@@ -512,17 +534,19 @@ const file_canopy_v1_watch_proto_rawDesc = "" +
 	"\vWatchFilter\x12+\n" +
 	"\x05kinds\x18\x01 \x03(\x0e2\x15.canopy.v1.ChangeKindR\x05kinds\x12$\n" +
 	"\rorganisations\x18\x02 \x03(\tR\rorganisations\x12\x1a\n" +
-	"\bsubtrees\x18\x03 \x03(\tR\bsubtrees\"c\n" +
+	"\bsubtrees\x18\x03 \x03(\tR\bsubtrees\"~\n" +
 	"\fWatchRequest\x12#\n" +
 	"\rfrom_revision\x18\x01 \x01(\x04R\ffromRevision\x12.\n" +
-	"\x06filter\x18\x02 \x01(\v2\x16.canopy.v1.WatchFilterR\x06filter\"\xc5\x01\n" +
+	"\x06filter\x18\x02 \x01(\v2\x16.canopy.v1.WatchFilterR\x06filter\x12\x19\n" +
+	"\bstore_id\x18\x03 \x01(\tR\astoreId\"\xe0\x01\n" +
 	"\rWatchResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12;\n" +
 	"\vcommit_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"commitTime\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x121\n" +
 	"\tmutations\x18\x04 \x03(\v2\x13.canopy.v1.MutationR\tmutations\x12\x12\n" +
-	"\x04more\x18\x05 \x01(\bR\x04more\"(\n" +
+	"\x04more\x18\x05 \x01(\bR\x04more\x12\x19\n" +
+	"\bstore_id\x18\x06 \x01(\tR\astoreId\"(\n" +
 	"\x12WatchAccessRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\"z\n" +
 	"\fAccessRegion\x12\x16\n" +
