@@ -174,7 +174,7 @@ func TestAccessStreamDifferential(t *testing.T) {
 	steps := 40
 	var changes, regions, excepts, muts int
 	for i := 0; i < cases; i++ {
-		seed := seedFor(t, i)
+		seed := graphtest.Seed(t, i)
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			if i%2 == 1 {
 				// Find the locks inside a candidate by testing each lock,

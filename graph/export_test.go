@@ -14,7 +14,7 @@ import (
 // new index in chunks, rebuilds exactly the same state.
 func TestExportRebuilds(t *testing.T) {
 	for i := 0; i < propertyCases(t, 50); i++ {
-		seed := seedFor(t, i)
+		seed := graphtest.Seed(t, i)
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			g := newGen(seed)
 			g.now = graphtest.Start

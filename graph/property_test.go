@@ -39,18 +39,6 @@ func propertyCases(t *testing.T, full int) int {
 	return full
 }
 
-// seedFor returns the seed of case i: CANOPY_SEED replays one case.
-func seedFor(t *testing.T, i int) uint64 {
-	if s := os.Getenv("CANOPY_SEED"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CANOPY_SEED: %v", err)
-		}
-		return n
-	}
-	return uint64(time.Now().UnixNano()) + uint64(i)*7919
-}
-
 // gen makes random mutations over small pools of ids, so that writes often
 // collide, refer to what is gone, cross organisations and break rules.
 type gen struct {
@@ -695,7 +683,7 @@ func TestDifferential(t *testing.T) {
 	var stats struct{ accepted, refused, tooDeep, expired, folders, users, grants, locks int }
 	reasons := map[graph.Reason]int{}
 	for i := 0; i < cases; i++ {
-		seed := seedFor(t, i)
+		seed := graphtest.Seed(t, i)
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			g := newGen(seed)
 			g.now = graphtest.Start

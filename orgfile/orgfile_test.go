@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
@@ -210,22 +209,11 @@ func cases(t *testing.T) int {
 	return 200
 }
 
-func seedFor(t *testing.T, i int) uint64 {
-	if s := os.Getenv("CANOPY_SEED"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	return uint64(time.Now().UnixNano()) + uint64(i)*7919
-}
-
 // TestRoundTrip: on random organisations, a file renders, parses back to
 // the same file, loads into the index, and exports to the same bytes.
 func TestRoundTrip(t *testing.T) {
 	for i := range cases(t) {
-		seed := seedFor(t, i)
+		seed := graphtest.Seed(t, i)
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			f := orgfiletest.Random(rand.New(rand.NewPCG(seed, seed>>7)), graphtest.Start)
 			text := orgfile.Render(f)
@@ -251,7 +239,7 @@ func TestRoundTrip(t *testing.T) {
 func TestPlanConverges(t *testing.T) {
 	changes := 0
 	for i := range cases(t) {
-		seed := seedFor(t, i)
+		seed := graphtest.Seed(t, i)
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, seed>>7))
 			a := orgfiletest.Random(r, graphtest.Start)

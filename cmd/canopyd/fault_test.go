@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -298,27 +300,7 @@ func TestBackupAndRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	f, err := os.Create(backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dir.Backup(ctx, &pb.BackupRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rev uint64
-	for {
-		m, err := s.Recv()
-		if err != nil {
-			break
-		}
-		if m.GetSize() > 0 {
-			rev = m.GetRevision()
-		}
-		f.Write(m.GetChunk())
-	}
-	f.Close()
+	backup, rev := backupTo(t, ctx, dir)
 	close(stop)
 	wg.Wait()
 	mu.Lock()
@@ -388,23 +370,7 @@ func TestRestoreIsANewHistory(t *testing.T) {
 		}
 	}
 	write("a")
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	f, err := os.Create(backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dir.Backup(ctx, &pb.BackupRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		m, err := s.Recv()
-		if err != nil {
-			break
-		}
-		f.Write(m.GetChunk())
-	}
-	f.Close()
+	backup, _ := backupTo(t, ctx, dir)
 	write("b") // revision 3, in the old history only
 	w, err := pb.NewWatchServiceClient(d.conn).Watch(ctx, &pb.WatchRequest{FromRevision: 3})
 	if err != nil {
@@ -432,4 +398,36 @@ func TestRestoreIsANewHistory(t *testing.T) {
 		t.Fatalf("resuming the old history: %v", err)
 	}
 	d.stop(t)
+}
+
+// backupTo takes a backup through the API into a file of the test's and
+// returns its path and revision.
+func backupTo(t *testing.T, ctx context.Context, dir pb.DirectoryServiceClient) (string, uint64) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "backup.db")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := dir.Backup(ctx, &pb.BackupRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rev uint64
+	for {
+		m, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return path, rev
+		}
+		if err != nil {
+			t.Fatalf("backup: %v", err)
+		}
+		if m.GetSize() > 0 {
+			rev = m.GetRevision()
+		}
+		if _, err := f.Write(m.GetChunk()); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -4,6 +4,8 @@ package graphtest
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -48,4 +50,19 @@ func Open(tb testing.TB, clock graph.Clock, j graph.Journal) *graph.Index {
 	}
 	tb.Cleanup(ix.Close)
 	return ix
+}
+
+// Seed returns the seed of random case i of a property test: CANOPY_SEED
+// when it is set, to replay one case, else one drawn from the clock. A
+// test logs the seed of a case that fails.
+func Seed(tb testing.TB, i int) uint64 {
+	tb.Helper()
+	if s := os.Getenv("CANOPY_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			tb.Fatalf("CANOPY_SEED: %v", err)
+		}
+		return n
+	}
+	return uint64(time.Now().UnixNano()) + uint64(i)*7919
 }
