@@ -252,8 +252,12 @@ func TestPlanConverges(t *testing.T) {
 			for _, c := range plan {
 				muts = append(muts, c.Mutation)
 			}
-			if _, err := ix.Write(context.Background(), "test", muts, graph.Preconditions{}); err != nil {
-				t.Fatalf("plan refused: %v\nfrom:\n%s\nto:\n%s\nplan:\n%s", err, orgfile.Render(a), want, planText(plan))
+			// An edit may change nothing; then there is nothing to write (an
+			// empty batch is refused), and the state must be want already.
+			if len(muts) > 0 {
+				if _, err := ix.Write(context.Background(), "test", muts, graph.Preconditions{}); err != nil {
+					t.Fatalf("plan refused: %v\nfrom:\n%s\nto:\n%s\nplan:\n%s", err, orgfile.Render(a), want, planText(plan))
+				}
 			}
 			if got := orgfile.Render(export(t, ix)); string(got) != string(want) {
 				t.Fatalf("after the plan:\n%s\nwant:\n%s\nplan:\n%s", got, want, planText(plan))
