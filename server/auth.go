@@ -58,6 +58,9 @@ type failures struct {
 	mu     sync.RWMutex // guards byHost
 	byHost map[string]*rate.Limiter
 	hosts  atomic.Int32 // len(byHost): none means no lock on the call path
+	// refill is how many attempts a second come back (0: failRate); a
+	// test sets it before the server starts.
+	refill rate.Limit
 }
 
 // The failed-authentication budget of a peer host.
@@ -89,7 +92,11 @@ func (f *failures) fail(ctx context.Context) {
 	}
 	l := f.byHost[host]
 	if l == nil {
-		l = rate.NewLimiter(failRate, failBurst)
+		refill := f.refill
+		if refill == 0 {
+			refill = failRate
+		}
+		l = rate.NewLimiter(refill, failBurst)
 		f.byHost[host] = l
 	}
 	f.hosts.Store(int32(len(f.byHost)))
