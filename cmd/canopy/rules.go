@@ -37,13 +37,15 @@ it and of everything below it. A write that would break one is refused.`,
 			if err != nil {
 				return err
 			}
-			s, err := exportSnapshot(ctx, cl, a.read())
+			f, rev, err := serverFile(ctx, cl, a.read())
 			if err != nil {
 				return err
 			}
-			out := rulesOut{Revision: s.revision}
-			for f, classes := range s.rules {
-				out.Rules = append(out.Rules, &pb.PlacementRule{Folder: f, Classes: classes})
+			out := rulesOut{Revision: rev}
+			for _, x := range f.Folders {
+				if len(x.Admits) > 0 {
+					out.Rules = append(out.Rules, &pb.PlacementRule{Folder: x.ID, Classes: x.Admits})
+				}
 			}
 			slices.SortFunc(out.Rules, func(x, y *pb.PlacementRule) int { return strings.Compare(x.GetFolder(), y.GetFolder()) })
 			return a.emit(out, func(w io.Writer) error {

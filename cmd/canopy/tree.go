@@ -6,6 +6,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/canopy-authz/canopy/graph"
+	"github.com/canopy-authz/canopy/orgfile"
 )
 
 // treeNode is one folder of a drawn tree, with what is attached to it; its
@@ -42,20 +45,22 @@ the locks on it, and the classes its placement rule admits.`,
 			if err != nil {
 				return err
 			}
-			s, err := exportSnapshot(ctx, cl, a.read())
+			f, rev, err := serverFile(ctx, cl, a.read())
 			if err != nil {
 				return err
 			}
-			roots := s.children[""]
+			c := newCounts(f)
+			roots := c.children[""]
 			if len(args) == 1 {
-				if s.folders[args[0]] == nil {
+				x, ok := c.folders[args[0]]
+				if !ok {
 					return fmt.Errorf("folders tree: no folder %q", args[0])
 				}
-				roots = []string{args[0]}
+				roots = []orgfile.Folder{x}
 			}
-			out := treeOut{Revision: s.revision}
+			out := treeOut{Revision: rev}
 			for _, r := range roots {
-				out.Folders = append(out.Folders, s.node(r, depth))
+				out.Folders = append(out.Folders, c.node(r, depth))
 			}
 			return a.emit(out, func(w io.Writer) error {
 				for _, n := range out.Folders {
@@ -69,23 +74,49 @@ the locks on it, and the classes its placement rule admits.`,
 	return cmd
 }
 
-// node builds the tree below folder id, down to depth levels (0: all).
-func (s *snapshot) node(id string, depth int) *treeNode {
-	f := s.folders[id]
-	n := &treeNode{ID: id, Name: f.GetName(), Users: len(s.placed[id]), Classes: s.rules[id]}
-	for _, g := range s.grants {
-		if namesFolder(g.GetHolder(), id) || namesFolder(g.GetTarget(), id) {
-			n.Grants++
+// counts is what a drawn tree shows of a state, counted once: each
+// folder's children (by id, as the file orders them), and the users, grants
+// and locks at each folder.
+type counts struct {
+	folders              map[string]orgfile.Folder
+	children             map[string][]orgfile.Folder // parent ("" for the roots) -> children
+	users, grants, locks map[string]int
+}
+
+func newCounts(f *orgfile.File) *counts {
+	c := &counts{folders: map[string]orgfile.Folder{}, children: map[string][]orgfile.Folder{},
+		users: map[string]int{}, grants: map[string]int{}, locks: map[string]int{}}
+	for _, x := range f.Folders {
+		c.folders[x.ID] = x
+		c.children[x.Parent] = append(c.children[x.Parent], x)
+	}
+	for _, u := range f.Users {
+		for _, g := range append([]string{u.Home}, u.Extras...) {
+			c.users[g]++
 		}
 	}
-	for _, l := range s.locks {
-		if namesFolder(l.GetTarget(), id) {
-			n.Locks++
+	for _, g := range f.Grants {
+		if g.Holder.Kind == graph.KindFolder {
+			c.grants[g.Holder.ID]++
+		}
+		if g.Target.Kind == graph.KindFolder && g.Target != g.Holder {
+			c.grants[g.Target.ID]++
 		}
 	}
+	for _, l := range f.Locks {
+		if l.Target.Kind == graph.KindFolder {
+			c.locks[l.Target.ID]++
+		}
+	}
+	return c
+}
+
+// node builds the tree below folder x, down to depth levels (0: all).
+func (c *counts) node(x orgfile.Folder, depth int) *treeNode {
+	n := &treeNode{ID: x.ID, Name: x.Name, Users: c.users[x.ID], Grants: c.grants[x.ID], Locks: c.locks[x.ID], Classes: x.Admits}
 	if depth != 1 {
-		for _, c := range s.children[id] {
-			n.Children = append(n.Children, s.node(c, max(depth-1, 0)))
+		for _, k := range c.children[x.ID] {
+			n.Children = append(n.Children, c.node(k, max(depth-1, 0)))
 		}
 	}
 	return n
