@@ -6,8 +6,6 @@ import (
 	"io"
 	"iter"
 
-	"google.golang.org/grpc"
-
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 )
 
@@ -83,8 +81,15 @@ func (c *Client) EffectiveAccess(ctx context.Context, user string, opts ...ReadO
 // yields.
 func (c *Client) LookupResources(ctx context.Context, user, right string, kind pb.ObjectKind, opts ...ReadOption) iter.Seq2[string, error] {
 	cons := c.consistency(opts)
-	return lookup(ctx, c, func(ctx context.Context, token string) (grpc.ServerStreamingClient[pb.LookupResourcesResponse], error) {
-		return c.AccessService.LookupResources(ctx, &pb.LookupResourcesRequest{User: user, Right: right, Kind: kind, PageToken: token, Consistency: cons})
+	return lookup(ctx, c, func(ctx context.Context, token string) (func() (lookupPage, error), error) {
+		s, err := c.AccessService.LookupResources(ctx, &pb.LookupResourcesRequest{User: user, Right: right, Kind: kind, PageToken: token, Consistency: cons})
+		if err != nil {
+			return nil, err
+		}
+		return func() (lookupPage, error) {
+			m, err := s.Recv()
+			return lookupPage{m.GetIds(), m.GetRevision(), m.GetNextPageToken()}, err
+		}, nil
 	})
 }
 
@@ -93,56 +98,50 @@ func (c *Client) LookupResources(ctx context.Context, user, right string, kind p
 // LookupResources does.
 func (c *Client) LookupSubjects(ctx context.Context, right string, resource *pb.ObjectRef, opts ...ReadOption) iter.Seq2[string, error] {
 	cons := c.consistency(opts)
-	return lookup(ctx, c, func(ctx context.Context, token string) (grpc.ServerStreamingClient[pb.LookupSubjectsResponse], error) {
-		return c.AccessService.LookupSubjects(ctx, &pb.LookupSubjectsRequest{Right: right, Resource: resource, PageToken: token, Consistency: cons})
+	return lookup(ctx, c, func(ctx context.Context, token string) (func() (lookupPage, error), error) {
+		s, err := c.AccessService.LookupSubjects(ctx, &pb.LookupSubjectsRequest{Right: right, Resource: resource, PageToken: token, Consistency: cons})
+		if err != nil {
+			return nil, err
+		}
+		return func() (lookupPage, error) {
+			m, err := s.Recv()
+			return lookupPage{m.GetUserIds(), m.GetRevision(), m.GetNextPageToken()}, err
+		}, nil
 	})
 }
 
-// lookupChunk is what both lookup streams send.
-type lookupChunk interface {
-	GetRevision() uint64
-	GetNextPageToken() string
+// lookupPage is what one message of either lookup stream holds.
+type lookupPage struct {
+	ids  []string
+	rev  uint64
+	next string // set on the last message of a stream cut by page size
 }
 
-// ids returns the ids of a chunk of either lookup.
-func ids(m lookupChunk) []string {
-	switch m := m.(type) {
-	case *pb.LookupResourcesResponse:
-		return m.GetIds()
-	case *pb.LookupSubjectsResponse:
-		return m.GetUserIds()
-	}
-	return nil
-}
-
-// lookup follows a lookup's streams from page to page. Ids come in
+// lookup follows a lookup's streams from page to page; open starts one
+// from a page token and returns its receive function. Ids come in
 // ascending order, so a stream that fails in a way worth retrying is
 // opened again from the same page token and what was yielded already is
 // skipped.
-func lookup[M any, PM interface {
-	*M
-	lookupChunk
-}](ctx context.Context, c *Client, open func(ctx context.Context, token string) (grpc.ServerStreamingClient[M], error)) iter.Seq2[string, error] {
+func lookup(ctx context.Context, c *Client, open func(ctx context.Context, token string) (func() (lookupPage, error), error)) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		token, last, yielded := "", "", false
 		for {
 			var next string
 			err := c.withRetry(ctx, func() error {
-				s, err := open(ctx, token)
+				recv, err := open(ctx, token)
 				if err != nil {
 					return err
 				}
 				for {
-					m, err := s.Recv()
+					p, err := recv()
 					if errors.Is(err, io.EOF) {
 						return nil
 					}
 					if err != nil {
 						return err
 					}
-					pm := PM(m)
-					c.saw(pm.GetRevision())
-					for _, id := range ids(pm) {
+					c.saw(p.rev)
+					for _, id := range p.ids {
 						if yielded && id <= last {
 							continue
 						}
@@ -151,7 +150,7 @@ func lookup[M any, PM interface {
 							return errStop
 						}
 					}
-					next = pm.GetNextPageToken()
+					next = p.next
 				}
 			})
 			switch {
