@@ -368,32 +368,32 @@ func sameLock(a, b graph.Lock) bool {
 func (p *planner) grantsAndLocks() {
 	for _, w := range p.want.Grants {
 		c, ok := p.curGrants[w.ID]
-		if ok && sameGrant(c, w) {
-			continue
+		if !ok || !sameGrant(c, w) {
+			g := w
+			g.Rights = slices.Clone(w.Rights)
+			p.put("grant", w.ID, ok, graph.Mutation{RemoveGrant: &graph.Delete{ID: w.ID}}, graph.Mutation{AddGrant: &g}, grantWords(w))
 		}
-		action := "create"
-		if ok {
-			action = "change"
-			p.out = append(p.out, Change{Action: "change", Kind: "grant", ID: w.ID, Detail: "replaced", Mutation: graph.Mutation{RemoveGrant: &graph.Delete{ID: w.ID}}})
-		}
-		g := w
-		g.Rights = slices.Clone(w.Rights)
-		p.add(action, "grant", w.ID, grantWords(w), graph.Mutation{AddGrant: &g})
 	}
 	for _, w := range p.want.Locks {
 		c, ok := p.curLocks[w.ID]
-		if ok && sameLock(c, w) {
-			continue
+		if !ok || !sameLock(c, w) {
+			l := w
+			l.Rights = slices.Clone(w.Rights)
+			p.put("lock", w.ID, ok, graph.Mutation{RemoveLock: &graph.Delete{ID: w.ID}}, graph.Mutation{AddLock: &l},
+				fmt.Sprintf("denies %s on %s", strings.Join(w.Rights, ", "), refWords(w.Target)))
 		}
-		action := "create"
-		if ok {
-			action = "change"
-			p.out = append(p.out, Change{Action: "change", Kind: "lock", ID: w.ID, Detail: "replaced", Mutation: graph.Mutation{RemoveLock: &graph.Delete{ID: w.ID}}})
-		}
-		l := w
-		l.Rights = slices.Clone(w.Rights)
-		p.add(action, "lock", w.ID, fmt.Sprintf("denies %s on %s", strings.Join(w.Rights, ", "), refWords(w.Target)), graph.Mutation{AddLock: &l})
 	}
+}
+
+// put adds a grant or lock, first removing the one it replaces when it
+// existed.
+func (p *planner) put(kind, id string, existed bool, remove, add graph.Mutation, detail string) {
+	action := "create"
+	if existed {
+		action = "change"
+		p.add("change", kind, id, "replaced", remove)
+	}
+	p.add(action, kind, id, detail, add)
 }
 
 func grantWords(g graph.Grant) string {

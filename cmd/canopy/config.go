@@ -65,6 +65,17 @@ func loadConfig() (config, string, error) {
 	return c, path, nil
 }
 
+// loadContext reads the config file and requires it to name context name.
+func loadContext(name string) (config, string, error) {
+	c, path, err := loadConfig()
+	if err == nil {
+		if _, ok := c.Contexts[name]; !ok {
+			err = fmt.Errorf("context %q is not in %s", name, path)
+		}
+	}
+	return c, path, err
+}
+
 // saveConfig writes the config file, readable by its owner only.
 func saveConfig(c config, path string) error {
 	raw, err := yaml.Marshal(c)
@@ -145,12 +156,9 @@ a token file and TLS files. The file is CANOPY_CLI_CONFIG, or
 		Example: "  canopy context use prod",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, path, err := loadConfig()
+			c, path, err := loadContext(args[0])
 			if err != nil {
 				return err
-			}
-			if _, ok := c.Contexts[args[0]]; !ok {
-				return fmt.Errorf("context %q is not in %s", args[0], path)
 			}
 			c.Current = args[0]
 			return saveConfig(c, path)
@@ -189,12 +197,9 @@ a token file and TLS files. The file is CANOPY_CLI_CONFIG, or
 		Example: "  canopy context delete old",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, path, err := loadConfig()
+			c, path, err := loadContext(args[0])
 			if err != nil {
 				return err
-			}
-			if _, ok := c.Contexts[args[0]]; !ok {
-				return fmt.Errorf("context %q is not in %s", args[0], path)
 			}
 			delete(c.Contexts, args[0])
 			if c.Current == args[0] {
