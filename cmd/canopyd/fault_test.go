@@ -18,11 +18,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
-	"github.com/canopy-authz/canopy/server/servertest"
 	"github.com/canopy-authz/canopy/store"
 )
 
@@ -61,16 +59,9 @@ func TestKillNineLosesNothing(t *testing.T) {
 	var mu sync.Mutex            // guards acked
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	dial := func(addr string) *grpc.ClientConn {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return conn
-	}
 	for round := 0; round <= kills; round++ {
-		d := servertest.StartDaemon(t, bin, data)
-		conn := dial(d.Addr)
+		d := startDaemon(t, bin, data)
+		conn := d.conn
 		dir := pb.NewDirectoryServiceClient(conn)
 		// Everything acknowledged before is there, after a restart.
 		mu.Lock()
@@ -87,8 +78,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 		}
 		gapless(t, ctx, conn)
 		if round == kills {
-			conn.Close()
-			d.Stop(t)
+			d.stop(t)
 			break
 		}
 		// Writers write until the server dies; it is killed after a
@@ -130,7 +120,6 @@ func TestKillNineLosesNothing(t *testing.T) {
 		}
 		d.Cmd.Wait()
 		wg.Wait()
-		conn.Close()
 	}
 	mu.Lock()
 	t.Logf("%d kills survived, %d acknowledged writes checked after each", kills, len(acked))
@@ -190,12 +179,8 @@ func TestKillDuringImport(t *testing.T) {
 	data := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	d := servertest.StartDaemon(t, bin, data)
-	conn, err := grpc.NewClient(d.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := pb.NewDirectoryServiceClient(conn).Import(ctx)
+	d := startDaemon(t, bin, data)
+	im, err := pb.NewDirectoryServiceClient(d.conn).Import(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,23 +211,17 @@ func TestKillDuringImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Cmd.Wait()
-	conn.Close()
 
-	d = servertest.StartDaemon(t, bin, data)
-	conn, err = grpc.NewClient(d.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	st, err := pb.NewDirectoryServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
+	d = startDaemon(t, bin, data)
+	st, err := pb.NewDirectoryServiceClient(d.conn).GetStatus(ctx, &pb.GetStatusRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := st.GetFolders(); got != acked && got != acked+chunk {
 		t.Fatalf("%d folders after the kill, with %d acknowledged in chunks of %d", got, acked, chunk)
 	}
-	gapless(t, ctx, conn)
-	d.Stop(t)
+	gapless(t, ctx, d.conn)
+	d.stop(t)
 }
 
 // TestBackupAndRestore: a backup taken while writers write is consistent
