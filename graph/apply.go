@@ -32,6 +32,10 @@ type txn struct {
 	// root is level 1); set for written batches only, so that a store or a
 	// feed deeper than today's limit still loads and applies.
 	maxDepth int
+	// orgs, when not nil, confines the batch to these organisations:
+	// every primitive's scope must lie in them (confine.go). It needs
+	// scoped.
+	orgs Orgs
 }
 
 // applyBatch applies muts in order. On error it rolls back what it applied
@@ -39,7 +43,12 @@ type txn struct {
 func (t *txn) applyBatch(muts []Mutation) error {
 	mark := len(t.done)
 	for i := range muts {
-		if err := t.apply(&muts[i]); err != nil {
+		from := len(t.done)
+		err := t.apply(&muts[i])
+		for k := from; err == nil && t.orgs != nil && k < len(t.done); k++ {
+			err = t.confined(k)
+		}
+		if err != nil {
 			t.rollbackTo(mark)
 			if e, ok := err.(*Error); ok && len(muts) > 1 {
 				e.Msg = strings.TrimPrefix(fmt.Sprintf("%s (mutation %d)", e.Msg, i), " ")

@@ -96,7 +96,13 @@ func (c *checker) coverResource() {
 
 // resolveCheck validates a check's arguments. It returns a decision when
 // the user alone decides it (unknown, not active).
-func (s *state) resolveCheck(op, user, right string, x Ref, c *checker) (Reason, error) {
+func (s *state) resolveCheck(o Orgs, op, user, right string, x Ref, c *checker) (Reason, error) {
+	if err := o.see(s, op, UserRef(user)); err != nil {
+		return 0, err
+	}
+	if err := o.see(s, op, x); err != nil {
+		return 0, err
+	}
 	if err := s.resolveResource(op, right, x, c); err != nil {
 		return 0, err
 	}
@@ -302,12 +308,14 @@ func (c *checker) pathDown(top int32) []string {
 func (ix *Index) Check(user, right string, x Ref) (Decision, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return ix.checkLocked(user, right, x, ix.opts.Clock.Now().UnixNano())
+	return ix.checkLocked(nil, user, right, x, ix.opts.Clock.Now().UnixNano())
 }
 
-func (ix *Index) checkLocked(user, right string, x Ref, now int64) (Decision, error) {
+// checkLocked decides one check for a caller confined to o. ix.mu must
+// be held.
+func (ix *Index) checkLocked(o Orgs, user, right string, x Ref, now int64) (Decision, error) {
 	c := checker{now: now}
-	r, err := ix.s.resolveCheck("check", user, right, x, &c)
+	r, err := ix.s.resolveCheck(o, "check", user, right, x, &c)
 	if err != nil {
 		return Decision{Revision: ix.rev}, err
 	}
@@ -327,12 +335,16 @@ type CheckRequest struct {
 // CheckMany decides every request at one revision and one decision time.
 // An invalid request fails the whole call, with an error naming it.
 func (ix *Index) CheckMany(reqs []CheckRequest) ([]Decision, uint64, error) {
+	return ix.checkMany(nil, reqs)
+}
+
+func (ix *Index) checkMany(o Orgs, reqs []CheckRequest) ([]Decision, uint64, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	now := ix.opts.Clock.Now().UnixNano()
 	out := make([]Decision, len(reqs))
 	for i, r := range reqs {
-		d, err := ix.checkLocked(r.User, r.Right, r.Resource, now)
+		d, err := ix.checkLocked(o, r.User, r.Right, r.Resource, now)
 		if err != nil {
 			return nil, ix.rev, err
 		}
@@ -343,12 +355,16 @@ func (ix *Index) CheckMany(reqs []CheckRequest) ([]Decision, uint64, error) {
 
 // Explain decides like Check and returns the path that led to the decision.
 func (ix *Index) Explain(user, right string, x Ref) (Explanation, error) {
+	return ix.explain(nil, user, right, x)
+}
+
+func (ix *Index) explain(o Orgs, user, right string, x Ref) (Explanation, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	c := checker{now: ix.opts.Clock.Now().UnixNano()}
 	var ex Explanation
 	ex.Revision = ix.rev
-	r, err := ix.s.resolveCheck("explain", user, right, x, &c)
+	r, err := ix.s.resolveCheck(o, "explain", user, right, x, &c)
 	if err != nil {
 		return ex, err
 	}

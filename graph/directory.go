@@ -4,8 +4,15 @@ import "slices"
 
 // GetFolder returns folder id and its placement rule (nil when it has none).
 func (ix *Index) GetFolder(id string) (Folder, *PlacementRule, uint64, error) {
+	return ix.getFolder(nil, id)
+}
+
+func (ix *Index) getFolder(o Orgs, id string) (Folder, *PlacementRule, uint64, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
+	if err := o.see(ix.s, "get_folder", FolderRef(id)); err != nil {
+		return Folder{}, nil, ix.rev, err
+	}
 	i, ok := ix.s.folders.get(id)
 	if !ok {
 		return Folder{}, nil, ix.rev, newErr("get_folder", id, ErrNotFound, "no such folder")
@@ -50,8 +57,15 @@ func (ix *Index) Catalogue() ([]Right, SelfRights, uint64) {
 
 // GetUser returns user id.
 func (ix *Index) GetUser(id string) (User, uint64, error) {
+	return ix.getUser(nil, id)
+}
+
+func (ix *Index) getUser(o Orgs, id string) (User, uint64, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
+	if err := o.see(ix.s, "get_user", UserRef(id)); err != nil {
+		return User{}, ix.rev, err
+	}
 	i, ok := ix.s.users.get(id)
 	if !ok {
 		return User{}, ix.rev, newErr("get_user", id, ErrNotFound, "no such user")
@@ -65,13 +79,25 @@ func (ix *Index) GetUser(id string) (User, uint64, error) {
 // stands above the organisations: its children are their roots, and its
 // subtree is every folder.
 func (ix *Index) ListFolders(parent string, subtree bool, after string, limit int) ([]Folder, string, uint64, error) {
+	return ix.listFolders(nil, parent, subtree, after, limit)
+}
+
+func (ix *Index) listFolders(o Orgs, parent string, subtree bool, after string, limit int) ([]Folder, string, uint64, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s := ix.s
+	if parent != "" {
+		if err := o.see(s, "list_folders", FolderRef(parent)); err != nil {
+			return nil, "", ix.rev, err
+		}
+	}
 	var slots []int32
 	switch p, ok := s.folders.get(parent); {
 	case parent == "":
 		for _, r := range s.roots() {
+			if !o.hasFolder(s, r) {
+				continue
+			}
 			if subtree {
 				slots = s.subtree(slots, r)
 			} else {
@@ -101,9 +127,16 @@ func (ix *Index) ListFolders(parent string, subtree bool, after string, limit in
 // ListUsers returns the users whose home or an extra group is folder (with
 // subtree, any folder below it too), sorted by id, paged like ListFolders.
 func (ix *Index) ListUsers(folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {
+	return ix.listUsers(nil, folder, subtree, after, limit)
+}
+
+func (ix *Index) listUsers(o Orgs, folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s := ix.s
+	if err := o.see(s, "list_users", FolderRef(folder)); err != nil {
+		return nil, "", ix.rev, err
+	}
 	f, ok := s.folders.get(folder)
 	if !ok {
 		return nil, "", ix.rev, newErr("list_users", folder, ErrNotFound, "no such folder")
@@ -132,10 +165,17 @@ func (ix *Index) ListUsers(folder string, subtree bool, after string, limit int)
 // ListGrants returns the grants held by holder and on target (a zero Ref
 // matches any), sorted by id, paged like ListFolders.
 func (ix *Index) ListGrants(holder, target Ref, after string, limit int) ([]Grant, string, uint64, error) {
+	return ix.listGrants(nil, holder, target, after, limit)
+}
+
+func (ix *Index) listGrants(o Orgs, holder, target Ref, after string, limit int) ([]Grant, string, uint64, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s := ix.s
 	for _, r := range []Ref{holder, target} {
+		if err := o.see(s, "list_grants", r); err != nil {
+			return nil, "", ix.rev, err
+		}
 		if err := s.checkRef("list_grants", r); err != nil {
 			return nil, "", ix.rev, err
 		}
@@ -143,7 +183,7 @@ func (ix *Index) ListGrants(holder, target Ref, after string, limit int) ([]Gran
 	var ids []string
 	for id, i := range s.grants.byID {
 		g := &s.grant(i).g
-		if (holder.IsZero() || g.Holder == holder) && (target.IsZero() || g.Target == target) {
+		if (holder.IsZero() || g.Holder == holder) && (target.IsZero() || g.Target == target) && o.hasGrant(s, i) {
 			ids = append(ids, id)
 		}
 	}
@@ -159,15 +199,22 @@ func (ix *Index) ListGrants(holder, target Ref, after string, limit int) ([]Gran
 // ListLocks returns the locks on target (a zero Ref matches any), sorted by
 // id, paged like ListFolders.
 func (ix *Index) ListLocks(target Ref, after string, limit int) ([]Lock, string, uint64, error) {
+	return ix.listLocks(nil, target, after, limit)
+}
+
+func (ix *Index) listLocks(o Orgs, target Ref, after string, limit int) ([]Lock, string, uint64, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s := ix.s
+	if err := o.see(s, "list_locks", target); err != nil {
+		return nil, "", ix.rev, err
+	}
 	if err := s.checkRef("list_locks", target); err != nil {
 		return nil, "", ix.rev, err
 	}
 	var ids []string
 	for id, i := range s.locks.byID {
-		if target.IsZero() || s.lock(i).l.Target == target {
+		if (target.IsZero() || s.lock(i).l.Target == target) && o.hasLock(s, i) {
 			ids = append(ids, id)
 		}
 	}

@@ -31,6 +31,10 @@ var (
 	ErrPrecondition = errors.New("precondition failed")
 	// ErrConflict: the journal has moved past the revision a batch was validated against.
 	ErrConflict = errors.New("revision conflict")
+	// ErrOutside: the call names a record outside the organisations its
+	// caller is confined to, or one that does not exist (the caller is not
+	// told which), or a write reaches outside them.
+	ErrOutside = errors.New("outside the caller's organisations")
 	// ErrClosed: the index has been closed.
 	ErrClosed = errors.New("index closed")
 	// ErrStorage: the journal could not make a batch durable (a full disk,

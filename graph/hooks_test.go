@@ -27,7 +27,7 @@ func ShadowRecords(ix *Index) ([]Record, uint64) {
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	recs, err := sh.s.allRecords()
+	recs, err := sh.s.allRecords(nil)
 	if err != nil {
 		panic(err)
 	}

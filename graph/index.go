@@ -118,6 +118,7 @@ type writeReq struct {
 	muts      []Mutation
 	pre       Preconditions
 	importing bool   // an import: expiries in the past are kept, not refused
+	orgs      Orgs   // the organisations the writer is confined to; nil: all
 	expire    bool   // ExpireDue: the writer fills muts with the due expiries
 	run       func() // not a write: a task for the writer, between groups
 	done      chan struct{}
@@ -425,7 +426,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			continue
 		}
 		mark := len(t.done)
-		t.table = newScopeTable()
+		t.table, t.orgs = newScopeTable(), req.orgs
 		if err := t.applyBatch(req.muts); err != nil {
 			req.err = err
 			continue
@@ -557,9 +558,13 @@ func (ix *Index) Apply(c Commit) error {
 // Records returns the record of every entity, by kind in load order and by
 // id within a kind, with the revision they are at.
 func (ix *Index) Records() ([]Record, uint64, error) {
+	return ix.records(nil)
+}
+
+func (ix *Index) records(o Orgs) ([]Record, uint64, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	recs, err := ix.s.allRecords()
+	recs, err := ix.s.allRecords(o)
 	return recs, ix.rev, err
 }
 

@@ -65,10 +65,20 @@ func (s *state) locked(right int, xf, xu int32) bool {
 // resource found against the locks above it, then sorts; each page repeats
 // the walk.
 func (ix *Index) LookupResources(user, right string, kind Kind, after string, limit int) (Page, error) {
+	return ix.lookupResources(nil, user, right, kind, after, limit)
+}
+
+// lookupResources is LookupResources for a caller confined to o. What a
+// user's grants reach lies in the user's organisation, so only the user
+// is checked.
+func (ix *Index) lookupResources(o Orgs, user, right string, kind Kind, after string, limit int) (Page, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s := ix.s
 	const op = "lookup_resources"
+	if err := o.see(s, op, UserRef(user)); err != nil {
+		return Page{}, err
+	}
 	slot, ok := s.cat.lookup(right)
 	if !ok {
 		return Page{}, newErr(op, right, ErrUnknownRight, "right is not in the catalogue")
@@ -134,9 +144,19 @@ func (ix *Index) LookupResources(user, right string, kind Kind, after string, li
 // (the zero Ref: everyone holding the capability), sorted by id, after the
 // cursor, at most limit (<= 0 for all).
 func (ix *Index) LookupSubjects(right string, x Ref, after string, limit int) (Page, error) {
+	return ix.lookupSubjects(nil, right, x, after, limit)
+}
+
+// lookupSubjects is LookupSubjects for a caller confined to o: a resource
+// lies in one organisation, and so does everyone who reaches it; the
+// holders of a capability are kept to o's.
+func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit int) (Page, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s := ix.s
+	if err := o.see(s, "lookup_subjects", x); err != nil {
+		return Page{}, err
+	}
 	c := checker{now: ix.opts.Clock.Now().UnixNano()}
 	if err := s.resolveResource("lookup_subjects", right, x, &c); err != nil {
 		return Page{}, err
@@ -178,7 +198,7 @@ func (ix *Index) LookupSubjects(right string, x Ref, after string, limit int) (P
 	}
 	var ids []string
 	for m := range subjects {
-		if s.user(m).state == StateActive {
+		if s.user(m).state == StateActive && o.hasUser(s, m) {
 			ids = append(ids, s.user(m).id)
 		}
 	}
@@ -211,9 +231,16 @@ type AccessEntry struct {
 
 // EffectiveAccess returns what reaches user now. An unknown user is an error.
 func (ix *Index) EffectiveAccess(user string) (Access, error) {
+	return ix.effectiveAccess(nil, user)
+}
+
+func (ix *Index) effectiveAccess(o Orgs, user string) (Access, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s := ix.s
+	if err := o.see(s, "effective_access", UserRef(user)); err != nil {
+		return Access{}, err
+	}
 	ui, ok := s.users.get(user)
 	if !ok {
 		return Access{}, newErr("effective_access", user, ErrNotFound, "no such user")

@@ -159,7 +159,7 @@ func (s *state) record(k RecordKind, id string) (Record, error) {
 
 // allRecords returns the record of every entity, by kind in load order and
 // by id within a kind.
-func (s *state) allRecords() ([]Record, error) {
+func (s *state) allRecords(o Orgs) ([]Record, error) {
 	var keys []Record
 	add := func(k RecordKind, ids []string) {
 		sort.Strings(ids)
@@ -172,19 +172,28 @@ func (s *state) allRecords() ([]Record, error) {
 		rights = append(rights, n)
 	}
 	for id, i := range s.folders.byID {
+		if !o.hasFolder(s, i) {
+			continue
+		}
 		folders = append(folders, id)
 		if s.folder(i).rule != nil {
 			rules = append(rules, id)
 		}
 	}
-	for id := range s.users.byID {
-		users = append(users, id)
+	for id, i := range s.users.byID {
+		if o.hasUser(s, i) {
+			users = append(users, id)
+		}
 	}
-	for id := range s.grants.byID {
-		grants = append(grants, id)
+	for id, i := range s.grants.byID {
+		if o.hasGrant(s, i) {
+			grants = append(grants, id)
+		}
 	}
-	for id := range s.locks.byID {
-		locks = append(locks, id)
+	for id, i := range s.locks.byID {
+		if o.hasLock(s, i) {
+			locks = append(locks, id)
+		}
 	}
 	add(RecordRight, rights)
 	add(RecordSelf, []string{selfKey})
@@ -437,7 +446,11 @@ type Snapshot struct {
 
 // Snapshot copies the whole state.
 func (ix *Index) Snapshot() (*Snapshot, error) {
-	recs, rev, err := ix.Records()
+	return ix.snapshot(nil)
+}
+
+func (ix *Index) snapshot(o Orgs) (*Snapshot, error) {
+	recs, rev, err := ix.records(o)
 	if err != nil {
 		return nil, err
 	}

@@ -282,6 +282,10 @@ func (ix *Index) retireIfIdle(sh *shadow) {
 // once: writes wait for that (0.3-0.4 s for a million users), and reads
 // do not.
 func (ix *Index) WatchAccess(ctx context.Context, user string) (*AccessWatch, error) {
+	return ix.watchAccess(ctx, nil, user)
+}
+
+func (ix *Index) watchAccess(ctx context.Context, o Orgs, user string) (*AccessWatch, error) {
 	target := ix.Revision()
 	ix.shMu.Lock()
 	defer ix.shMu.Unlock()
@@ -289,7 +293,7 @@ func (ix *Index) WatchAccess(ctx context.Context, user string) (*AccessWatch, er
 	if err != nil {
 		return nil, err
 	}
-	w, err := sh.watch(ctx, target, user)
+	w, err := sh.watch(ctx, target, o, user)
 	if err != nil {
 		ix.retireIfIdle(sh) // it may have been made for this call alone
 		return nil, err
@@ -299,12 +303,16 @@ func (ix *Index) WatchAccess(ctx context.Context, user string) (*AccessWatch, er
 }
 
 // watch adds a watch of user once the shadow has reached revision target.
-func (sh *shadow) watch(ctx context.Context, target uint64, user string) (*AccessWatch, error) {
+// A caller confined to o may watch only a user of o's.
+func (sh *shadow) watch(ctx context.Context, target uint64, o Orgs, user string) (*AccessWatch, error) {
 	if err := sh.waitFor(ctx, target); err != nil {
 		return nil, fmt.Errorf("watch the access of %q: %w", user, err)
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if err := o.see(sh.s, "watch_access", UserRef(user)); err != nil {
+		return nil, err
+	}
 	if _, ok := sh.s.users.get(user); !ok {
 		return nil, newErr("watch_access", user, ErrNotFound, "no such user")
 	}
