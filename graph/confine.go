@@ -1,9 +1,6 @@
 package graph
 
-import (
-	"context"
-	"slices"
-)
+import "context"
 
 // Confinement: a reader or writer limited to some organisations (a token
 // scoped to them) sees and changes only their records. Everything outside
@@ -97,8 +94,8 @@ func outside(op string, r Ref) error {
 // placeIn reports whether place k of a commit's table lies in o: whether
 // its root is one of o's.
 func (o Orgs) placeIn(places []Place, k int32) bool {
-	for places[k].Parent >= 0 {
-		k = places[k].Parent
+	for p := places[k].Parent; p >= 0 && int(p) < len(places); p = places[k].Parent {
+		k = p
 	}
 	return o[places[k].ID]
 }
@@ -122,16 +119,6 @@ func (ix *Index) Confine(o Orgs) *Confined {
 		o = Orgs{}
 	}
 	return &Confined{ix: ix, orgs: o}
-}
-
-// Organisations returns the root folder ids c is confined to, sorted.
-func (c *Confined) Organisations() []string {
-	out := make([]string, 0, len(c.orgs))
-	for id := range c.orgs {
-		out = append(out, id)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // GetFolder is Index.GetFolder, confined.

@@ -189,6 +189,28 @@ func (c *Commit) InScope(i int, in func(folder string) bool) bool {
 	return false
 }
 
+// InOrgs reports whether mutation i of the commit may be shown to a
+// caller confined to o: a change to the whole service (the catalogue, the
+// self rights) is, since it changes decisions in o too; any other change
+// is when it touched a folder of o. Unlike InScope it is strict: a change
+// of a commit that kept no scopes is not shown, since nothing says where
+// it was.
+func (c *Commit) InOrgs(i int, o Orgs) bool {
+	m := &c.Mutations[i]
+	if m.PutRight != nil || m.DeleteRight != nil || m.SetSelfRights != nil {
+		return true
+	}
+	if len(c.Touched) != len(c.Mutations) || c.Touched[i] == nil {
+		return false
+	}
+	for _, k := range c.Touched[i] {
+		if int(k) < len(c.Places) && o.placeIn(c.Places, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // Scope returns the folders of mutation i's scope, sorted, and whether
 // the commit kept one for it (false for a change to the whole service, or
 // an old log's). It is for tests and tools; streams filter with InScope.

@@ -136,3 +136,26 @@ func TestOldScopes(t *testing.T) {
 		t.Error("a commit with no scopes must pass every place filter")
 	}
 }
+
+// TestInOrgs: a confined stream is strict where a place filter is lenient:
+// a change with no scope is shown only when it is one to the whole
+// service.
+func TestInOrgs(t *testing.T) {
+	places, touched := graph.PlacesFromScopes([][]string{{"a", "a1"}, {"b"}, nil, nil})
+	c := graph.Commit{Mutations: []graph.Mutation{
+		{RenameFolder: &graph.Rename{ID: "a1"}}, {RenameFolder: &graph.Rename{ID: "b"}},
+		{PutRight: &graph.Right{Name: "r"}}, {RenameFolder: &graph.Rename{ID: "c"}},
+	}, Places: places, Touched: touched}
+	a := graph.OrgsOf("a")
+	for i, want := range []bool{true, false, true, false} {
+		if got := c.InOrgs(i, a); got != want {
+			t.Errorf("mutation %d in a: %v, want %v", i, got, want)
+		}
+	}
+	old := graph.Commit{Mutations: c.Mutations} // a log that kept no scopes
+	for i, want := range []bool{false, false, true, false} {
+		if got := old.InOrgs(i, a); got != want {
+			t.Errorf("mutation %d of a commit with no scopes in a: %v, want %v", i, got, want)
+		}
+	}
+}

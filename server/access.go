@@ -31,7 +31,7 @@ func (a *access) Check(ctx context.Context, req *pb.CheckRequest) (*pb.CheckResp
 		return nil, a.status(ctx, err)
 	}
 	start := time.Now()
-	d, err := a.ix.Check(req.GetUser(), req.GetRight(), x)
+	d, err := a.view(ctx).Check(req.GetUser(), req.GetRight(), x)
 	a.opts.Metrics.timeCheck(time.Since(start))
 	if err != nil {
 		return nil, a.status(ctx, err)
@@ -56,7 +56,7 @@ func (a *access) BatchCheck(ctx context.Context, req *pb.BatchCheckRequest) (*pb
 	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
 		return nil, a.status(ctx, err)
 	}
-	ds, rev, err := a.ix.CheckMany(reqs)
+	ds, rev, err := a.view(ctx).CheckMany(reqs)
 	if err != nil {
 		return nil, a.status(ctx, err)
 	}
@@ -76,7 +76,7 @@ func (a *access) Explain(ctx context.Context, req *pb.ExplainRequest) (*pb.Expla
 	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
 		return nil, a.status(ctx, err)
 	}
-	ex, err := a.ix.Explain(req.GetUser(), req.GetRight(), x)
+	ex, err := a.view(ctx).Explain(req.GetUser(), req.GetRight(), x)
 	if err != nil {
 		return nil, a.status(ctx, err)
 	}
@@ -138,7 +138,7 @@ func (a *access) LookupResources(req *pb.LookupResourcesRequest, stream grpc.Ser
 	if err != nil {
 		return err
 	}
-	p, err := a.ix.LookupResources(req.GetUser(), req.GetRight(), kind, after, int(req.GetPageSize()))
+	p, err := a.view(ctx).LookupResources(req.GetUser(), req.GetRight(), kind, after, int(req.GetPageSize()))
 	if err != nil {
 		return a.status(ctx, err)
 	}
@@ -158,7 +158,7 @@ func (a *access) LookupSubjects(req *pb.LookupSubjectsRequest, stream grpc.Serve
 	if err != nil {
 		return err
 	}
-	p, err := a.ix.LookupSubjects(req.GetRight(), x, after, int(req.GetPageSize()))
+	p, err := a.view(ctx).LookupSubjects(req.GetRight(), x, after, int(req.GetPageSize()))
 	if err != nil {
 		return a.status(ctx, err)
 	}
@@ -171,7 +171,7 @@ func (a *access) EffectiveAccess(ctx context.Context, req *pb.EffectiveAccessReq
 	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
 		return nil, a.status(ctx, err)
 	}
-	acc, err := a.ix.EffectiveAccess(req.GetUser())
+	acc, err := a.view(ctx).EffectiveAccess(req.GetUser())
 	if err != nil {
 		return nil, a.status(ctx, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"sigs.k8s.io/yaml"
 
+	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 )
 
@@ -36,10 +37,14 @@ const (
 )
 
 // Caller is an authenticated client: a name for logs and the change log,
-// and its scopes.
+// its scopes, and the organisations it is confined to (none: all).
 type Caller struct {
 	Name   string
 	Scopes []Scope
+	// Organisations are the root folder ids of the organisations the
+	// caller's every call is confined to; empty means every organisation.
+	Organisations []string
+	orgs          graph.Orgs // Organisations as a set; nil when empty
 }
 
 // Tokens maps bearer tokens, by their SHA-256, to callers. The file never
@@ -109,11 +114,13 @@ func (f *failures) fail(ctx context.Context) {
 //	  - name: billing-service
 //	    sha256: 9f86d0...   # printf %s "$TOKEN" | sha256sum
 //	    scopes: [check]
+//	    organisations: [atlas]   # optional: confined to these
 type tokensFile struct {
 	Tokens []struct {
-		Name   string   `json:"name"`
-		SHA256 string   `json:"sha256"`
-		Scopes []string `json:"scopes"`
+		Name          string   `json:"name"`
+		SHA256        string   `json:"sha256"`
+		Scopes        []string `json:"scopes"`
+		Organisations []string `json:"organisations"`
 	} `json:"tokens"`
 }
 
@@ -147,6 +154,17 @@ func parseTokens(data []byte) (map[string]Caller, error) {
 			return nil, fmt.Errorf("tokens: entry %d (%q): the same token is listed twice", i, e.Name)
 		}
 		c := Caller{Name: e.Name}
+		for _, o := range e.Organisations {
+			if o == "" {
+				return nil, fmt.Errorf("tokens: entry %d (%q): an empty organisation id", i, e.Name)
+			}
+			c.Organisations = append(c.Organisations, o)
+		}
+		if len(c.Organisations) > 0 {
+			slices.Sort(c.Organisations)
+			c.Organisations = slices.Compact(c.Organisations)
+			c.orgs = graph.OrgsOf(c.Organisations...)
+		}
 		for _, s := range e.Scopes {
 			switch sc := Scope(s); sc {
 			case ScopeCheck, ScopeRead, ScopeWrite, ScopeAdmin:
@@ -240,7 +258,25 @@ func (t *Tokens) authenticate(ctx context.Context) (context.Context, error) {
 	if need := requiredScope(method); !c.may(need) {
 		return nil, status.Errorf(codes.PermissionDenied, "caller %q lacks the %q scope for %s", c.Name, need, method)
 	}
-	return context.WithValue(ctx, identityKey{}, c.Name), nil
+	if c.orgs != nil && wholeService(method) {
+		return nil, status.Errorf(codes.PermissionDenied, "caller %q is confined to organisations %v; %s copies every organisation", c.Name, c.Organisations, method)
+	}
+	return context.WithValue(ctx, callerKey{}, &c), nil
+}
+
+// wholeService reports whether a method reads the whole store as it is,
+// beyond any organisation: the online backup.
+func wholeService(fullMethod string) bool {
+	return fullMethod == pb.DirectoryService_Backup_FullMethodName
+}
+
+// callerKey carries the authenticated *Caller in a context.
+type callerKey struct{}
+
+// callerOf returns the authenticated caller of ctx, nil without tokens.
+func callerOf(ctx context.Context) *Caller {
+	c, _ := ctx.Value(callerKey{}).(*Caller)
+	return c
 }
 
 // callerName names the caller of ctx for logs and rate limits: its

@@ -127,6 +127,7 @@ func TestParseTokensRefuses(t *testing.T) {
 		"tokens: [{sha256: " + hashOf("x") + ", scopes: [check]}]",
 		"tokens: [{name: a, sha256: " + hashOf("x") + "}, {name: b, sha256: " + hashOf("x") + "}]",
 		"tokenz: []",
+		"tokens: [{name: a, sha256: " + hashOf("x") + ", organisations: [atlas, '']}]",
 	} {
 		if _, err := ParseTokens([]byte(bad)); err == nil {
 			t.Errorf("%s: want an error", bad)

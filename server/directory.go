@@ -37,14 +37,11 @@ func pageSize(n uint32) int {
 // authenticated, else peerIdentity (a client certificate's subject, or
 // anonymous@host).
 func actor(ctx context.Context) string {
-	if id, ok := ctx.Value(identityKey{}).(string); ok && id != "" {
-		return id
+	if c := callerOf(ctx); c != nil {
+		return c.Name
 	}
 	return peerIdentity(ctx)
 }
-
-// identityKey carries the caller's identity in a context.
-type identityKey struct{}
 
 func (d *directory) Write(ctx context.Context, req *pb.WriteRequest) (*pb.WriteResponse, error) {
 	muts := make([]graph.Mutation, len(req.GetMutations()))
@@ -59,7 +56,7 @@ func (d *directory) Write(ctx context.Context, req *pb.WriteRequest) (*pb.WriteR
 		Revision: p.GetRevision(), FoldersExist: p.GetFoldersExist(), UsersExist: p.GetUsersExist(),
 		FoldersAbsent: p.GetFoldersAbsent(), UsersAbsent: p.GetUsersAbsent(),
 	}
-	rev, err := d.ix.Write(ctx, actor(ctx), muts, pre)
+	rev, err := d.view(ctx).Write(ctx, actor(ctx), muts, pre)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -70,7 +67,7 @@ func (d *directory) GetFolder(ctx context.Context, req *pb.GetFolderRequest) (*p
 	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
 		return nil, d.status(ctx, err)
 	}
-	f, rule, rev, err := d.ix.GetFolder(req.GetId())
+	f, rule, rev, err := d.view(ctx).GetFolder(req.GetId())
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -83,7 +80,7 @@ func (d *directory) ListFolders(ctx context.Context, req *pb.ListFoldersRequest)
 	if err != nil {
 		return nil, err
 	}
-	fs, next, rev, err := d.ix.ListFolders(req.GetParent(), req.GetSubtree(), after, pageSize(req.GetPageSize()))
+	fs, next, rev, err := d.view(ctx).ListFolders(req.GetParent(), req.GetSubtree(), after, pageSize(req.GetPageSize()))
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -109,8 +106,8 @@ func (d *directory) GetCatalogue(ctx context.Context, req *pb.GetCatalogueReques
 }
 
 func (d *directory) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
-	st := d.ix.Stats()
-	orgs, _, _, err := d.ix.ListFolders("", false, "", 0)
+	st := d.view(ctx).Stats()
+	orgs, _, _, err := d.view(ctx).ListFolders("", false, "", 0)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -130,7 +127,7 @@ func (d *directory) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.Ge
 	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
 		return nil, d.status(ctx, err)
 	}
-	u, rev, err := d.ix.GetUser(req.GetId())
+	u, rev, err := d.view(ctx).GetUser(req.GetId())
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -143,7 +140,7 @@ func (d *directory) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*p
 	if err != nil {
 		return nil, err
 	}
-	us, next, rev, err := d.ix.ListUsers(req.GetFolder(), req.GetSubtree(), after, pageSize(req.GetPageSize()))
+	us, next, rev, err := d.view(ctx).ListUsers(req.GetFolder(), req.GetSubtree(), after, pageSize(req.GetPageSize()))
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -170,7 +167,7 @@ func (d *directory) ListGrants(ctx context.Context, req *pb.ListGrantsRequest) (
 	if err != nil {
 		return nil, err
 	}
-	gs, next, rev, err := d.ix.ListGrants(holder, target, after, pageSize(req.GetPageSize()))
+	gs, next, rev, err := d.view(ctx).ListGrants(holder, target, after, pageSize(req.GetPageSize()))
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -193,7 +190,7 @@ func (d *directory) ListLocks(ctx context.Context, req *pb.ListLocksRequest) (*p
 	if err != nil {
 		return nil, err
 	}
-	ls, next, rev, err := d.ix.ListLocks(target, after, pageSize(req.GetPageSize()))
+	ls, next, rev, err := d.view(ctx).ListLocks(target, after, pageSize(req.GetPageSize()))
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -241,7 +238,7 @@ func (d *directory) Import(stream grpc.BidiStreamingServer[pb.ImportRequest, pb.
 		if len(buf) == 0 {
 			return nil
 		}
-		rev, err := d.ix.Import(ctx, actor(ctx), buf)
+		rev, err := d.view(ctx).Import(ctx, actor(ctx), buf)
 		if err != nil {
 			return d.status(ctx, fmt.Errorf("import stopped after %d committed mutations: %w", committed, err))
 		}
@@ -278,7 +275,7 @@ func (d *directory) Export(req *pb.ExportRequest, stream grpc.ServerStreamingSer
 	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
 		return d.status(ctx, err)
 	}
-	snap, err := d.ix.Snapshot()
+	snap, err := d.view(ctx).Snapshot()
 	if err != nil {
 		return d.status(ctx, err)
 	}

@@ -309,13 +309,18 @@ const maxFilterFolders = 1000
 type changeFilter struct {
 	kinds  map[pb.ChangeKind]bool // empty: every kind
 	places map[string]bool        // organisation roots and subtrees; empty: everywhere
+	// confine, when not nil, is the organisations of a confined caller:
+	// nothing outside them is sent, whatever the request asks.
+	confine graph.Orgs
 }
 
-// newChangeFilter checks a request's filter. A folder named as an
-// organisation that exists and is not a root is refused; folders that do
-// not exist are not, since a replay may name deleted ones.
-func newChangeFilter(f *pb.WatchFilter, ix *graph.Index) (changeFilter, error) {
-	s := changeFilter{kinds: map[pb.ChangeKind]bool{}, places: map[string]bool{}}
+// newChangeFilter checks a request's filter, for a caller confined to
+// confine (nil: not confined). A folder named as an organisation that
+// exists and is not a root is refused, and so is an organisation the
+// caller is not confined to; folders that do not exist are not, since a
+// replay may name deleted ones.
+func newChangeFilter(f *pb.WatchFilter, ix *graph.Index, confine graph.Orgs) (changeFilter, error) {
+	s := changeFilter{kinds: map[pb.ChangeKind]bool{}, places: map[string]bool{}, confine: confine}
 	for _, k := range f.GetKinds() {
 		if _, ok := pb.ChangeKind_name[int32(k)]; !ok || k == pb.ChangeKind_CHANGE_KIND_UNSPECIFIED {
 			return s, invalidf("watch filter: unknown change kind %d", k)
@@ -328,6 +333,9 @@ func newChangeFilter(f *pb.WatchFilter, ix *graph.Index) (changeFilter, error) {
 	for _, id := range f.GetOrganisations() {
 		if id == "" {
 			return s, invalidf("watch filter: an empty organisation id")
+		}
+		if confine != nil && !confine[id] {
+			return s, status.Errorf(codes.PermissionDenied, "watch filter: organisation %q is not one the caller is confined to", graph.Clip(id))
 		}
 		if folder, _, _, err := ix.GetFolder(id); err == nil && folder.Parent != "" {
 			return s, invalidf("watch filter: folder %q is not the root of an organisation (it lies under %q)", id, folder.Parent)
@@ -344,7 +352,9 @@ func newChangeFilter(f *pb.WatchFilter, ix *graph.Index) (changeFilter, error) {
 }
 
 // all reports whether the filter selects everything.
-func (s changeFilter) all() bool { return len(s.kinds) == 0 && len(s.places) == 0 }
+func (s changeFilter) all() bool {
+	return len(s.kinds) == 0 && len(s.places) == 0 && s.confine == nil
+}
 
 // selects reports whether the filter selects mutation i of c: its kind,
 // and its place (graph.Commit.InScope: a change to the whole service, or
@@ -352,6 +362,9 @@ func (s changeFilter) all() bool { return len(s.kinds) == 0 && len(s.places) == 
 // filter rather than be lost).
 func (s changeFilter) selects(c *graph.Commit, i int) bool {
 	if len(s.kinds) > 0 && !s.kinds[changeKind(&c.Mutations[i])] {
+		return false
+	}
+	if s.confine != nil && !c.InOrgs(i, s.confine) {
 		return false
 	}
 	return len(s.places) == 0 || c.InScope(i, func(f string) bool { return s.places[f] })
@@ -404,7 +417,7 @@ func send(stream grpc.ServerStreamingServer[pb.WatchResponse], parts []*pb.Watch
 // once, by revision).
 func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	ctx := stream.Context()
-	sel, err := newChangeFilter(req.GetFilter(), w.ix)
+	sel, err := newChangeFilter(req.GetFilter(), w.ix, confinedTo(ctx))
 	if err != nil {
 		return w.status(ctx, err)
 	}
@@ -508,7 +521,7 @@ func (w *watch) WatchAccess(req *pb.WatchAccessRequest, stream grpc.ServerStream
 	user := req.GetUser()
 	sub, leave := w.hub.subscribeAccess(ctx, user)
 	defer leave()
-	aw, err := w.ix.WatchAccess(ctx, user)
+	aw, err := w.view(ctx).WatchAccess(ctx, user)
 	if err != nil {
 		return w.status(ctx, err)
 	}

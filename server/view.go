@@ -1,0 +1,53 @@
+package server
+
+import (
+	"context"
+
+	"github.com/canopy-authz/canopy/graph"
+)
+
+// view is the index as one call may see it: the whole of it, or, for a
+// caller confined to some organisations (a token's organisations), the
+// graph.Confined part. *graph.Index and *graph.Confined both are one.
+type view interface {
+	GetFolder(id string) (graph.Folder, *graph.PlacementRule, uint64, error)
+	GetUser(id string) (graph.User, uint64, error)
+	ListFolders(parent string, subtree bool, after string, limit int) ([]graph.Folder, string, uint64, error)
+	ListUsers(folder string, subtree bool, after string, limit int) ([]graph.User, string, uint64, error)
+	ListGrants(holder, target graph.Ref, after string, limit int) ([]graph.Grant, string, uint64, error)
+	ListLocks(target graph.Ref, after string, limit int) ([]graph.Lock, string, uint64, error)
+	Check(user, right string, x graph.Ref) (graph.Decision, error)
+	CheckMany(reqs []graph.CheckRequest) ([]graph.Decision, uint64, error)
+	Explain(user, right string, x graph.Ref) (graph.Explanation, error)
+	LookupResources(user, right string, kind graph.Kind, after string, limit int) (graph.Page, error)
+	LookupSubjects(right string, x graph.Ref, after string, limit int) (graph.Page, error)
+	EffectiveAccess(user string) (graph.Access, error)
+	Snapshot() (*graph.Snapshot, error)
+	Stats() graph.Stats
+	WatchAccess(ctx context.Context, user string) (*graph.AccessWatch, error)
+	Write(ctx context.Context, actor string, muts []graph.Mutation, pre graph.Preconditions) (uint64, error)
+	Import(ctx context.Context, actor string, muts []graph.Mutation) (uint64, error)
+}
+
+var (
+	_ view = (*graph.Index)(nil)
+	_ view = (*graph.Confined)(nil)
+)
+
+// view returns what the call of ctx may see: the index confined to its
+// caller's organisations, or the whole index.
+func (s *Server) view(ctx context.Context) view {
+	if o := confinedTo(ctx); o != nil {
+		return s.ix.Confine(o)
+	}
+	return s.ix
+}
+
+// confinedTo returns the organisations the caller of ctx is confined to,
+// nil when it is not.
+func confinedTo(ctx context.Context) graph.Orgs {
+	if c := callerOf(ctx); c != nil {
+		return c.orgs
+	}
+	return nil
+}
