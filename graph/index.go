@@ -76,6 +76,15 @@ type Options struct {
 	// ErrInvalid. Zero means DefaultMaxDepth; negative, no limit. Like the
 	// id grammar it holds for writes, not for loading or applying a feed.
 	MaxDepth int
+	// MaxBatch is the most mutations one Write or Import may carry; more
+	// is refused with ErrInvalid naming the limit. Zero means
+	// MaxBatchSize, which is also the most it may be.
+	MaxBatch int
+	// MaxIDBytes is the longest id, in bytes, a write may create; longer
+	// is refused with ErrInvalid naming the limit. Zero means MaxIDLen,
+	// which is also the most it may be. Like the grammar it holds for
+	// writes, not for loading.
+	MaxIDBytes int
 	// OnAccess, if set, is called while any user's access is watched
 	// (WatchAccess), with the commits in revision order, each with the
 	// watched users' changes in Commit.Access, once they are worked out:
@@ -138,6 +147,18 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 	if opts.MaxDepth == 0 {
 		opts.MaxDepth = DefaultMaxDepth
 	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = MaxBatchSize
+	}
+	if opts.MaxBatch < 0 || opts.MaxBatch > MaxBatchSize {
+		return nil, fmt.Errorf("graph: Options.MaxBatch %d: want 1 to %d", opts.MaxBatch, MaxBatchSize)
+	}
+	if opts.MaxIDBytes == 0 {
+		opts.MaxIDBytes = MaxIDLen
+	}
+	if opts.MaxIDBytes < 0 || opts.MaxIDBytes > MaxIDLen {
+		return nil, fmt.Errorf("graph: Options.MaxIDBytes %d: want 1 to %d", opts.MaxIDBytes, MaxIDLen)
+	}
 	ix := &Index{
 		opts:    opts,
 		s:       newState(),
@@ -170,13 +191,18 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 	ix.rebuildExpiries()
 	go ix.writer()
 	if ix.rev == 0 {
-		if _, err := ix.Write(ctx, SystemActor, Bootstrap(), Preconditions{}); err != nil {
+		// Enqueued directly: the service's own batch is not bound by the
+		// limit on callers' writes.
+		if _, err := ix.enqueue(ctx, &writeReq{ctx: ctx, actor: SystemActor, muts: Bootstrap()}); err != nil {
 			ix.Close()
 			return nil, fmt.Errorf("graph: bootstrap: %w", err)
 		}
 	}
 	return ix, nil
 }
+
+// MaxBatch returns the most mutations one Write or Import may carry.
+func (ix *Index) MaxBatch() int { return ix.opts.MaxBatch }
 
 // Close stops the writer. Writes queued and not yet taken fail with
 // ErrClosed; reads go on working on the last state.
@@ -295,8 +321,8 @@ func (ix *Index) write(ctx context.Context, req *writeReq) (uint64, error) {
 	if len(muts) == 0 {
 		return 0, newErr("write", actor, ErrInvalid, "a batch needs at least one mutation")
 	}
-	if len(muts) > MaxBatchSize {
-		return 0, newErr("write", actor, ErrInvalid, "a batch holds at most %d mutations, not %d", MaxBatchSize, len(muts))
+	if len(muts) > ix.opts.MaxBatch {
+		return 0, newErr("write", actor, ErrInvalid, "a batch holds at most %d mutations (the limit of mutations per write), not %d", ix.opts.MaxBatch, len(muts))
 	}
 	return ix.enqueue(ctx, req)
 }
@@ -421,7 +447,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			if req.muts = ix.dueLocked(now.UnixNano()); len(req.muts) == 0 {
 				continue
 			}
-		} else if err := precheck(req.muts, now, req.importing, ix.opts.IDs); err != nil {
+		} else if err := precheck(req.muts, now, req.importing, ix.opts.IDs, ix.opts.MaxIDBytes); err != nil {
 			req.err = err
 			continue
 		}
@@ -484,9 +510,10 @@ func (ix *Index) commitGroup(group []*writeReq) {
 // precheck refuses, in a batch a caller wrote, what depends on the clock
 // (an expiry that is not in the future; kept in an import), what only
 // the service may write (expire_grant, a grant already marked expired,
-// outside an import), and ids the grammar ids refuses. It is checked when
-// a batch is written, never when one is replayed or a store is loaded.
-func precheck(muts []Mutation, now time.Time, importing bool, ids IDGrammar) error {
+// outside an import), and ids the grammar ids refuses or longer than
+// maxID bytes. It is checked when a batch is written, never when one is
+// replayed or a store is loaded.
+func precheck(muts []Mutation, now time.Time, importing bool, ids IDGrammar, maxID int) error {
 	for i := range muts {
 		if e := muts[i].ExpireGrant; e != nil {
 			return newErr("expire_grant", e.ID, ErrInvalid, "only the service records that a grant expired")
@@ -494,6 +521,9 @@ func precheck(muts []Mutation, now time.Time, importing bool, ids IDGrammar) err
 		if op, id, creates := creates(&muts[i]); creates {
 			if why := ids.why(id); why != "" {
 				return newErr(op, id, ErrInvalid, "id %s", why)
+			}
+			if len(id) > maxID {
+				return newErr(op, id, ErrInvalid, "id is %d bytes long; the limit of id length is %d", len(id), maxID)
 			}
 		}
 		g := muts[i].AddGrant

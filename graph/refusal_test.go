@@ -245,3 +245,15 @@ func TestDepthLimit(t *testing.T) {
 		t.Fatalf("a move within the limit: %v", err)
 	}
 }
+
+// TestLimitsHaveCeilings: the limits of mutations per write and of id
+// length may be lowered, not raised past what the index is built for.
+func TestLimitsHaveCeilings(t *testing.T) {
+	for _, o := range []graph.Options{{MaxBatch: graph.MaxBatchSize + 1}, {MaxIDBytes: graph.MaxIDLen + 1}, {MaxBatch: -1}} {
+		o.Clock = graphtest.NewClock(graphtest.Start)
+		if ix, err := graph.Open(context.Background(), o); err == nil {
+			ix.Close()
+			t.Errorf("Open with %+v: want an error", o)
+		}
+	}
+}

@@ -121,6 +121,19 @@ func streamPage(ctx context.Context, margin time.Duration, p graph.Page, query s
 	return nil
 }
 
+// lookupLimit returns how many ids a lookup asking for a page of n may
+// return: all up to the limit for 0, n when it is within the limit.
+func (a *access) lookupLimit(op string, n uint32) (int, error) {
+	limit := a.opts.MaxLookupResults
+	if int64(n) > int64(limit) {
+		return 0, invalidf("%s: page_size %d is over the limit of %d results a lookup", op, n, limit)
+	}
+	if n == 0 {
+		return limit, nil
+	}
+	return int(n), nil
+}
+
 // nearDeadline reports whether less than margin is left before ctx's deadline.
 func nearDeadline(ctx context.Context, margin time.Duration) bool {
 	d, ok := ctx.Deadline()
@@ -138,7 +151,11 @@ func (a *access) LookupResources(req *pb.LookupResourcesRequest, stream grpc.Ser
 	if err != nil {
 		return err
 	}
-	p, err := a.view(ctx).LookupResources(req.GetUser(), req.GetRight(), kind, after, int(req.GetPageSize()))
+	limit, err := a.lookupLimit("lookup_resources", req.GetPageSize())
+	if err != nil {
+		return a.status(ctx, err)
+	}
+	p, err := a.view(ctx).LookupResources(req.GetUser(), req.GetRight(), kind, after, limit)
 	if err != nil {
 		return a.status(ctx, err)
 	}
@@ -158,7 +175,11 @@ func (a *access) LookupSubjects(req *pb.LookupSubjectsRequest, stream grpc.Serve
 	if err != nil {
 		return err
 	}
-	p, err := a.view(ctx).LookupSubjects(req.GetRight(), x, after, int(req.GetPageSize()))
+	limit, err := a.lookupLimit("lookup_subjects", req.GetPageSize())
+	if err != nil {
+		return a.status(ctx, err)
+	}
+	p, err := a.view(ctx).LookupSubjects(req.GetRight(), x, after, limit)
 	if err != nil {
 		return a.status(ctx, err)
 	}

@@ -17,7 +17,8 @@ import (
 // chunk of it are cut by bytes too. The test's client keeps gRPC's
 // default limits.
 func TestLargeCommitsFitDefaultClients(t *testing.T) {
-	ts := startServer(t)
+	ts := startServerOpts(t, Options{MaxPageSize: 100_000}) // pages cut by bytes, not by count
+
 	ctx := ctxT(t)
 	const n = 6000 // of about 1 KB each: one 6 MB commit
 	im, err := ts.dir.Import(ctx)

@@ -26,11 +26,16 @@ var _ pb.DirectoryServiceServer = (*directory)(nil)
 // defaultPageSize applies to lists whose page_size is 0.
 const defaultPageSize = 1000
 
-func pageSize(n uint32) int {
-	if n == 0 {
-		return defaultPageSize
+// pageSize returns the page size of a list asking for n: the default for
+// 0 (or the limit, when that is lower), n when it is within the limit.
+func (s *Server) pageSize(list string, n uint32) (int, error) {
+	switch limit := s.opts.MaxPageSize; {
+	case n == 0:
+		return min(defaultPageSize, limit), nil
+	case int64(n) > int64(limit):
+		return 0, invalidf("%s: page_size %d is over the limit of %d a page", list, n, limit)
 	}
-	return int(n)
+	return int(n), nil
 }
 
 // actor names who made a call, for the change log: the token's name once
@@ -80,7 +85,11 @@ func (d *directory) ListFolders(ctx context.Context, req *pb.ListFoldersRequest)
 	if err != nil {
 		return nil, err
 	}
-	fs, next, rev, err := d.view(ctx).ListFolders(req.GetParent(), req.GetSubtree(), after, pageSize(req.GetPageSize()))
+	size, err := d.pageSize("list_folders", req.GetPageSize())
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	fs, next, rev, err := d.view(ctx).ListFolders(req.GetParent(), req.GetSubtree(), after, size)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -140,7 +149,11 @@ func (d *directory) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*p
 	if err != nil {
 		return nil, err
 	}
-	us, next, rev, err := d.view(ctx).ListUsers(req.GetFolder(), req.GetSubtree(), after, pageSize(req.GetPageSize()))
+	size, err := d.pageSize("list_users", req.GetPageSize())
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	us, next, rev, err := d.view(ctx).ListUsers(req.GetFolder(), req.GetSubtree(), after, size)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -167,7 +180,11 @@ func (d *directory) ListGrants(ctx context.Context, req *pb.ListGrantsRequest) (
 	if err != nil {
 		return nil, err
 	}
-	gs, next, rev, err := d.view(ctx).ListGrants(holder, target, after, pageSize(req.GetPageSize()))
+	size, err := d.pageSize("list_grants", req.GetPageSize())
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	gs, next, rev, err := d.view(ctx).ListGrants(holder, target, after, size)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -190,7 +207,11 @@ func (d *directory) ListLocks(ctx context.Context, req *pb.ListLocksRequest) (*p
 	if err != nil {
 		return nil, err
 	}
-	ls, next, rev, err := d.view(ctx).ListLocks(target, after, pageSize(req.GetPageSize()))
+	size, err := d.pageSize("list_locks", req.GetPageSize())
+	if err != nil {
+		return nil, d.status(ctx, err)
+	}
+	ls, next, rev, err := d.view(ctx).ListLocks(target, after, size)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -261,7 +282,7 @@ func (d *directory) Import(stream grpc.BidiStreamingServer[pb.ImportRequest, pb.
 			}
 			seen++
 			buf = append(buf, gm)
-			if len(buf) == importChunk {
+			if len(buf) == min(importChunk, d.ix.MaxBatch()) {
 				if err := commit(); err != nil {
 					return err
 				}

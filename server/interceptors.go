@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -96,10 +99,61 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		stream = append(stream, selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), notHealth))
 	}
 	stream = append(stream, selector.StreamServerInterceptor(newStreamLimit(s.opts.MaxStreams, tokens).intercept, notHealth))
+	unary = append(unary, selector.UnaryServerInterceptor(s.deadlineUnary, notHealth))
+	stream = append(stream, selector.StreamServerInterceptor(s.deadlineStream, selector.MatchFunc(isLookup)))
 	unary = append(unary, rejectMalformed, validator.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(rec))
 	stream = append(stream, rejectMalformedStream, validator.StreamServerInterceptor(), recovery.StreamServerInterceptor(rec))
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...), grpc.ForceServerCodecV2(newCodec()),
 		grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes)}
+}
+
+// bounded returns ctx bounded by the server's request deadline, and
+// whether that deadline is the one that holds (the caller's own is
+// later, or there is none).
+func (s *Server) bounded(ctx context.Context) (context.Context, context.CancelFunc, bool) {
+	limit := time.Now().Add(s.opts.RequestTimeout)
+	if d, ok := ctx.Deadline(); ok && !d.After(limit) {
+		return ctx, func() {}, false
+	}
+	ctx, cancel := context.WithDeadline(ctx, limit)
+	return ctx, cancel, true
+}
+
+// pastDeadline is the error of a call that ran past the server's request
+// deadline.
+func (s *Server) pastDeadline(method string) error {
+	return status.Errorf(codes.DeadlineExceeded, "%s ran past the request deadline of %v (the server's limit)", method, s.opts.RequestTimeout)
+}
+
+// deadlineUnary bounds a unary call by the request deadline.
+func (s *Server) deadlineUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	ctx, cancel, ours := s.bounded(ctx)
+	defer cancel()
+	resp, err := h(ctx, req)
+	if err != nil && ours && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil, s.pastDeadline(info.FullMethod)
+	}
+	return resp, err
+}
+
+// isLookup reports whether a streaming call is a lookup, the streams the
+// request deadline bounds (a lookup near its deadline ends early with a
+// page token).
+func isLookup(_ context.Context, c interceptors.CallMeta) bool {
+	return c.Service == pb.AccessService_ServiceDesc.ServiceName
+}
+
+// deadlineStream bounds a lookup stream by the request deadline.
+func (s *Server) deadlineStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx, cancel, ours := s.bounded(ss.Context())
+	defer cancel()
+	w := middleware.WrapServerStream(ss)
+	w.WrappedContext = ctx
+	err := h(srv, w)
+	if err != nil && ours && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return s.pastDeadline(info.FullMethod)
+	}
+	return err
 }
 
 var errLoading = status.Error(codes.Unavailable, "the index is still loading; retry shortly")

@@ -61,6 +61,20 @@ type Options struct {
 	// read or a Watch may ask to start before it is refused at once with
 	// OutOfRange naming the head (0: 1,000), since it could only wait.
 	RevisionAllowance uint64
+	// MaxPageSize is the largest page_size a list (ListFolders, ListUsers,
+	// ListGrants, ListLocks) may ask for (0: 10,000); more is refused with
+	// InvalidArgument naming the limit.
+	MaxPageSize int
+	// MaxLookupResults is the most ids one lookup call returns (0:
+	// 100,000): a page_size above it is refused with InvalidArgument, and
+	// a lookup asking for all (page_size 0) that finds more ends with a
+	// page token after this many.
+	MaxLookupResults int
+	// RequestTimeout bounds every unary call and lookup stream, whatever
+	// deadline its caller set or did not (0: 60 s); a call that runs past
+	// it ends with DeadlineExceeded naming the limit. Watch, Export,
+	// Import and Backup streams are long by nature and not bounded.
+	RequestTimeout time.Duration
 }
 
 // Server implements the canopy.v1 services over one index.
@@ -100,6 +114,15 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.RevisionAllowance == 0 {
 		opts.RevisionAllowance = 1000
+	}
+	if opts.MaxPageSize <= 0 {
+		opts.MaxPageSize = 10_000
+	}
+	if opts.MaxLookupResults <= 0 {
+		opts.MaxLookupResults = 100_000
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = time.Minute
 	}
 	s := &Server{log: opts.Log, hub: opts.Hub, logger: opts.Logger, opts: opts, health: health.NewServer()}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

@@ -52,10 +52,18 @@ func startServerWith(t *testing.T, tokens *Tokens) *testServer {
 // startServerOpts starts a server with the tokens and rate limit of opts.
 func startServerOpts(t *testing.T, opts Options) *testServer {
 	t.Helper()
+	return startServerGraph(t, opts, graph.Options{})
+}
+
+// startServerGraph starts a server with opts over an index with the
+// limits of gopts (its clock, journal and hooks are the test's).
+func startServerGraph(t *testing.T, opts Options, gopts graph.Options) *testServer {
+	t.Helper()
 	db, _ := storetest.Open(t, "")
 	hub := NewHub(0)
 	clock := graphtest.NewClock(graphtest.Start)
-	ix, err := graph.Open(context.Background(), graph.Options{Clock: clock, Journal: db, OnCommit: hub.Publish, OnAccess: hub.PublishAccess})
+	gopts.Clock, gopts.Journal, gopts.OnCommit, gopts.OnAccess = clock, db, hub.Publish, hub.PublishAccess
+	ix, err := graph.Open(context.Background(), gopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +72,8 @@ func startServerOpts(t *testing.T, opts Options) *testServer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	srv, err := New(Options{Index: ix, Log: db, Hub: hub, Logger: logger, Tokens: opts.Tokens,
-		RateLimit: opts.RateLimit, DeadlineMargin: opts.DeadlineMargin, MaxWait: opts.MaxWait, MaxStreams: opts.MaxStreams,
-		MaxMessageBytes: opts.MaxMessageBytes, MaxBatchCheck: opts.MaxBatchCheck})
+	opts.Index, opts.Log, opts.Hub, opts.Logger = ix, db, hub, logger
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -689,8 +696,9 @@ func TestNoEndlessWaits(t *testing.T) {
 // stops after a chunk and ends with a token; continuing from it (with a
 // new deadline) gives the rest, so nothing is lost silently.
 func TestLookupCutByDeadlineEndsWithToken(t *testing.T) {
-	// Any deadline under a minute is "close": the cut is certain, not timed.
-	ts := startServerOpts(t, Options{DeadlineMargin: time.Minute})
+	// Any deadline under a minute is "close": the cut is certain, not
+	// timed. The server's own deadline is far beyond it.
+	ts := startServerOpts(t, Options{DeadlineMargin: time.Minute, RequestTimeout: time.Hour})
 	muts := []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "root"}}}}
 	for i := 0; i < 2500; i++ {
 		muts = append(muts, &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: fmt.Sprintf("f%04d", i), Parent: "root"}}})

@@ -74,6 +74,11 @@ type config struct {
 	maxDepth        int
 	maxMessage      int
 	maxBatchCheck   int
+	maxPage         int
+	maxLookup       int
+	requestTimeout  time.Duration
+	maxMutations    int
+	maxIDBytes      int
 	restore         string
 }
 
@@ -100,6 +105,11 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.restore, "restore", "", "before serving, check this backup file (canopy backup) and make it the store, keeping the current file beside it")
 	fs.IntVar(&c.maxMessage, "max-message-bytes", 4<<20, "the largest request message taken, in bytes")
 	fs.IntVar(&c.maxBatchCheck, "max-batch-check", 10_000, "the most checks one BatchCheck may carry")
+	fs.IntVar(&c.maxPage, "max-page-size", 10_000, "the largest page_size a list may ask for")
+	fs.IntVar(&c.maxLookup, "max-lookup-results", 100_000, "the most ids one lookup call returns; a lookup of all that finds more ends with a page token")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", time.Minute, "the longest a unary call or a lookup may run, whatever its deadline (Watch, Export, Import and Backup are not bound)")
+	fs.IntVar(&c.maxMutations, "max-mutations-per-write", graph.MaxBatchSize, fmt.Sprintf("the most mutations one Write may carry (at most %d); Import commits in chunks within it", graph.MaxBatchSize))
+	fs.IntVar(&c.maxIDBytes, "max-id-bytes", graph.MaxIDLen, fmt.Sprintf("the longest id, in bytes, a write may create (at most %d)", graph.MaxIDLen))
 	fs.IntVar(&c.maxDepth, "max-depth", graph.DefaultMaxDepth, "the most levels a folder tree may have, its root being level 1 (negative: no limit)")
 	fs.IntVar(&c.maxStreams, "max-streams-per-caller", 1000, "streams one caller (token, certificate or host) may have open at once")
 	fs.DurationVar(&c.maxWait, "max-wait", 30*time.Second, "the longest a read waits for the revision it asks for, whatever its deadline")
@@ -199,6 +209,12 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if c.maxMutations < 1 || c.maxMutations > graph.MaxBatchSize {
+		return fmt.Errorf("--max-mutations-per-write %d: want 1 to %d", c.maxMutations, graph.MaxBatchSize)
+	}
+	if c.maxIDBytes < 1 || c.maxIDBytes > graph.MaxIDLen {
+		return fmt.Errorf("--max-id-bytes %d: want 1 to %d", c.maxIDBytes, graph.MaxIDLen)
+	}
 	var tokens *server.Tokens
 	if c.tokens != "" {
 		if tokens, err = server.LoadTokens(c.tokens); err != nil {
@@ -235,7 +251,8 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	// Serve first, NOT_SERVING, so probes see the process while the index loads.
 	srv, err := server.New(server.Options{Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
 		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}, MaxWait: c.maxWait, RevisionAllowance: c.allowance, MaxStreams: c.maxStreams,
-		MaxMessageBytes: c.maxMessage, MaxBatchCheck: c.maxBatchCheck})
+		MaxMessageBytes: c.maxMessage, MaxBatchCheck: c.maxBatchCheck,
+		MaxPageSize: c.maxPage, MaxLookupResults: c.maxLookup, RequestTimeout: c.requestTimeout})
 	if err != nil {
 		return err
 	}
@@ -267,7 +284,8 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	logger.Info("listening, not serving until the index is loaded", "addr", lis.Addr().String())
 
 	start := time.Now()
-	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish, OnAccess: hub.PublishAccess, IDs: ids, MaxDepth: c.maxDepth})
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish, OnAccess: hub.PublishAccess, IDs: ids, MaxDepth: c.maxDepth,
+		MaxBatch: c.maxMutations, MaxIDBytes: c.maxIDBytes})
 	if err != nil {
 		return err
 	}

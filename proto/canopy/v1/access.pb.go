@@ -625,8 +625,9 @@ type LookupResourcesRequest struct {
 	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	Right string                 `protobuf:"bytes,2,opt,name=right,proto3" json:"right,omitempty"`
 	Kind  ObjectKind             `protobuf:"varint,3,opt,name=kind,proto3,enum=canopy.v1.ObjectKind" json:"kind,omitempty"`
-	// At most this many ids in all (0: no limit); a cut stream ends with a
-	// next_page_token.
+	// At most this many ids in all (0: all, up to the server's limit of ids
+	// a lookup, 100,000 by default; more is refused); a cut stream ends
+	// with a next_page_token.
 	PageSize      uint32       `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken     string       `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	Consistency   *Consistency `protobuf:"bytes,6,opt,name=consistency,proto3" json:"consistency,omitempty"`
@@ -773,7 +774,8 @@ type LookupSubjectsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Right string                 `protobuf:"bytes,1,opt,name=right,proto3" json:"right,omitempty"`
 	// Unset: everyone holding the capability.
-	Resource      *ObjectRef   `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	Resource *ObjectRef `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	// As LookupResourcesRequest.page_size.
 	PageSize      uint32       `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken     string       `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	Consistency   *Consistency `protobuf:"bytes,5,opt,name=consistency,proto3" json:"consistency,omitempty"`

@@ -320,7 +320,9 @@ type ListFoldersRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// List everything below parent, not only its children.
 	Subtree bool `protobuf:"varint,2,opt,name=subtree,proto3" json:"subtree,omitempty"`
-	// At most this many (0: a server default of 1,000).
+	// At most this many (0: a server default of 1,000); more than the
+	// server's limit (10,000 by default) is refused. The same holds for the
+	// page_size of every list.
 	PageSize      uint32       `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken     string       `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	Consistency   *Consistency `protobuf:"bytes,5,opt,name=consistency,proto3" json:"consistency,omitempty"`
