@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +27,7 @@ import (
 	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 	"github.com/canopy-authz/canopy/server"
+	"github.com/canopy-authz/canopy/server/servertest"
 	"github.com/canopy-authz/canopy/store"
 )
 
@@ -128,19 +131,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 	mu.Lock()
 	t.Logf("%d kills survived, %d acknowledged writes checked after each", kills, len(acked))
 	mu.Unlock()
-	b, err := bolt.Open(filepath.Join(data, store.FileName), 0o600, &bolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("the bbolt file is not consistent: %v", err)
-	}
+	checkBolt(t, filepath.Join(data, store.FileName))
 }
 
 // gapless checks that the change log replays from revision 1 to the head
@@ -471,5 +462,159 @@ func backupTo(t *testing.T, ctx context.Context, dir pb.DirectoryServiceClient) 
 		if _, err := f.Write(m.GetChunk()); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestCommitFaults injects failures into the commit path of a real
+// canopyd: bbolt's own failpoints (gofail), compiled into a copy of it, and
+// switched on over HTTP while canopyd serves. For each of a failed write
+// of the commit's meta page (what a failed sync looks like to bbolt), no
+// space to grow the file, and a failed resize of the file: the write is
+// refused with Unavailable and the cause, no Watch event is sent, the
+// revision does not move, reads go on, and once the fault is gone the same
+// write commits at the next revision. Then canopyd crashes (a panic)
+// between writing a commit and syncing it, and restarts: every
+// acknowledged write is there, the log has no gap, the index equals the
+// replay of the log, and the file passes bbolt's consistency check.
+func TestCommitFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := servertest.BuildWithFailpoints(t, "github.com/canopy-authz/canopy/cmd/canopyd")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failpoints := lis.Addr().String()
+	lis.Close()
+	t.Setenv("GOFAIL_HTTP", failpoints)
+	fail := func(name, terms string) {
+		t.Helper()
+		method := http.MethodPut
+		if terms == "" {
+			method = http.MethodDelete
+		}
+		req, err := http.NewRequest(method, "http://"+failpoints+"/"+name, strings.NewReader(terms))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("%s %s: %s", method, name, resp.Status)
+		}
+	}
+	data := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	d := startDaemon(t, bin, data)
+	dir := pb.NewDirectoryServiceClient(d.conn)
+	folders := func(prefix string, n, nameBytes int) []*pb.Mutation {
+		out := make([]*pb.Mutation, n)
+		for i := range out {
+			out[i] = &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{
+				Id: fmt.Sprintf("%s-%d", prefix, i), Parent: "root", Name: strings.Repeat("n", nameBytes)}}}
+		}
+		return out
+	}
+	if _, err := dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "root"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	watch, err := pb.NewWatchServiceClient(d.conn).Watch(ctx, &pb.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	for i, f := range []struct{ what, failpoint, size string }{
+		// The file is small at first: a batch of about 2 MB must grow it.
+		{"a failed resize of the file", "resizeFileError", "big"},
+		{"no space to grow the file", "lackOfDiskSpace", "big"},
+		{"a failed write of the meta page", "beforeWriteMetaError", "small"},
+	} {
+		batch := folders(fmt.Sprint("f", i), 1, 10)
+		if f.size == "big" {
+			batch = folders(fmt.Sprint("f", i), 2000, 1000)
+		}
+		st, err := dir.GetStatus(ctx, &pb.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fail(f.failpoint, `return("injected: `+f.what+`")`)
+		_, err = dir.Write(ctx, &pb.WriteRequest{Mutations: batch})
+		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "injected: "+f.what) {
+			t.Fatalf("%s: the write got %v, want Unavailable with the cause", f.what, err)
+		}
+		after, err := dir.GetStatus(ctx, &pb.GetStatusRequest{})
+		if err != nil || after.GetRevision() != st.GetRevision() || after.GetFolders() != st.GetFolders() {
+			t.Fatalf("%s: the failed write moved the revision from %d to %d (%v)", f.what, st.GetRevision(), after.GetRevision(), err)
+		}
+		if _, err := dir.GetFolder(ctx, &pb.GetFolderRequest{Id: "root"}); err != nil {
+			t.Fatalf("%s: reads fail too: %v", f.what, err)
+		}
+		fail(f.failpoint, "")
+		resp, err := dir.Write(ctx, &pb.WriteRequest{Mutations: batch})
+		if err != nil || resp.GetRevision() != st.GetRevision()+1 {
+			t.Fatalf("%s: once the fault is gone the write got %v, %v; want revision %d", f.what, resp, err, st.GetRevision()+1)
+		}
+		// The first event after the fault is the retried write's: none
+		// was sent for the failed one.
+		m, err := watch.Recv()
+		if err != nil || m.GetRevision() != resp.GetRevision() {
+			t.Fatalf("%s: the watch got revision %d, %v; want %d", f.what, m.GetRevision(), err, resp.GetRevision())
+		}
+		for m.GetMore() {
+			if m, err = watch.Recv(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		acked = append(acked, batch[0].GetCreateFolder().GetId(), batch[len(batch)-1].GetCreateFolder().GetId())
+	}
+	metrics := scrape(t, "http://"+d.Metrics+"/metrics")
+	if !strings.Contains(metrics, "canopy_storage_errors_total 3") {
+		t.Fatalf("the storage errors are not counted:\n%s", grepLines(metrics, "canopy_storage_errors_total"))
+	}
+
+	// A crash between writing a commit and syncing it.
+	fail("beforeSyncMetaPage", `panic("injected crash before the sync of a commit")`)
+	if _, err := dir.Write(ctx, &pb.WriteRequest{Mutations: folders("crash", 1, 10)}); err == nil {
+		t.Fatal("a write went through the crash")
+	}
+	if err := d.Cmd.Wait(); err == nil {
+		t.Fatal("canopyd exited cleanly from a panic")
+	}
+	checkBolt(t, filepath.Join(data, store.FileName))
+	t.Setenv("GOFAIL_HTTP", "")
+	d = startDaemon(t, bin, data)
+	dir = pb.NewDirectoryServiceClient(d.conn)
+	for _, id := range acked {
+		if _, err := dir.GetFolder(ctx, &pb.GetFolderRequest{Id: id}); err != nil {
+			t.Fatalf("after the crash, %s, acknowledged, is lost: %v", id, err)
+		}
+	}
+	gapless(t, ctx, d.conn)
+	d.stop(t)
+	checkBolt(t, filepath.Join(data, store.FileName))
+	t.Logf("3 commit faults refused and recovered from, 1 crash mid-commit survived, %d acknowledged writes kept", len(acked)/2)
+}
+
+// checkBolt fails the test unless the bbolt file opens and passes its
+// consistency check.
+func checkBolt(t *testing.T, path string) {
+	t.Helper()
+	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("the bbolt file is not consistent: %v", err)
 	}
 }

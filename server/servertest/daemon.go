@@ -3,8 +3,12 @@ package servertest
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -133,4 +137,68 @@ func (d *Daemon) Stop(t testing.TB) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("canopyd did not stop within 30 s of SIGTERM")
 	}
+}
+
+// BuildWithFailpoints builds the main package pkg as Build does, against
+// a copy of bbolt with its failpoints compiled in (gofail, a tool of this
+// module): the copy is made from the module cache and rewritten by
+// `go tool gofail enable`, and a go.mod of the test's replaces bbolt with
+// it. The binary takes failpoints from GOFAIL_FAILPOINTS, and serves
+// their switches over HTTP at GOFAIL_HTTP (PUT /name with the terms,
+// DELETE /name).
+func BuildWithFailpoints(t testing.TB, pkg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	run := func(name string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	gomod := run("go", "env", "GOMOD")
+	src := run("go", "list", "-m", "-f", "{{.Dir}}", "go.etcd.io/bbolt")
+	bbolt := filepath.Join(dir, "bbolt")
+	if err := os.CopyFS(bbolt, os.DirFS(src)); err != nil {
+		t.Fatalf("copy bbolt: %v", err)
+	}
+	// The module cache is read-only; its copy must be rewritten.
+	if err := filepath.WalkDir(bbolt, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o644)
+		if e.IsDir() {
+			mode = 0o755
+		}
+		return os.Chmod(p, mode)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "tool", "gofail", "enable", bbolt)
+	cmd.Dir = filepath.Dir(gomod)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gofail enable: %v\n%s", err, out)
+	}
+	mod, err := os.ReadFile(gomod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := os.ReadFile(strings.TrimSuffix(gomod, ".mod") + ".sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	modfile := filepath.Join(dir, "go.mod")
+	mod = append(mod, "\nreplace go.etcd.io/bbolt => "+bbolt+"\n"...)
+	if err := errors.Join(os.WriteFile(modfile, mod, 0o644), os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644)); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	build := exec.Command("go", "build", "-modfile", modfile, "-o", bin, pkg)
+	build.Dir = filepath.Dir(gomod)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s with failpoints: %v\n%s", pkg, err, out)
+	}
+	return bin
 }
