@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -346,12 +347,19 @@ func (d *directory) Backup(_ *pb.BackupRequest, stream grpc.ServerStreamingServe
 	if !ok {
 		return status.Error(codes.Unimplemented, "this store cannot be backed up online")
 	}
-	w := &chunkWriter{send: func(chunk []byte) error { return stream.Send(&pb.BackupResponse{Chunk: chunk}) }}
+	sum := sha256.New()
+	w := &chunkWriter{send: func(chunk []byte) error {
+		sum.Write(chunk)
+		return stream.Send(&pb.BackupResponse{Chunk: chunk})
+	}}
 	err := b.Backup(w, func(rev uint64, size int64) error {
 		return stream.Send(&pb.BackupResponse{Revision: rev, Size: uint64(size)})
 	})
 	if err == nil {
 		err = w.flush()
+	}
+	if err == nil {
+		err = stream.Send(&pb.BackupResponse{Sha256: sum.Sum(nil)})
 	}
 	if err != nil {
 		return d.status(ctx, fmt.Errorf("backup: %w", err))

@@ -31,14 +31,25 @@ func (d *DB) Backup(w io.Writer, sizeOf func(rev uint64, size int64) error) erro
 	})
 }
 
+// RestoreOptions configure Restore.
+type RestoreOptions struct {
+	// Check checks the copy of the backup at path before anything opens
+	// it for writing; nil means CheckFile, in this process. A damaged file
+	// can make bbolt read outside its memory map as it checks it, which
+	// ends the process with a fault rather than a panic: give a Check that
+	// runs CheckFile in a child process (canopyd runs itself with
+	// --check-store), so that such a file is refused instead.
+	Check func(path string) error
+}
+
 // Restore makes the backup file at from the store of the data folder dir,
-// once it has checked it, giving it a new identity (DB.ID): bbolt's consistency check, the buckets a store
-// has, and every record loading (load, given the opened copy, builds the
-// index from it). Only then is the folder's current file, if any, kept
-// beside it as canopy.db.before-restore-TIME and the backup put in its
-// place; a backup that fails any check replaces nothing. It returns the
-// revision restored.
-func Restore(dir, from string, load func(*DB) (uint64, error)) (uint64, error) {
+// once it has checked it (opts.Check: bbolt's consistency check and the
+// buckets a store has) and every record loads (load, given the opened
+// copy, builds the index from it), giving it a new identity (DB.ID). Only
+// then is the folder's current file, if any, kept beside it as
+// canopy.db.before-restore-TIME and the backup put in its place; a backup
+// that fails any check replaces nothing. It returns the revision restored.
+func Restore(dir, from string, load func(*DB) (uint64, error), opts RestoreOptions) (uint64, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return 0, fmt.Errorf("store: restore: %w", err)
 	}
@@ -47,10 +58,24 @@ func Restore(dir, from string, load func(*DB) (uint64, error)) (uint64, error) {
 		return 0, fmt.Errorf("store: restore: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := copyFile(from, filepath.Join(tmp, FileName)); err != nil {
+	copied := filepath.Join(tmp, FileName)
+	if err := copyFile(from, copied); err != nil {
 		return 0, fmt.Errorf("store: restore from %s: %w", from, err)
 	}
-	if err := check(filepath.Join(tmp, FileName)); err != nil {
+	// A sealed backup is checked against its digest first, and restored
+	// without its trailer.
+	if size, sealed, err := unseal(copied); err != nil {
+		return 0, fmt.Errorf("store: restore from %s: %w; nothing was replaced", from, err)
+	} else if sealed {
+		if err := os.Truncate(copied, size); err != nil {
+			return 0, fmt.Errorf("store: restore from %s: %w", from, err)
+		}
+	}
+	check := opts.Check
+	if check == nil {
+		check = CheckFile
+	}
+	if err := check(copied); err != nil {
 		return 0, fmt.Errorf("store: restore from %s: %w; nothing was replaced", from, err)
 	}
 	db, err := Open(tmp, Options{})
@@ -84,10 +109,14 @@ func Restore(dir, from string, load func(*DB) (uint64, error)) (uint64, error) {
 	return rev, nil
 }
 
-// check opens the bbolt file at path read-only, runs its consistency
+// CheckFile opens the bbolt file at path read-only, runs its consistency
 // check, and requires the buckets of a store, before anything opens it
-// for writing (which would create them).
-func check(path string) error {
+// for writing (which would create them). See RestoreOptions.Check for why
+// it belongs in a process of its own when the file may be damaged.
+func CheckFile(path string) error {
+	if _, _, err := unseal(path); err != nil {
+		return err
+	}
 	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return fmt.Errorf("not a bbolt file: %w", err)

@@ -272,7 +272,7 @@ func TestBackupCommand(t *testing.T) {
 	if _, err := os.Stat(path + ".partial"); err == nil {
 		t.Error("the partial file is left behind")
 	}
-	rev, err := store.Restore(t.TempDir(), path, func(db *store.DB) (uint64, error) { return db.Revision() })
+	rev, err := store.Restore(t.TempDir(), path, func(db *store.DB) (uint64, error) { return db.Revision() }, store.RestoreOptions{})
 	if err != nil || rev != 2 {
 		t.Fatalf("the backup does not restore: %d, %v", rev, err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -333,7 +334,7 @@ func TestBackupAndRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	backup, rev := backupTo(t, ctx, dir)
+	backup, rev := backupTo(t, ctx, d)
 	close(stop)
 	wg.Wait()
 	mu.Lock()
@@ -354,12 +355,22 @@ func TestBackupAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	damaged := filepath.Join(t.TempDir(), "damaged.db")
-	if err := os.WriteFile(damaged, raw[:len(raw)/2], 0o600); err != nil {
-		t.Fatal(err)
+	flipped := bytes.Clone(raw)
+	flipped[len(flipped)/3] ^= 0x20 // a byte bbolt could not tell is wrong: the seal can
+	for what, b := range map[string][]byte{"cut in half": raw[:len(raw)/2], "with a byte changed": flipped} {
+		damaged := filepath.Join(t.TempDir(), "damaged.db")
+		if err := os.WriteFile(damaged, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.CommandContext(ctx, bin, "--data", data, "--restore", damaged, "--listen", "127.0.0.1:0", "--metrics-listen", "").CombinedOutput(); err == nil || !strings.Contains(string(out), "nothing was replaced") {
+			t.Fatalf("restore of a backup %s: %v\n%s", what, err, out)
+		}
+		if out, err := exec.Command(bin, "--check-store", damaged).CombinedOutput(); err == nil {
+			t.Fatalf("--check-store of a backup %s: passed\n%s", what, out)
+		}
 	}
-	if out, err := exec.Command(bin, "--data", data, "--restore", damaged, "--listen", "127.0.0.1:0", "--metrics-listen", "").CombinedOutput(); err == nil || !strings.Contains(string(out), "nothing was replaced") {
-		t.Fatalf("restore of a damaged backup: %v\n%s", err, out)
+	if out, err := exec.Command(bin, "--check-store", backup).CombinedOutput(); err != nil || !strings.Contains(string(out), "consistent") {
+		t.Fatalf("--check-store of the backup: %v\n%s", err, out)
 	}
 
 	d = startDaemon(t, bin, data, "--restore", backup)
@@ -403,7 +414,7 @@ func TestRestoreIsANewHistory(t *testing.T) {
 		}
 	}
 	write("a")
-	backup, _ := backupTo(t, ctx, dir)
+	backup, _ := backupTo(t, ctx, d)
 	write("b") // revision 3, in the old history only
 	w, err := pb.NewWatchServiceClient(d.conn).Watch(ctx, &pb.WatchRequest{FromRevision: 3})
 	if err != nil {
@@ -433,36 +444,22 @@ func TestRestoreIsANewHistory(t *testing.T) {
 	d.stop(t)
 }
 
-// backupTo takes a backup through the API into a file of the test's and
-// returns its path and revision.
-func backupTo(t *testing.T, ctx context.Context, dir pb.DirectoryServiceClient) (string, uint64) {
+// backupTo backs the daemon's store up with the real command line,
+// canopy backup (which checks the server's digest and seals the file),
+// and returns the file and the revision it is at.
+func backupTo(t *testing.T, ctx context.Context, d *daemon) (string, uint64) {
 	t.Helper()
+	canopy := servertest.Build(t, "github.com/canopy-authz/canopy/cmd/canopy")
 	path := filepath.Join(t.TempDir(), "backup.db")
-	f, err := os.Create(path)
+	out, err := exec.CommandContext(ctx, canopy, "--addr", d.Addr, "backup", path).CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s, err := dir.Backup(ctx, &pb.BackupRequest{})
-	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("canopy backup: %v\n%s", err, out)
 	}
 	var rev uint64
-	for {
-		m, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			return path, rev
-		}
-		if err != nil {
-			t.Fatalf("backup: %v", err)
-		}
-		if m.GetSize() > 0 {
-			rev = m.GetRevision()
-		}
-		if _, err := f.Write(m.GetChunk()); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := fmt.Sscanf(string(out), "backed up revision %d,", &rev); err != nil {
+		t.Fatalf("canopy backup said %q: %v", out, err)
 	}
+	return path, rev
 }
 
 // TestCommitFaults injects failures into the commit path of a real

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -80,6 +81,7 @@ type config struct {
 	maxMutations    int
 	maxIDBytes      int
 	restore         string
+	checkStore      string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -102,6 +104,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
 	fs.BoolVar(&c.version, "version", false, "print the version and commit, and exit")
 	fs.StringVar(&c.ids, "ids", "text", "the grammar of new ids: text (no invisible characters, no surrounding spaces, normal form C) or ascii (printable ASCII without spaces)")
+	fs.StringVar(&c.checkStore, "check-store", "", "check this store or backup file (bbolt's consistency check and a store's buckets), say what is wrong, and exit")
 	fs.StringVar(&c.restore, "restore", "", "before serving, check this backup file (canopy backup) and make it the store, keeping the current file beside it")
 	fs.IntVar(&c.maxMessage, "max-message-bytes", 4<<20, "the largest request message taken, in bytes")
 	fs.IntVar(&c.maxBatchCheck, "max-batch-check", 10_000, "the most checks one BatchCheck may carry")
@@ -201,6 +204,13 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		fmt.Fprintln(os.Stdout, "canopyd", server.Build())
 		return nil
 	}
+	if c.checkStore != "" {
+		if err := store.CheckFile(c.checkStore); err != nil {
+			return fmt.Errorf("%s: %w", c.checkStore, err)
+		}
+		fmt.Fprintln(os.Stdout, c.checkStore+": consistent")
+		return nil
+	}
 	logger, err := newLogger(c, logOut)
 	if err != nil {
 		return err
@@ -231,7 +241,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 			}
 			defer ix.Close()
 			return ix.Revision(), nil
-		})
+		}, store.RestoreOptions{Check: checkInChild})
 		if err != nil {
 			return err
 		}
@@ -430,4 +440,23 @@ func loadExample(ctx context.Context, ix *graph.Index, name string) error {
 		return fmt.Errorf("load example %s: %w", name, err)
 	}
 	return nil
+}
+
+// checkInChild checks the store file at path in a child canopyd
+// (--check-store), so that a file damaged enough to make bbolt fault as
+// it reads it is refused, not the end of this process.
+func checkInChild(path string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("check the file: %w", err)
+	}
+	out, err := exec.Command(exe, "--check-store", path).CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if msg, ok := strings.CutPrefix(first, "canopyd: "+path+": "); ok {
+		return errors.New(msg)
+	}
+	return fmt.Errorf("damaged: checking it crashed the checker (%v: %s)", err, first)
 }

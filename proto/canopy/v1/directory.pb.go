@@ -1485,8 +1485,12 @@ type BackupResponse struct {
 	// The revision the copy is at (first message only).
 	Revision uint64 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
 	// The copy's size in bytes (first message only).
-	Size          uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	Chunk         []byte `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Size  uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Chunk []byte `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// The SHA-256 of the whole copy (a last message of its own, with no
+	// chunk), for the receiver to check what it got and to seal the file
+	// with (canopy backup does), so that a restore can refuse a damaged one.
+	Sha256        []byte `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1538,6 +1542,13 @@ func (x *BackupResponse) GetSize() uint64 {
 func (x *BackupResponse) GetChunk() []byte {
 	if x != nil {
 		return x.Chunk
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
 	}
 	return nil
 }
@@ -1646,11 +1657,12 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\rorganisations\x18\n" +
 	" \x01(\x04R\rorganisations\x12\x19\n" +
 	"\bstore_id\x18\v \x01(\tR\astoreId\"\x0f\n" +
-	"\rBackupRequest\"V\n" +
+	"\rBackupRequest\"n\n" +
 	"\x0eBackupResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x14\n" +
-	"\x05chunk\x18\x03 \x01(\fR\x05chunk2\xdf\x06\n" +
+	"\x05chunk\x18\x03 \x01(\fR\x05chunk\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\fR\x06sha2562\xdf\x06\n" +
 	"\x10DirectoryService\x12:\n" +
 	"\x05Write\x12\x17.canopy.v1.WriteRequest\x1a\x18.canopy.v1.WriteResponse\x12F\n" +
 	"\tGetFolder\x12\x1b.canopy.v1.GetFolderRequest\x1a\x1c.canopy.v1.GetFolderResponse\x12L\n" +
