@@ -120,3 +120,59 @@ func TestLargeCommitsFitDefaultClients(t *testing.T) {
 		t.Fatalf("exported %d mutations", exported)
 	}
 }
+
+// TestResponseBytesLimit: with a lower limit of bytes a response, every
+// Watch part, list page and export chunk keeps within it (give or take
+// the few bytes of a message's own fields), and a limit too small to hold
+// a mutation is refused.
+func TestResponseBytesLimit(t *testing.T) {
+	const limit = 64 << 10
+	ts := startServerOpts(t, Options{MaxResponseBytes: limit})
+	ctx := ctxT(t)
+	w, err := ts.watch.Watch(ctx, &pb.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	muts := []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "big"}}}}
+	for i := range 300 {
+		muts = append(muts, &pb.Mutation{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: fmt.Sprint("c", i), Parent: "big", Name: strings.Repeat("n", 1000)}}})
+	}
+	if _, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: muts}); err != nil {
+		t.Fatal(err)
+	}
+	const slack = 256 // a response's revision, time, actor and store id
+	within := func(what string, m proto.Message) {
+		t.Helper()
+		if n := proto.Size(m); n > limit+slack {
+			t.Fatalf("%s of %d bytes, over the limit of %d", what, n, limit)
+		}
+	}
+	parts := 0
+	for more := true; more; parts++ {
+		m, err := w.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		within("a Watch part", m)
+		more = m.GetMore()
+	}
+	page, err := ts.dir.ListFolders(ctx, &pb.ListFoldersRequest{Parent: "big", PageSize: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within("a list page", page)
+	s, err := ts.dir.Export(ctx, &pb.ExportRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := recvAll(t, s)
+	for _, c := range chunks {
+		within("an export chunk", c)
+	}
+	if parts < 5 || len(page.GetFolders()) >= 300 || len(chunks) < 5 {
+		t.Fatalf("a 300 KB commit in %d parts, a page of %d folders, an export in %d chunks: the limit did not cut them", parts, len(page.GetFolders()), len(chunks))
+	}
+	if _, err := New(Options{Log: ts.db, Hub: NewHub(0), MaxResponseBytes: 1000}); err == nil {
+		t.Fatal("a limit of 1,000 bytes a response was accepted")
+	}
+}

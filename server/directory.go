@@ -98,7 +98,7 @@ func (d *directory) ListFolders(ctx context.Context, req *pb.ListFoldersRequest)
 	for _, x := range fs {
 		out.Folders = append(out.Folders, folderToPB(x))
 	}
-	out.Folders, next = fitPage(out.Folders, next, func(x *pb.Folder) string { return x.GetId() })
+	out.Folders, next = fitPage(out.Folders, next, func(x *pb.Folder) string { return x.GetId() }, d.opts.MaxResponseBytes)
 	out.NextPageToken = encodeToken(query, next)
 	return out, nil
 }
@@ -162,7 +162,7 @@ func (d *directory) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*p
 	for _, x := range us {
 		out.Users = append(out.Users, userToPB(x))
 	}
-	out.Users, next = fitPage(out.Users, next, func(x *pb.User) string { return x.GetId() })
+	out.Users, next = fitPage(out.Users, next, func(x *pb.User) string { return x.GetId() }, d.opts.MaxResponseBytes)
 	out.NextPageToken = encodeToken(query, next)
 	return out, nil
 }
@@ -193,7 +193,7 @@ func (d *directory) ListGrants(ctx context.Context, req *pb.ListGrantsRequest) (
 	for _, x := range gs {
 		out.Grants = append(out.Grants, grantToPB(x))
 	}
-	out.Grants, next = fitPage(out.Grants, next, func(x *pb.Grant) string { return x.GetId() })
+	out.Grants, next = fitPage(out.Grants, next, func(x *pb.Grant) string { return x.GetId() }, d.opts.MaxResponseBytes)
 	out.NextPageToken = encodeToken(query, next)
 	return out, nil
 }
@@ -220,7 +220,7 @@ func (d *directory) ListLocks(ctx context.Context, req *pb.ListLocksRequest) (*p
 	for _, x := range ls {
 		out.Locks = append(out.Locks, lockToPB(x))
 	}
-	out.Locks, next = fitPage(out.Locks, next, func(x *pb.Lock) string { return x.GetId() })
+	out.Locks, next = fitPage(out.Locks, next, func(x *pb.Lock) string { return x.GetId() }, d.opts.MaxResponseBytes)
 	out.NextPageToken = encodeToken(query, next)
 	return out, nil
 }
@@ -232,12 +232,12 @@ func boolKey(b bool) string {
 	return "0"
 }
 
-// fitPage cuts a page to messageBytes, so that it fits a default client;
+// fitPage cuts a page to maxBytes, so that it fits a default client;
 // when it cuts, the next page starts after the last item kept.
-func fitPage[T proto.Message](items []T, next string, id func(T) string) ([]T, string) {
+func fitPage[T proto.Message](items []T, next string, id func(T) string, maxBytes int) ([]T, string) {
 	size := 0
 	for i, it := range items {
-		if size += proto.Size(it) + 8; size > messageBytes && i > 0 {
+		if size += proto.Size(it) + 8; size > maxBytes && i > 0 {
 			return items[:i], id(items[i-1])
 		}
 	}
@@ -248,7 +248,7 @@ func fitPage[T proto.Message](items []T, next string, id func(T) string) ([]T, s
 const importChunk = 10_000
 
 // exportChunk is how many mutations one Export message carries at most
-// (and at most messageBytes of them).
+// (and at most MaxResponseBytes of them).
 const exportChunk = 1000
 
 func (d *directory) Import(stream grpc.BidiStreamingServer[pb.ImportRequest, pb.ImportResponse]) error {
@@ -314,7 +314,7 @@ func (d *directory) Export(req *pb.ExportRequest, stream grpc.ServerStreamingSer
 	err = snap.Mutations(func(m graph.Mutation) error {
 		pm := MutationToPB(m)
 		n := proto.Size(pm) + 8
-		if size+n > messageBytes {
+		if size+n > d.opts.MaxResponseBytes {
 			if err := flush(); err != nil {
 				return err
 			}

@@ -70,6 +70,11 @@ type Options struct {
 	// a lookup asking for all (page_size 0) that finds more ends with a
 	// page token after this many.
 	MaxLookupResults int
+	// MaxResponseBytes is the most a Watch message, a list page or an
+	// export chunk carries (0: 1 MiB, at least 64 KiB): a larger commit is
+	// sent in parts, a larger page is cut. Keep it under what clients
+	// accept (gRPC's default is 4 MiB).
+	MaxResponseBytes int
 	// RequestTimeout bounds every unary call and lookup stream, whatever
 	// deadline its caller set or did not (0: 60 s); a call that runs past
 	// it ends with DeadlineExceeded naming the limit. Watch, Export,
@@ -120,6 +125,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxLookupResults <= 0 {
 		opts.MaxLookupResults = 100_000
+	}
+	if opts.MaxResponseBytes == 0 {
+		opts.MaxResponseBytes = defaultResponseBytes
+	}
+	if opts.MaxResponseBytes < minResponseBytes {
+		return nil, fmt.Errorf("server: Options.MaxResponseBytes %d: at least %d", opts.MaxResponseBytes, minResponseBytes)
 	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = time.Minute

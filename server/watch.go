@@ -77,12 +77,12 @@ type published struct {
 
 // send sends the commit on a stream with filter sel, if sel selects any
 // of it. Unfiltered streams share one encoding of the whole commit.
-func (p *published) send(stream grpc.ServerStreamingServer[pb.WatchResponse], sel changeFilter, storeID string) error {
+func (p *published) send(stream grpc.ServerStreamingServer[pb.WatchResponse], sel changeFilter, storeID string, maxBytes int) error {
 	if !sel.all() {
-		return send(stream, commitToPB(p.Commit, sel, storeID))
+		return send(stream, commitToPB(p.Commit, sel, storeID, maxBytes))
 	}
 	p.once.Do(func() {
-		for _, r := range commitToPB(p.Commit, sel, storeID) {
+		for _, r := range commitToPB(p.Commit, sel, storeID, maxBytes) {
 			b, err := proto.Marshal(r)
 			if err != nil {
 				p.err = err
@@ -370,15 +370,20 @@ func (s changeFilter) selects(c *graph.Commit, i int) bool {
 	return len(s.places) == 0 || c.InScope(i, func(f string) bool { return s.places[f] })
 }
 
-// messageBytes is the most a Watch message or a page carries, well under
-// the 4 MiB a default gRPC client accepts.
-const messageBytes = 1 << 20
+// defaultResponseBytes is the most a Watch message, a list page or an
+// export chunk carries unless Options.MaxResponseBytes says otherwise: well
+// under the 4 MiB a default gRPC client accepts.
+const defaultResponseBytes = 1 << 20
+
+// minResponseBytes is the least MaxResponseBytes may be: room for the
+// largest single mutation.
+const minResponseBytes = 64 << 10
 
 // commitToPB returns the responses for a commit, holding the mutations
 // the filter selects, none when it selects none: one response, or, for a
-// commit larger than messageBytes, several parts of the same revision,
+// commit larger than maxBytes, several parts of the same revision,
 // all but the last marked more.
-func commitToPB(c graph.Commit, sel changeFilter, storeID string) []*pb.WatchResponse {
+func commitToPB(c graph.Commit, sel changeFilter, storeID string, maxBytes int) []*pb.WatchResponse {
 	var out []*pb.WatchResponse
 	var cur *pb.WatchResponse
 	size := 0
@@ -388,7 +393,7 @@ func commitToPB(c graph.Commit, sel changeFilter, storeID string) []*pb.WatchRes
 		}
 		m := MutationToPB(c.Mutations[i])
 		n := proto.Size(m) + 8 // with its tag and length
-		if cur == nil || size+n > messageBytes && len(cur.Mutations) > 0 {
+		if cur == nil || size+n > maxBytes && len(cur.Mutations) > 0 {
 			if cur != nil {
 				cur.More = true
 			}
@@ -450,7 +455,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 			return w.outOfRange(ctx, next)
 		}
 		for _, c := range commits {
-			if err := send(stream, commitToPB(c, sel, id)); err != nil {
+			if err := send(stream, commitToPB(c, sel, id, w.opts.MaxResponseBytes)); err != nil {
 				return err
 			}
 			next = c.Revision + 1
@@ -461,7 +466,7 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 		if c.Revision < next {
 			return nil // replayed already
 		}
-		if err := c.send(stream, sel, id); err != nil {
+		if err := c.send(stream, sel, id, w.opts.MaxResponseBytes); err != nil {
 			return err
 		}
 		next = c.Revision + 1

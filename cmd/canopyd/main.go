@@ -76,6 +76,7 @@ type config struct {
 	maxMessage      int
 	maxBatchCheck   int
 	maxPage         int
+	maxResponse     int
 	maxLookup       int
 	requestTimeout  time.Duration
 	maxMutations    int
@@ -109,6 +110,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.maxMessage, "max-message-bytes", 4<<20, "the largest request message taken, in bytes")
 	fs.IntVar(&c.maxBatchCheck, "max-batch-check", 10_000, "the most checks one BatchCheck may carry")
 	fs.IntVar(&c.maxPage, "max-page-size", 10_000, "the largest page_size a list may ask for")
+	fs.IntVar(&c.maxResponse, "max-response-bytes", 1<<20, "the most bytes a Watch message, list page or export chunk carries (at least 65536; larger commits go in parts, pages are cut); keep it under what clients accept")
 	fs.IntVar(&c.maxLookup, "max-lookup-results", 100_000, "the most ids one lookup call returns; a lookup of all that finds more ends with a page token")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", time.Minute, "the longest a unary call or a lookup may run, whatever its deadline (Watch, Export, Import and Backup are not bound)")
 	fs.IntVar(&c.maxMutations, "max-mutations-per-write", graph.MaxBatchSize, fmt.Sprintf("the most mutations one Write may carry (at most %d); Import commits in chunks within it", graph.MaxBatchSize))
@@ -262,7 +264,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	srv, err := server.New(server.Options{Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
 		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}, MaxWait: c.maxWait, RevisionAllowance: c.allowance, MaxStreams: c.maxStreams,
 		MaxMessageBytes: c.maxMessage, MaxBatchCheck: c.maxBatchCheck,
-		MaxPageSize: c.maxPage, MaxLookupResults: c.maxLookup, RequestTimeout: c.requestTimeout})
+		MaxPageSize: c.maxPage, MaxLookupResults: c.maxLookup, RequestTimeout: c.requestTimeout, MaxResponseBytes: c.maxResponse})
 	if err != nil {
 		return err
 	}
