@@ -173,7 +173,7 @@ func (t *txn) createFolder(op string, f Folder) error {
 	i := s.folders.insert(f.ID, folderNode{id: f.ID, name: f.Name, labels: cloneLabels(f.Labels)})
 	s.setUp(i, parent)
 	if parent != none {
-		s.folder(parent).children = append(s.folder(parent).children, i)
+		s.addChild(parent, i)
 	}
 	f.Labels = cloneLabels(f.Labels)
 	t.record(Mutation{CreateFolder: &f}, Mutation{DeleteFolder: &Delete{ID: f.ID}})
@@ -251,9 +251,8 @@ func (t *txn) moveFolder(op string, m Move) error {
 		return err
 	}
 	if old != to {
-		p := s.folder(old)
-		p.children = removeSlot(p.children, i)
-		s.folder(to).children = append(s.folder(to).children, i)
+		s.dropChild(old, i)
+		s.addChild(to, i)
 		s.up[i] = to
 	}
 	t.record(Mutation{MoveFolder: &m}, Mutation{MoveFolder: &Move{ID: m.ID, To: s.folder(old).id}})
@@ -330,8 +329,7 @@ func (t *txn) deleteFolder(op string, d Delete) error {
 	}
 	view := s.folderView(i)
 	if s.up[i] != none {
-		p := s.folder(s.up[i])
-		p.children = removeSlot(p.children, i)
+		s.dropChild(s.up[i], i)
 	}
 	s.folders.remove(d.ID, i)
 	s.up[i], s.held[i] = none, nil
@@ -471,10 +469,11 @@ func (t *txn) createUser(op string, u User) error {
 	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{home}, extras...)...); err != nil {
 		return err
 	}
-	i := s.users.insert(u.ID, userNode{id: u.ID, name: u.Name, class: u.Class, state: u.State, active: u.State == StateActive, home: home, extras: extras})
-	s.folder(home).homes = append(s.folder(home).homes, i)
-	for _, e := range extras {
-		s.folder(e).extras = append(s.folder(e).extras, i)
+	i := s.users.insert(u.ID, userNode{id: u.ID, name: u.Name, class: u.Class, state: u.State, active: u.State == StateActive, home: home, extras: extras,
+		extraAt: make([]int32, len(extras))})
+	s.addHome(home, i)
+	for k, e := range extras {
+		s.user(i).extraAt[k] = s.addExtra(e, i)
 	}
 	t.record(Mutation{CreateUser: &u}, Mutation{DeleteUser: &Delete{ID: u.ID}})
 	return nil
@@ -528,8 +527,8 @@ func (t *txn) moveUser(op string, m Move) error {
 	}
 	old := n.home
 	if old != to {
-		s.folder(old).homes = removeSlot(s.folder(old).homes, i)
-		s.folder(to).homes = append(s.folder(to).homes, i)
+		s.dropHome(old, i)
+		s.addHome(to, i)
 		n.home = to
 	}
 	t.record(Mutation{MoveUser: &m}, Mutation{MoveUser: &Move{ID: m.ID, To: s.folder(old).id}})
@@ -585,9 +584,9 @@ func (t *txn) deleteUser(op string, d Delete) error {
 		n = s.user(i)
 	}
 	view := s.userView(i)
-	s.folder(n.home).homes = removeSlot(s.folder(n.home).homes, i)
-	for _, e := range n.extras {
-		s.folder(e).extras = removeSlot(s.folder(e).extras, i)
+	s.dropHome(n.home, i)
+	for k, e := range n.extras {
+		s.dropExtra(e, i, n.extraAt[k])
 	}
 	s.users.remove(d.ID, i)
 	t.record(Mutation{DeleteUser: &Delete{ID: d.ID}}, Mutation{CreateUser: &view})
@@ -616,7 +615,7 @@ func (t *txn) addExtra(op string, m Membership) error {
 		return err
 	}
 	n.extras = slices.Insert(n.extras, k, f)
-	s.folder(f).extras = append(s.folder(f).extras, i)
+	n.extraAt = slices.Insert(n.extraAt, k, s.addExtra(f, i))
 	t.record(Mutation{AddExtraGroup: &m}, Mutation{DelExtraGroup: &m})
 	return nil
 }
@@ -633,8 +632,9 @@ func (t *txn) removeExtra(op string, m Membership) error {
 		return newErr(op, m.User, ErrNotFound, "folder %q is not an extra group of the user", m.Folder)
 	}
 	f := n.extras[k]
+	s.dropExtra(f, i, n.extraAt[k])
 	n.extras = slices.Delete(n.extras, k, k+1)
-	s.folder(f).extras = removeSlot(s.folder(f).extras, i)
+	n.extraAt = slices.Delete(n.extraAt, k, k+1)
 	t.record(Mutation{DelExtraGroup: &m}, Mutation{AddExtraGroup: &m})
 	return nil
 }

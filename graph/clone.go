@@ -56,6 +56,7 @@ var (
 	}
 	userLists = [...]func(*userNode) *[]int32{
 		func(n *userNode) *[]int32 { return &n.extras },
+		func(n *userNode) *[]int32 { return &n.extraAt },
 		func(n *userNode) *[]int32 { return &n.on },
 		func(n *userNode) *[]int32 { return &n.locks },
 	}

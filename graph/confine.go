@@ -156,10 +156,9 @@ func (c *Confined) ListLocks(target Ref, after string, limit int) ([]Lock, strin
 // Check is Index.Check, confined: a user or resource outside the caller's
 // organisations, or unknown, is refused with ErrOutside, not decided.
 func (c *Confined) Check(user, right string, x Ref) (Decision, error) {
-	ix := c.ix
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	return ix.checkLocked(c.orgs, user, right, x, ix.opts.Clock.Now().UnixNano())
+	v := c.ix.read()
+	defer v.mu.RUnlock()
+	return v.decide(c.orgs, user, right, x, c.ix.opts.Clock.Now().UnixNano())
 }
 
 // CheckMany is Index.CheckMany, confined.
@@ -209,10 +208,10 @@ func (c *Confined) WatchAccess(ctx context.Context, user string) (*AccessWatch, 
 // visits all of their folders, and every grant and lock.
 func (c *Confined) Stats() Stats {
 	st := c.ix.Stats()
-	ix := c.ix
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	s := ix.s
+	v := c.ix.read()
+	defer v.mu.RUnlock()
+	s := v.s
+	st.Revision = v.rev
 	st.Folders, st.Users, st.Grants, st.Locks, st.Rules = 0, 0, 0, 0, 0
 	for _, r := range s.roots() {
 		if !c.orgs[s.folder(r).id] {

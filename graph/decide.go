@@ -306,23 +306,23 @@ func (c *checker) pathDown(top int32) []string {
 // for a capability) now. An unknown or inactive user is a denial, not an
 // error; an unknown right or resource is an error.
 func (ix *Index) Check(user, right string, x Ref) (Decision, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	return ix.checkLocked(nil, user, right, x, ix.opts.Clock.Now().UnixNano())
+	v := ix.read()
+	defer v.mu.RUnlock()
+	return v.decide(nil, user, right, x, ix.opts.Clock.Now().UnixNano())
 }
 
-// checkLocked decides one check for a caller confined to o. ix.mu must
-// be held.
-func (ix *Index) checkLocked(o Orgs, user, right string, x Ref, now int64) (Decision, error) {
+// decide decides one check on side v, held for reading, for a caller
+// confined to o.
+func (v *side) decide(o Orgs, user, right string, x Ref, now int64) (Decision, error) {
 	c := checker{now: now}
-	r, err := ix.s.resolveCheck(o, "check", user, right, x, &c)
+	r, err := v.s.resolveCheck(o, "check", user, right, x, &c)
 	if err != nil {
-		return Decision{Revision: ix.rev}, err
+		return Decision{Revision: v.rev}, err
 	}
 	if r == 0 {
 		r = c.decide(nil)
 	}
-	return Decision{Allowed: r == ReasonAllowed, Reason: r, Revision: ix.rev}, nil
+	return Decision{Allowed: r == ReasonAllowed, Reason: r, Revision: v.rev}, nil
 }
 
 // CheckRequest is one check of a batch.
@@ -339,18 +339,18 @@ func (ix *Index) CheckMany(reqs []CheckRequest) ([]Decision, uint64, error) {
 }
 
 func (ix *Index) checkMany(o Orgs, reqs []CheckRequest) ([]Decision, uint64, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
+	v := ix.read()
+	defer v.mu.RUnlock()
 	now := ix.opts.Clock.Now().UnixNano()
 	out := make([]Decision, len(reqs))
 	for i, r := range reqs {
-		d, err := ix.checkLocked(o, r.User, r.Right, r.Resource, now)
+		d, err := v.decide(o, r.User, r.Right, r.Resource, now)
 		if err != nil {
-			return nil, ix.rev, err
+			return nil, v.rev, err
 		}
 		out[i] = d
 	}
-	return out, ix.rev, nil
+	return out, v.rev, nil
 }
 
 // Explain decides like Check and returns the path that led to the decision.
@@ -359,12 +359,12 @@ func (ix *Index) Explain(user, right string, x Ref) (Explanation, error) {
 }
 
 func (ix *Index) explain(o Orgs, user, right string, x Ref) (Explanation, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
+	v := ix.read()
+	defer v.mu.RUnlock()
 	c := checker{now: ix.opts.Clock.Now().UnixNano()}
 	var ex Explanation
-	ex.Revision = ix.rev
-	r, err := ix.s.resolveCheck(o, "explain", user, right, x, &c)
+	ex.Revision = v.rev
+	r, err := v.s.resolveCheck(o, "explain", user, right, x, &c)
 	if err != nil {
 		return ex, err
 	}

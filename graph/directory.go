@@ -8,20 +8,20 @@ func (ix *Index) GetFolder(id string) (Folder, *PlacementRule, uint64, error) {
 }
 
 func (ix *Index) getFolder(o Orgs, id string) (Folder, *PlacementRule, uint64, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if err := o.see(ix.s, "get_folder", FolderRef(id)); err != nil {
-		return Folder{}, nil, ix.rev, err
+	v := ix.read()
+	defer v.mu.RUnlock()
+	if err := o.see(v.s, "get_folder", FolderRef(id)); err != nil {
+		return Folder{}, nil, v.rev, err
 	}
-	i, ok := ix.s.folders.get(id)
+	i, ok := v.s.folders.get(id)
 	if !ok {
-		return Folder{}, nil, ix.rev, newErr("get_folder", id, ErrNotFound, "no such folder")
+		return Folder{}, nil, v.rev, newErr("get_folder", id, ErrNotFound, "no such folder")
 	}
 	var rule *PlacementRule
-	if r := ix.s.folder(i).rule; r != nil {
+	if r := v.s.folder(i).rule; r != nil {
 		rule = &PlacementRule{Folder: id, Classes: slices.Clone(r)}
 	}
-	return ix.s.folderView(i), rule, ix.rev, nil
+	return v.s.folderView(i), rule, v.rev, nil
 }
 
 // roots returns the slots of the organisations' root folders, in slot
@@ -40,9 +40,9 @@ func (s *state) roots() []int32 {
 // the rights it directly implies (sorted), the self rights, and the
 // revision they are at.
 func (ix *Index) Catalogue() ([]Right, SelfRights, uint64) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	c := &ix.s.cat
+	v := ix.read()
+	defer v.mu.RUnlock()
+	c := &v.s.cat
 	names := make([]string, 0, len(c.slot))
 	for n := range c.slot {
 		names = append(names, n)
@@ -52,7 +52,7 @@ func (ix *Index) Catalogue() ([]Right, SelfRights, uint64) {
 	for k, n := range names {
 		out[k] = Right{Name: n, Implies: c.list(c.implies[c.slot[n]])}
 	}
-	return out, SelfRights{Rights: c.list(c.self)}, ix.rev
+	return out, SelfRights{Rights: c.list(c.self)}, v.rev
 }
 
 // GetUser returns user id.
@@ -61,16 +61,16 @@ func (ix *Index) GetUser(id string) (User, uint64, error) {
 }
 
 func (ix *Index) getUser(o Orgs, id string) (User, uint64, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if err := o.see(ix.s, "get_user", UserRef(id)); err != nil {
-		return User{}, ix.rev, err
+	v := ix.read()
+	defer v.mu.RUnlock()
+	if err := o.see(v.s, "get_user", UserRef(id)); err != nil {
+		return User{}, v.rev, err
 	}
-	i, ok := ix.s.users.get(id)
+	i, ok := v.s.users.get(id)
 	if !ok {
-		return User{}, ix.rev, newErr("get_user", id, ErrNotFound, "no such user")
+		return User{}, v.rev, newErr("get_user", id, ErrNotFound, "no such user")
 	}
-	return ix.s.userView(i), ix.rev, nil
+	return v.s.userView(i), v.rev, nil
 }
 
 // ListFolders returns the children of parent (with subtree, everything
@@ -83,12 +83,12 @@ func (ix *Index) ListFolders(parent string, subtree bool, after string, limit in
 }
 
 func (ix *Index) listFolders(o Orgs, parent string, subtree bool, after string, limit int) ([]Folder, string, uint64, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	s := ix.s
+	v := ix.read()
+	defer v.mu.RUnlock()
+	s := v.s
 	if parent != "" {
 		if err := o.see(s, "list_folders", FolderRef(parent)); err != nil {
-			return nil, "", ix.rev, err
+			return nil, "", v.rev, err
 		}
 	}
 	var slots []int32
@@ -105,7 +105,7 @@ func (ix *Index) listFolders(o Orgs, parent string, subtree bool, after string, 
 			}
 		}
 	case !ok:
-		return nil, "", ix.rev, newErr("list_folders", parent, ErrNotFound, "no such folder")
+		return nil, "", v.rev, newErr("list_folders", parent, ErrNotFound, "no such folder")
 	case subtree:
 		slots = s.subtree(nil, p)[1:]
 	default:
@@ -115,13 +115,13 @@ func (ix *Index) listFolders(o Orgs, parent string, subtree bool, after string, 
 	for k, f := range slots {
 		ids[k] = s.folder(f).id
 	}
-	pg := page(ids, after, limit, ix.rev)
+	pg := page(ids, after, limit, v.rev)
 	out := make([]Folder, len(pg.IDs))
 	for k, id := range pg.IDs {
 		i, _ := s.folders.get(id)
 		out[k] = s.folderView(i)
 	}
-	return out, pg.Next, ix.rev, nil
+	return out, pg.Next, v.rev, nil
 }
 
 // ListUsers returns the users whose home or an extra group is folder (with
@@ -131,15 +131,15 @@ func (ix *Index) ListUsers(folder string, subtree bool, after string, limit int)
 }
 
 func (ix *Index) listUsers(o Orgs, folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	s := ix.s
+	v := ix.read()
+	defer v.mu.RUnlock()
+	s := v.s
 	if err := o.see(s, "list_users", FolderRef(folder)); err != nil {
-		return nil, "", ix.rev, err
+		return nil, "", v.rev, err
 	}
 	f, ok := s.folders.get(folder)
 	if !ok {
-		return nil, "", ix.rev, newErr("list_users", folder, ErrNotFound, "no such folder")
+		return nil, "", v.rev, newErr("list_users", folder, ErrNotFound, "no such folder")
 	}
 	users := s.placed(f)
 	if subtree {
@@ -153,13 +153,13 @@ func (ix *Index) listUsers(o Orgs, folder string, subtree bool, after string, li
 			ids = append(ids, s.user(u).id)
 		}
 	}
-	pg := page(ids, after, limit, ix.rev)
+	pg := page(ids, after, limit, v.rev)
 	out := make([]User, len(pg.IDs))
 	for k, id := range pg.IDs {
 		i, _ := s.users.get(id)
 		out[k] = s.userView(i)
 	}
-	return out, pg.Next, ix.rev, nil
+	return out, pg.Next, v.rev, nil
 }
 
 // ListGrants returns the grants held by holder and on target (a zero Ref
@@ -169,15 +169,15 @@ func (ix *Index) ListGrants(holder, target Ref, after string, limit int) ([]Gran
 }
 
 func (ix *Index) listGrants(o Orgs, holder, target Ref, after string, limit int) ([]Grant, string, uint64, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	s := ix.s
+	v := ix.read()
+	defer v.mu.RUnlock()
+	s := v.s
 	for _, r := range []Ref{holder, target} {
 		if err := o.see(s, "list_grants", r); err != nil {
-			return nil, "", ix.rev, err
+			return nil, "", v.rev, err
 		}
 		if err := s.checkRef("list_grants", r); err != nil {
-			return nil, "", ix.rev, err
+			return nil, "", v.rev, err
 		}
 	}
 	var ids []string
@@ -187,13 +187,13 @@ func (ix *Index) listGrants(o Orgs, holder, target Ref, after string, limit int)
 			ids = append(ids, id)
 		}
 	}
-	pg := page(ids, after, limit, ix.rev)
+	pg := page(ids, after, limit, v.rev)
 	out := make([]Grant, len(pg.IDs))
 	for k, id := range pg.IDs {
 		i, _ := s.grants.get(id)
 		out[k] = s.grantView(i)
 	}
-	return out, pg.Next, ix.rev, nil
+	return out, pg.Next, v.rev, nil
 }
 
 // ListLocks returns the locks on target (a zero Ref matches any), sorted by
@@ -203,14 +203,14 @@ func (ix *Index) ListLocks(target Ref, after string, limit int) ([]Lock, string,
 }
 
 func (ix *Index) listLocks(o Orgs, target Ref, after string, limit int) ([]Lock, string, uint64, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	s := ix.s
+	v := ix.read()
+	defer v.mu.RUnlock()
+	s := v.s
 	if err := o.see(s, "list_locks", target); err != nil {
-		return nil, "", ix.rev, err
+		return nil, "", v.rev, err
 	}
 	if err := s.checkRef("list_locks", target); err != nil {
-		return nil, "", ix.rev, err
+		return nil, "", v.rev, err
 	}
 	var ids []string
 	for id, i := range s.locks.byID {
@@ -218,13 +218,13 @@ func (ix *Index) listLocks(o Orgs, target Ref, after string, limit int) ([]Lock,
 			ids = append(ids, id)
 		}
 	}
-	pg := page(ids, after, limit, ix.rev)
+	pg := page(ids, after, limit, v.rev)
 	out := make([]Lock, len(pg.IDs))
 	for k, id := range pg.IDs {
 		i, _ := s.locks.get(id)
 		out[k] = s.lockView(i)
 	}
-	return out, pg.Next, ix.rev, nil
+	return out, pg.Next, v.rev, nil
 }
 
 // checkRef refuses a filter naming something that does not exist.

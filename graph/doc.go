@@ -15,16 +15,43 @@
 // # Writes
 //
 // Index.Write queues a batch for the one writer goroutine. The writer takes
-// the queued batches as a group and, under the write lock, applies each to
-// the live state as a trial, checking every mutation against the state the
-// earlier ones left; a batch that fails is rolled back alone. Before
-// releasing the lock it rolls the whole trial back, so no reader ever sees
-// a batch that is not yet durable. It then appends the accepted batches to
-// the Journal in one call (one fsync: group commit) and finally applies
-// them again, for real, under the write lock. The same function (txn.apply)
-// does the trial, the real apply, the replay of a batch committed elsewhere
+// the queued batches as a group and applies each to the spare side (see
+// below), checking every mutation against the state the earlier ones
+// left; a batch that fails is rolled back alone. It then appends the
+// accepted batches to the Journal in one call (one fsync: group commit)
+// and publishes the spare; when the journal fails, it rolls the spare back
+// instead. The same function (txn.apply) does the writer's apply, the
+// catch-up of the other side, the replay of a batch committed elsewhere
 // and the load at start, and it never reads the clock, so every replay
 // gives the same state.
+//
+// # Readers and the writer
+//
+// Readers never wait for the writer: the index keeps two copies of the
+// state (sides, left-right). Readers read the live side, each holding its
+// read lock for the length of one read. The writer holds the other, the
+// spare, for writing and applies the group to it while no reader sees it,
+// however large the batches and whether they are refused or committed.
+// To publish, it releases the spare and makes it the live side with one
+// atomic store; then it takes the old live side's write lock, which
+// waits only for the readers already in it (new ones go to the new live
+// side), applies the same committed primitives to it, and keeps it as the
+// spare. A reader that takes a side as it stops being live notices (its
+// TryRLock fails, or the live pointer has moved) and takes the other.
+// Each read sees one side at one revision, so whole batches only, and the
+// revision it reports is the one it was decided at; revisions never go
+// back, since a side is live only once it holds everything before.
+//
+// Chosen over the alternatives because it measured best and keeps what
+// exists: a reader costs one uncontended RWMutex read lock, as before; the
+// writer's trial is no longer rolled back and applied again but applied
+// once to each side; and nothing in the state needs to become persistent
+// or copy-on-write. Its costs: twice the memory of one state (the compact
+// layout is what pays for it), and a writer that waits for the longest
+// read in the side it catches up (a large Export holds a side as long as
+// it reads). Both sides apply the same primitives but not the same
+// refused trials, so slot numbers and the order within lists may differ
+// between them; no answer depends on either.
 //
 // While any user's access is streamed (WatchAccess), the writer also hands
 // each applied commit to a shadow: a copy of the state, made when the first

@@ -50,9 +50,9 @@ func (s *state) pending(e expiryItem) bool {
 	return g.expires == e.at && !g.g.Expired
 }
 
-// noteExpiries adds the expiries of the grants a committed batch added.
-// ix.mu must be held for writing.
-func (ix *Index) noteExpiries(muts []Mutation) {
+// noteExpiries adds the expiries of the grants a committed batch added;
+// s is the state the batch has been applied to. ix.mu must be held.
+func (ix *Index) noteExpiries(s *state, muts []Mutation) {
 	added := false
 	for i := range muts {
 		if g := muts[i].AddGrant; g != nil && !g.ExpiresAt.IsZero() && !g.Expired {
@@ -63,9 +63,9 @@ func (ix *Index) noteExpiries(muts []Mutation) {
 	// Entries of removed grants are dropped when they reach the top; a
 	// store that adds and removes many grants would otherwise keep them
 	// until their time, so rebuild when they outnumber the live ones.
-	if added && len(ix.exp) > 1024 && len(ix.exp) > 2*ix.s.grants.len() {
+	if added && len(ix.exp) > 1024 && len(ix.exp) > 2*s.grants.len() {
 		ix.exp = ix.exp[:0]
-		ix.rebuildExpiries()
+		ix.rebuildExpiries(s)
 	}
 	if added {
 		select {
@@ -75,10 +75,9 @@ func (ix *Index) noteExpiries(muts []Mutation) {
 	}
 }
 
-// rebuildExpiries fills the heap from the grants. ix.mu must be held for
-// writing (or the index not yet shared).
-func (ix *Index) rebuildExpiries() {
-	s := ix.s
+// rebuildExpiries fills the heap from the grants of s. ix.mu must be held
+// (or the index not yet shared).
+func (ix *Index) rebuildExpiries(s *state) {
 	for i, live := range s.grants.live {
 		if g := &s.grants.nodes[i]; live && g.expires != 0 && !g.g.Expired {
 			ix.exp = append(ix.exp, expiryItem{at: g.expires, id: g.g.ID})
@@ -87,20 +86,21 @@ func (ix *Index) rebuildExpiries() {
 	heap.Init(&ix.exp)
 }
 
-// dropStale pops the entries at the top of the heap that no longer count.
-// ix.mu must be held for writing.
-func (ix *Index) dropStale() {
-	for len(ix.exp) > 0 && !ix.s.pending(ix.exp[0]) {
+// dropStale pops the entries at the top of the heap that no longer count
+// in s, a committed state. ix.mu must be held.
+func (ix *Index) dropStale(s *state) {
+	for len(ix.exp) > 0 && !s.pending(ix.exp[0]) {
 		heap.Pop(&ix.exp)
 	}
 }
 
-// dueLocked returns an expire_grant mutation for every grant whose expiry
-// is at or before now and not yet recorded, earliest first, at most
-// MaxBatchSize. The heap is only read, since it runs on a trial state: if
-// the commit fails, the same grants are due again next time. ix.mu must be
-// held for writing.
-func (ix *Index) dueLocked(now int64) []Mutation {
+// due returns an expire_grant mutation for every grant whose expiry is at
+// or before now and not yet recorded in s, earliest first, at most
+// MaxBatchSize. The heap is only read, since s is the writer's trial
+// state: if the commit fails, the same grants are due again next time.
+func (ix *Index) due(s *state, now int64) []Mutation {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
 	var due []expiryItem
 	seen := map[string]bool{}
 	// A heap's entries at or before now form a subtree at its top.
@@ -109,7 +109,7 @@ func (ix *Index) dueLocked(now int64) []Mutation {
 		if k >= len(ix.exp) || ix.exp[k].at > now {
 			return
 		}
-		if e := ix.exp[k]; !seen[e.id] && ix.s.pending(e) {
+		if e := ix.exp[k]; !seen[e.id] && s.pending(e) {
 			seen[e.id] = true
 			due = append(due, e)
 		}
@@ -145,11 +145,11 @@ func (ix *Index) ExpireDue(ctx context.Context) (uint64, int, error) {
 }
 
 // NextExpiry returns the earliest expiry not yet recorded, and false when
-// no grant awaits one.
+// no grant awaits one. (The heap's top is pruned of grants gone or
+// recorded at every commit.)
 func (ix *Index) NextExpiry() (time.Time, bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.dropStale()
 	if len(ix.exp) == 0 {
 		return time.Time{}, false
 	}

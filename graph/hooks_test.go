@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"fmt"
 	"runtime/debug"
 	"time"
 )
@@ -19,9 +20,9 @@ func SetLockScanCost(c int) int { return swap(&lockScanCost, c) }
 // ShadowRecords returns the records of the index's shadow (nil when it has
 // none) and its revision.
 func ShadowRecords(ix *Index) ([]Record, uint64) {
-	ix.mu.RLock()
+	ix.mu.Lock()
 	sh := ix.sh
-	ix.mu.RUnlock()
+	ix.mu.Unlock()
 	if sh == nil {
 		return nil, 0
 	}
@@ -48,15 +49,58 @@ func SetShadowBacklog(n int) int { return swap(&maxShadowBacklog, n) }
 // that both start from pages the process does not have, as a first copy
 // does.
 func TimeCopy(ix *Index) (prepared, cold time.Duration) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
+	v := ix.read()
+	defer v.mu.RUnlock()
 	timed := func(r *room) time.Duration {
 		start := time.Now()
-		_ = ix.s.clone(r)
+		_ = v.s.clone(r)
 		return time.Since(start)
 	}
 	debug.FreeOSMemory()
-	prepared = timed(newRoom(ix.s.roomNeeded()))
+	prepared = timed(newRoom(v.s.roomNeeded()))
 	debug.FreeOSMemory()
 	return prepared, timed(nil)
+}
+
+// Places checks, on both sides of the index, that every folder's childAt,
+// and every user's homeAt and extraAt, name where the node is in its
+// parent's, home's or extra group's list, and that both sides are at one
+// revision.
+func Places(ix *Index) error {
+	v := ix.read()
+	defer v.mu.RUnlock()
+	sp := ix.spare() // held by the writer, which is idle between writes
+	if sp.rev != v.rev {
+		return fmt.Errorf("the sides are at revisions %d and %d", v.rev, sp.rev)
+	}
+	for _, s := range []*state{v.s, sp.s} {
+		for f, live := range s.folders.live {
+			if !live {
+				continue
+			}
+			if p := s.up[f]; p != none {
+				if at := s.folder(int32(f)).childAt; s.folder(p).children[at] != int32(f) {
+					return fmt.Errorf("folder %s is not at its childAt %d", s.folder(int32(f)).id, at)
+				}
+			}
+		}
+		for u, live := range s.users.live {
+			if !live {
+				continue
+			}
+			n := s.user(int32(u))
+			if s.folder(n.home).homes[n.homeAt] != int32(u) {
+				return fmt.Errorf("user %s is not at its homeAt %d", n.id, n.homeAt)
+			}
+			if len(n.extraAt) != len(n.extras) {
+				return fmt.Errorf("user %s has %d extras and %d places", n.id, len(n.extras), len(n.extraAt))
+			}
+			for k, e := range n.extras {
+				if s.folder(e).extras[n.extraAt[k]] != int32(u) {
+					return fmt.Errorf("user %s is not at its place %d in extra group %s", n.id, n.extraAt[k], s.folder(e).id)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -94,23 +94,29 @@ type Options struct {
 }
 
 // Index is the in-memory access graph. Reads may be called from any number
-// of goroutines and never wait for disk; writes are queued to one writer
-// goroutine, which commits them in groups and then applies them, so a
-// reader sees all of a batch or none of it.
+// of goroutines and never wait for disk or for the writer; writes are
+// queued to one writer goroutine, which commits them in groups, so a
+// reader sees all of a batch or none of it (see "Readers and the writer"
+// in doc.go).
 type Index struct {
 	opts Options
 
-	mu    sync.RWMutex  // guards the fields below
-	s     *state        // the data; changed only through txn under mu.Lock
-	rev   uint64        // the revision s is at
-	revCh chan struct{} // closed when rev next advances
+	// sides are the two copies of the state; live is the one readers
+	// read, the other is the spare, which only the writer touches and
+	// whose mu it holds for writing throughout.
+	sides [2]*side
+	live  atomic.Pointer[side]
+	head  atomic.Uint64 // the revision of the live side
 
-	exp     expiries      // expiries not yet recorded; guarded by mu
+	mu    sync.Mutex    // guards the fields below; never held by a reader
+	revCh chan struct{} // closed when head next advances
+	exp   expiries      // expiries not yet recorded, as of the live side
+	// sh is the copy access streams are worked out on (shadow.go), nil
+	// while no user is watched; made and dropped under shMu.
+	sh *shadow
+
 	expWake chan struct{} // signalled when a grant with an expiry is added
 
-	// sh is the copy access streams are worked out on (shadow.go), nil
-	// while no user is watched; guarded by mu, made and dropped under shMu.
-	sh         *shadow
 	shMu       sync.Mutex
 	linger     atomic.Pointer[time.Timer] // the last timer set to drop an idle shadow
 	accessBusy atomic.Int64               // nanoseconds the shadows spent on watched users' access
@@ -161,13 +167,13 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 	}
 	ix := &Index{
 		opts:    opts,
-		s:       newState(),
 		revCh:   make(chan struct{}),
 		expWake: make(chan struct{}, 1),
 		queue:   make(chan *writeReq, opts.MaxGroup),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	first, loaded := newState(), uint64(0)
 	if opts.Journal != nil {
 		// Collected in fixed chunks, never copied: a million records
 		// appended to one slice would be copied again at every doubling.
@@ -182,15 +188,19 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 		if err != nil {
 			return nil, fmt.Errorf("graph: load journal: %w", err)
 		}
-		t := &txn{s: ix.s, forget: true}
+		t := &txn{s: first, forget: true}
 		if err := t.restore(chunks); err != nil {
 			return nil, fmt.Errorf("graph: load journal at revision %d: %w", rev, err)
 		}
-		ix.rev = rev
+		loaded = rev
 	}
-	ix.rebuildExpiries()
+	ix.sides = [2]*side{{s: first, rev: loaded}, {s: first.clone(nil), rev: loaded}}
+	ix.sides[1].mu.Lock() // the spare, held by the writer from now on
+	ix.live.Store(ix.sides[0])
+	ix.head.Store(loaded)
+	ix.rebuildExpiries(first)
 	go ix.writer()
-	if ix.rev == 0 {
+	if loaded == 0 {
 		// Enqueued directly: the service's own batch is not bound by the
 		// limit on callers' writes.
 		if _, err := ix.enqueue(ctx, &writeReq{ctx: ctx, actor: SystemActor, muts: Bootstrap()}); err != nil {
@@ -214,20 +224,50 @@ func (ix *Index) Close() {
 	}
 }
 
-// Revision returns the revision the index is at.
-func (ix *Index) Revision() uint64 {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	return ix.rev
+// side is one copy of the state and the revision it is at.
+type side struct {
+	// mu is held for reading by each reader of s, and for writing by the
+	// writer while s is the spare.
+	mu  sync.RWMutex
+	s   *state
+	rev uint64
 }
+
+// read returns the live side, held for reading: the caller reads v.s and
+// v.rev and then calls v.mu.RUnlock. It never waits for the writer, which
+// holds only the spare: a side that stops being live as it is taken
+// fails TryRLock (the writer waits for it) or the second look, and the
+// other, live by then, is taken instead.
+func (ix *Index) read() *side {
+	for {
+		v := ix.live.Load()
+		if v.mu.TryRLock() {
+			if ix.live.Load() == v {
+				return v
+			}
+			v.mu.RUnlock()
+		}
+	}
+}
+
+// spare returns the side that is not live. Only the writer calls it.
+func (ix *Index) spare() *side {
+	if ix.live.Load() == ix.sides[0] {
+		return ix.sides[1]
+	}
+	return ix.sides[0]
+}
+
+// Revision returns the revision the index is at.
+func (ix *Index) Revision() uint64 { return ix.head.Load() }
 
 // WaitFor returns once the index has reached revision rev, or with the
 // context's error when it ends first.
 func (ix *Index) WaitFor(ctx context.Context, rev uint64) error {
 	cur, err := waitRevision(ctx, rev, func() (uint64, <-chan struct{}) {
-		ix.mu.RLock()
-		defer ix.mu.RUnlock()
-		return ix.rev, ix.revCh
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		return ix.head.Load(), ix.revCh
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("wait for revision %d (at %d): %w", rev, cur, err)
@@ -419,32 +459,34 @@ func (ix *Index) drain() {
 	}
 }
 
-// commitGroup validates each write of the group on a trial apply (each
-// against the state the earlier ones leave), rolls the trial back before any
-// reader can see it, appends the accepted batches to the journal, and only
-// then applies them for readers.
+// commitGroup applies each write of the group to the spare, which no
+// reader reads, validating it against the state the earlier ones leave (a
+// write that fails is rolled back alone), appends the accepted batches to
+// the journal, and then publishes the spare: it becomes the live side, and
+// the other is brought up to date (publish). When the journal fails, the
+// spare is rolled back to the live state.
 func (ix *Index) commitGroup(group []*writeReq) {
 	now := ix.opts.Clock.Now().UTC()
 	var accepted []*writeReq
 	var commits []Commit
 
-	ix.mu.Lock()
-	base := ix.rev
-	t := &txn{s: ix.s, scoped: true, maxDepth: ix.opts.MaxDepth}
+	sp := ix.spare()
+	base := sp.rev
+	t := &txn{s: sp.s, scoped: true, maxDepth: ix.opts.MaxDepth}
 	for _, req := range group {
 		if err := req.ctx.Err(); err != nil {
 			req.err = fmt.Errorf("write: %w", err)
 			continue
 		}
 		rev := base + uint64(len(commits))
-		if err := req.pre.check(ix.s, rev); err != nil {
+		if err := req.pre.check(sp.s, rev); err != nil {
 			req.err = err
 			continue
 		}
 		if req.expire {
 			// Against the trial state, which the earlier batches of the
 			// group have changed already.
-			if req.muts = ix.dueLocked(now.UnixNano()); len(req.muts) == 0 {
+			if req.muts = ix.due(sp.s, now.UnixNano()); len(req.muts) == 0 {
 				continue
 			}
 		} else if err := precheck(req.muts, now, req.importing, ix.opts.IDs, ix.opts.MaxIDBytes); err != nil {
@@ -462,7 +504,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 		var recs []Record
 		if ix.opts.Journal != nil {
 			var err error
-			if recs, err = ix.s.records(prims); err != nil {
+			if recs, err = sp.s.records(prims); err != nil {
 				t.rollbackTo(mark)
 				req.err = err
 				continue
@@ -471,23 +513,14 @@ func (ix *Index) commitGroup(group []*writeReq) {
 		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, Mutations: prims, Places: t.table.places, Touched: touched, Records: recs})
 		accepted = append(accepted, req)
 	}
-	t.rollbackTo(0)
-	ix.mu.Unlock()
-
 	var err error
 	if len(commits) > 0 && ix.opts.Journal != nil {
 		err = ix.opts.Journal.Append(context.Background(), base, commits)
 	}
-	if err == nil && len(commits) > 0 {
-		ix.mu.Lock()
-		for i := range commits {
-			c := &commits[i]
-			if aerr := ix.applyLocked(c); aerr != nil {
-				// The batch was just validated against this very state.
-				panic(fmt.Sprintf("graph: committed batch %d does not apply: %v", c.Revision, aerr))
-			}
-		}
-		ix.mu.Unlock()
+	if err != nil {
+		t.rollbackTo(0) // the spare is the live state again
+	} else if len(commits) > 0 {
+		ix.publish(sp, commits)
 		if ix.opts.OnCommit != nil {
 			ix.opts.OnCommit(commits)
 		}
@@ -557,32 +590,60 @@ func creates(m *Mutation) (op, id string, ok bool) {
 	return "", "", false
 }
 
-// applyLocked applies a committed batch and advances the revision. ix.mu
-// must be held for writing.
-func (ix *Index) applyLocked(c *Commit) error {
-	if c.Revision != ix.rev+1 {
-		return newErr("apply", fmt.Sprint(c.Revision), ErrConflict, "index is at revision %d", ix.rev)
+// publish makes the spare sp, to which the commits have been applied, the
+// live side, and then brings the other side up to date: it waits for the
+// readers still reading it to finish (new readers go to sp) and applies
+// the commits' primitives to it with the same function, so that it is the
+// spare again, at the same revision. Only the writer calls it.
+func (ix *Index) publish(sp *side, commits []Commit) {
+	old := ix.live.Load()
+	sp.rev = commits[len(commits)-1].Revision
+	sp.mu.Unlock()
+	ix.live.Store(sp)
+	ix.head.Store(sp.rev)
+
+	ix.mu.Lock()
+	for i := range commits {
+		if ix.sh != nil && !ix.sh.push(commits[i]) {
+			ix.sh = nil // it ended; the next watch makes another
+		}
+		ix.noteExpiries(sp.s, commits[i].Mutations)
 	}
-	if err := (&txn{s: ix.s}).applyBatch(c.Mutations); err != nil {
-		return err
-	}
-	if ix.sh != nil && !ix.sh.push(*c) {
-		ix.sh = nil // it ended; the next watch makes another
-	}
-	ix.noteExpiries(c.Mutations)
-	ix.rev = c.Revision
+	ix.dropStale(sp.s)
 	close(ix.revCh)
 	ix.revCh = make(chan struct{})
-	return nil
+	ix.mu.Unlock()
+
+	old.mu.Lock()
+	t := &txn{s: old.s, forget: true}
+	for i := range commits {
+		if err := t.applyBatch(commits[i].Mutations); err != nil {
+			// The batch was just applied to the other side, which was
+			// this very state.
+			panic(fmt.Sprintf("graph: committed batch %d does not apply to the second side: %v", commits[i].Revision, err))
+		}
+	}
+	old.rev = sp.rev
 }
 
 // Apply applies a batch committed elsewhere (a distributed journal's change
 // feed) through the same function as local writes, access streams
-// included. Its revision must be the next one.
+// included. Its revision must be the next one. It runs on the writer.
 func (ix *Index) Apply(c Commit) error {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	return ix.applyLocked(&c)
+	var err error
+	if _, qerr := ix.enqueue(context.Background(), &writeReq{ctx: context.Background(), run: func() {
+		sp := ix.spare()
+		if c.Revision != sp.rev+1 {
+			err = newErr("apply", fmt.Sprint(c.Revision), ErrConflict, "index is at revision %d", sp.rev)
+			return
+		}
+		if err = (&txn{s: sp.s}).applyBatch(c.Mutations); err == nil {
+			ix.publish(sp, []Commit{c})
+		}
+	}}); qerr != nil {
+		return qerr
+	}
+	return err
 }
 
 // Records returns the record of every entity, by kind in load order and by
@@ -592,10 +653,10 @@ func (ix *Index) Records() ([]Record, uint64, error) {
 }
 
 func (ix *Index) records(o Orgs) ([]Record, uint64, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	recs, err := ix.s.allRecords(o)
-	return recs, ix.rev, err
+	v := ix.read()
+	defer v.mu.RUnlock()
+	recs, err := v.s.allRecords(o)
+	return recs, v.rev, err
 }
 
 // Stats counts what the index holds.
@@ -614,15 +675,17 @@ type Stats struct {
 
 // Stats returns the index's counts.
 func (ix *Index) Stats() Stats {
-	ix.mu.RLock()
+	v := ix.read()
 	st := Stats{
-		Revision: ix.rev,
-		Folders:  ix.s.folders.len(), Users: ix.s.users.len(),
-		Grants: ix.s.grants.len(), Locks: ix.s.locks.len(), Rules: ix.s.rules,
-		Rights: len(ix.s.cat.slot),
+		Revision: v.rev,
+		Folders:  v.s.folders.len(), Users: v.s.users.len(),
+		Grants: v.s.grants.len(), Locks: v.s.locks.len(), Rules: v.s.rules,
+		Rights: len(v.s.cat.slot),
 	}
+	v.mu.RUnlock()
+	ix.mu.Lock()
 	sh := ix.sh
-	ix.mu.RUnlock()
+	ix.mu.Unlock()
 	st.AccessTime = time.Duration(ix.accessBusy.Load())
 	if sh != nil {
 		st.AccessBacklog = sh.backlog()

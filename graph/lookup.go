@@ -72,9 +72,9 @@ func (ix *Index) LookupResources(user, right string, kind Kind, after string, li
 // user's grants reach lies in the user's organisation, so only the user
 // is checked.
 func (ix *Index) lookupResources(o Orgs, user, right string, kind Kind, after string, limit int) (Page, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	s := ix.s
+	v := ix.read()
+	defer v.mu.RUnlock()
+	s := v.s
 	const op = "lookup_resources"
 	if err := o.see(s, op, UserRef(user)); err != nil {
 		return Page{}, err
@@ -92,7 +92,7 @@ func (ix *Index) lookupResources(o Orgs, user, right string, kind Kind, after st
 	}
 	u := s.user(ui)
 	if u.state != StateActive {
-		return Page{Revision: ix.rev}, nil
+		return Page{Revision: v.rev}, nil
 	}
 	now := ix.opts.Clock.Now().UnixNano()
 	want := s.cat.grantedBy[slot]
@@ -137,7 +137,7 @@ func (ix *Index) lookupResources(o Orgs, user, right string, kind Kind, after st
 			}
 		}
 	}
-	return page(ids, after, limit, ix.rev), nil
+	return page(ids, after, limit, v.rev), nil
 }
 
 // LookupSubjects returns the active users who have right on resource x now
@@ -151,9 +151,9 @@ func (ix *Index) LookupSubjects(right string, x Ref, after string, limit int) (P
 // lies in one organisation, and so does everyone who reaches it; the
 // holders of a capability are kept to o's.
 func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit int) (Page, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	s := ix.s
+	v := ix.read()
+	defer v.mu.RUnlock()
+	s := v.s
 	if err := o.see(s, "lookup_subjects", x); err != nil {
 		return Page{}, err
 	}
@@ -170,7 +170,7 @@ func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit
 		onList = s.caps
 	}
 	if (c.xf != none || c.xu != none) && c.lockedBy(false) != none {
-		return Page{Revision: ix.rev}, nil
+		return Page{Revision: v.rev}, nil
 	}
 	want := s.cat.grantedBy[c.right]
 	subjects := make(map[int32]bool)
@@ -202,7 +202,7 @@ func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit
 			ids = append(ids, s.user(m).id)
 		}
 	}
-	return page(ids, after, limit, ix.rev), nil
+	return page(ids, after, limit, v.rev), nil
 }
 
 // Access is everything that reaches one user: the grants held by the user
@@ -235,9 +235,9 @@ func (ix *Index) EffectiveAccess(user string) (Access, error) {
 }
 
 func (ix *Index) effectiveAccess(o Orgs, user string) (Access, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	s := ix.s
+	v := ix.read()
+	defer v.mu.RUnlock()
+	s := v.s
 	if err := o.see(s, "effective_access", UserRef(user)); err != nil {
 		return Access{}, err
 	}
@@ -247,7 +247,7 @@ func (ix *Index) effectiveAccess(o Orgs, user string) (Access, error) {
 	}
 	u := s.user(ui)
 	now := ix.opts.Clock.Now().UnixNano()
-	a := Access{Revision: ix.rev, User: s.userView(ui), SelfRights: s.cat.list(s.cat.expand(s.cat.self))}
+	a := Access{Revision: v.rev, User: s.userView(ui), SelfRights: s.cat.list(s.cat.expand(s.cat.self))}
 	grants := s.reaching(u, ^rightSet(0), now)
 	for _, gi := range grants {
 		g := s.grant(gi)

@@ -723,6 +723,10 @@ func TestDifferential(t *testing.T) {
 					b, _ := json.Marshal(batch)
 					t.Fatalf("step %d after batch %s: %s", step, b, d)
 				}
+				if err := graph.Places(ix); err != nil {
+					b, _ := json.Marshal(batch)
+					t.Fatalf("step %d after batch %s: %v", step, b, err)
+				}
 				for k := 0; k < checksPerStep; k++ {
 					user, right, x := g.user(), g.right(), g.ref(true)
 					if g.r.IntN(2) == 0 {

@@ -326,9 +326,9 @@ func (sh *shadow) watch(ctx context.Context, target uint64, o Orgs, user string)
 // liveShadow returns the shadow, making one when there is none or the last
 // one ended. ix.shMu must be held.
 func (ix *Index) liveShadow(ctx context.Context) (*shadow, error) {
-	ix.mu.RLock()
+	ix.mu.Lock()
 	sh := ix.sh
-	ix.mu.RUnlock()
+	ix.mu.Unlock()
 	if sh != nil {
 		select {
 		case <-sh.ended:
@@ -340,9 +340,8 @@ func (ix *Index) liveShadow(ctx context.Context) (*shadow, error) {
 	// writer waits only for the bytes to be moved.
 	var size roomSize
 	_, err := ix.enqueue(ctx, &writeReq{ctx: ctx, run: func() {
-		ix.mu.RLock()
-		defer ix.mu.RUnlock()
-		size = ix.s.roomNeeded()
+		// On the writer, between groups: the live side does not change.
+		size = ix.live.Load().s.roomNeeded()
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("access streams: measure the state: %w", err)
@@ -351,16 +350,11 @@ func (ix *Index) liveShadow(ctx context.Context) (*shadow, error) {
 	// the memory, rather than on the writer.
 	r := newRoom(size)
 	_, err = ix.enqueue(ctx, &writeReq{ctx: ctx, run: func() {
-		// On the writer, between groups: the state is a committed one,
-		// and nothing changes it while it is copied.
-		ix.mu.RLock()
-		s, rev := ix.s.clone(r), ix.rev
-		ix.mu.RUnlock()
+		// On the writer, between groups: the live side is a committed
+		// state, and nothing changes it while it is copied.
+		v := ix.live.Load()
+		s, rev := v.s.clone(r), v.rev
 		ix.mu.Lock()
-		if ix.rev != rev {
-			// Index.Apply, from another goroutine, came in between.
-			s, rev = ix.s.clone(nil), ix.rev
-		}
 		sh = newShadow(s, rev, ix.opts.OnAccess, &ix.accessBusy)
 		ix.sh = sh
 		ix.mu.Unlock()

@@ -16,11 +16,14 @@ type folderNode struct {
 	name     string
 	labels   map[string]string
 	children []int32
-	homes    []int32  // users whose home folder this is
-	extras   []int32  // users with this folder as an extra group
-	on       []int32  // grants whose target is this folder
-	locks    []int32  // locks whose target is this folder
-	rule     []string // allowed classes, sorted; nil when there is no rule
+	homes    []int32 // users whose home folder this is
+	extras   []int32 // users with this folder as an extra group
+	// childAt is this folder's place in its parent's children, so that
+	// it leaves the list in one step however long the list is.
+	childAt int32
+	on      []int32  // grants whose target is this folder
+	locks   []int32  // locks whose target is this folder
+	rule    []string // allowed classes, sorted; nil when there is no rule
 }
 
 // userNode is a user and the grants and locks that name the user. The
@@ -32,10 +35,15 @@ type userNode struct {
 	held   []heldGrant // grants whose holder is this user
 	on     []int32     // grants whose target is this user
 	locks  []int32     // locks whose target is this user
-	id     string
-	name   string
-	class  string
-	state  State
+	// homeAt is the user's place in its home's homes, and extraAt[k] its
+	// place in the extras of folder extras[k]: removing the user from a
+	// folder of any size is one step.
+	homeAt  int32
+	extraAt []int32
+	id      string
+	name    string
+	class   string
+	state   State
 }
 
 // heldGrant is a grant as its holder lists it: what a check needs to test
@@ -365,6 +373,59 @@ func cloneLabels(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// addChild appends folder f to the children of folder p.
+func (s *state) addChild(p, f int32) {
+	n := s.folder(p)
+	s.folder(f).childAt = int32(len(n.children))
+	n.children = append(n.children, f)
+}
+
+// dropChild removes folder f from the children of folder p, its parent,
+// moving the last child into its place.
+func (s *state) dropChild(p, f int32) {
+	n := s.folder(p)
+	at, last := s.folder(f).childAt, n.children[len(n.children)-1]
+	n.children[at] = last
+	s.folder(last).childAt = at
+	n.children = n.children[:len(n.children)-1]
+}
+
+// addHome appends user u to the homes of folder f.
+func (s *state) addHome(f, u int32) {
+	n := s.folder(f)
+	s.user(u).homeAt = int32(len(n.homes))
+	n.homes = append(n.homes, u)
+}
+
+// dropHome removes user u from the homes of folder f, its home.
+func (s *state) dropHome(f, u int32) {
+	n := s.folder(f)
+	at, last := s.user(u).homeAt, n.homes[len(n.homes)-1]
+	n.homes[at] = last
+	s.user(last).homeAt = at
+	n.homes = n.homes[:len(n.homes)-1]
+}
+
+// addExtra appends user u to the extras of folder f and returns its place
+// there, for the user's extraAt.
+func (s *state) addExtra(f, u int32) int32 {
+	n := s.folder(f)
+	n.extras = append(n.extras, u)
+	return int32(len(n.extras) - 1)
+}
+
+// dropExtra removes user u, which is at place at, from the extras of
+// folder f, moving the last one into its place; f must still be among
+// u's extras.
+func (s *state) dropExtra(f, u, at int32) {
+	n := s.folder(f)
+	last := n.extras[len(n.extras)-1]
+	n.extras[at] = last
+	w := s.user(last)
+	w.extraAt[slices.Index(w.extras, f)] = at
+	n.extras = n.extras[:len(n.extras)-1]
 }
 
 // removeSlot deletes the first v from list, not keeping order.
