@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,4 +264,84 @@ func BenchmarkWriteWatched(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCheckDuringWrite times checks one by one while the writer
+// writes 100,000-mutation batches (CANOPY_BENCH_BULK sets another size), one committed (folders under a new
+// parent) and one refused (its last mutation invalid, so all of it is
+// applied to the spare and rolled back) in turn, until two of each are
+// written, and reports the checks' median, p99 and longest, the longest
+// write, and ns/op of checks while the writes go on. It runs last: the
+// committed batches grow the shared organisation.
+func BenchmarkCheckDuringWrite(b *testing.B) {
+	loadBenchWorld(b)
+	ix, checks := benchWorld.ix, benchWorld.checks
+	size := 100_000
+	if s := os.Getenv("CANOPY_BENCH_BULK"); s != "" { // to compare with a build that cannot do 100,000 in reasonable time
+		fmt.Sscan(s, &size)
+	}
+	batch := func(parent string, refused bool) []graph.Mutation {
+		muts := []graph.Mutation{{CreateFolder: &graph.Folder{ID: parent, Parent: "t0"}}}
+		for i := 1; i < size; i++ {
+			muts = append(muts, graph.Mutation{CreateFolder: &graph.Folder{ID: fmt.Sprintf("%s-%d", parent, i), Parent: parent}})
+		}
+		if refused {
+			muts[len(muts)-1].CreateFolder.Parent = "nowhere"
+		}
+		return muts
+	}
+	var batches [][]graph.Mutation
+	for k := range 4 {
+		batches = append(batches, batch(fmt.Sprintf("bulk-%d-%d", b.N, k), k%2 == 1))
+	}
+	var written atomic.Int32
+	var longestWrite atomic.Int64
+	stop := make(chan struct{})
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			muts := batches[k%len(batches)]
+			if k >= len(batches) {
+				muts = batches[1] // refused batches can be written again
+			}
+			t0 := time.Now()
+			_, err := ix.Write(context.Background(), "bench", muts, graph.Preconditions{})
+			if refused := k%2 == 1 || k >= len(batches); (err != nil) != refused {
+				panic(fmt.Sprint("bulk write: ", err))
+			}
+			longestWrite.Store(max(longestWrite.Load(), int64(time.Since(t0))))
+			written.Add(1)
+		}
+	}()
+	var lat []time.Duration
+	for i := 0; written.Load() < int32(len(batches)); i++ {
+		c := &checks[i%len(checks)]
+		t0 := time.Now()
+		if _, err := ix.Check(c.User, c.Right, c.Resource); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := &checks[i%len(checks)]
+		if _, err := ix.Check(c.User, c.Right, c.Resource); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	close(stop)
+	<-wrote
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+	b.ReportMetric(float64(len(lat)), "checks-timed")
+	b.ReportMetric(time.Duration(longestWrite.Load()).Seconds(), "longest-write-s")
 }

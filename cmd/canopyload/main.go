@@ -57,6 +57,8 @@ type config struct {
 	conns          int
 	light          bool
 	frames         bool
+
+	bulk int
 }
 
 func run(args []string, out io.Writer) error {
@@ -72,6 +74,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the BatchCheck phase (with -watch: the paced writes) to this file")
 	fs.StringVar(&c.memProfile, "memprofile", "", "with -watch, write heap profiles before (FILE.before) and after (FILE) the paced writes; go tool pprof -base FILE.before FILE shows what they allocated")
 	fs.BoolVar(&c.watch, "watch", false, "measure change streams instead of checks")
+	fs.IntVar(&c.bulk, "bulk", 0, "time Checks during Writes of this many mutations, committed and refused, instead of the usual phases (100000 is issue 12's figure)")
 	fs.IntVar(&c.watchers, "watchers", 1000, "Watch subscribers, with -watch")
 	fs.IntVar(&c.accessWatchers, "access-watchers", 100, "WatchAccess subscribers, with -watch")
 	fs.IntVar(&c.writeRate, "write-rate", 200, "write batches per second, with -watch")
@@ -116,6 +119,9 @@ func run(args []string, out io.Writer) error {
 
 	acc := pb.NewAccessServiceClient(conn)
 	checks := org.Checks(max(c.checks, c.batch*16), 11)
+	if c.bulk > 0 {
+		return bulkLoad(ctx, out, conn, "t0", checks, c.bulk)
+	}
 	lat, err := singleCaller(ctx, acc, checks[:c.checks])
 	if err != nil {
 		return err
