@@ -715,20 +715,7 @@ func (t *txn) addGrant(op string, g Grant) error {
 	}
 	exp := expiresOf(g)
 	i := s.grants.insert(g.ID, grantNode{g: g, holder: holder, target: target, rights: set, expires: exp})
-	h := heldGrant{rights: set, expires: exp, target: target, grant: i, tkind: g.Target.Kind}
-	if g.Holder.Kind == KindFolder {
-		s.held[holder] = append(s.held[holder], h)
-	} else {
-		s.user(holder).held = append(s.user(holder).held, h)
-	}
-	switch g.Target.Kind {
-	case KindFolder:
-		s.folder(target).on = append(s.folder(target).on, i)
-	case KindUser:
-		s.user(target).on = append(s.user(target).on, i)
-	default:
-		s.caps = append(s.caps, i)
-	}
+	s.listGrant(i, heldGrant{rights: set, expires: exp, target: target, grant: i, tkind: g.Target.Kind})
 	t.record(Mutation{AddGrant: &g}, Mutation{RemoveGrant: &Delete{ID: g.ID}})
 	return nil
 }
@@ -739,21 +726,8 @@ func (t *txn) removeGrant(op string, d Delete) error {
 	if !ok {
 		return newErr(op, d.ID, ErrNotFound, "no such grant")
 	}
-	n := s.grant(i)
 	view := s.grantView(i)
-	if n.g.Holder.Kind == KindFolder {
-		s.held[n.holder] = removeHeld(s.held[n.holder], i)
-	} else {
-		s.user(n.holder).held = removeHeld(s.user(n.holder).held, i)
-	}
-	switch n.g.Target.Kind {
-	case KindFolder:
-		s.folder(n.target).on = removeSlot(s.folder(n.target).on, i)
-	case KindUser:
-		s.user(n.target).on = removeSlot(s.user(n.target).on, i)
-	default:
-		s.caps = removeSlot(s.caps, i)
-	}
+	s.unlistGrant(i)
 	s.grants.remove(d.ID, i)
 	t.record(Mutation{RemoveGrant: &Delete{ID: d.ID}}, Mutation{AddGrant: &view})
 	return nil
@@ -788,17 +762,7 @@ func (t *txn) setExpired(id string, expired bool) error {
 	n := s.grant(i)
 	n.g.Expired = expired
 	n.expires = expiresOf(n.g)
-	var held []heldGrant
-	if n.g.Holder.Kind == KindFolder {
-		held = s.held[n.holder]
-	} else {
-		held = s.user(n.holder).held
-	}
-	for k := range held {
-		if held[k].grant == i {
-			held[k].expires = n.expires
-		}
-	}
+	(*s.heldList(n))[n.heldAt].expires = n.expires
 	if expired {
 		t.record(Mutation{ExpireGrant: &Delete{ID: id}}, Mutation{unexpire: &Delete{ID: id}})
 	}
@@ -832,11 +796,9 @@ func (t *txn) addLock(op string, l Lock) error {
 	}
 	l.Rights = names
 	i := s.locks.insert(l.ID, lockNode{l: l, target: target, rights: set})
-	if l.Target.Kind == KindFolder {
-		s.folder(target).locks = append(s.folder(target).locks, i)
-	} else {
-		s.user(target).locks = append(s.user(target).locks, i)
-	}
+	list := s.lockList(s.lock(i))
+	s.lock(i).at = int32(len(*list))
+	*list = append(*list, i)
 	t.record(Mutation{AddLock: &l}, Mutation{RemoveLock: &Delete{ID: l.ID}})
 	return nil
 }
@@ -849,11 +811,11 @@ func (t *txn) removeLock(op string, d Delete) error {
 	}
 	n := s.lock(i)
 	view := s.lockView(i)
-	if n.l.Target.Kind == KindFolder {
-		s.folder(n.target).locks = removeSlot(s.folder(n.target).locks, i)
-	} else {
-		s.user(n.target).locks = removeSlot(s.user(n.target).locks, i)
-	}
+	list := s.lockList(n)
+	last := (*list)[len(*list)-1]
+	(*list)[n.at] = last
+	s.lock(last).at = n.at
+	*list = (*list)[:len(*list)-1]
 	s.locks.remove(d.ID, i)
 	t.record(Mutation{RemoveLock: &Delete{ID: d.ID}}, Mutation{AddLock: &view})
 	return nil

@@ -63,9 +63,9 @@ func TimeCopy(ix *Index) (prepared, cold time.Duration) {
 }
 
 // Places checks, on both sides of the index, that every folder's childAt,
-// and every user's homeAt and extraAt, name where the node is in its
-// parent's, home's or extra group's list, and that both sides are at one
-// revision.
+// every user's homeAt and extraAt, every grant's heldAt and onAt and
+// every lock's at name where the node is in its lists, and that both
+// sides are at one revision.
 func Places(ix *Index) error {
 	v := ix.read()
 	defer v.mu.RUnlock()
@@ -74,6 +74,17 @@ func Places(ix *Index) error {
 		return fmt.Errorf("the sides are at revisions %d and %d", v.rev, sp.rev)
 	}
 	for _, s := range []*state{v.s, sp.s} {
+		for g, live := range s.grants.live {
+			n := s.grant(int32(g))
+			if live && ((*s.heldList(n))[n.heldAt].grant != int32(g) || (*s.onList(n))[n.onAt] != int32(g)) {
+				return fmt.Errorf("grant %s is not at its places %d and %d", n.g.ID, n.heldAt, n.onAt)
+			}
+		}
+		for l, live := range s.locks.live {
+			if n := s.lock(int32(l)); live && (*s.lockList(n))[n.at] != int32(l) {
+				return fmt.Errorf("lock %s is not at its place %d", n.l.ID, n.at)
+			}
+		}
 		for f, live := range s.folders.live {
 			if !live {
 				continue

@@ -79,25 +79,17 @@ func expiresOf(g Grant) int64 {
 	return unixNano(g.ExpiresAt)
 }
 
-// removeHeld deletes grant slot g from list, not keeping order.
-func removeHeld(list []heldGrant, g int32) []heldGrant {
-	for i := range list {
-		if list[i].grant == g {
-			last := len(list) - 1
-			list[i] = list[last]
-			return list[:last]
-		}
-	}
-	return list
-}
-
 // grantNode is a grant with its references resolved to slots.
 type grantNode struct {
 	rights  rightSet
 	expires int64 // unix nanoseconds; 0 for never
 	target  int32 // none for a capability
 	holder  int32
-	g       Grant // rights sorted
+	// heldAt and onAt are the grant's places in its holder's list and in
+	// its target's (or the capabilities), so that it leaves both in one
+	// step.
+	heldAt, onAt int32
+	g            Grant // rights sorted
 }
 
 func (g *grantNode) expired(now int64) bool { return g.expires != 0 && now >= g.expires }
@@ -107,6 +99,7 @@ type lockNode struct {
 	l      Lock
 	target int32
 	rights rightSet
+	at     int32 // its place in its target's locks
 }
 
 // table is a slot allocator: ids map to dense slots, freed slots are reused.
@@ -428,16 +421,58 @@ func (s *state) dropExtra(f, u, at int32) {
 	n.extras = n.extras[:len(n.extras)-1]
 }
 
-// removeSlot deletes the first v from list, not keeping order.
-func removeSlot(list []int32, v int32) []int32 {
-	for i, x := range list {
-		if x == v {
-			last := len(list) - 1
-			list[i] = list[last]
-			return list[:last]
-		}
+// heldList returns the list of grants held by grant n's holder.
+func (s *state) heldList(n *grantNode) *[]heldGrant {
+	if n.g.Holder.Kind == KindFolder {
+		return &s.held[n.holder]
 	}
-	return list
+	return &s.user(n.holder).held
+}
+
+// onList returns the list of grants on grant n's target: a folder's, a
+// user's, or, with no target, the capabilities.
+func (s *state) onList(n *grantNode) *[]int32 {
+	switch n.g.Target.Kind {
+	case KindFolder:
+		return &s.folder(n.target).on
+	case KindUser:
+		return &s.user(n.target).on
+	}
+	return &s.caps
+}
+
+// lockList returns the list of locks on lock n's target.
+func (s *state) lockList(n *lockNode) *[]int32 {
+	if n.l.Target.Kind == KindFolder {
+		return &s.folder(n.target).locks
+	}
+	return &s.user(n.target).locks
+}
+
+// listGrant appends grant slot i, as h, to its holder's and its target's
+// lists.
+func (s *state) listGrant(i int32, h heldGrant) {
+	n := s.grant(i)
+	held, on := s.heldList(n), s.onList(n)
+	n.heldAt, n.onAt = int32(len(*held)), int32(len(*on))
+	*held = append(*held, h)
+	*on = append(*on, i)
+}
+
+// unlistGrant removes grant slot i from both its lists, moving each
+// list's last entry into its place.
+func (s *state) unlistGrant(i int32) {
+	n := s.grant(i)
+	held := s.heldList(n)
+	last := (*held)[len(*held)-1]
+	(*held)[n.heldAt] = last
+	s.grant(last.grant).heldAt = n.heldAt
+	*held = (*held)[:len(*held)-1]
+	on := s.onList(n)
+	lastOn := (*on)[len(*on)-1]
+	(*on)[n.onAt] = lastOn
+	s.grant(lastOn).onAt = n.onAt
+	*on = (*on)[:len(*on)-1]
 }
 
 func unixNano(t time.Time) int64 {
