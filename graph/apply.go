@@ -811,11 +811,7 @@ func (t *txn) removeLock(op string, d Delete) error {
 	}
 	n := s.lock(i)
 	view := s.lockView(i)
-	list := s.lockList(n)
-	last := (*list)[len(*list)-1]
-	(*list)[n.at] = last
-	s.lock(last).at = n.at
-	*list = (*list)[:len(*list)-1]
+	s.lock(unlist(s.lockList(n), n.at)).at = n.at
 	s.locks.remove(d.ID, i)
 	t.record(Mutation{RemoveLock: &Delete{ID: d.ID}}, Mutation{AddLock: &view})
 	return nil

@@ -375,14 +375,22 @@ func (s *state) addChild(p, f int32) {
 	n.children = append(n.children, f)
 }
 
-// dropChild removes folder f from the children of folder p, its parent,
-// moving the last child into its place.
+// unlist removes the entry at place at from *list, moving the last entry
+// into its place, and returns the entry moved, for the caller to record
+// its new place (at). Every list of the state leaves this way: one step,
+// whatever its length.
+func unlist[T any](list *[]T, at int32) T {
+	l := *list
+	last := l[len(l)-1]
+	l[at] = last
+	*list = l[:len(l)-1]
+	return last
+}
+
+// dropChild removes folder f from the children of folder p, its parent.
 func (s *state) dropChild(p, f int32) {
-	n := s.folder(p)
-	at, last := s.folder(f).childAt, n.children[len(n.children)-1]
-	n.children[at] = last
-	s.folder(last).childAt = at
-	n.children = n.children[:len(n.children)-1]
+	at := s.folder(f).childAt
+	s.folder(unlist(&s.folder(p).children, at)).childAt = at
 }
 
 // addHome appends user u to the homes of folder f.
@@ -394,11 +402,8 @@ func (s *state) addHome(f, u int32) {
 
 // dropHome removes user u from the homes of folder f, its home.
 func (s *state) dropHome(f, u int32) {
-	n := s.folder(f)
-	at, last := s.user(u).homeAt, n.homes[len(n.homes)-1]
-	n.homes[at] = last
-	s.user(last).homeAt = at
-	n.homes = n.homes[:len(n.homes)-1]
+	at := s.user(u).homeAt
+	s.user(unlist(&s.folder(f).homes, at)).homeAt = at
 }
 
 // addExtra appends user u to the extras of folder f and returns its place
@@ -410,15 +415,10 @@ func (s *state) addExtra(f, u int32) int32 {
 }
 
 // dropExtra removes user u, which is at place at, from the extras of
-// folder f, moving the last one into its place; f must still be among
-// u's extras.
+// folder f; f must still be among u's extras.
 func (s *state) dropExtra(f, u, at int32) {
-	n := s.folder(f)
-	last := n.extras[len(n.extras)-1]
-	n.extras[at] = last
-	w := s.user(last)
+	w := s.user(unlist(&s.folder(f).extras, at))
 	w.extraAt[slices.Index(w.extras, f)] = at
-	n.extras = n.extras[:len(n.extras)-1]
 }
 
 // heldList returns the list of grants held by grant n's holder.
@@ -459,20 +459,11 @@ func (s *state) listGrant(i int32, h heldGrant) {
 	*on = append(*on, i)
 }
 
-// unlistGrant removes grant slot i from both its lists, moving each
-// list's last entry into its place.
+// unlistGrant removes grant slot i from both its lists.
 func (s *state) unlistGrant(i int32) {
 	n := s.grant(i)
-	held := s.heldList(n)
-	last := (*held)[len(*held)-1]
-	(*held)[n.heldAt] = last
-	s.grant(last.grant).heldAt = n.heldAt
-	*held = (*held)[:len(*held)-1]
-	on := s.onList(n)
-	lastOn := (*on)[len(*on)-1]
-	(*on)[n.onAt] = lastOn
-	s.grant(lastOn).onAt = n.onAt
-	*on = (*on)[:len(*on)-1]
+	s.grant(unlist(s.heldList(n), n.heldAt).grant).heldAt = n.heldAt
+	s.grant(unlist(s.onList(n), n.onAt)).onAt = n.onAt
 }
 
 func unixNano(t time.Time) int64 {
