@@ -56,14 +56,16 @@ proto-check: proto ## fail when the committed generated code is stale
 
 # Every commit since BREAKING_SINCE that changed the protos is compared
 # with its parent, so a break in any commit of a submission is caught, not
-# only one in its last commit.
+# only one in its last commit. buf clones the repository to read a ref, 50
+# commits deep unless told: BREAKING_DEPTH reaches back past the oldest.
 BREAKING_SINCE ?= d1143c3
+BREAKING_DEPTH ?= 10000
 .PHONY: proto-breaking
 proto-breaking: ## fail when a commit breaks the API (buf breaking against its parent)
 	@for c in $$( (git rev-parse HEAD; git rev-list $(BREAKING_SINCE)..HEAD -- proto/) | sort -u); do \
 		git rev-parse -q --verify "$$c~1" >/dev/null || { echo "no parent of $$c to compare with"; continue; }; \
 		echo "buf breaking: $$(git log -1 --format='%h %s' $$c)"; \
-		PATH="$(GOBIN):$$PATH" buf breaking ".git#ref=$$c" --against ".git#ref=$$c~1" || exit 1; \
+		PATH="$(GOBIN):$$PATH" buf breaking ".git#ref=$$c,depth=$(BREAKING_DEPTH)" --against ".git#ref=$$c~1,depth=$(BREAKING_DEPTH)" || exit 1; \
 	done
 	@git diff --quiet HEAD -- proto/ || { echo "buf breaking: the work tree"; PATH="$(GOBIN):$$PATH" buf breaking --against ".git#ref=HEAD"; }
 
