@@ -84,5 +84,7 @@
 // allocation: independent of the number of folders and users, which is why
 // a check stays under a microsecond on a million users. Moving a folder or
 // a user is O(1) plus the placement check of the members it moves.
-// Lookups walk the subtrees they reach.
+// Adding or removing a child, a member, a grant or a lock is O(1): every
+// node keeps its place in each list it is on (unlist), also in rollbacks
+// and cascades. Lookups walk the subtrees they reach.
 package graph
