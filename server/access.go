@@ -123,8 +123,8 @@ func streamPage(ctx context.Context, margin time.Duration, p graph.Page, query s
 
 // lookupLimit returns how many ids a lookup asking for a page of n may
 // return: all up to the limit for 0, n when it is within the limit.
-func (a *access) lookupLimit(op string, n uint32) (int, error) {
-	limit := a.opts.MaxLookupResults
+func (s *Server) lookupLimit(op string, n uint32) (int, error) {
+	limit := s.opts.MaxLookupResults
 	if int64(n) > int64(limit) {
 		return 0, invalidf("%s: page_size %d is over the limit of %d results a lookup", op, n, limit)
 	}
@@ -147,13 +147,9 @@ func (a *access) LookupResources(req *pb.LookupResourcesRequest, stream grpc.Ser
 		return a.status(ctx, invalidf("lookup for user %q: kind must be OBJECT_KIND_FOLDER or OBJECT_KIND_USER", req.GetUser()))
 	}
 	query := queryKey("lookup_resources", req.GetUser(), req.GetRight(), kind.String())
-	after, err := a.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
+	after, limit, err := a.startPage(ctx, "lookup_resources", query, req, a.lookupLimit)
 	if err != nil {
 		return err
-	}
-	limit, err := a.lookupLimit("lookup_resources", req.GetPageSize())
-	if err != nil {
-		return a.status(ctx, err)
 	}
 	p, err := a.view(ctx).LookupResources(req.GetUser(), req.GetRight(), kind, after, limit)
 	if err != nil {
@@ -171,13 +167,9 @@ func (a *access) LookupSubjects(req *pb.LookupSubjectsRequest, stream grpc.Serve
 		return a.status(ctx, err)
 	}
 	query := queryKey("lookup_subjects", req.GetRight(), x.String())
-	after, err := a.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
+	after, limit, err := a.startPage(ctx, "lookup_subjects", query, req, a.lookupLimit)
 	if err != nil {
 		return err
-	}
-	limit, err := a.lookupLimit("lookup_subjects", req.GetPageSize())
-	if err != nil {
-		return a.status(ctx, err)
 	}
 	p, err := a.view(ctx).LookupSubjects(req.GetRight(), x, after, limit)
 	if err != nil {

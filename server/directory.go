@@ -82,13 +82,9 @@ func (d *directory) GetFolder(ctx context.Context, req *pb.GetFolderRequest) (*p
 
 func (d *directory) ListFolders(ctx context.Context, req *pb.ListFoldersRequest) (*pb.ListFoldersResponse, error) {
 	query := queryKey("list_folders", req.GetParent(), boolKey(req.GetSubtree()))
-	after, err := d.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
+	after, size, err := d.startPage(ctx, "list_folders", query, req, d.pageSize)
 	if err != nil {
 		return nil, err
-	}
-	size, err := d.pageSize("list_folders", req.GetPageSize())
-	if err != nil {
-		return nil, d.status(ctx, err)
 	}
 	fs, next, rev, err := d.view(ctx).ListFolders(req.GetParent(), req.GetSubtree(), after, size)
 	if err != nil {
@@ -146,13 +142,9 @@ func (d *directory) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.Ge
 
 func (d *directory) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*pb.ListUsersResponse, error) {
 	query := queryKey("list_users", req.GetFolder(), boolKey(req.GetSubtree()))
-	after, err := d.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
+	after, size, err := d.startPage(ctx, "list_users", query, req, d.pageSize)
 	if err != nil {
 		return nil, err
-	}
-	size, err := d.pageSize("list_users", req.GetPageSize())
-	if err != nil {
-		return nil, d.status(ctx, err)
 	}
 	us, next, rev, err := d.view(ctx).ListUsers(req.GetFolder(), req.GetSubtree(), after, size)
 	if err != nil {
@@ -177,13 +169,9 @@ func (d *directory) ListGrants(ctx context.Context, req *pb.ListGrantsRequest) (
 		return nil, d.status(ctx, err)
 	}
 	query := queryKey("list_grants", holder.String(), target.String())
-	after, err := d.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
+	after, size, err := d.startPage(ctx, "list_grants", query, req, d.pageSize)
 	if err != nil {
 		return nil, err
-	}
-	size, err := d.pageSize("list_grants", req.GetPageSize())
-	if err != nil {
-		return nil, d.status(ctx, err)
 	}
 	gs, next, rev, err := d.view(ctx).ListGrants(holder, target, after, size)
 	if err != nil {
@@ -204,13 +192,9 @@ func (d *directory) ListLocks(ctx context.Context, req *pb.ListLocksRequest) (*p
 		return nil, d.status(ctx, err)
 	}
 	query := queryKey("list_locks", target.String())
-	after, err := d.startPage(ctx, query, req.GetPageToken(), req.GetConsistency())
+	after, size, err := d.startPage(ctx, "list_locks", query, req, d.pageSize)
 	if err != nil {
 		return nil, err
-	}
-	size, err := d.pageSize("list_locks", req.GetPageSize())
-	if err != nil {
-		return nil, d.status(ctx, err)
 	}
 	ls, next, rev, err := d.view(ctx).ListLocks(target, after, size)
 	if err != nil {

@@ -247,18 +247,31 @@ func (s *Server) reachable(rev uint64, what string) error {
 	return nil
 }
 
-// startPage does what every list and lookup does first: decode the page
-// token (which must belong to query) into the id to continue after, and
-// wait for the requested consistency. Its error is a gRPC status.
-func (s *Server) startPage(ctx context.Context, query, token string, c *pb.Consistency) (string, error) {
-	after, err := decodeToken(token, query)
+// startPage does what every list and lookup op does first: check the
+// page size asked for with limit (a list's or a lookup's), before anything
+// waits; decode the page token (which must belong to query) into the id to
+// continue after; and wait for the requested consistency. It returns the
+// id and the size to serve. Its error is a gRPC status.
+func (s *Server) startPage(ctx context.Context, op, query string, req pageRequest, limit func(op string, n uint32) (int, error)) (string, int, error) {
+	size, err := limit(op, req.GetPageSize())
 	if err != nil {
-		return "", s.status(ctx, err)
+		return "", 0, s.status(ctx, err)
 	}
-	if err := s.consistent(ctx, c); err != nil {
-		return "", s.status(ctx, err)
+	after, err := decodeToken(req.GetPageToken(), query)
+	if err != nil {
+		return "", 0, s.status(ctx, err)
 	}
-	return after, nil
+	if err := s.consistent(ctx, req.GetConsistency()); err != nil {
+		return "", 0, s.status(ctx, err)
+	}
+	return after, size, nil
+}
+
+// pageRequest is what a list or lookup request says of its page.
+type pageRequest interface {
+	GetPageSize() uint32
+	GetPageToken() string
+	GetConsistency() *pb.Consistency
 }
 
 func (s *Server) status(ctx context.Context, err error) error { return toStatus(ctx, s.logger, err) }
