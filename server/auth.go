@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
@@ -238,22 +239,62 @@ func (c Caller) may(s Scope) bool {
 	return s == "" || slices.Contains(c.Scopes, ScopeAdmin) || slices.Contains(c.Scopes, s)
 }
 
+// identity is whom a call's bearer token names: worked out once per call,
+// by the first interceptor (identify), for every later one that needs it
+// (logging, authentication, rate and stream limits), so that the token is
+// hashed once, not once for each.
+type identity struct {
+	err    error // reading the token: none sent, or malformed
+	caller Caller
+	known  bool // the token is one of the tokens file's
+}
+
+// identityKey carries a call's *identity in its context.
+type identityKey struct{}
+
+// identityOf returns the identity of the call of ctx, worked out now when
+// identify has not run.
+func (t *Tokens) identityOf(ctx context.Context) *identity {
+	if id, ok := ctx.Value(identityKey{}).(*identity); ok {
+		return id
+	}
+	id := &identity{}
+	var token string
+	if token, id.err = auth.AuthFromMD(ctx, "bearer"); id.err == nil {
+		id.caller, id.known = t.lookup(token)
+	}
+	return id
+}
+
+// identify is the first interceptor of a server with tokens: it puts the
+// call's identity in its context.
+func (t *Tokens) identify(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return h(context.WithValue(ctx, identityKey{}, t.identityOf(ctx)), req)
+}
+
+// identifyStream is identify for streams.
+func (t *Tokens) identifyStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	w := middleware.WrapServerStream(ss)
+	w.WrappedContext = context.WithValue(ss.Context(), identityKey{}, t.identityOf(ss.Context()))
+	return h(srv, w)
+}
+
 // authenticate checks the call's bearer token and scope and puts the
-// caller's name in the context.
+// caller in the context.
 func (t *Tokens) authenticate(ctx context.Context) (context.Context, error) {
 	if host, out := t.failures.exhausted(ctx); out {
 		return nil, status.Errorf(codes.ResourceExhausted, "too many failed authentications from %s: wait a few seconds", host)
 	}
-	token, err := auth.AuthFromMD(ctx, "bearer")
-	if err != nil {
+	id := t.identityOf(ctx)
+	if id.err != nil {
 		t.failures.fail(ctx)
-		return nil, err
+		return nil, id.err
 	}
-	c, ok := t.lookup(token)
-	if !ok {
+	if !id.known {
 		t.failures.fail(ctx)
 		return nil, status.Error(codes.Unauthenticated, "unknown bearer token")
 	}
+	c := &id.caller
 	method, _ := grpc.Method(ctx)
 	if need := requiredScope(method); !c.may(need) {
 		return nil, status.Errorf(codes.PermissionDenied, "caller %q lacks the %q scope for %s", c.Name, need, method)
@@ -261,7 +302,7 @@ func (t *Tokens) authenticate(ctx context.Context) (context.Context, error) {
 	if c.orgs != nil && wholeService(method) {
 		return nil, status.Errorf(codes.PermissionDenied, "caller %q is confined to organisations %v; %s copies every organisation", c.Name, c.Organisations, method)
 	}
-	return context.WithValue(ctx, callerKey{}, &c), nil
+	return context.WithValue(ctx, callerKey{}, c), nil
 }
 
 // wholeService reports whether a method reads the whole store as it is,
@@ -285,9 +326,9 @@ func callerOf(ctx context.Context) *Caller {
 // tokens file).
 func (t *Tokens) callerName(ctx context.Context) string {
 	if t != nil {
-		if token, err := auth.AuthFromMD(ctx, "bearer"); err == nil {
-			if c, ok := t.lookup(token); ok {
-				return c.Name
+		if id := t.identityOf(ctx); id.err == nil {
+			if id.known {
+				return id.caller.Name
 			}
 			return "unknown-token"
 		}

@@ -20,7 +20,7 @@ func hashOf(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func testTokens(t *testing.T) *Tokens {
+func testTokens(t testing.TB) *Tokens {
 	t.Helper()
 	var file string
 	for _, s := range []string{"check", "read", "write", "admin"} {

@@ -80,6 +80,11 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	}
 	rec := recovery.WithRecoveryHandlerContext(recoverPanic(rpcLog))
 	unary, stream := s.opts.Metrics.interceptors()
+	if tokens != nil {
+		// First: everything after it reads the caller it works out.
+		unary = append([]grpc.UnaryServerInterceptor{tokens.identify}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{tokens.identifyStream}, stream...)
+	}
 	unary = append(unary, logging.UnaryServerInterceptor(slogAdapter(rpcLog), logOpts...))
 	stream = append(stream, logging.StreamServerInterceptor(slogAdapter(rpcLog), logOpts...))
 	// Health answers without a token and without a limit, so probes pass.

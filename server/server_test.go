@@ -50,14 +50,14 @@ func startServerWith(t *testing.T, tokens *Tokens) *testServer {
 }
 
 // startServerOpts starts a server with the tokens and rate limit of opts.
-func startServerOpts(t *testing.T, opts Options) *testServer {
+func startServerOpts(t testing.TB, opts Options) *testServer {
 	t.Helper()
 	return startServerGraph(t, opts, graph.Options{})
 }
 
 // startServerGraph starts a server with opts over an index with the
 // limits of gopts (its clock, journal and hooks are the test's).
-func startServerGraph(t *testing.T, opts Options, gopts graph.Options) *testServer {
+func startServerGraph(t testing.TB, opts Options, gopts graph.Options) *testServer {
 	t.Helper()
 	db, _ := storetest.Open(t, "")
 	hub := NewHub(0)
@@ -83,7 +83,7 @@ func startServerGraph(t *testing.T, opts Options, gopts graph.Options) *testServ
 
 // serveBufconn serves srv on an in-memory listener, stopped when the test
 // ends, and returns a client connection to it.
-func serveBufconn(t *testing.T, srv *Server) *grpc.ClientConn {
+func serveBufconn(t testing.TB, srv *Server) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	g := grpc.NewServer(srv.ServerOptions()...)
