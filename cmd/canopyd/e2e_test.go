@@ -35,6 +35,9 @@ type daemon struct {
 	conn *grpc.ClientConn
 }
 
+// TestMain builds each binary the tests run once (servertest.Main).
+func TestMain(m *testing.M) { os.Exit(servertest.Main(m)) }
+
 // buildCanopyd builds the binary for one test.
 func buildCanopyd(t *testing.T) string {
 	return servertest.Build(t, "github.com/canopy-authz/canopy/cmd/canopyd")

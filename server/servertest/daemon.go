@@ -9,20 +9,55 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
+// built holds the binaries Build made, for a test binary run through
+// Main: each package is built once, whatever number of tests asks.
+var built struct {
+	mu   sync.Mutex
+	dir  string            // set by Main; "" builds each time, into the test's folder
+	bins map[string]string // package -> binary
+}
+
+// Main runs a package's tests (call it from TestMain) with a folder for
+// Build to keep its binaries in, removed when they end, and returns the
+// exit code.
+func Main(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "servertest-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	built.dir, built.bins = dir, map[string]string{}
+	return m.Run()
+}
+
 // Build builds the main package pkg (a path such as
-// "github.com/canopy-authz/canopy/cmd/canopyd") into a temporary folder
-// and returns the binary's path.
+// "github.com/canopy-authz/canopy/cmd/canopyd") and returns the binary's
+// path: once per test binary when its TestMain calls Main, else into the
+// test's temporary folder.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	if bin, ok := built.bins[pkg]; ok {
+		return bin
+	}
+	dir := built.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
 	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
 	if err != nil {
 		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	if built.bins != nil {
+		built.bins[pkg] = bin
 	}
 	return bin
 }
