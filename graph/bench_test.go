@@ -280,19 +280,9 @@ func BenchmarkCheckDuringWrite(b *testing.B) {
 	if s := os.Getenv("CANOPY_BENCH_BULK"); s != "" { // to compare with a build that cannot do 100,000 in reasonable time
 		fmt.Sscan(s, &size)
 	}
-	batch := func(parent string, refused bool) []graph.Mutation {
-		muts := []graph.Mutation{{CreateFolder: &graph.Folder{ID: parent, Parent: "t0"}}}
-		for i := 1; i < size; i++ {
-			muts = append(muts, graph.Mutation{CreateFolder: &graph.Folder{ID: fmt.Sprintf("%s-%d", parent, i), Parent: parent}})
-		}
-		if refused {
-			muts[len(muts)-1].CreateFolder.Parent = "nowhere"
-		}
-		return muts
-	}
 	var batches [][]graph.Mutation
 	for k := range 4 {
-		batches = append(batches, batch(fmt.Sprintf("bulk-%d-%d", b.N, k), k%2 == 1))
+		batches = append(batches, bigBatch("t0", fmt.Sprintf("bulk-%d-%d", b.N, k), size, k%2 == 1))
 	}
 	var written atomic.Int32
 	var longestWrite atomic.Int64

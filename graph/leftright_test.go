@@ -13,11 +13,12 @@ import (
 	"github.com/canopy-authz/canopy/graph/graphtest"
 )
 
-// bigBatch returns a batch creating folder parent and n children under
-// it; with refused set, its last mutation names a parent that does not
-// exist, so the whole batch is refused after n-1 are applied.
-func bigBatch(parent string, n int, refused bool) []graph.Mutation {
-	muts := []graph.Mutation{{CreateFolder: &graph.Folder{ID: parent, Parent: "root"}}}
+// bigBatch returns a batch creating folder parent under root and n-1
+// children under it; with refused set, its last mutation names a parent
+// that does not exist, so the whole batch is refused after the others are
+// applied.
+func bigBatch(root, parent string, n int, refused bool) []graph.Mutation {
+	muts := []graph.Mutation{{CreateFolder: &graph.Folder{ID: parent, Parent: root}}}
 	for i := 1; i < n; i++ {
 		muts = append(muts, graph.Mutation{CreateFolder: &graph.Folder{ID: fmt.Sprintf("%s-%d", parent, i), Parent: parent}})
 	}
@@ -78,7 +79,7 @@ func TestReadersSeeWholeLargeBatches(t *testing.T) {
 		}()
 	}
 	for b := range batches {
-		_, err := ix.Write(ctx, "t", bigBatch(fmt.Sprint("b", b), size, b%2 == 1), graph.Preconditions{})
+		_, err := ix.Write(ctx, "t", bigBatch("root", fmt.Sprint("b", b), size, b%2 == 1), graph.Preconditions{})
 		if (err == nil) != (b%2 == 0) {
 			t.Fatalf("batch %d: %v", b, err)
 		}
@@ -127,7 +128,7 @@ func TestChecksDoNotWaitForLargeWrites(t *testing.T) {
 			}
 		}()
 		start := time.Now()
-		_, err := ix.Write(ctx, "t", bigBatch(fmt.Sprint("big-", refused), 20_000, refused), graph.Preconditions{})
+		_, err := ix.Write(ctx, "t", bigBatch("root", fmt.Sprint("big-", refused), 20_000, refused), graph.Preconditions{})
 		took := time.Since(start)
 		close(stop)
 		worst := <-longest
