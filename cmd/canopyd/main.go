@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -59,6 +60,7 @@ type config struct {
 	tokens          string
 	insecureNoAuth  bool
 	metricsListen   string
+	pprof           bool
 	config          string
 	rateLimit       float64
 	rateBurst       int
@@ -102,6 +104,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "PEM CA bundle client certificates must chain to (mutual TLS)")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:7071", "HTTP address for /metrics, /healthz and /readyz (empty: none)")
+	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiles (/debug/pprof/) on --metrics-listen")
 	fs.StringVar(&c.config, "config", "", "YAML file of settings, keyed by flag name")
 	fs.BoolVar(&c.version, "version", false, "print the version and commit, and exit")
 	fs.StringVar(&c.ids, "ids", "text", "the grammar of new ids: text (no invisible characters, no surrounding spaces, normal form C) or ascii (printable ASCII without spaces)")
@@ -269,7 +272,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		return err
 	}
 	if c.metricsListen != "" {
-		hs, err := serveMetrics(c.metricsListen, reg, srv, logger)
+		hs, err := serveMetrics(c.metricsListen, reg, srv, logger, c.pprof)
 		if err != nil {
 			return err
 		}
@@ -370,9 +373,17 @@ func reloadOnHangUp(ctx context.Context, hup <-chan os.Signal, tokensPath string
 }
 
 // serveMetrics serves /metrics, /healthz (the process is up) and /readyz
-// (the index is loaded and the server is not shutting down) over HTTP.
-func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, logger *slog.Logger) (*http.Server, error) {
+// (the index is loaded and the server is not shutting down) over HTTP,
+// and with profiles, Go's /debug/pprof/.
+func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, logger *slog.Logger, profiles bool) (*http.Server, error) {
 	mux := http.NewServeMux()
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -33,6 +33,13 @@ import (
 )
 
 func main() {
+	if os.Getenv(emptyRole) != "" {
+		if err := serveEmpty(); err != nil {
+			fmt.Fprintln(os.Stderr, "canopyload (empty server):", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "canopyload:", err)
 		os.Exit(1)
@@ -59,6 +66,9 @@ type config struct {
 	frames         bool
 
 	bulk int
+
+	cost        string
+	costCallers int
 }
 
 func run(args []string, out io.Writer) error {
@@ -75,16 +85,21 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&c.memProfile, "memprofile", "", "with -watch, write heap profiles before (FILE.before) and after (FILE) the paced writes; go tool pprof -base FILE.before FILE shows what they allocated")
 	fs.BoolVar(&c.watch, "watch", false, "measure change streams instead of checks")
 	fs.IntVar(&c.bulk, "bulk", 0, "time Checks during Writes of this many mutations, committed and refused, instead of the usual phases (100000 is issue 12's figure)")
+	fs.StringVar(&c.cost, "cost", "", "measure the processor time a unary Check costs this canopyd binary, against grpc-go's empty health handler, instead of the usual phases (-duration in all)")
+	fs.IntVar(&c.costCallers, "cost-callers", 32, "concurrent callers, with -cost")
 	fs.IntVar(&c.watchers, "watchers", 1000, "Watch subscribers, with -watch")
 	fs.IntVar(&c.accessWatchers, "access-watchers", 100, "WatchAccess subscribers, with -watch")
 	fs.IntVar(&c.writeRate, "write-rate", 200, "write batches per second, with -watch")
-	fs.IntVar(&c.conns, "conns", 8, "client connections the streams share, with -watch")
+	fs.IntVar(&c.conns, "conns", 8, "client connections the streams share, with -watch (the callers share, with -cost)")
 	fs.BoolVar(&c.light, "light", false, "with -watch, readers decode only each response's revision and commit time")
 	fs.BoolVar(&c.frames, "frames", false, "with -watch, read the streams straight off HTTP/2 frames, one goroutine per connection, decoding only revision and commit time: for subscribers that run elsewhere")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctx := context.Background()
+	if c.cost != "" {
+		return costLoad(ctx, out, c)
+	}
 	addr := c.addr
 	var pub *publishTimes // nil: time from each response's commit time
 	if addr == "" {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/canopy-authz/canopy/server/servertest"
 )
 
 // TestSmallRun runs the whole load generator on a tiny organisation.
@@ -80,5 +82,36 @@ func TestWatchRunFrames(t *testing.T) {
 	}
 	if strings.Contains(s, "Watch, 20 subscribers, commit to delivery: no deliveries") {
 		t.Errorf("no timed deliveries:\n%s", s)
+	}
+}
+
+// TestMain serves the empty handler when -cost starts this test binary
+// as its second server.
+func TestMain(m *testing.M) {
+	if os.Getenv(emptyRole) != "" {
+		if err := serveEmpty(); err != nil {
+			panic(err)
+		}
+		return
+	}
+	os.Exit(servertest.Main(m))
+}
+
+// TestCostRun measures a real canopyd binary against the empty handler
+// on a tiny organisation, and profiles it.
+func TestCostRun(t *testing.T) {
+	bin := servertest.Build(t, "github.com/canopy-authz/canopy/cmd/canopyd")
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	var out bytes.Buffer
+	if err := run([]string{"-cost", bin, "-scale", "0.002", "-duration", "600ms", "-cost-callers", "4", "-conns", "2", "-cpuprofile", prof}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"empty handler, 4 callers on 2 connections: ", "canopyd, 4 callers on 2 connections: ", "canopyd's processor time a Check, against the empty handler's: ", "canopyd's CPU profile of a further"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("no profile: %v", err)
 	}
 }
