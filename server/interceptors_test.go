@@ -3,7 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -80,5 +83,35 @@ func TestWatchOutOfRange(t *testing.T) {
 	}
 	if m, err := s.Recv(); err != nil || m.GetRevision() != 4 {
 		t.Fatalf("watch from the oldest: %v, %v", m, err)
+	}
+}
+
+// TestCallLogBuildsNothingWhenOff: a decision at the default level (info)
+// costs the call log no allocation; at debug it is written with its
+// fields, a stream's with its kind.
+func TestCallLogBuildsNothingWhenOff(t *testing.T) {
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}})
+	off := callLog{l: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	start := time.Now()
+	if n := testing.AllocsPerRun(100, func() { off.finished(ctx, "/canopy.v1.AccessService/Check", "unary", start, nil) }); n != 0 {
+		t.Errorf("a decision at info level allocates %v times in the call log", n)
+	}
+	var logged bytes.Buffer
+	on := callLog{l: slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	on.finished(ctx, "/canopy.v1.AccessService/Check", "unary", start, nil)
+	on.finished(ctx, "/canopy.v1.WatchService/Watch", "server_stream", start, status.Error(codes.Unavailable, "going away"))
+	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want two lines, got:\n%s", logged.String())
+	}
+	for i, want := range [][]string{
+		{`"level":"DEBUG"`, `"msg":"finished call"`, `"grpc.service":"canopy.v1.AccessService"`, `"grpc.method":"Check"`, `"grpc.method_type":"unary"`, `"peer.address":"127.0.0.1:5000"`, `"caller":"anonymous@127.0.0.1"`, `"grpc.code":"OK"`, `"grpc.time_ms":`},
+		{`"level":"WARN"`, `"grpc.method":"Watch"`, `"grpc.method_type":"server_stream"`, `"grpc.code":"Unavailable"`, `"grpc.error":"rpc error: code = Unavailable desc = going away"`},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d lacks %s: %s", i+1, w, lines[i])
+			}
+		}
 	}
 }
