@@ -42,14 +42,7 @@ func (c callLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 func (c callLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	start := time.Now()
 	err := h(srv, ss)
-	kind := "bidi_stream"
-	switch {
-	case info.IsClientStream && !info.IsServerStream:
-		kind = "client_stream"
-	case !info.IsClientStream && info.IsServerStream:
-		kind = "server_stream"
-	}
-	c.finished(ss.Context(), info.FullMethod, kind, start, err)
+	c.finished(ss.Context(), info.FullMethod, methodKind(info.IsClientStream, info.IsServerStream), start, err)
 	return err
 }
 

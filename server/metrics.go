@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
@@ -15,8 +14,9 @@ import (
 // Metrics are Canopy's Prometheus metrics, registered on the registry the
 // caller gives (never the global one).
 type Metrics struct {
-	grpc          *grpcprom.ServerMetrics
+	grpc          *callMetrics
 	decisions     *prometheus.CounterVec
+	byRight       children[*[8]prometheus.Counter] // decisions' counters, by right and reason
 	checkSeconds  prometheus.Histogram
 	writeBatch    prometheus.Histogram
 	commitSeconds prometheus.Histogram
@@ -28,10 +28,8 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		reg: reg,
-		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
-			grpcprom.WithHistogramBuckets([]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}),
-		)),
+		reg:  reg,
+		grpc: newCallMetrics([]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "canopy_decisions_total", Help: "Access decisions by right and outcome.",
 		}, []string{"right", "reason"}),
@@ -55,7 +53,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "canopy_storage_errors_total", Help: "Commit groups the store failed to make durable (a full disk, a failed sync); none of their writes was committed.",
 		}),
 	}
-	reg.MustRegister(m.grpc, m.decisions, m.checkSeconds, m.writeBatch, m.commitSeconds, m.commitGroup, m.storageErrors)
+	reg.MustRegister(m.grpc.collectors()...)
+	reg.MustRegister(m.decisions, m.checkSeconds, m.writeBatch, m.commitSeconds, m.commitGroup, m.storageErrors)
 	return m
 }
 
@@ -86,11 +85,25 @@ func (m *Metrics) Observe(ix *graph.Index, hub *Hub) {
 	gauge("canopy_access_backlog_commits", "Commits the shadow copy has still to apply before WatchAccess streams hear of them.", stat(func(s graph.Stats) int { return s.AccessBacklog }))
 }
 
-// decided counts decisions.
+// decided counts a decision. A right's counters are looked up once, by
+// their labels, not on every decision (rights are the catalogue's, few).
 func (m *Metrics) decided(right string, r graph.Reason) {
-	if m != nil {
-		m.decisions.WithLabelValues(right, r.String()).Inc()
+	if m == nil {
+		return
 	}
+	cs, ok := m.byRight.get(right)
+	if !ok {
+		cs = new([8]prometheus.Counter)
+		for r := graph.ReasonAllowed; r <= graph.ReasonLocked; r++ {
+			cs[r] = m.decisions.WithLabelValues(right, r.String())
+		}
+		cs = m.byRight.add(right, cs)
+	}
+	if int(r) < len(cs) && cs[r] != nil {
+		cs[r].Inc()
+		return
+	}
+	m.decisions.WithLabelValues(right, r.String()).Inc()
 }
 
 // timeCheck records how long one index check took.
@@ -129,5 +142,5 @@ func (m *Metrics) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSe
 	if m == nil {
 		return nil, nil
 	}
-	return []grpc.UnaryServerInterceptor{m.grpc.UnaryServerInterceptor()}, []grpc.StreamServerInterceptor{m.grpc.StreamServerInterceptor()}
+	return []grpc.UnaryServerInterceptor{m.grpc.unary}, []grpc.StreamServerInterceptor{m.grpc.stream}
 }

@@ -170,7 +170,7 @@ func (s *Server) Register(g *grpc.Server) {
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	if s.opts.Metrics != nil {
-		s.opts.Metrics.grpc.InitializeMetrics(g)
+		s.opts.Metrics.grpc.register(g)
 	}
 }
 
