@@ -47,9 +47,9 @@ func (a *access) BatchCheck(ctx context.Context, req *pb.BatchCheckRequest) (*pb
 	}
 	reqs := make([]graph.CheckRequest, len(items))
 	for i, it := range items {
-		x, err := refFromPB(it.GetResource(), fmt.Sprintf("item %d resource", i))
+		x, err := refFromPB(it.GetResource(), "resource")
 		if err != nil {
-			return nil, a.status(ctx, err)
+			return nil, a.status(ctx, fmt.Errorf("item %d: %w", i, err)) // the index is named only when wrong
 		}
 		reqs[i] = graph.CheckRequest{User: it.GetUser(), Right: it.GetRight(), Resource: x}
 	}
@@ -60,11 +60,14 @@ func (a *access) BatchCheck(ctx context.Context, req *pb.BatchCheckRequest) (*pb
 	if err != nil {
 		return nil, a.status(ctx, err)
 	}
+	// One allocation for all the results, not one each.
+	results := make([]pb.CheckResult, len(ds))
 	out := &pb.BatchCheckResponse{Revision: rev, Results: make([]*pb.CheckResult, len(ds))}
 	for i, d := range ds {
-		out.Results[i] = &pb.CheckResult{Allowed: d.Allowed, Reason: reasonToPB(d.Reason)}
-		a.opts.Metrics.decided(reqs[i].Right, d.Reason)
+		results[i].Allowed, results[i].Reason = d.Allowed, reasonToPB(d.Reason)
+		out.Results[i] = &results[i]
 	}
+	a.opts.Metrics.decidedMany(reqs, ds)
 	return out, nil
 }
 

@@ -85,12 +85,17 @@ func (m *Metrics) Observe(ix *graph.Index, hub *Hub) {
 	gauge("canopy_access_backlog_commits", "Commits the shadow copy has still to apply before WatchAccess streams hear of them.", stat(func(s graph.Stats) int { return s.AccessBacklog }))
 }
 
-// decided counts a decision. A right's counters are looked up once, by
-// their labels, not on every decision (rights are the catalogue's, few).
+// decided counts a decision.
 func (m *Metrics) decided(right string, r graph.Reason) {
-	if m == nil {
-		return
+	if m != nil {
+		m.counter(right, r).Inc()
 	}
+}
+
+// counter returns the decisions counter of right and r. A right's
+// counters are looked up by their labels once, not on every decision
+// (rights are the catalogue's, few).
+func (m *Metrics) counter(right string, r graph.Reason) prometheus.Counter {
 	cs, ok := m.byRight.get(right)
 	if !ok {
 		cs = new([8]prometheus.Counter)
@@ -100,10 +105,33 @@ func (m *Metrics) decided(right string, r graph.Reason) {
 		cs = m.byRight.add(right, cs)
 	}
 	if int(r) < len(cs) && cs[r] != nil {
-		cs[r].Inc()
+		return cs[r]
+	}
+	return m.decisions.WithLabelValues(right, r.String())
+}
+
+// decidedMany counts the decisions ds of reqs, adding to each counter once
+// for a run of checks of one right, not once a check.
+func (m *Metrics) decidedMany(reqs []graph.CheckRequest, ds []graph.Decision) {
+	if m == nil {
 		return
 	}
-	m.decisions.WithLabelValues(right, r.String()).Inc()
+	var n [8]float64
+	for i, d := range ds {
+		if int(d.Reason) >= len(n) {
+			m.decided(reqs[i].Right, d.Reason)
+			continue
+		}
+		n[d.Reason]++
+		if i+1 == len(ds) || reqs[i+1].Right != reqs[i].Right {
+			for r, k := range n {
+				if k > 0 {
+					m.counter(reqs[i].Right, graph.Reason(r)).Add(k)
+				}
+			}
+			n = [8]float64{}
+		}
+	}
 }
 
 // timeCheck records how long one index check took.

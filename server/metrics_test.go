@@ -30,6 +30,10 @@ func TestCallMetrics(t *testing.T) {
 	if _, err := ts.acc.Check(ctx, &pb.CheckRequest{User: "nobody", Right: "fly"}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("check of an unknown right: %v", err)
 	}
+	batch := []*pb.CheckItem{{User: "nobody", Right: "read"}, {User: "nobody", Right: "read"}, {User: "nobody", Right: "edit"}, {User: "nobody", Right: "read"}}
+	if _, err := ts.acc.BatchCheck(ctx, &pb.BatchCheckRequest{Items: batch}); err != nil {
+		t.Fatal(err)
+	}
 	s, err := ts.watch.Watch(ctx, &pb.WatchRequest{FromRevision: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +61,8 @@ func TestCallMetrics(t *testing.T) {
 		{"Watch messages sent", m.grpc.sent, watch, 2},
 		{"Watch requests", m.grpc.received, watch, 1},
 		{"Exports handled OK (never called)", m.grpc.handled, []string{"server_stream", "canopy.v1.DirectoryService", "Export", "OK"}, 0},
-		{"decisions of read, unknown user", m.decisions, []string{"read", "unknown_user"}, 3},
+		{"decisions of read, unknown user", m.decisions, []string{"read", "unknown_user"}, 3 + 3},
+		{"decisions of edit, unknown user", m.decisions, []string{"edit", "unknown_user"}, 1},
 		{"decisions of read, allowed", m.decisions, []string{"read", "allowed"}, 0},
 	} {
 		if got := testutil.ToFloat64(c.vec.WithLabelValues(c.l...)); got != c.want {

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,7 +177,8 @@ func startEmpty() (*child, error) {
 // costLoad sets canopyd's processor time per unary Check against that
 // of grpc-go's empty health handler, each a process of its own loaded by
 // the same callers in turn (empty, canopyd, canopyd, empty, ...), and
-// reports both and their ratio.
+// reports both and their ratio; then both one caller's latency, and
+// canopyd's processor time a check in BatchCheck.
 func costLoad(ctx context.Context, out io.Writer, c config) error {
 	dir, err := os.MkdirTemp("", "canopyload-cost-")
 	if err != nil {
@@ -243,6 +246,39 @@ func costLoad(ctx context.Context, out io.Writer, c config) error {
 			ch.name, c.costCallers, c.conns, t.calls, 3*phase, float64(t.calls)/(3*phase).Seconds(), per(ch))
 	}
 	fmt.Fprintf(out, "canopyd's processor time a Check, against the empty handler's: %.2fx\n", float64(per(canopyd))/float64(max(per(empty), 1)))
+
+	// One caller, one call after another: the latency a service sees.
+	for _, ch := range []*child{empty, canopyd} {
+		lat, err := oneCaller(ctx, ch, c.checks)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s, one caller, %d calls: median %s, p99 %s, p99.9 %s\n", ch.name, len(lat),
+			lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)*999/1000])
+	}
+
+	// BatchCheck: the server's processor time a check, and what the
+	// server's cores would answer at that cost with no load generator
+	// beside them.
+	var batches []*pb.BatchCheckRequest
+	for off := 0; off+c.batch <= len(checks); off += c.batch {
+		b := &pb.BatchCheckRequest{}
+		for _, ch := range checks[off : off+c.batch] {
+			b.Items = append(b.Items, &pb.CheckItem{User: ch.User, Right: ch.Right, Resource: server.RefToPB(ch.Resource)})
+		}
+		batches = append(batches, b)
+	}
+	batch := &child{name: "canopyd BatchCheck", cmd: canopyd.cmd, addr: canopyd.addr, call: func(ctx context.Context, conn *grpc.ClientConn, i int) error {
+		_, err := pb.NewAccessServiceClient(conn).BatchCheck(ctx, batches[i%len(batches)])
+		return err
+	}}
+	n, cpu, err := loadPhase(ctx, batch, c.callers, min(c.callers, c.conns), 2*phase)
+	if err != nil {
+		return err
+	}
+	perCheck := cpu / time.Duration(max(n*int64(c.batch), 1))
+	fmt.Fprintf(out, "BatchCheck, %d callers x %d checks: %.0f checks/s beside the load generator; server processor time %s a check, so %d cores would answer %.0f checks/s\n",
+		c.callers, c.batch, float64(n*int64(c.batch))/(2*phase).Seconds(), perCheck, runtime.NumCPU(), float64(runtime.NumCPU())/perCheck.Seconds())
 	if c.cpuProfile == "" {
 		return nil
 	}
@@ -257,6 +293,31 @@ func costLoad(ctx context.Context, out io.Writer, c config) error {
 	}
 	fmt.Fprintf(out, "canopyd's CPU profile of a further %s: %s\n", phase, c.cpuProfile)
 	return nil
+}
+
+// oneCaller times n calls to ch from one caller, one after another, after
+// a thousand to warm up, and returns their latencies, sorted.
+func oneCaller(ctx context.Context, ch *child, n int) ([]time.Duration, error) {
+	conn, err := grpc.NewClient(ch.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	for i := range 1000 {
+		if err := ch.call(ctx, conn, i); err != nil {
+			return nil, fmt.Errorf("%s: %w", ch.name, err)
+		}
+	}
+	lat := make([]time.Duration, n)
+	for i := range lat {
+		t0 := time.Now()
+		if err := ch.call(ctx, conn, i); err != nil {
+			return nil, fmt.Errorf("%s: %w", ch.name, err)
+		}
+		lat[i] = time.Since(t0)
+	}
+	slices.Sort(lat)
+	return lat, nil
 }
 
 // fetchProfile writes the CPU profile of d that the server whose

@@ -32,7 +32,10 @@ func validRef(field string, r *ObjectRef) error {
 	}
 	switch r.GetKind() {
 	case ObjectKind_OBJECT_KIND_FOLDER, ObjectKind_OBJECT_KIND_USER:
-		return required(field+".id", r.GetId())
+		if err := required("id", r.GetId()); err != nil {
+			return fmt.Errorf("%s.%w", field, err) // named only when wrong: a check allocates nothing here
+		}
+		return nil
 	case ObjectKind_OBJECT_KIND_UNSPECIFIED:
 		if r.GetId() == "" {
 			return nil
@@ -77,9 +80,8 @@ func (r *BatchCheckRequest) Validate() error {
 		return fmt.Errorf("items: at least one check is required")
 	}
 	for i, it := range r.GetItems() {
-		if err := first(required(fmt.Sprintf("items[%d].user", i), it.GetUser()), required(fmt.Sprintf("items[%d].right", i), it.GetRight()),
-			validRef(fmt.Sprintf("items[%d].resource", i), it.GetResource())); err != nil {
-			return err
+		if err := first(required("user", it.GetUser()), required("right", it.GetRight()), validRef("resource", it.GetResource())); err != nil {
+			return fmt.Errorf("items[%d].%w", i, err) // named only when wrong, not for every item
 		}
 	}
 	return nil
