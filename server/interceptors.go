@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
@@ -91,8 +92,45 @@ func (s *Server) bounded(ctx context.Context) (context.Context, context.CancelFu
 	if d, ok := ctx.Deadline(); ok && !d.After(limit) {
 		return ctx, func() {}, false
 	}
-	ctx, cancel := context.WithDeadline(ctx, limit)
-	return ctx, cancel, true
+	b := &boundedCtx{Context: ctx, limit: limit}
+	return b, b.release, true
+}
+
+// boundedCtx is a call's context bounded by the request deadline, whose
+// timer starts only when something waits on it (Done) or asks whether it
+// has passed (Err). Most calls, a check, do neither: a timer of their own
+// cost a Check 2 µs of the server's processor time.
+type boundedCtx struct {
+	context.Context           // the call's own
+	limit           time.Time // the request deadline
+	once            sync.Once
+	timed           context.Context // the call's, with the deadline's timer
+	cancel          context.CancelFunc
+}
+
+// Deadline returns the request deadline.
+func (b *boundedCtx) Deadline() (time.Time, bool) { return b.limit, true }
+
+// Done starts the timer, if it has not started, and returns its channel.
+func (b *boundedCtx) Done() <-chan struct{} {
+	b.once.Do(b.start)
+	return b.timed.Done()
+}
+
+// Err starts the timer, if it has not started, and returns its error.
+func (b *boundedCtx) Err() error {
+	b.once.Do(b.start)
+	return b.timed.Err()
+}
+
+func (b *boundedCtx) start() { b.timed, b.cancel = context.WithDeadline(b.Context, b.limit) }
+
+// release stops the timer, if it started.
+func (b *boundedCtx) release() {
+	b.once.Do(func() {})
+	if b.cancel != nil {
+		b.cancel()
+	}
 }
 
 // pastDeadline is the error of a call that ran past the server's request

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -113,5 +114,57 @@ func TestCallLogBuildsNothingWhenOff(t *testing.T) {
 				t.Errorf("line %d lacks %s: %s", i+1, w, lines[i])
 			}
 		}
+	}
+}
+
+// TestBoundedContext: the request deadline's context reports the
+// deadline, ends at it once something waits, follows the call's own
+// cancellation, and starts no timer for a call that never waits.
+func TestBoundedContext(t *testing.T) {
+	s := &Server{opts: Options{RequestTimeout: 20 * time.Millisecond}}
+	ctx, release, ours := s.bounded(context.Background())
+	if !ours {
+		t.Fatal("no deadline of the caller's, yet the server's does not hold")
+	}
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > 20*time.Millisecond {
+		t.Errorf("deadline %v, %v", d, ok)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request deadline never ended the call")
+	}
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Errorf("after the deadline: %v", ctx.Err())
+	}
+	release()
+
+	parent, cancel := context.WithCancel(context.Background())
+	ctx, release, _ = (&Server{opts: Options{RequestTimeout: time.Hour}}).bounded(parent)
+	defer release()
+	child, stop := context.WithCancel(ctx) // waits on ctx: starts the timer
+	defer stop()
+	cancel()
+	select {
+	case <-child.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the caller's cancellation did not reach a context made from the bounded one")
+	}
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		t.Errorf("after the caller cancelled: %v", ctx.Err())
+	}
+
+	ctx, release, _ = (&Server{opts: Options{RequestTimeout: time.Hour}}).bounded(context.Background())
+	release()
+	if b := ctx.(*boundedCtx); b.timed != nil {
+		t.Error("a timer started for a call that never waited")
+	}
+	// A caller's earlier deadline holds, with nothing of ours.
+	early, stopEarly := context.WithTimeout(context.Background(), time.Minute)
+	defer stopEarly()
+	if ctx, release, ours := (&Server{opts: Options{RequestTimeout: time.Hour}}).bounded(early); ours || ctx != early {
+		t.Error("the server's later deadline replaced the caller's")
+	} else {
+		release()
 	}
 }
