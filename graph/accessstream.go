@@ -632,7 +632,7 @@ func (j *accessJob) zonesOf(s *state) {
 	}
 	if budget < 0 {
 		for li, ok := range s.locks.live {
-			if ok && s.locks.nodes[li].l.Target.Kind == KindFolder && inside(s.locks.nodes[li].target) {
+			if ok && s.lock(int32(li)).l.Target.Kind == KindFolder && inside(s.lock(int32(li)).target) {
 				lock(int32(li))
 			}
 		}

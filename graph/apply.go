@@ -314,8 +314,8 @@ func (t *txn) deleteFolder(op string, d Delete) error {
 		return newErr(op, d.ID, ErrNotEmpty, "folder is the home of %d users, such as %q", len(n.homes), s.user(n.homes[0]).id)
 	case len(n.extras) > 0:
 		return newErr(op, d.ID, ErrNotEmpty, "folder is an extra group of %d users, such as %q", len(n.extras), s.user(n.extras[0]).id)
-	case len(s.held[i]) > 0:
-		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grant(s.held[i][0].grant).g.ID)
+	case len(*s.held.at(i)) > 0:
+		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grant((*s.held.at(i))[0].grant).g.ID)
 	case len(n.on) > 0:
 		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grant(n.on[0]).g.ID)
 	case len(n.locks) > 0:
@@ -332,7 +332,7 @@ func (t *txn) deleteFolder(op string, d Delete) error {
 		s.dropChild(s.up[i], i)
 	}
 	s.folders.remove(d.ID, i)
-	s.up[i], s.held[i] = none, nil
+	s.up[i], *s.held.at(i) = none, nil
 	t.record(Mutation{DeleteFolder: &Delete{ID: d.ID}}, Mutation{CreateFolder: &view})
 	return nil
 }
@@ -357,7 +357,7 @@ func (t *txn) cascadeFolder(id string, f int32) error {
 		for _, u := range n.extras {
 			memberships = append(memberships, member{s.user(u).id, n.id})
 		}
-		for _, h := range s.held[d] {
+		for _, h := range *s.held.at(d) {
 			grants = append(grants, s.grant(h.grant).g.ID)
 		}
 		for _, g := range n.on {
@@ -939,13 +939,13 @@ func (t *txn) deleteRight(op string, d Delete) error {
 		return newErr(op, d.ID, ErrNotEmpty, "it is a self right")
 	}
 	for i, live := range s.grants.live {
-		if live && s.grants.nodes[i].rights.has(slot) {
-			return newErr(op, d.ID, ErrNotEmpty, "grant %q uses it", s.grants.nodes[i].g.ID)
+		if g := s.grant(int32(i)); live && g.rights.has(slot) {
+			return newErr(op, d.ID, ErrNotEmpty, "grant %q uses it", g.g.ID)
 		}
 	}
 	for i, live := range s.locks.live {
-		if live && s.locks.nodes[i].rights.has(slot) {
-			return newErr(op, d.ID, ErrNotEmpty, "lock %q uses it", s.locks.nodes[i].l.ID)
+		if l := s.lock(int32(i)); live && l.rights.has(slot) {
+			return newErr(op, d.ID, ErrNotEmpty, "lock %q uses it", l.l.ID)
 		}
 	}
 	inv := Mutation{PutRight: &Right{Name: d.ID, Implies: c.list(c.implies[slot])}}

@@ -33,14 +33,14 @@ func (s *state) clone(r *room) *state {
 		rules:   s.rules,
 	}
 	for _, l := range folderLists {
-		copyLists(c.folders.nodes, &r.ints, l)
+		copyLists(&c.folders.nodes, &r.ints, l)
 	}
 	for _, l := range userLists {
-		copyLists(c.users.nodes, &r.ints, l)
+		copyLists(&c.users.nodes, &r.ints, l)
 	}
-	copyLists(c.users.nodes, &r.held, userHeld)
-	c.held = cloneInto(&r.heldLists, s.held)
-	copyLists(c.held, &r.held, func(l *[]heldGrant) *[]heldGrant { return l })
+	copyLists(&c.users.nodes, &r.held, userHeld)
+	c.held = s.held.cloneInto(&r.heldLists)
+	copyLists(&c.held, &r.held, func(l *[]heldGrant) *[]heldGrant { return l })
 	return c
 }
 
@@ -65,7 +65,7 @@ var (
 
 // room is memory for a copy of a state (state.clone), allocated before
 // the copy: each field is a pool, of length 0, that the copy cuts its
-// arrays from.
+// arrays (and the pages of its paged arrays) from.
 type room struct {
 	folders   []folderNode
 	users     []userNode
@@ -81,22 +81,21 @@ type roomSize struct{ folders, users, grants, locks, ints, held, heldLists int }
 
 // roomNeeded measures the room a copy of s needs.
 func (s *state) roomNeeded() roomSize {
-	z := roomSize{folders: len(s.folders.nodes), users: len(s.users.nodes), grants: len(s.grants.nodes),
-		locks: len(s.locks.nodes), ints: len(s.up) + len(s.caps), heldLists: len(s.held)}
-	for i := range s.folders.nodes {
+	z := roomSize{folders: pagesFor(s.folders.nodes.len()), users: pagesFor(s.users.nodes.len()), grants: pagesFor(s.grants.nodes.len()),
+		locks: pagesFor(s.locks.nodes.len()), ints: len(s.up) + len(s.caps), heldLists: pagesFor(s.held.len())}
+	for _, n := range s.folders.nodes.all() {
 		for _, l := range folderLists {
-			z.ints += len(*l(&s.folders.nodes[i]))
+			z.ints += len(*l(n))
 		}
 	}
-	for i := range s.users.nodes {
-		n := &s.users.nodes[i]
+	for _, n := range s.users.nodes.all() {
 		for _, l := range userLists {
 			z.ints += len(*l(n))
 		}
 		z.held += len(*userHeld(n))
 	}
-	for _, l := range s.held {
-		z.held += len(l)
+	for _, l := range s.held.all() {
+		z.held += len(*l)
 	}
 	return z
 }
@@ -153,23 +152,23 @@ func cloneInto[E any](pool *[]E, src []E) []E {
 	return append(take(pool, len(src)), src...)
 }
 
-// cloneTable copies a table's index and nodes, the nodes into an array cut
+// cloneTable copies a table's index and nodes, the nodes into pages cut
 // from pool; the nodes' lists are still shared and are copied by the
 // caller.
 func cloneTable[T any](t *table[T], pool *[]T) table[T] {
-	return table[T]{byID: maps.Clone(t.byID), nodes: cloneInto(pool, t.nodes), live: slices.Clone(t.live), free: slices.Clone(t.free)}
+	return table[T]{byID: maps.Clone(t.byID), nodes: t.nodes.cloneInto(pool), live: slices.Clone(t.live), free: slices.Clone(t.free)}
 }
 
 // copyLists gives the list that field picks out of every node its own copy,
 // all of them cut from one array, itself cut from pool.
-func copyLists[N, E any](nodes []N, pool *[]E, field func(*N) *[]E) {
+func copyLists[N, E any](nodes *paged[N], pool *[]E, field func(*N) *[]E) {
 	total := 0
-	for i := range nodes {
-		total += len(*field(&nodes[i]))
+	for _, n := range nodes.all() {
+		total += len(*field(n))
 	}
 	buf := take(pool, total)
-	for i := range nodes {
-		l := field(&nodes[i])
+	for _, n := range nodes.all() {
+		l := field(n)
 		if len(*l) == 0 {
 			*l = nil
 			continue

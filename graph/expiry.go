@@ -79,7 +79,7 @@ func (ix *Index) noteExpiries(s *state, muts []Mutation) {
 // (or the index not yet shared).
 func (ix *Index) rebuildExpiries(s *state) {
 	for i, live := range s.grants.live {
-		if g := &s.grants.nodes[i]; live && g.expires != 0 && !g.g.Expired {
+		if g := s.grant(int32(i)); live && g.expires != 0 && !g.g.Expired {
 			ix.exp = append(ix.exp, expiryItem{at: g.expires, id: g.g.ID})
 		}
 	}

@@ -473,6 +473,14 @@ func (ix *Index) commitGroup(group []*writeReq) {
 	sp := ix.spare()
 	base := sp.rev
 	t := &txn{s: sp.s, scoped: true, maxDepth: ix.opts.MaxDepth}
+	// The primitives of the whole group, in arrays sized once: growing
+	// them copies every pointer they hold (see paged), and the commits
+	// take their parts without a copy.
+	total := 0
+	for _, req := range group {
+		total += len(req.muts)
+	}
+	t.done, t.undo, t.scopes = make([]Mutation, 0, total), make([]Mutation, 0, total), make([][]int32, 0, total)
 	for _, req := range group {
 		if err := req.ctx.Err(); err != nil {
 			req.err = fmt.Errorf("write: %w", err)
@@ -499,8 +507,8 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			req.err = err
 			continue
 		}
-		prims := append([]Mutation(nil), t.done[mark:]...)
-		touched := append([][]int32(nil), t.scopes[mark:]...)
+		prims := t.done[mark:len(t.done):len(t.done)]
+		touched := t.scopes[mark:len(t.scopes):len(t.scopes)]
 		var recs []Record
 		if ix.opts.Journal != nil {
 			var err error

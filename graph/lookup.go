@@ -44,7 +44,7 @@ func (s *state) reaching(u *userNode, want rightSet, now int64) []int32 {
 	holders.reset()
 	s.addMember(&holders, u)
 	for i := 0; i < holders.len(); i++ {
-		pick(s.held[holders.at(i)])
+		pick(*s.held.at(holders.at(i)))
 	}
 	return out
 }
@@ -258,7 +258,7 @@ func (ix *Index) effectiveAccess(o Orgs, user string) (Access, error) {
 		rights := s.cat.expand(g.rights)
 		e.Rights = s.cat.list(rights)
 		for li, live := range s.locks.live {
-			if live && s.locks.nodes[li].rights.meets(rights) && s.overlaps(g, &s.locks.nodes[li]) {
+			if live && s.lock(int32(li)).rights.meets(rights) && s.overlaps(g, s.lock(int32(li))) {
 				e.Locks = append(e.Locks, s.lockView(int32(li)))
 			}
 		}

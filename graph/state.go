@@ -105,7 +105,7 @@ type lockNode struct {
 // table is a slot allocator: ids map to dense slots, freed slots are reused.
 type table[T any] struct {
 	byID  map[string]int32
-	nodes []T
+	nodes paged[T]
 	live  []bool
 	free  []int32
 }
@@ -122,11 +122,10 @@ func (t *table[T]) insert(id string, n T) int32 {
 	if k := len(t.free); k > 0 {
 		i = t.free[k-1]
 		t.free = t.free[:k-1]
-		t.nodes[i] = n
+		*t.nodes.at(i) = n
 		t.live[i] = true
 	} else {
-		i = int32(len(t.nodes))
-		t.nodes = append(t.nodes, n)
+		i = t.nodes.push(n)
 		t.live = append(t.live, true)
 	}
 	t.byID[id] = i
@@ -136,7 +135,7 @@ func (t *table[T]) insert(id string, n T) int32 {
 func (t *table[T]) remove(id string, i int32) {
 	delete(t.byID, id)
 	var zero T
-	t.nodes[i] = zero
+	*t.nodes.at(i) = zero
 	t.live[i] = false
 	t.free = append(t.free, i)
 }
@@ -149,7 +148,7 @@ func (t *table[T]) reserve(n int) {
 	if n <= 0 {
 		return
 	}
-	t.nodes = slices.Grow(t.nodes, n)
+	t.nodes.reserve(n)
 	t.live = slices.Grow(t.live, n)
 	if len(t.byID) == 0 {
 		t.byID = make(map[string]int32, n)
@@ -165,7 +164,7 @@ type state struct {
 	up []int32
 	// held[f] lists the grants whose holder is folder slot f, kept apart
 	// from the nodes for the same reason as up.
-	held   [][]heldGrant
+	held   paged[[]heldGrant]
 	users  table[userNode]
 	grants table[grantNode]
 	locks  table[lockNode]
@@ -193,25 +192,25 @@ func newState() *state {
 func (s *state) reserve(folders, users, grants, locks int) {
 	s.folders.reserve(folders)
 	s.up = slices.Grow(s.up, folders)
-	s.held = slices.Grow(s.held, folders)
+	s.held.reserve(folders)
 	s.users.reserve(users)
 	s.grants.reserve(grants)
 	s.locks.reserve(locks)
 }
 
-func (s *state) folder(i int32) *folderNode { return &s.folders.nodes[i] }
+func (s *state) folder(i int32) *folderNode { return s.folders.nodes.at(i) }
 
 // setUp records folder slot i's parent.
 func (s *state) setUp(i, parent int32) {
 	for int(i) >= len(s.up) {
 		s.up = append(s.up, none)
-		s.held = append(s.held, nil)
+		s.held.push(nil)
 	}
 	s.up[i] = parent
 }
-func (s *state) user(i int32) *userNode   { return &s.users.nodes[i] }
-func (s *state) grant(i int32) *grantNode { return &s.grants.nodes[i] }
-func (s *state) lock(i int32) *lockNode   { return &s.locks.nodes[i] }
+func (s *state) user(i int32) *userNode   { return s.users.nodes.at(i) }
+func (s *state) grant(i int32) *grantNode { return s.grants.nodes.at(i) }
+func (s *state) lock(i int32) *lockNode   { return s.locks.nodes.at(i) }
 
 // root returns the root of folder f's organisation.
 func (s *state) root(f int32) int32 {
@@ -238,7 +237,7 @@ func (s *state) height(f int32) int {
 		h++
 		var next []int32
 		for _, x := range level {
-			next = append(next, s.folders.nodes[x].children...)
+			next = append(next, s.folder(x).children...)
 		}
 		level = next
 	}
@@ -303,7 +302,7 @@ func (s *state) subtree(out []int32, f int32) []int32 {
 	start := len(out)
 	out = append(out, f)
 	for i := start; i < len(out); i++ {
-		out = append(out, s.folders.nodes[out[i]].children...)
+		out = append(out, s.folder(out[i]).children...)
 	}
 	return out
 }
@@ -315,7 +314,7 @@ func (s *state) allowed(class string, f int32) (int32, bool) {
 		return none, true
 	}
 	for ; f != none; f = s.up[f] {
-		r := s.folders.nodes[f].rule
+		r := s.folder(f).rule
 		if r != nil {
 			if _, ok := slices.BinarySearch(r, class); !ok {
 				return f, false
@@ -424,7 +423,7 @@ func (s *state) dropExtra(f, u, at int32) {
 // heldList returns the list of grants held by grant n's holder.
 func (s *state) heldList(n *grantNode) *[]heldGrant {
 	if n.g.Holder.Kind == KindFolder {
-		return &s.held[n.holder]
+		return s.held.at(n.holder)
 	}
 	return &s.user(n.holder).held
 }
