@@ -335,3 +335,22 @@ func BenchmarkCheckDuringWrite(b *testing.B) {
 	b.ReportMetric(float64(len(lat)), "checks-timed")
 	b.ReportMetric(time.Duration(longestWrite.Load()).Seconds(), "longest-write-s")
 }
+
+// BenchmarkCollect times a full garbage collection with the organisation
+// loaded and nothing else running: the mark work the index gives the
+// collector each cycle, which checks share the cores with.
+func BenchmarkCollect(b *testing.B) {
+	loadBenchWorld(b)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for b.Loop() {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&after)
+	n := float64(after.NumGC - before.NumGC)
+	b.ReportMetric(float64(after.HeapAlloc)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(after.HeapObjects)/1e6, "heap-Mobjects")
+	b.ReportMetric(float64(after.PauseTotalNs-before.PauseTotalNs)/n/1e3, "pause-us")
+	runtime.KeepAlive(benchWorld.ix)
+}
