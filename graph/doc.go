@@ -35,12 +35,18 @@
 // To publish, it releases the spare and makes it the live side with one
 // atomic store; then it takes the old live side's write lock, which
 // waits only for the readers already in it (new ones go to the new live
-// side), applies the same committed primitives to it, and keeps it as the
-// spare. A reader that takes a side as it stops being live notices (its
+// side), and keeps it as the spare. Once the writes' callers have their
+// answers, it applies the same committed primitives to the spare
+// (catchUp), which is then at the live side's revision again; a write
+// waits for the catch-up of the one before it, never its caller. A reader that takes a side as it stops being live notices (its
 // TryRLock fails, or the live pointer has moved) and takes the other.
 // Each read sees one side at one revision, so whole batches only, and the
 // revision it reports is the one it was decided at; revisions never go
 // back, since a side is live only once it holds everything before.
+//
+// The state lives in pages that are never copied as they grow (paged):
+// copying a large array of pointers while the collector marks held the
+// writer, the collector and so the readers for up to 136 ms.
 //
 // Chosen over the alternatives because it measured best and keeps what
 // exists: a reader costs one uncontended RWMutex read lock, as before; the

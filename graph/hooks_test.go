@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 	"time"
@@ -65,11 +66,20 @@ func TimeCopy(ix *Index) (prepared, cold time.Duration) {
 // Places checks, on both sides of the index, that every folder's childAt,
 // every user's homeAt and extraAt, every grant's heldAt and onAt and
 // every lock's at name where the node is in its lists, and that both
-// sides are at one revision.
+// sides are at one revision. It runs on the writer, which holds the
+// spare.
 func Places(ix *Index) error {
+	var err error
+	if _, qerr := ix.enqueue(context.Background(), &writeReq{ctx: context.Background(), run: func() { err = places(ix) }}); qerr != nil {
+		return qerr
+	}
+	return err
+}
+
+func places(ix *Index) error {
 	v := ix.read()
 	defer v.mu.RUnlock()
-	sp := ix.spare() // held by the writer, which is idle between writes
+	sp := ix.spare()
 	if sp.rev != v.rev {
 		return fmt.Errorf("the sides are at revisions %d and %d", v.rev, sp.rev)
 	}

@@ -107,6 +107,9 @@ type Index struct {
 	sides [2]*side
 	live  atomic.Pointer[side]
 	head  atomic.Uint64 // the revision of the live side
+	// behind are the commits the spare has still to apply (catchUp).
+	// Only the writer touches it.
+	behind []Commit
 
 	mu    sync.Mutex    // guards the fields below; never held by a reader
 	revCh chan struct{} // closed when head next advances
@@ -250,8 +253,15 @@ func (ix *Index) read() *side {
 	}
 }
 
-// spare returns the side that is not live. Only the writer calls it.
+// spare returns the side that is not live, brought up to date. Only the
+// writer calls it.
 func (ix *Index) spare() *side {
+	ix.catchUp()
+	return ix.spareBehind()
+}
+
+// spareBehind returns the side that is not live, as it is.
+func (ix *Index) spareBehind() *side {
 	if ix.live.Load() == ix.sides[0] {
 		return ix.sides[1]
 	}
@@ -431,6 +441,7 @@ func (ix *Index) writer() {
 			req.run()
 			close(req.done)
 		}
+		ix.catchUp() // now that the callers have their answers
 	}
 }
 
@@ -599,10 +610,10 @@ func creates(m *Mutation) (op, id string, ok bool) {
 }
 
 // publish makes the spare sp, to which the commits have been applied, the
-// live side, and then brings the other side up to date: it waits for the
-// readers still reading it to finish (new readers go to sp) and applies
-// the commits' primitives to it with the same function, so that it is the
-// spare again, at the same revision. Only the writer calls it.
+// live side, and takes the other for the next spare: it waits for the
+// readers still reading it to finish (new readers go to sp) and notes the
+// commits it has still to apply (catchUp), which the writer does once the
+// writes' callers have their answer. Only the writer calls it.
 func (ix *Index) publish(sp *side, commits []Commit) {
 	old := ix.live.Load()
 	sp.rev = commits[len(commits)-1].Revision
@@ -623,15 +634,28 @@ func (ix *Index) publish(sp *side, commits []Commit) {
 	ix.mu.Unlock()
 
 	old.mu.Lock()
-	t := &txn{s: old.s, forget: true}
-	for i := range commits {
-		if err := t.applyBatch(commits[i].Mutations); err != nil {
+	ix.behind = commits
+}
+
+// catchUp applies to the spare the commits it is behind the live side by,
+// with the same function, so that it is at the same revision again. The
+// writer calls it once the callers of a write have their answer, and
+// spare before handing the spare out.
+func (ix *Index) catchUp() {
+	if len(ix.behind) == 0 {
+		return
+	}
+	sp := ix.spareBehind()
+	t := &txn{s: sp.s, forget: true}
+	for i := range ix.behind {
+		if err := t.applyBatch(ix.behind[i].Mutations); err != nil {
 			// The batch was just applied to the other side, which was
 			// this very state.
-			panic(fmt.Sprintf("graph: committed batch %d does not apply to the second side: %v", commits[i].Revision, err))
+			panic(fmt.Sprintf("graph: committed batch %d does not apply to the second side: %v", ix.behind[i].Revision, err))
 		}
 	}
-	old.rev = sp.rev
+	sp.rev = ix.behind[len(ix.behind)-1].Revision
+	ix.behind = nil
 }
 
 // Apply applies a batch committed elsewhere (a distributed journal's change
