@@ -67,6 +67,30 @@
 // behind is dropped and its streams end), and the copy costs the writer
 // only the moving of bytes into memory made ready beforehand.
 //
+// The shadow and the spare are not one mechanism, though both are copies
+// that replay commits with txn.apply (and are made by one clone): the
+// spare must be at the live side's revision before the next write, so
+// the writer brings it there itself, in the time the commit's apply
+// takes; the shadow may lag, because working out access changes takes
+// far longer than applying them (a grant near the top of a large tenant:
+// up to 100 ms at full size), and the writer must not wait for that.
+// Doing that work on the spare would make every write after such a
+// commit wait for it. So with access streamed there are three copies.
+//
+// # Files
+//
+// The layout in memory: state.go (nodes, tables, the parent array),
+// paged.go, slotset.go (a check's sets of folders), rights.go (the
+// catalogue and sets of rights), clone.go. Writes: apply.go (the one
+// apply function and rollback) and, by what they change, tree.go,
+// members.go, grants.go, rights.go; mutation.go and validate.go (the
+// batch and its ids); writer.go (queue, group commit, publish, catch-up);
+// scope.go and expiry.go. Reads: index.go (the sides and the read lock),
+// decide.go (the decision rule: Check, CheckMany, Explain), lookup.go,
+// directory.go and record.go (lists, records). Access streams:
+// accessstream.go (the method), viewer.go, accessjob.go, shadow.go.
+// Confinement to organisations: confine.go.
+//
 // # Invariants
 //
 //   - Every folder's organisation (its root) never changes: roots do not

@@ -1,5 +1,8 @@
 package graph
 
+// The rights catalogue: its slots, sets of rights and the writes that
+// change it (txn, apply.go).
+
 import (
 	"math/bits"
 	"sort"
@@ -103,4 +106,105 @@ func (c *catalogue) recompute() {
 	for r := 0; r < n; r++ {
 		c.closure[r].each(func(i int) { c.grantedBy[i].add(r) })
 	}
+}
+
+func (t *txn) putRight(op string, r Right) error {
+	c := &t.s.cat
+	if !validWord(r.Name) {
+		return newErr(op, r.Name, ErrInvalid, "a right's name is a short lower-case word")
+	}
+	r.Implies = sortedSet(r.Implies)
+	if len(r.Implies) == 0 {
+		r.Implies = nil
+	}
+	implies, bad, ok := c.set(r.Implies)
+	if !ok {
+		return newErr(op, r.Name, ErrUnknownRight, "implied right %q is not in the catalogue", bad)
+	}
+	slot, exists := c.lookup(r.Name)
+	if exists {
+		var cycle string
+		implies.each(func(j int) {
+			if cycle == "" && c.closure[j].has(slot) { // j implies the right already
+				cycle = c.names[j]
+			}
+		})
+		if cycle != "" {
+			return newErr(op, r.Name, ErrCycle, "%q implies %q already", cycle, r.Name)
+		}
+	}
+	inv := Mutation{DeleteRight: &Delete{ID: r.Name}}
+	if exists {
+		inv = Mutation{PutRight: &Right{Name: r.Name, Implies: c.list(c.implies[slot])}}
+	} else {
+		slot = -1
+		for k, n := range c.names {
+			if n == "" {
+				slot = k
+				break
+			}
+		}
+		if slot < 0 {
+			if len(c.names) == MaxRights {
+				return newErr(op, r.Name, ErrInvalid, "the catalogue holds at most %d rights", MaxRights)
+			}
+			slot = len(c.names)
+			c.names = append(c.names, "")
+			c.implies = append(c.implies, rightSet(0))
+		}
+		c.names[slot] = r.Name
+		c.slot[r.Name] = slot
+	}
+	c.implies[slot] = implies
+	c.recompute()
+	t.record(Mutation{PutRight: &r}, inv)
+	return nil
+}
+
+func (t *txn) deleteRight(op string, d Delete) error {
+	s := t.s
+	c := &s.cat
+	slot, ok := c.lookup(d.ID)
+	if !ok {
+		return newErr(op, d.ID, ErrUnknownRight, "right %q is not in the catalogue", d.ID)
+	}
+	for k, n := range c.names {
+		if n != "" && c.implies[k].has(slot) {
+			return newErr(op, d.ID, ErrNotEmpty, "right %q implies it", n)
+		}
+	}
+	if c.self.has(slot) {
+		return newErr(op, d.ID, ErrNotEmpty, "it is a self right")
+	}
+	for i, live := range s.grants.live {
+		if g := s.grant(int32(i)); live && g.rights.has(slot) {
+			return newErr(op, d.ID, ErrNotEmpty, "grant %q uses it", g.g.ID)
+		}
+	}
+	for i, live := range s.locks.live {
+		if l := s.lock(int32(i)); live && l.rights.has(slot) {
+			return newErr(op, d.ID, ErrNotEmpty, "lock %q uses it", l.l.ID)
+		}
+	}
+	inv := Mutation{PutRight: &Right{Name: d.ID, Implies: c.list(c.implies[slot])}}
+	delete(c.slot, d.ID)
+	c.names[slot] = ""
+	c.implies[slot] = rightSet(0)
+	c.recompute()
+	t.record(Mutation{DeleteRight: &Delete{ID: d.ID}}, inv)
+	return nil
+}
+
+func (t *txn) setSelfRights(op string, r SelfRights) error {
+	c := &t.s.cat
+	names := sortedSet(r.Rights)
+	set, bad, ok := c.set(names)
+	if !ok {
+		return newErr(op, "", ErrUnknownRight, "right %q is not in the catalogue", bad)
+	}
+	inv := Mutation{SetSelfRights: &SelfRights{Rights: c.list(c.self)}}
+	c.self = set
+	r.Rights = names
+	t.record(Mutation{SetSelfRights: &r}, inv)
+	return nil
 }

@@ -1,0 +1,179 @@
+package graph
+
+// The writes of grants and locks (txn, apply.go).
+
+// resolve finds the slot r names and the root of its organisation.
+func (t *txn) resolve(op, id, what string, r Ref) (slot, org int32, err error) {
+	s := t.s
+	switch r.Kind {
+	case KindFolder:
+		f, ok := s.folders.get(r.ID)
+		if !ok {
+			return none, none, newErr(op, id, ErrNotFound, "%s folder %q does not exist", what, r.ID)
+		}
+		return f, s.root(f), nil
+	case KindUser:
+		u, ok := s.users.get(r.ID)
+		if !ok {
+			return none, none, newErr(op, id, ErrNotFound, "%s user %q does not exist", what, r.ID)
+		}
+		return u, s.root(s.user(u).home), nil
+	case KindNone:
+		if r.ID != "" {
+			return none, none, newErr(op, id, ErrInvalid, "%s %q does not say whether it is a folder or a user", what, r.ID)
+		}
+		return none, none, nil
+	}
+	return none, none, newErr(op, id, ErrInvalid, "%s has an unknown kind %d", what, r.Kind)
+}
+
+func (t *txn) rights(op, id string, names []string) (rightSet, []string, error) {
+	if len(names) == 0 {
+		return rightSet(0), nil, newErr(op, id, ErrInvalid, "no rights given")
+	}
+	names = sortedSet(names)
+	set, bad, ok := t.s.cat.set(names)
+	if !ok {
+		return set, nil, newErr(op, id, ErrUnknownRight, "right %q is not in the catalogue", bad)
+	}
+	return set, names, nil
+}
+
+func (t *txn) addGrant(op string, g Grant) error {
+	s := t.s
+	if !validID(g.ID) {
+		return newErr(op, g.ID, ErrInvalid, "grant id must be 1 to %d bytes of text", MaxIDLen)
+	}
+	if _, ok := s.grants.get(g.ID); ok {
+		return newErr(op, g.ID, ErrAlreadyExists, "grant exists")
+	}
+	if g.Holder.IsZero() {
+		return newErr(op, g.ID, ErrInvalid, "a grant needs a holder (a user or a folder)")
+	}
+	if !validText(g.Reason) {
+		return newErr(op, g.ID, ErrInvalid, "reason too long or not UTF-8")
+	}
+	holder, horg, err := t.resolve(op, g.ID, "holder", g.Holder)
+	if err != nil {
+		return err
+	}
+	target, torg, err := t.resolve(op, g.ID, "target", g.Target)
+	if err != nil {
+		return err
+	}
+	if target != none && horg != torg {
+		return newErr(op, g.ID, ErrCrossOrg, "holder %v and target %v are in different organisations", g.Holder, g.Target)
+	}
+	set, names, err := t.rights(op, g.ID, g.Rights)
+	if err != nil {
+		return err
+	}
+	g.Rights = names
+	if !g.ExpiresAt.IsZero() {
+		g.ExpiresAt = g.ExpiresAt.UTC()
+	} else if g.Expired {
+		return newErr(op, g.ID, ErrInvalid, "a grant that never expires cannot be marked expired")
+	}
+	exp := expiresOf(g)
+	i := s.grants.insert(g.ID, grantNode{g: g, holder: holder, target: target, rights: set, expires: exp})
+	s.listGrant(i, heldGrant{rights: set, expires: exp, target: target, grant: i, tkind: g.Target.Kind})
+	t.record(Mutation{AddGrant: &g}, Mutation{RemoveGrant: &Delete{ID: g.ID}})
+	return nil
+}
+
+func (t *txn) removeGrant(op string, d Delete) error {
+	s := t.s
+	i, ok := s.grants.get(d.ID)
+	if !ok {
+		return newErr(op, d.ID, ErrNotFound, "no such grant")
+	}
+	view := s.grantView(i)
+	s.unlistGrant(i)
+	s.grants.remove(d.ID, i)
+	t.record(Mutation{RemoveGrant: &Delete{ID: d.ID}}, Mutation{AddGrant: &view})
+	return nil
+}
+
+// expireGrant marks a grant as announced expired. Whether its expiry has
+// passed depends on the clock, so that is checked when the batch is made
+// (Index.ExpireDue), never here.
+func (t *txn) expireGrant(op string, d Delete) error {
+	i, ok := t.s.grants.get(d.ID)
+	if !ok {
+		return newErr(op, d.ID, ErrNotFound, "no such grant")
+	}
+	g := &t.s.grant(i).g
+	switch {
+	case g.ExpiresAt.IsZero():
+		return newErr(op, d.ID, ErrInvalid, "the grant never expires")
+	case g.Expired:
+		return newErr(op, d.ID, ErrAlreadyExists, "the grant's expiry is already recorded")
+	}
+	return t.setExpired(d.ID, true)
+}
+
+// setExpired sets or clears a grant's Expired flag, in the grant and in
+// its holder's copy, and records the change.
+func (t *txn) setExpired(id string, expired bool) error {
+	s := t.s
+	i, ok := s.grants.get(id)
+	if !ok {
+		return newErr("expire_grant", id, ErrNotFound, "no such grant")
+	}
+	n := s.grant(i)
+	n.g.Expired = expired
+	n.expires = expiresOf(n.g)
+	(*s.heldList(n))[n.heldAt].expires = n.expires
+	if expired {
+		t.record(Mutation{ExpireGrant: &Delete{ID: id}}, Mutation{unexpire: &Delete{ID: id}})
+	}
+	return nil
+}
+
+func (t *txn) addLock(op string, l Lock) error {
+	s := t.s
+	if !validID(l.ID) {
+		return newErr(op, l.ID, ErrInvalid, "lock id must be 1 to %d bytes of text", MaxIDLen)
+	}
+	if _, ok := s.locks.get(l.ID); ok {
+		return newErr(op, l.ID, ErrAlreadyExists, "lock exists")
+	}
+	if l.Target.IsZero() {
+		return newErr(op, l.ID, ErrInvalid, "a lock needs a target (a folder or a user)")
+	}
+	if !validText(l.Reason) {
+		return newErr(op, l.ID, ErrInvalid, "reason too long or not UTF-8")
+	}
+	target, _, err := t.resolve(op, l.ID, "target", l.Target)
+	if err != nil {
+		return err
+	}
+	if len(l.Rights) == 0 {
+		l.Rights = DefaultLockRights
+	}
+	set, names, err := t.rights(op, l.ID, l.Rights)
+	if err != nil {
+		return err
+	}
+	l.Rights = names
+	i := s.locks.insert(l.ID, lockNode{l: l, target: target, rights: set})
+	list := s.lockList(s.lock(i))
+	s.lock(i).at = int32(len(*list))
+	*list = append(*list, i)
+	t.record(Mutation{AddLock: &l}, Mutation{RemoveLock: &Delete{ID: l.ID}})
+	return nil
+}
+
+func (t *txn) removeLock(op string, d Delete) error {
+	s := t.s
+	i, ok := s.locks.get(d.ID)
+	if !ok {
+		return newErr(op, d.ID, ErrNotFound, "no such lock")
+	}
+	n := s.lock(i)
+	view := s.lockView(i)
+	s.lock(unlist(s.lockList(n), n.at)).at = n.at
+	s.locks.remove(d.ID, i)
+	t.record(Mutation{RemoveLock: &Delete{ID: d.ID}}, Mutation{AddLock: &view})
+	return nil
+}

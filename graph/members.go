@@ -1,0 +1,225 @@
+package graph
+
+// The writes of users and their extra groups (txn, apply.go).
+
+import (
+	"slices"
+	"strings"
+)
+
+func (t *txn) createUser(op string, u User) error {
+	s := t.s
+	if !validID(u.ID) {
+		return newErr(op, u.ID, ErrInvalid, "user id must be 1 to %d bytes of text", MaxIDLen)
+	}
+	if _, ok := s.users.get(u.ID); ok {
+		return newErr(op, u.ID, ErrAlreadyExists, "user exists")
+	}
+	if !validText(u.Name) {
+		return newErr(op, u.ID, ErrInvalid, "name too long or not UTF-8")
+	}
+	if !validWord(u.Class) {
+		return newErr(op, u.ID, ErrInvalid, "class %q must be a short lower-case word", u.Class)
+	}
+	if u.State == "" {
+		u.State = StateActive
+	}
+	if !u.State.valid() {
+		return newErr(op, u.ID, ErrInvalid, "state %q is not active, disabled or archived", u.State)
+	}
+	home, ok := s.folders.get(u.Home)
+	if !ok {
+		return newErr(op, u.ID, ErrNotFound, "home folder %q does not exist", u.Home)
+	}
+	org := s.root(home)
+	extras := make([]int32, 0, len(u.Extras))
+	u.Extras = slices.Clone(u.Extras)
+	slices.Sort(u.Extras)
+	for k, e := range u.Extras {
+		if k > 0 && u.Extras[k-1] == e {
+			return newErr(op, u.ID, ErrInvalid, "extra group %q listed twice", e)
+		}
+		f, ok := s.folders.get(e)
+		if !ok {
+			return newErr(op, u.ID, ErrNotFound, "extra group %q does not exist", e)
+		}
+		if s.root(f) != org {
+			return newErr(op, u.ID, ErrCrossOrg, "extra group %q is in another organisation than home %q", e, u.Home)
+		}
+		extras = append(extras, f)
+	}
+	if len(u.Extras) == 0 {
+		u.Extras = nil
+	}
+	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{home}, extras...)...); err != nil {
+		return err
+	}
+	i := s.users.insert(u.ID, userNode{id: u.ID, name: u.Name, class: u.Class, state: u.State, active: u.State == StateActive, home: home, extras: extras,
+		extraAt: make([]int32, len(extras))})
+	s.addHome(home, i)
+	for k, e := range extras {
+		s.user(i).extraAt[k] = s.addExtra(e, i)
+	}
+	t.record(Mutation{CreateUser: &u}, Mutation{DeleteUser: &Delete{ID: u.ID}})
+	return nil
+}
+
+func (t *txn) lookupUser(op, id string) (int32, error) {
+	i, ok := t.s.users.get(id)
+	if !ok {
+		return none, newErr(op, id, ErrNotFound, "no such user")
+	}
+	return i, nil
+}
+
+func (t *txn) updateUser(op string, u UserUpdate) error {
+	i, err := t.lookupUser(op, u.ID)
+	if err != nil {
+		return err
+	}
+	if !validText(u.Name) {
+		return newErr(op, u.ID, ErrInvalid, "name too long or not UTF-8")
+	}
+	if !validWord(u.Class) {
+		return newErr(op, u.ID, ErrInvalid, "class %q must be a short lower-case word", u.Class)
+	}
+	n := t.s.user(i)
+	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{n.home}, n.extras...)...); err != nil {
+		return err
+	}
+	inv := UserUpdate{ID: u.ID, Name: n.name, Class: n.class}
+	n.name, n.class = u.Name, u.Class
+	t.record(Mutation{UpdateUser: &u}, Mutation{UpdateUser: &inv})
+	return nil
+}
+
+func (t *txn) moveUser(op string, m Move) error {
+	s := t.s
+	i, err := t.lookupUser(op, m.ID)
+	if err != nil {
+		return err
+	}
+	to, ok := s.folders.get(m.To)
+	if !ok {
+		return newErr(op, m.ID, ErrNotFound, "destination folder %q does not exist", m.To)
+	}
+	n := s.user(i)
+	if s.root(to) != s.root(n.home) {
+		return newErr(op, m.ID, ErrCrossOrg, "destination %q is in another organisation", m.To)
+	}
+	if err := t.checkPlacement(op, m.ID, n.class, to); err != nil {
+		return err
+	}
+	old := n.home
+	if old != to {
+		s.dropHome(old, i)
+		s.addHome(to, i)
+		n.home = to
+	}
+	t.record(Mutation{MoveUser: &m}, Mutation{MoveUser: &Move{ID: m.ID, To: s.folder(old).id}})
+	return nil
+}
+
+func (t *txn) setUserState(op string, c StateChange) error {
+	i, err := t.lookupUser(op, c.ID)
+	if err != nil {
+		return err
+	}
+	if !c.State.valid() {
+		return newErr(op, c.ID, ErrInvalid, "state %q is not active, disabled or archived", c.State)
+	}
+	n := t.s.user(i)
+	old := n.state
+	n.state, n.active = c.State, c.State == StateActive
+	t.record(Mutation{SetUserState: &c}, Mutation{SetUserState: &StateChange{ID: c.ID, State: old}})
+	return nil
+}
+
+func (t *txn) deleteUser(op string, d Delete) error {
+	s := t.s
+	i, err := t.lookupUser(op, d.ID)
+	if err != nil {
+		return err
+	}
+	n := s.user(i)
+	if len(n.held)+len(n.on)+len(n.locks) > 0 {
+		if !d.Cascade {
+			return newErr(op, d.ID, ErrNotEmpty, "grants or locks name the user (remove them first, or cascade)")
+		}
+		var grants, locks []string
+		for _, h := range n.held {
+			grants = append(grants, s.grant(h.grant).g.ID)
+		}
+		for _, g := range n.on {
+			grants = append(grants, s.grant(g).g.ID)
+		}
+		for _, l := range n.locks {
+			locks = append(locks, s.lock(l).l.ID)
+		}
+		for _, g := range sortedSet(grants) {
+			if err := t.apply(&Mutation{RemoveGrant: &Delete{ID: g}}); err != nil {
+				return err
+			}
+		}
+		for _, l := range sortedSet(locks) {
+			if err := t.apply(&Mutation{RemoveLock: &Delete{ID: l}}); err != nil {
+				return err
+			}
+		}
+		n = s.user(i)
+	}
+	view := s.userView(i)
+	s.dropHome(n.home, i)
+	for k, e := range n.extras {
+		s.dropExtra(e, i, n.extraAt[k])
+	}
+	s.users.remove(d.ID, i)
+	t.record(Mutation{DeleteUser: &Delete{ID: d.ID}}, Mutation{CreateUser: &view})
+	return nil
+}
+
+func (t *txn) addExtra(op string, m Membership) error {
+	s := t.s
+	i, err := t.lookupUser(op, m.User)
+	if err != nil {
+		return err
+	}
+	f, ok := s.folders.get(m.Folder)
+	if !ok {
+		return newErr(op, m.User, ErrNotFound, "folder %q does not exist", m.Folder)
+	}
+	n := s.user(i)
+	if s.root(f) != s.root(n.home) {
+		return newErr(op, m.User, ErrCrossOrg, "folder %q is in another organisation", m.Folder)
+	}
+	k, found := slices.BinarySearchFunc(n.extras, m.Folder, func(e int32, id string) int { return strings.Compare(s.folder(e).id, id) })
+	if found {
+		return newErr(op, m.User, ErrAlreadyExists, "folder %q is already an extra group of the user", m.Folder)
+	}
+	if err := t.checkPlacement(op, m.User, n.class, f); err != nil {
+		return err
+	}
+	n.extras = slices.Insert(n.extras, k, f)
+	n.extraAt = slices.Insert(n.extraAt, k, s.addExtra(f, i))
+	t.record(Mutation{AddExtraGroup: &m}, Mutation{DelExtraGroup: &m})
+	return nil
+}
+
+func (t *txn) removeExtra(op string, m Membership) error {
+	s := t.s
+	i, err := t.lookupUser(op, m.User)
+	if err != nil {
+		return err
+	}
+	n := s.user(i)
+	k, found := slices.BinarySearchFunc(n.extras, m.Folder, func(e int32, id string) int { return strings.Compare(s.folder(e).id, id) })
+	if !found {
+		return newErr(op, m.User, ErrNotFound, "folder %q is not an extra group of the user", m.Folder)
+	}
+	f := n.extras[k]
+	s.dropExtra(f, i, n.extraAt[k])
+	n.extras = slices.Delete(n.extras, k, k+1)
+	n.extraAt = slices.Delete(n.extraAt, k, k+1)
+	t.record(Mutation{DelExtraGroup: &m}, Mutation{AddExtraGroup: &m})
+	return nil
+}

@@ -1,0 +1,411 @@
+package graph
+
+// The writer: the one goroutine that applies writes to the spare side,
+// commits them to the journal and publishes them (doc.go, "Writes" and
+// "Readers and the writer").
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+type writeReq struct {
+	ctx       context.Context
+	actor     string
+	muts      []Mutation
+	pre       Preconditions
+	importing bool   // an import: expiries in the past are kept, not refused
+	orgs      Orgs   // the organisations the writer is confined to; nil: all
+	expire    bool   // ExpireDue: the writer fills muts with the due expiries
+	run       func() // not a write: a task for the writer, between groups
+	done      chan struct{}
+	rev       uint64
+	err       error
+}
+
+// spare returns the side that is not live, brought up to date. Only the
+// writer calls it.
+func (ix *Index) spare() *side {
+	ix.catchUp()
+	return ix.spareBehind()
+}
+
+// spareBehind returns the side that is not live, as it is.
+func (ix *Index) spareBehind() *side {
+	if ix.live.Load() == ix.sides[0] {
+		return ix.sides[1]
+	}
+	return ix.sides[0]
+}
+
+// Preconditions are checked against the state a write is validated against;
+// when one fails the write is refused with ErrPrecondition.
+type Preconditions struct {
+	// Revision, when non-zero, must be the index's revision.
+	Revision uint64
+	// FoldersExist, UsersExist: these ids must exist.
+	FoldersExist []string
+	UsersExist   []string
+	// FoldersAbsent, UsersAbsent: these ids must not exist.
+	FoldersAbsent []string
+	UsersAbsent   []string
+}
+
+func (p *Preconditions) check(s *state, rev uint64) error {
+	if p.Revision != 0 && p.Revision != rev {
+		return newErr("precondition", fmt.Sprint(p.Revision), ErrPrecondition, "revision is %d", rev)
+	}
+	for _, id := range p.FoldersExist {
+		if _, ok := s.folders.get(id); !ok {
+			return newErr("precondition", id, ErrPrecondition, "folder does not exist")
+		}
+	}
+	for _, id := range p.UsersExist {
+		if _, ok := s.users.get(id); !ok {
+			return newErr("precondition", id, ErrPrecondition, "user does not exist")
+		}
+	}
+	for _, id := range p.FoldersAbsent {
+		if _, ok := s.folders.get(id); ok {
+			return newErr("precondition", id, ErrPrecondition, "folder exists")
+		}
+	}
+	for _, id := range p.UsersAbsent {
+		if _, ok := s.users.get(id); ok {
+			return newErr("precondition", id, ErrPrecondition, "user exists")
+		}
+	}
+	return nil
+}
+
+// Write applies a batch of mutations atomically: all of them or, with an
+// error naming the offending id, none. It returns once the batch is durable
+// in the journal and visible to readers, with its revision. actor is
+// recorded in the change log.
+//
+// A write whose context ends before the writer takes it is refused and
+// never committed; once taken, it completes whatever the context does.
+func (ix *Index) Write(ctx context.Context, actor string, muts []Mutation, pre Preconditions) (uint64, error) {
+	return ix.write(ctx, &writeReq{ctx: ctx, actor: actor, muts: muts, pre: pre})
+}
+
+// Import writes a batch as Write does, except that a grant whose expiry has
+// already passed is accepted (and is simply expired): restoring an export
+// must not depend on when it is restored.
+func (ix *Index) Import(ctx context.Context, actor string, muts []Mutation) (uint64, error) {
+	return ix.write(ctx, &writeReq{ctx: ctx, actor: actor, muts: muts, importing: true})
+}
+
+func (ix *Index) write(ctx context.Context, req *writeReq) (uint64, error) {
+	actor, muts := req.actor, req.muts
+	if len(muts) == 0 {
+		return 0, newErr("write", actor, ErrInvalid, "a batch needs at least one mutation")
+	}
+	if len(muts) > ix.opts.MaxBatch {
+		return 0, newErr("write", actor, ErrInvalid, "a batch holds at most %d mutations (the limit of mutations per write), not %d", ix.opts.MaxBatch, len(muts))
+	}
+	return ix.enqueue(ctx, req)
+}
+
+// enqueue hands a write to the writer and waits for its outcome.
+func (ix *Index) enqueue(ctx context.Context, req *writeReq) (uint64, error) {
+	req.done = make(chan struct{})
+	if ix.isClosed() {
+		return 0, ErrClosed
+	}
+	select {
+	case ix.queue <- req:
+	case <-ix.stop:
+		return 0, ErrClosed
+	case <-ctx.Done():
+		return 0, fmt.Errorf("write: %w", ctx.Err())
+	}
+	select {
+	case <-req.done:
+	case <-ix.stopped:
+		// Queued as Close ran: the writer may have returned without
+		// taking it, and then nothing will.
+		select {
+		case <-req.done:
+		default:
+			return 0, ErrClosed
+		}
+	}
+	return req.rev, req.err
+}
+
+// writer takes queued writes in groups and commits each group with one
+// journal append.
+func (ix *Index) writer() {
+	defer close(ix.stopped)
+	for {
+		var group, tasks []*writeReq
+		take := func(req *writeReq) {
+			if req.run != nil {
+				tasks = append(tasks, req)
+			} else {
+				group = append(group, req)
+			}
+		}
+		select {
+		case req := <-ix.queue:
+			take(req)
+		case <-ix.stop:
+			ix.drain()
+			ix.closeShadow()
+			return
+		}
+	more:
+		for len(group)+len(tasks) < ix.opts.MaxGroup {
+			select {
+			case req := <-ix.queue:
+				take(req)
+			default:
+				break more
+			}
+		}
+		if len(group) > 0 {
+			ix.commitGroup(group)
+		}
+		for _, req := range tasks {
+			req.run()
+			close(req.done)
+		}
+		ix.catchUp() // now that the callers have their answers
+	}
+}
+
+// closeShadow applies what the shadow has queued and ends it, once the
+// writer has stopped.
+func (ix *Index) closeShadow() {
+	ix.mu.Lock()
+	sh := ix.sh
+	ix.sh = nil
+	ix.mu.Unlock()
+	if sh != nil {
+		sh.close()
+	}
+}
+
+// drain refuses every write still queued after Close.
+func (ix *Index) drain() {
+	for {
+		select {
+		case req := <-ix.queue:
+			req.err = ErrClosed
+			close(req.done)
+		default:
+			return
+		}
+	}
+}
+
+// commitGroup applies each write of the group to the spare, which no
+// reader reads, validating it against the state the earlier ones leave (a
+// write that fails is rolled back alone), appends the accepted batches to
+// the journal, and then publishes the spare: it becomes the live side, and
+// the other is brought up to date (publish). When the journal fails, the
+// spare is rolled back to the live state.
+func (ix *Index) commitGroup(group []*writeReq) {
+	now := ix.opts.Clock.Now().UTC()
+	var accepted []*writeReq
+	var commits []Commit
+
+	sp := ix.spare()
+	base := sp.rev
+	t := &txn{s: sp.s, scoped: true, maxDepth: ix.opts.MaxDepth}
+	// The primitives of the whole group, in arrays sized once: growing
+	// them copies every pointer they hold (see paged), and the commits
+	// take their parts without a copy.
+	total := 0
+	for _, req := range group {
+		total += len(req.muts)
+	}
+	t.done, t.undo, t.scopes = make([]Mutation, 0, total), make([]Mutation, 0, total), make([][]int32, 0, total)
+	for _, req := range group {
+		if err := req.ctx.Err(); err != nil {
+			req.err = fmt.Errorf("write: %w", err)
+			continue
+		}
+		rev := base + uint64(len(commits))
+		if err := req.pre.check(sp.s, rev); err != nil {
+			req.err = err
+			continue
+		}
+		if req.expire {
+			// Against the trial state, which the earlier batches of the
+			// group have changed already.
+			if req.muts = ix.due(sp.s, now.UnixNano()); len(req.muts) == 0 {
+				continue
+			}
+		} else if err := precheck(req.muts, now, req.importing, ix.opts.IDs, ix.opts.MaxIDBytes); err != nil {
+			req.err = err
+			continue
+		}
+		mark := len(t.done)
+		t.table, t.orgs = newScopeTable(), req.orgs
+		if err := t.applyBatch(req.muts); err != nil {
+			req.err = err
+			continue
+		}
+		prims := t.done[mark:len(t.done):len(t.done)]
+		touched := t.scopes[mark:len(t.scopes):len(t.scopes)]
+		var recs []Record
+		if ix.opts.Journal != nil {
+			var err error
+			if recs, err = sp.s.records(prims); err != nil {
+				t.rollbackTo(mark)
+				req.err = err
+				continue
+			}
+		}
+		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, Mutations: prims, Places: t.table.places, Touched: touched, Records: recs})
+		accepted = append(accepted, req)
+	}
+	var err error
+	if len(commits) > 0 && ix.opts.Journal != nil {
+		err = ix.opts.Journal.Append(context.Background(), base, commits)
+	}
+	if err != nil {
+		t.rollbackTo(0) // the spare is the live state again
+	} else if len(commits) > 0 {
+		ix.publish(sp, commits)
+		if ix.opts.OnCommit != nil {
+			ix.opts.OnCommit(commits)
+		}
+	}
+	if err != nil && !errors.Is(err, ErrConflict) {
+		err = fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	for i, req := range accepted {
+		if err != nil {
+			req.err = fmt.Errorf("write: commit: %w", err)
+		} else {
+			req.rev = commits[i].Revision
+		}
+	}
+	for _, req := range group {
+		close(req.done)
+	}
+}
+
+// precheck refuses, in a batch a caller wrote, what depends on the clock
+// (an expiry that is not in the future; kept in an import), what only
+// the service may write (expire_grant, a grant already marked expired,
+// outside an import), and ids the grammar ids refuses or longer than
+// maxID bytes. It is checked when a batch is written, never when one is
+// replayed or a store is loaded.
+func precheck(muts []Mutation, now time.Time, importing bool, ids IDGrammar, maxID int) error {
+	for i := range muts {
+		if e := muts[i].ExpireGrant; e != nil {
+			return newErr("expire_grant", e.ID, ErrInvalid, "only the service records that a grant expired")
+		}
+		if op, id, creates := creates(&muts[i]); creates {
+			if why := ids.why(id); why != "" {
+				return newErr(op, id, ErrInvalid, "id %s", why)
+			}
+			if len(id) > maxID {
+				return newErr(op, id, ErrInvalid, "id is %d bytes long; the limit of id length is %d", len(id), maxID)
+			}
+		}
+		g := muts[i].AddGrant
+		if g == nil || importing {
+			continue
+		}
+		if g.Expired {
+			return newErr("add_grant", g.ID, ErrInvalid, "expired is set by the service, not by a write")
+		}
+		if !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now) {
+			return newErr("add_grant", g.ID, ErrInvalid, "expiry %s is not after now (%s)",
+				g.ExpiresAt.UTC().Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+		}
+	}
+	return nil
+}
+
+// creates returns the operation and id of a mutation that creates an
+// entity with an id of its own.
+func creates(m *Mutation) (op, id string, ok bool) {
+	switch {
+	case m.CreateFolder != nil:
+		return "create_folder", m.CreateFolder.ID, true
+	case m.CreateUser != nil:
+		return "create_user", m.CreateUser.ID, true
+	case m.AddGrant != nil:
+		return "add_grant", m.AddGrant.ID, true
+	case m.AddLock != nil:
+		return "add_lock", m.AddLock.ID, true
+	}
+	return "", "", false
+}
+
+// publish makes the spare sp, to which the commits have been applied, the
+// live side, and takes the other for the next spare: it waits for the
+// readers still reading it to finish (new readers go to sp) and notes the
+// commits it has still to apply (catchUp), which the writer does once the
+// writes' callers have their answer. Only the writer calls it.
+func (ix *Index) publish(sp *side, commits []Commit) {
+	old := ix.live.Load()
+	sp.rev = commits[len(commits)-1].Revision
+	sp.mu.Unlock()
+	ix.live.Store(sp)
+	ix.head.Store(sp.rev)
+
+	ix.mu.Lock()
+	for i := range commits {
+		if ix.sh != nil && !ix.sh.push(commits[i]) {
+			ix.sh = nil // it ended; the next watch makes another
+		}
+		ix.noteExpiries(sp.s, commits[i].Mutations)
+	}
+	ix.dropStale(sp.s)
+	close(ix.revCh)
+	ix.revCh = make(chan struct{})
+	ix.mu.Unlock()
+
+	old.mu.Lock()
+	ix.behind = commits
+}
+
+// catchUp applies to the spare the commits it is behind the live side by,
+// with the same function, so that it is at the same revision again. The
+// writer calls it once the callers of a write have their answer, and
+// spare before handing the spare out.
+func (ix *Index) catchUp() {
+	if len(ix.behind) == 0 {
+		return
+	}
+	sp := ix.spareBehind()
+	t := &txn{s: sp.s, forget: true}
+	for i := range ix.behind {
+		if err := t.applyBatch(ix.behind[i].Mutations); err != nil {
+			// The batch was just applied to the other side, which was
+			// this very state.
+			panic(fmt.Sprintf("graph: committed batch %d does not apply to the second side: %v", ix.behind[i].Revision, err))
+		}
+	}
+	sp.rev = ix.behind[len(ix.behind)-1].Revision
+	ix.behind = nil
+}
+
+// Apply applies a batch committed elsewhere (a distributed journal's change
+// feed) through the same function as local writes, access streams
+// included. Its revision must be the next one. It runs on the writer.
+func (ix *Index) Apply(c Commit) error {
+	var err error
+	if _, qerr := ix.enqueue(context.Background(), &writeReq{ctx: context.Background(), run: func() {
+		sp := ix.spare()
+		if c.Revision != sp.rev+1 {
+			err = newErr("apply", fmt.Sprint(c.Revision), ErrConflict, "index is at revision %d", sp.rev)
+			return
+		}
+		if err = (&txn{s: sp.s}).applyBatch(c.Mutations); err == nil {
+			ix.publish(sp, []Commit{c})
+		}
+	}}); qerr != nil {
+		return qerr
+	}
+	return err
+}
