@@ -24,7 +24,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/canopy-authz/canopy/graph/orggen"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 	"github.com/canopy-authz/canopy/server"
 )
@@ -201,10 +200,8 @@ func costLoad(ctx context.Context, out io.Writer, c config) error {
 		return err
 	}
 	defer conn.Close()
-	shape := orggen.Design().Scale(c.scale)
-	org := orggen.Generate(shape, 0)
-	fmt.Fprintf(out, "organisation: %d folders, %d users, %d grants, %d locks\n", shape.Folders, shape.Users, shape.Grants, shape.Locks)
-	if err := importOrg(ctx, pb.NewDirectoryServiceClient(conn), org); err != nil {
+	org, err := loadOrg(ctx, out, conn, c.scale)
+	if err != nil {
 		return err
 	}
 	checks := org.Checks(10000, 11)

@@ -117,14 +117,10 @@ func run(args []string, out io.Writer) error {
 	}
 	defer conn.Close()
 
-	shape := orggen.Design().Scale(c.scale)
-	org := orggen.Generate(shape, 0)
-	fmt.Fprintf(out, "organisation: %d folders, %d users, %d grants, %d locks\n", shape.Folders, shape.Users, shape.Grants, shape.Locks)
-	start := time.Now()
-	if err := importOrg(ctx, pb.NewDirectoryServiceClient(conn), org); err != nil {
+	org, err := loadOrg(ctx, out, conn, c.scale)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "import over gRPC: %s\n", time.Since(start).Round(time.Millisecond))
 	// The rest needs only the ids. In-process, the batches would stay
 	// live on the server's heap, for its collector to trace every cycle.
 	org.Batches = nil
@@ -241,6 +237,20 @@ func startInProcess(ctx context.Context, published func([]graph.Commit)) (*inPro
 		db.Close()
 		os.RemoveAll(dir)
 	}}, nil
+}
+
+// loadOrg generates the organisation at scale, says what it holds, and
+// imports it over conn, saying how long that took.
+func loadOrg(ctx context.Context, out io.Writer, conn *grpc.ClientConn, scale float64) (*orggen.Org, error) {
+	shape := orggen.Design().Scale(scale)
+	org := orggen.Generate(shape, 0)
+	fmt.Fprintf(out, "organisation: %d folders, %d users, %d grants, %d locks\n", shape.Folders, shape.Users, shape.Grants, shape.Locks)
+	start := time.Now()
+	if err := importOrg(ctx, pb.NewDirectoryServiceClient(conn), org); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "import over gRPC: %s\n", time.Since(start).Round(time.Millisecond))
+	return org, nil
 }
 
 // importOrg sends the organisation through Import.
