@@ -23,14 +23,15 @@ func (s *state) clone(r *room) *state {
 		r = &room{}
 	}
 	c := &state{
-		folders: cloneTable(&s.folders, &r.folders),
-		up:      cloneInto(&r.ints, s.up),
-		users:   cloneTable(&s.users, &r.users),
-		grants:  cloneTable(&s.grants, &r.grants),
-		locks:   cloneTable(&s.locks, &r.locks),
-		caps:    cloneInto(&r.ints, s.caps),
-		cat:     s.cat.clone(),
-		rules:   s.rules,
+		folders:    cloneTable(&s.folders, &r.folders),
+		up:         cloneInto(&r.ints, s.up),
+		users:      cloneTable(&s.users, &r.users),
+		grants:     cloneTable(&s.grants, &r.grants),
+		locks:      cloneTable(&s.locks, &r.locks),
+		caps:       cloneInto(&r.ints, s.caps),
+		heldRights: slices.Clone(s.heldRights),
+		cat:        s.cat.clone(),
+		rules:      s.rules,
 	}
 	for _, l := range folderLists {
 		copyLists(&c.folders.nodes, &r.ints, l)

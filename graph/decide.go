@@ -194,7 +194,7 @@ func (c *checker) decide(ex *Explanation) Reason {
 	if !self || ex != nil {
 		if !scan(u.held) {
 			for i := 0; i < c.holders.len(); i++ {
-				if scan(*s.held.at(c.holders.at(i))) {
+				if f := c.holders.at(i); s.heldRights[f].meets(want) && scan(*s.held.at(f)) {
 					break
 				}
 			}

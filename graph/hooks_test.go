@@ -65,8 +65,9 @@ func TimeCopy(ix *Index) (prepared, cold time.Duration) {
 
 // Places checks, on both sides of the index, that every folder's childAt,
 // every user's homeAt and extraAt, every grant's heldAt and onAt and
-// every lock's at name where the node is in its lists, and that both
-// sides are at one revision. It runs on the writer, which holds the
+// every lock's at name where the node is in its lists, that each folder's
+// heldRights are those of its held grants, and that both sides are at
+// one revision. It runs on the writer, which holds the
 // spare.
 func Places(ix *Index) error {
 	var err error
@@ -96,6 +97,13 @@ func places(ix *Index) error {
 			}
 		}
 		for f, live := range s.folders.live {
+			var rights rightSet
+			for _, h := range *s.held.at(int32(f)) {
+				rights |= h.rights
+			}
+			if s.heldRights[f] != rights {
+				return fmt.Errorf("folder slot %d holds grants of rights %b, but %b are noted", f, rights, s.heldRights[f])
+			}
 			if !live {
 				continue
 			}

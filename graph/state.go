@@ -164,13 +164,19 @@ type state struct {
 	up []int32
 	// held[f] lists the grants whose holder is folder slot f, kept apart
 	// from the nodes for the same reason as up.
-	held   paged[[]heldGrant]
-	users  table[userNode]
-	grants table[grantNode]
-	locks  table[lockNode]
-	caps   []int32 // grants with no target
-	cat    catalogue
-	rules  int // number of placement rules
+	held paged[[]heldGrant]
+	// heldRights[f] is every right of the grants in held[f], so that a
+	// check passes over the folders holding nothing for its right (most
+	// of those it walks: most checks are denials) by reading eight bytes
+	// of an array that stays in cache, not each folder's list. It is the
+	// folder's own, not inherited: moving a folder does not change it.
+	heldRights []rightSet
+	users      table[userNode]
+	grants     table[grantNode]
+	locks      table[lockNode]
+	caps       []int32 // grants with no target
+	cat        catalogue
+	rules      int // number of placement rules
 
 	// jobs is not data: memory the access jobs run on this state reuse
 	// (accessstream.go). It is never copied.
@@ -205,6 +211,7 @@ func (s *state) setUp(i, parent int32) {
 	for int(i) >= len(s.up) {
 		s.up = append(s.up, none)
 		s.held.push(nil)
+		s.heldRights = append(s.heldRights, 0)
 	}
 	s.up[i] = parent
 }
@@ -456,13 +463,24 @@ func (s *state) listGrant(i int32, h heldGrant) {
 	n.heldAt, n.onAt = int32(len(*held)), int32(len(*on))
 	*held = append(*held, h)
 	*on = append(*on, i)
+	if n.g.Holder.Kind == KindFolder {
+		s.heldRights[n.holder] |= h.rights
+	}
 }
 
 // unlistGrant removes grant slot i from both its lists.
 func (s *state) unlistGrant(i int32) {
 	n := s.grant(i)
-	s.grant(unlist(s.heldList(n), n.heldAt).grant).heldAt = n.heldAt
+	held := s.heldList(n)
+	s.grant(unlist(held, n.heldAt).grant).heldAt = n.heldAt
 	s.grant(unlist(s.onList(n), n.onAt)).onAt = n.onAt
+	if n.g.Holder.Kind == KindFolder {
+		var r rightSet
+		for _, h := range *held {
+			r |= h.rights
+		}
+		s.heldRights[n.holder] = r
+	}
 }
 
 func unixNano(t time.Time) int64 {
