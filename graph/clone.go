@@ -157,7 +157,7 @@ func cloneInto[E any](pool *[]E, src []E) []E {
 // from pool; the nodes' lists are still shared and are copied by the
 // caller.
 func cloneTable[T any](t *table[T], pool *[]T) table[T] {
-	return table[T]{byID: maps.Clone(t.byID), nodes: t.nodes.cloneInto(pool), live: slices.Clone(t.live), free: slices.Clone(t.free)}
+	return table[T]{ids: t.ids.clone(), nodes: t.nodes.cloneInto(pool), live: slices.Clone(t.live), free: slices.Clone(t.free), key: t.key}
 }
 
 // copyLists gives the list that field picks out of every node its own copy,

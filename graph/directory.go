@@ -181,7 +181,7 @@ func (ix *Index) listGrants(o Orgs, holder, target Ref, after string, limit int)
 		}
 	}
 	var ids []string
-	for id, i := range s.grants.byID {
+	for id, i := range s.grants.all() {
 		g := &s.grant(i).g
 		if (holder.IsZero() || g.Holder == holder) && (target.IsZero() || g.Target == target) && o.hasGrant(s, i) {
 			ids = append(ids, id)
@@ -213,7 +213,7 @@ func (ix *Index) listLocks(o Orgs, target Ref, after string, limit int) ([]Lock,
 		return nil, "", v.rev, err
 	}
 	var ids []string
-	for id, i := range s.locks.byID {
+	for id, i := range s.locks.all() {
 		if (target.IsZero() || s.lock(i).l.Target == target) && o.hasLock(s, i) {
 			ids = append(ids, id)
 		}

@@ -171,7 +171,7 @@ func (s *state) allRecords(o Orgs) ([]Record, error) {
 	for n := range s.cat.slot {
 		rights = append(rights, n)
 	}
-	for id, i := range s.folders.byID {
+	for id, i := range s.folders.all() {
 		if !o.hasFolder(s, i) {
 			continue
 		}
@@ -180,17 +180,17 @@ func (s *state) allRecords(o Orgs) ([]Record, error) {
 			rules = append(rules, id)
 		}
 	}
-	for id, i := range s.users.byID {
+	for id, i := range s.users.all() {
 		if o.hasUser(s, i) {
 			users = append(users, id)
 		}
 	}
-	for id, i := range s.grants.byID {
+	for id, i := range s.grants.all() {
 		if o.hasGrant(s, i) {
 			grants = append(grants, id)
 		}
 	}
-	for id, i := range s.locks.byID {
+	for id, i := range s.locks.all() {
 		if o.hasLock(s, i) {
 			locks = append(locks, id)
 		}

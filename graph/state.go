@@ -102,19 +102,25 @@ type lockNode struct {
 	at     int32 // its place in its target's locks
 }
 
-// table is a slot allocator: ids map to dense slots, freed slots are reused.
+// table is a slot allocator: ids map to dense slots, freed slots are
+// reused. The ids are found through an open-addressing array of cells
+// (idIndex), not a Go map: the cells hold no pointer (a map of a million
+// string keys is a million pointers for the collector to visit each
+// cycle, per side), and the id compared is the node's own.
 type table[T any] struct {
-	byID  map[string]int32
+	ids   idIndex
 	nodes paged[T]
 	live  []bool
 	free  []int32
+	key   func(*T) string // the node's id
 }
 
-func newTable[T any]() table[T] { return table[T]{byID: map[string]int32{}} }
+func newTable[T any](key func(*T) string) table[T] {
+	return table[T]{ids: newIDIndex(0), key: key}
+}
 
 func (t *table[T]) get(id string) (int32, bool) {
-	i, ok := t.byID[id]
-	return i, ok
+	return t.ids.find(id, func(i int32) bool { return t.key(t.nodes.at(i)) == id })
 }
 
 func (t *table[T]) insert(id string, n T) int32 {
@@ -128,19 +134,30 @@ func (t *table[T]) insert(id string, n T) int32 {
 		i = t.nodes.push(n)
 		t.live = append(t.live, true)
 	}
-	t.byID[id] = i
+	t.ids.add(id, i)
 	return i
 }
 
 func (t *table[T]) remove(id string, i int32) {
-	delete(t.byID, id)
+	t.ids.drop(id, i)
 	var zero T
 	*t.nodes.at(i) = zero
 	t.live[i] = false
 	t.free = append(t.free, i)
 }
 
-func (t *table[T]) len() int { return len(t.byID) }
+func (t *table[T]) len() int { return t.ids.n }
+
+// all yields the id and slot of every live node, in slot order.
+func (t *table[T]) all() iter.Seq2[string, int32] {
+	return func(yield func(string, int32) bool) {
+		for i, live := range t.live {
+			if live && !yield(t.key(t.nodes.at(int32(i))), int32(i)) {
+				return
+			}
+		}
+	}
+}
 
 // reserve makes room for n more entries, so that loading a large state
 // does not copy the tables again and again as they grow.
@@ -150,9 +167,7 @@ func (t *table[T]) reserve(n int) {
 	}
 	t.nodes.reserve(n)
 	t.live = slices.Grow(t.live, n)
-	if len(t.byID) == 0 {
-		t.byID = make(map[string]int32, n)
-	}
+	t.ids.reserve(t.ids.n + n)
 }
 
 // state is everything the index holds. It is changed only by txn.apply.
@@ -185,10 +200,10 @@ type state struct {
 
 func newState() *state {
 	return &state{
-		folders: newTable[folderNode](),
-		users:   newTable[userNode](),
-		grants:  newTable[grantNode](),
-		locks:   newTable[lockNode](),
+		folders: newTable(func(n *folderNode) string { return n.id }),
+		users:   newTable(func(n *userNode) string { return n.id }),
+		grants:  newTable(func(n *grantNode) string { return n.g.ID }),
+		locks:   newTable(func(n *lockNode) string { return n.l.ID }),
 		cat:     newCatalogue(),
 	}
 }
