@@ -200,7 +200,7 @@ func (j *accessJob) run(s *state, flip func()) {
 	placed := func(u int32) []int {
 		n := s.user(u)
 		zs := []int{j.zoneAt(s, zoneAt, n.home)}
-		for _, e := range n.extras {
+		for _, e := range n.extras() {
 			zs = append(zs, j.zoneAt(s, zoneAt, e))
 		}
 		return zs
@@ -226,7 +226,7 @@ func (j *accessJob) run(s *state, flip func()) {
 			}
 			f := n.home
 			if k > 0 {
-				f = n.extras[k-1]
+				f = n.extras()[k-1]
 			}
 			b := j.v2.bits(f)
 			a1.reach, a1.lock = a1.reach|b.reach, a1.lock|b.lock
@@ -431,7 +431,7 @@ func (j *accessJob) examined(s *state) []int32 {
 	}
 	irregular := func(u int32) bool {
 		n := s.user(u)
-		return len(n.extras) > 0 || len(n.on) > 0 || len(n.locks) > 0 || u == j.v2.w
+		return len(n.extras()) > 0 || len(n.on) > 0 || len(n.locks) > 0 || u == j.v2.w
 	}
 	var walk []int32
 	for k, f := range j.zones {

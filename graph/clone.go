@@ -40,6 +40,11 @@ func (s *state) clone(r *room) *state {
 		copyLists(&c.users.nodes, &r.ints, l)
 	}
 	copyLists(&c.users.nodes, &r.held, userHeld)
+	for _, n := range c.users.nodes.all() {
+		if n.more != nil { // written in place (dropExtra): each side its own
+			n.more = &userExtras{slices.Clone(n.more.extras), slices.Clone(n.more.extraAt)}
+		}
+	}
 	c.held = s.held.cloneInto(&r.heldLists)
 	copyLists(&c.held, &r.held, func(l *[]heldGrant) *[]heldGrant { return l })
 	return c
@@ -56,8 +61,6 @@ var (
 		func(n *folderNode) *[]int32 { return &n.locks },
 	}
 	userLists = [...]func(*userNode) *[]int32{
-		func(n *userNode) *[]int32 { return &n.extras },
-		func(n *userNode) *[]int32 { return &n.extraAt },
 		func(n *userNode) *[]int32 { return &n.on },
 		func(n *userNode) *[]int32 { return &n.locks },
 	}

@@ -79,7 +79,7 @@ type checker struct {
 // addMember adds to set every folder user u is a member of.
 func (s *state) addMember(set *slotSet, u *userNode) {
 	set.addUp(s.up, u.home)
-	for _, e := range u.extras {
+	for _, e := range u.extras() {
 		set.addUp(s.up, e)
 	}
 }
@@ -275,7 +275,7 @@ func (c *checker) explainGrant(ex *Explanation, gi int32) {
 // pathUp returns the folder ids from the first of u's folders (home, then
 // extras in id order) that lies below top, up to top.
 func pathUp(s *state, u *userNode, top int32) []string {
-	for _, f := range append([]int32{u.home}, u.extras...) {
+	for _, f := range append([]int32{u.home}, u.extras()...) {
 		if s.isAncestor(top, f) {
 			var out []string
 			for ; f != s.up[top]; f = s.up[f] {

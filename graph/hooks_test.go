@@ -121,12 +121,15 @@ func places(ix *Index) error {
 			if s.folder(n.home).homes[n.homeAt] != int32(u) {
 				return fmt.Errorf("user %s is not at its homeAt %d", n.id, n.homeAt)
 			}
-			if len(n.extraAt) != len(n.extras) {
-				return fmt.Errorf("user %s has %d extras and %d places", n.id, len(n.extras), len(n.extraAt))
+			if len(n.extraAt()) != len(n.extras()) {
+				return fmt.Errorf("user %s has %d extras and %d places", n.id, len(n.extras()), len(n.extraAt()))
 			}
-			for k, e := range n.extras {
-				if s.folder(e).extras[n.extraAt[k]] != int32(u) {
-					return fmt.Errorf("user %s is not at its place %d in extra group %s", n.id, n.extraAt[k], s.folder(e).id)
+			if n.more != nil && len(n.more.extras) <= inlineExtras {
+				return fmt.Errorf("user %s keeps %d extra groups apart, which fit in its node", n.id, len(n.more.extras))
+			}
+			for k, e := range n.extras() {
+				if s.folder(e).extras[n.extraAt()[k]] != int32(u) {
+					return fmt.Errorf("user %s is not at its place %d in extra group %s", n.id, n.extraAt()[k], s.folder(e).id)
 				}
 			}
 		}

@@ -54,12 +54,13 @@ func (t *txn) createUser(op string, u User) error {
 	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{home}, extras...)...); err != nil {
 		return err
 	}
-	i := s.users.insert(u.ID, userNode{id: u.ID, name: u.Name, class: u.Class, state: u.State, active: u.State == StateActive, home: home, extras: extras,
-		extraAt: make([]int32, len(extras))})
+	i := s.users.insert(u.ID, userNode{id: u.ID, name: u.Name, class: u.Class, state: u.State, active: u.State == StateActive, home: home})
 	s.addHome(home, i)
+	at := make([]int32, len(extras))
 	for k, e := range extras {
-		s.user(i).extraAt[k] = s.addExtra(e, i)
+		at[k] = s.addExtra(e, i)
 	}
+	s.user(i).setExtras(extras, at)
 	t.record(Mutation{CreateUser: &u}, Mutation{DeleteUser: &Delete{ID: u.ID}})
 	return nil
 }
@@ -84,7 +85,7 @@ func (t *txn) updateUser(op string, u UserUpdate) error {
 		return newErr(op, u.ID, ErrInvalid, "class %q must be a short lower-case word", u.Class)
 	}
 	n := t.s.user(i)
-	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{n.home}, n.extras...)...); err != nil {
+	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{n.home}, n.extras()...)...); err != nil {
 		return err
 	}
 	inv := UserUpdate{ID: u.ID, Name: n.name, Class: n.class}
@@ -170,8 +171,8 @@ func (t *txn) deleteUser(op string, d Delete) error {
 	}
 	view := s.userView(i)
 	s.dropHome(n.home, i)
-	for k, e := range n.extras {
-		s.dropExtra(e, i, n.extraAt[k])
+	for k, e := range n.extras() {
+		s.dropExtra(e, i, n.extraAt()[k])
 	}
 	s.users.remove(d.ID, i)
 	t.record(Mutation{DeleteUser: &Delete{ID: d.ID}}, Mutation{CreateUser: &view})
@@ -192,15 +193,15 @@ func (t *txn) addExtra(op string, m Membership) error {
 	if s.root(f) != s.root(n.home) {
 		return newErr(op, m.User, ErrCrossOrg, "folder %q is in another organisation", m.Folder)
 	}
-	k, found := slices.BinarySearchFunc(n.extras, m.Folder, func(e int32, id string) int { return strings.Compare(s.folder(e).id, id) })
+	k, found := slices.BinarySearchFunc(n.extras(), m.Folder, func(e int32, id string) int { return strings.Compare(s.folder(e).id, id) })
 	if found {
 		return newErr(op, m.User, ErrAlreadyExists, "folder %q is already an extra group of the user", m.Folder)
 	}
 	if err := t.checkPlacement(op, m.User, n.class, f); err != nil {
 		return err
 	}
-	n.extras = slices.Insert(n.extras, k, f)
-	n.extraAt = slices.Insert(n.extraAt, k, s.addExtra(f, i))
+	at := s.addExtra(f, i)
+	n.setExtras(slices.Insert(slices.Clone(n.extras()), k, f), slices.Insert(slices.Clone(n.extraAt()), k, at))
 	t.record(Mutation{AddExtraGroup: &m}, Mutation{DelExtraGroup: &m})
 	return nil
 }
@@ -212,14 +213,13 @@ func (t *txn) removeExtra(op string, m Membership) error {
 		return err
 	}
 	n := s.user(i)
-	k, found := slices.BinarySearchFunc(n.extras, m.Folder, func(e int32, id string) int { return strings.Compare(s.folder(e).id, id) })
+	k, found := slices.BinarySearchFunc(n.extras(), m.Folder, func(e int32, id string) int { return strings.Compare(s.folder(e).id, id) })
 	if !found {
 		return newErr(op, m.User, ErrNotFound, "folder %q is not an extra group of the user", m.Folder)
 	}
-	f := n.extras[k]
-	s.dropExtra(f, i, n.extraAt[k])
-	n.extras = slices.Delete(n.extras, k, k+1)
-	n.extraAt = slices.Delete(n.extraAt, k, k+1)
+	f := n.extras()[k]
+	s.dropExtra(f, i, n.extraAt()[k])
+	n.setExtras(slices.Delete(slices.Clone(n.extras()), k, k+1), slices.Delete(slices.Clone(n.extraAt()), k, k+1))
 	t.record(Mutation{DelExtraGroup: &m}, Mutation{AddExtraGroup: &m})
 	return nil
 }

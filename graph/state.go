@@ -28,22 +28,67 @@ type folderNode struct {
 
 // userNode is a user and the grants and locks that name the user. The
 // fields a check reads come first, to share one cache line.
+//
+// A user's extra groups (extras, sorted by folder id) are kept in the
+// node, up to inlineExtras of them, and only a user with more has a list
+// of its own (more): a list per user was two pointers per user for the
+// collector to visit each cycle (BenchmarkCollectLayouts).
 type userNode struct {
 	home   int32
-	active bool        // state == StateActive
-	extras []int32     // folder slots, sorted by folder id
+	active bool  // state == StateActive
+	nx     uint8 // extra groups in ex, when more is nil
+	ex     [inlineExtras]int32
+	more   *userExtras
 	held   []heldGrant // grants whose holder is this user
 	on     []int32     // grants whose target is this user
 	locks  []int32     // locks whose target is this user
-	// homeAt is the user's place in its home's homes, and extraAt[k] its
-	// place in the extras of folder extras[k]: removing the user from a
+	// homeAt is the user's place in its home's homes, and extraAt()[k] its
+	// place in the extras of folder extras()[k]: removing the user from a
 	// folder of any size is one step.
-	homeAt  int32
-	extraAt []int32
-	id      string
-	name    string
-	class   string
-	state   State
+	homeAt int32
+	exAt   [inlineExtras]int32
+	id     string
+	name   string
+	class  string
+	state  State
+}
+
+// inlineExtras is how many extra groups a user keeps in its node.
+const inlineExtras = 3
+
+// userExtras are the extra groups of a user with more than inlineExtras.
+type userExtras struct{ extras, extraAt []int32 }
+
+// extras returns the user's extra groups (folder slots, sorted by folder
+// id). The slice may be the node's own memory: change it only through
+// setExtras, or in place.
+func (u *userNode) extras() []int32 {
+	if u.more != nil {
+		return u.more.extras
+	}
+	return u.ex[:u.nx]
+}
+
+// extraAt returns the user's place in each of its extra groups' lists,
+// in the order of extras; it may be written in place.
+func (u *userNode) extraAt() []int32 {
+	if u.more != nil {
+		return u.more.extraAt
+	}
+	return u.exAt[:u.nx]
+}
+
+// setExtras makes extras, with places at, the user's extra groups. They
+// may be the slices extras and extraAt returned, changed.
+func (u *userNode) setExtras(extras, at []int32) {
+	if len(extras) > inlineExtras {
+		u.more = &userExtras{slices.Clone(extras), slices.Clone(at)}
+		u.nx = 0
+		return
+	}
+	copy(u.ex[:], extras)
+	copy(u.exAt[:], at)
+	u.nx, u.more = uint8(len(extras)), nil
 }
 
 // heldGrant is a grant as its holder lists it: what a check needs to test
@@ -282,7 +327,7 @@ func (s *state) isMember(u *userNode, f int32) bool {
 	if s.isAncestor(f, u.home) {
 		return true
 	}
-	for _, e := range u.extras {
+	for _, e := range u.extras() {
 		if s.isAncestor(f, e) {
 			return true
 		}
@@ -360,7 +405,7 @@ func (s *state) folderView(i int32) Folder {
 func (s *state) userView(i int32) User {
 	n := s.user(i)
 	u := User{ID: n.id, Name: n.name, Class: n.class, State: n.state, Home: s.folder(n.home).id}
-	for _, e := range n.extras {
+	for _, e := range n.extras() {
 		u.Extras = append(u.Extras, s.folder(e).id)
 	}
 	return u
@@ -439,7 +484,7 @@ func (s *state) addExtra(f, u int32) int32 {
 // folder f; f must still be among u's extras.
 func (s *state) dropExtra(f, u, at int32) {
 	w := s.user(unlist(&s.folder(f).extras, at))
-	w.extraAt[slices.Index(w.extras, f)] = at
+	w.extraAt()[slices.Index(w.extras(), f)] = at
 }
 
 // heldList returns the list of grants held by grant n's holder.

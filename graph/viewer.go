@@ -100,7 +100,7 @@ func (v *viewer) userAccess(u int32) access {
 	s := v.s
 	n := s.user(u)
 	a := v.bits(n.home)
-	for _, e := range n.extras {
+	for _, e := range n.extras() {
 		b := v.bits(e)
 		a.reach |= b.reach
 		a.lock |= b.lock
