@@ -533,11 +533,11 @@ func (j *accessJob) regions(s *state, r int, gain bool) []region {
 			}
 			covered = true
 			if !want {
-				out[x].except = append(out[x].except, UserRef(s.user(u).id))
+				out[x].except = append(out[x].except, UserRef(s.userID(u)))
 			}
 		}
 		if want && !covered {
-			out = append(out, region{on: UserRef(s.user(u).id), zone: -1})
+			out = append(out, region{on: UserRef(s.userID(u)), zone: -1})
 		}
 	}
 	if j.caps && moved(j.c1, j.c2) {

@@ -32,7 +32,9 @@ func (s *state) clone(r *room) *state {
 		heldRights: slices.Clone(s.heldRights),
 		cat:        s.cat.clone(),
 		rules:      s.rules,
+		txt:        s.txt.share(),
 	}
+	c.users.key = c.userKey
 	for _, l := range folderLists {
 		copyLists(&c.folders.nodes, &r.ints, l)
 	}

@@ -150,7 +150,7 @@ func (ix *Index) listUsers(o Orgs, folder string, subtree bool, after string, li
 	for u := range users {
 		if !seen[u] {
 			seen[u] = true
-			ids = append(ids, s.user(u).id)
+			ids = append(ids, s.userID(u))
 		}
 	}
 	pg := page(ids, after, limit, v.rev)

@@ -119,17 +119,17 @@ func places(ix *Index) error {
 			}
 			n := s.user(int32(u))
 			if s.folder(n.home).homes[n.homeAt] != int32(u) {
-				return fmt.Errorf("user %s is not at its homeAt %d", n.id, n.homeAt)
+				return fmt.Errorf("user %s is not at its homeAt %d", s.txt.get(n.id), n.homeAt)
 			}
 			if len(n.extraAt()) != len(n.extras()) {
-				return fmt.Errorf("user %s has %d extras and %d places", n.id, len(n.extras()), len(n.extraAt()))
+				return fmt.Errorf("user %s has %d extras and %d places", s.txt.get(n.id), len(n.extras()), len(n.extraAt()))
 			}
 			if n.more != nil && len(n.more.extras) <= inlineExtras {
-				return fmt.Errorf("user %s keeps %d extra groups apart, which fit in its node", n.id, len(n.more.extras))
+				return fmt.Errorf("user %s keeps %d extra groups apart, which fit in its node", s.txt.get(n.id), len(n.more.extras))
 			}
 			for k, e := range n.extras() {
 				if s.folder(e).extras[n.extraAt()[k]] != int32(u) {
-					return fmt.Errorf("user %s is not at its place %d in extra group %s", n.id, n.extraAt()[k], s.folder(e).id)
+					return fmt.Errorf("user %s is not at its place %d in extra group %s", s.txt.get(n.id), n.extraAt()[k], s.folder(e).id)
 				}
 			}
 		}

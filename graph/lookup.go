@@ -133,7 +133,7 @@ func (ix *Index) lookupResources(o Orgs, user, right string, kind Kind, after st
 	} else {
 		for m := range userSeen {
 			if !s.locked(slot, none, m) {
-				ids = append(ids, s.user(m).id)
+				ids = append(ids, s.userID(m))
 			}
 		}
 	}
@@ -199,7 +199,7 @@ func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit
 	var ids []string
 	for m := range subjects {
 		if s.user(m).state == StateActive && o.hasUser(s, m) {
-			ids = append(ids, s.user(m).id)
+			ids = append(ids, s.userID(m))
 		}
 	}
 	return page(ids, after, limit, v.rev), nil

@@ -54,7 +54,7 @@ func (t *txn) createUser(op string, u User) error {
 	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{home}, extras...)...); err != nil {
 		return err
 	}
-	i := s.users.insert(u.ID, userNode{id: u.ID, name: u.Name, class: u.Class, state: u.State, active: u.State == StateActive, home: home})
+	i := s.users.insert(u.ID, userNode{id: s.txt.put(u.ID), name: s.txt.put(u.Name), class: s.txt.put(u.Class), state: u.State, active: u.State == StateActive, home: home})
 	s.addHome(home, i)
 	at := make([]int32, len(extras))
 	for k, e := range extras {
@@ -88,8 +88,8 @@ func (t *txn) updateUser(op string, u UserUpdate) error {
 	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{n.home}, n.extras()...)...); err != nil {
 		return err
 	}
-	inv := UserUpdate{ID: u.ID, Name: n.name, Class: n.class}
-	n.name, n.class = u.Name, u.Class
+	inv := UserUpdate{ID: u.ID, Name: t.s.txt.get(n.name), Class: t.s.txt.get(n.class)}
+	n.name, n.class = t.s.txt.put(u.Name), t.s.txt.put(u.Class)
 	t.record(Mutation{UpdateUser: &u}, Mutation{UpdateUser: &inv})
 	return nil
 }
@@ -108,7 +108,7 @@ func (t *txn) moveUser(op string, m Move) error {
 	if s.root(to) != s.root(n.home) {
 		return newErr(op, m.ID, ErrCrossOrg, "destination %q is in another organisation", m.To)
 	}
-	if err := t.checkPlacement(op, m.ID, n.class, to); err != nil {
+	if err := t.checkPlacement(op, m.ID, s.txt.get(n.class), to); err != nil {
 		return err
 	}
 	old := n.home
@@ -197,7 +197,7 @@ func (t *txn) addExtra(op string, m Membership) error {
 	if found {
 		return newErr(op, m.User, ErrAlreadyExists, "folder %q is already an extra group of the user", m.Folder)
 	}
-	if err := t.checkPlacement(op, m.User, n.class, f); err != nil {
+	if err := t.checkPlacement(op, m.User, s.txt.get(n.class), f); err != nil {
 		return err
 	}
 	at := s.addExtra(f, i)

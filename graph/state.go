@@ -47,10 +47,9 @@ type userNode struct {
 	// folder of any size is one step.
 	homeAt int32
 	exAt   [inlineExtras]int32
-	id     string
-	name   string
-	class  string
-	state  State
+	// The user's id, name and class, kept in the side's texts.
+	id, name, class text
+	state           State
 }
 
 // inlineExtras is how many extra groups a user keeps in its node.
@@ -236,7 +235,8 @@ type state struct {
 	locks      table[lockNode]
 	caps       []int32 // grants with no target
 	cat        catalogue
-	rules      int // number of placement rules
+	rules      int   // number of placement rules
+	txt        texts // users' ids, names and classes
 
 	// jobs is not data: memory the access jobs run on this state reuse
 	// (accessstream.go). It is never copied.
@@ -244,14 +244,18 @@ type state struct {
 }
 
 func newState() *state {
-	return &state{
+	s := &state{
 		folders: newTable(func(n *folderNode) string { return n.id }),
-		users:   newTable(func(n *userNode) string { return n.id }),
 		grants:  newTable(func(n *grantNode) string { return n.g.ID }),
 		locks:   newTable(func(n *lockNode) string { return n.l.ID }),
 		cat:     newCatalogue(),
 	}
+	s.users = newTable(s.userKey)
+	return s
 }
+
+// userKey returns a user's id, from this state's texts.
+func (s *state) userKey(n *userNode) string { return s.txt.get(n.id) }
 
 // reserve makes room for that many more of each entity, so that loading a
 // large state does not copy the tables again and again as they grow.
@@ -275,7 +279,13 @@ func (s *state) setUp(i, parent int32) {
 	}
 	s.up[i] = parent
 }
-func (s *state) user(i int32) *userNode   { return s.users.nodes.at(i) }
+func (s *state) user(i int32) *userNode { return s.users.nodes.at(i) }
+
+// userID returns the id of user slot i.
+func (s *state) userID(i int32) string { return s.txt.get(s.user(i).id) }
+
+// userClass returns the class of user slot i.
+func (s *state) userClass(i int32) string { return s.txt.get(s.user(i).class) }
 func (s *state) grant(i int32) *grantNode { return s.grants.nodes.at(i) }
 func (s *state) lock(i int32) *lockNode   { return s.locks.nodes.at(i) }
 
@@ -404,7 +414,7 @@ func (s *state) folderView(i int32) Folder {
 
 func (s *state) userView(i int32) User {
 	n := s.user(i)
-	u := User{ID: n.id, Name: n.name, Class: n.class, State: n.state, Home: s.folder(n.home).id}
+	u := User{ID: s.txt.get(n.id), Name: s.txt.get(n.name), Class: s.txt.get(n.class), State: n.state, Home: s.folder(n.home).id}
 	for _, e := range n.extras() {
 		u.Extras = append(u.Extras, s.folder(e).id)
 	}

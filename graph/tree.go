@@ -145,9 +145,9 @@ func (t *txn) checkSubtreePlacement(op, id string, f, under int32) error {
 		return nil
 	}
 	for u := range s.placedBelow(f) {
-		if r, ok := s.allowed(s.user(u).class, under); !ok {
+		if r, ok := s.allowed(s.userClass(u), under); !ok {
 			return newErr(op, id, ErrPlacement, "user %q (class %q) would become a member of %q, whose rule admits only %v",
-				s.user(u).id, s.user(u).class, s.folder(r).id, s.folder(r).rule)
+				s.userID(u), s.userClass(u), s.folder(r).id, s.folder(r).rule)
 		}
 	}
 	return nil
@@ -174,9 +174,9 @@ func (t *txn) deleteFolder(op string, d Delete) error {
 	case len(n.children) > 0:
 		return newErr(op, d.ID, ErrNotEmpty, "folder has %d child folders (delete them first, or cascade)", len(n.children))
 	case len(n.homes) > 0:
-		return newErr(op, d.ID, ErrNotEmpty, "folder is the home of %d users, such as %q", len(n.homes), s.user(n.homes[0]).id)
+		return newErr(op, d.ID, ErrNotEmpty, "folder is the home of %d users, such as %q", len(n.homes), s.userID(n.homes[0]))
 	case len(n.extras) > 0:
-		return newErr(op, d.ID, ErrNotEmpty, "folder is an extra group of %d users, such as %q", len(n.extras), s.user(n.extras[0]).id)
+		return newErr(op, d.ID, ErrNotEmpty, "folder is an extra group of %d users, such as %q", len(n.extras), s.userID(n.extras[0]))
 	case len(*s.held.at(i)) > 0:
 		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grant((*s.held.at(i))[0].grant).g.ID)
 	case len(n.on) > 0:
@@ -215,10 +215,10 @@ func (t *txn) cascadeFolder(id string, f int32) error {
 	for _, d := range sub {
 		n := s.folder(d)
 		for _, u := range n.homes {
-			users = append(users, s.user(u).id)
+			users = append(users, s.userID(u))
 		}
 		for _, u := range n.extras {
-			memberships = append(memberships, member{s.user(u).id, n.id})
+			memberships = append(memberships, member{s.userID(u), n.id})
 		}
 		for _, h := range *s.held.at(d) {
 			grants = append(grants, s.grant(h.grant).g.ID)
@@ -299,9 +299,9 @@ func (t *txn) setRule(op string, r PlacementRule) error {
 		r.Classes = []string{}
 	}
 	for u := range s.placedBelow(f) {
-		if _, ok := slices.BinarySearch(r.Classes, s.user(u).class); !ok {
+		if _, ok := slices.BinarySearch(r.Classes, s.userClass(u)); !ok {
 			return newErr(op, r.Folder, ErrPlacement, "member %q has class %q, which the rule %v would exclude",
-				s.user(u).id, s.user(u).class, r.Classes)
+				s.userID(u), s.userClass(u), r.Classes)
 		}
 	}
 	n := s.folder(f)

@@ -1,0 +1,66 @@
+package graph
+
+import "unsafe"
+
+// textShift sets the size of a block of texts.
+const textShift = 20
+
+// textBlock is the size of a block of texts: 1 MiB, far more than the
+// longest id or name.
+const textBlock = 1 << textShift
+
+// texts keeps strings of one side (users' ids, names and classes) in
+// blocks of bytes, so that the nodes refer to them by position and hold
+// no pointer for the collector to visit (BenchmarkCollectLayouts). A
+// block is only ever appended to, and a string returned by get points
+// into it, so what a reader holds never changes.
+//
+// A deleted or renamed user's bytes stay in their block until the
+// service restarts (a load writes only what is live): one that creates
+// and deletes a million users keeps some tens of MB more until then.
+type texts struct {
+	blocks [][]byte
+}
+
+// text is a string kept in texts: its block and place, and its length.
+type text struct {
+	at uint32 // block<<textShift | offset
+	n  uint32
+}
+
+// put keeps s and returns where.
+func (x *texts) put(s string) text {
+	if s == "" {
+		return text{}
+	}
+	b := len(x.blocks) - 1
+	if b < 0 || len(x.blocks[b])+len(s) > cap(x.blocks[b]) {
+		x.blocks = append(x.blocks, make([]byte, 0, max(textBlock, len(s))))
+		b++
+	}
+	off := len(x.blocks[b])
+	x.blocks[b] = append(x.blocks[b], s...)
+	return text{at: uint32(b<<textShift | off), n: uint32(len(s))}
+}
+
+// get returns the string kept at t.
+func (x *texts) get(t text) string {
+	if t.n == 0 {
+		return ""
+	}
+	blk := x.blocks[t.at>>textShift]
+	return unsafe.String(&blk[t.at&(textBlock-1)], t.n)
+}
+
+// share returns texts for a copy of the side, sharing the blocks written
+// so far, each capped at its length in the copy: what the copy puts goes
+// to a block of its own, and what x puts next to its last block lies
+// past every byte the copy reads. x is not changed (readers may be
+// reading it).
+func (x *texts) share() texts {
+	c := texts{blocks: make([][]byte, len(x.blocks))}
+	for i, b := range x.blocks {
+		c.blocks[i] = b[:len(b):len(b)]
+	}
+	return c
+}
