@@ -147,7 +147,7 @@ func (s *state) planFor(m, inv *Mutation, w string) *accessJob {
 		return grant(*inv.AddGrant)
 	case m.ExpireGrant != nil:
 		if g, ok := s.grants.get(m.ExpireGrant.ID); ok {
-			return grant(s.grant(g).g)
+			return grant(s.grantView(g))
 		}
 	case m.AddLock != nil, m.RemoveLock != nil:
 		l := m.AddLock

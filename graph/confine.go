@@ -45,7 +45,7 @@ func (o Orgs) hasGrant(s *state, g int32) bool {
 		return true
 	}
 	n := s.grant(g)
-	if n.g.Holder.Kind == KindFolder {
+	if n.hkind == KindFolder {
 		return o.hasFolder(s, n.holder)
 	}
 	return o.hasUser(s, n.holder)

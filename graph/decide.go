@@ -168,7 +168,7 @@ func (c *checker) decide(ex *Explanation) Reason {
 	want := s.cat.grantedBy[c.right]
 	self := c.xu == c.user && s.cat.self.meets(want)
 	found, expired := none, none
-	better := func(cur, g int32) bool { return cur == none || s.grant(g).g.ID < s.grant(cur).g.ID }
+	better := func(cur, g int32) bool { return cur == none || s.grantID(g) < s.grantID(cur) }
 	scan := func(list []heldGrant) bool {
 		for i := range list {
 			g := &list[i]
@@ -264,10 +264,10 @@ func (c *checker) explainGrant(ex *Explanation, gi int32) {
 	g := s.grant(gi)
 	gv := s.grantView(gi)
 	ex.Grant = &gv
-	if g.g.Holder.Kind == KindFolder {
+	if g.hkind == KindFolder {
 		ex.HolderPath = pathUp(s, s.user(c.user), g.holder)
 	}
-	if g.g.Target.Kind == KindFolder {
+	if g.tkind == KindFolder {
 		ex.TargetPath = c.pathDown(g.target)
 	}
 }

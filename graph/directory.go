@@ -182,8 +182,8 @@ func (ix *Index) listGrants(o Orgs, holder, target Ref, after string, limit int)
 	}
 	var ids []string
 	for id, i := range s.grants.all() {
-		g := &s.grant(i).g
-		if (holder.IsZero() || g.Holder == holder) && (target.IsZero() || g.Target == target) && o.hasGrant(s, i) {
+		g := s.grant(i)
+		if (holder.IsZero() || s.ref(g.hkind, g.holder) == holder) && (target.IsZero() || s.ref(g.tkind, g.target) == target) && o.hasGrant(s, i) {
 			ids = append(ids, id)
 		}
 	}

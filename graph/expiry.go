@@ -47,7 +47,7 @@ func (s *state) pending(e expiryItem) bool {
 		return false
 	}
 	g := s.grant(i)
-	return g.expires == e.at && !g.g.Expired
+	return g.expires == e.at && !g.marked
 }
 
 // noteExpiries adds the expiries of the grants a committed batch added;
@@ -79,8 +79,8 @@ func (ix *Index) noteExpiries(s *state, muts []Mutation) {
 // (or the index not yet shared).
 func (ix *Index) rebuildExpiries(s *state) {
 	for i, live := range s.grants.live {
-		if g := s.grant(int32(i)); live && g.expires != 0 && !g.g.Expired {
-			ix.exp = append(ix.exp, expiryItem{at: g.expires, id: g.g.ID})
+		if g := s.grant(int32(i)); live && g.expires != 0 && !g.marked {
+			ix.exp = append(ix.exp, expiryItem{at: g.expires, id: s.grantID(int32(i))})
 		}
 	}
 	heap.Init(&ix.exp)

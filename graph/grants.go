@@ -75,7 +75,8 @@ func (t *txn) addGrant(op string, g Grant) error {
 		return newErr(op, g.ID, ErrInvalid, "a grant that never expires cannot be marked expired")
 	}
 	exp := expiresOf(g)
-	i := s.grants.insert(g.ID, grantNode{g: g, holder: holder, target: target, rights: set, expires: exp})
+	i := s.grants.insert(g.ID, grantNode{holder: holder, target: target, rights: set, expires: exp,
+		hkind: g.Holder.Kind, tkind: g.Target.Kind, marked: g.Expired, expiresAt: g.ExpiresAt, id: s.txt.put(g.ID), reason: s.txt.put(g.Reason)})
 	s.listGrant(i, heldGrant{rights: set, expires: exp, target: target, grant: i, tkind: g.Target.Kind})
 	t.record(Mutation{AddGrant: &g}, Mutation{RemoveGrant: &Delete{ID: g.ID}})
 	return nil
@@ -102,11 +103,11 @@ func (t *txn) expireGrant(op string, d Delete) error {
 	if !ok {
 		return newErr(op, d.ID, ErrNotFound, "no such grant")
 	}
-	g := &t.s.grant(i).g
+	g := t.s.grant(i)
 	switch {
-	case g.ExpiresAt.IsZero():
+	case g.expiresAt.IsZero():
 		return newErr(op, d.ID, ErrInvalid, "the grant never expires")
-	case g.Expired:
+	case g.marked:
 		return newErr(op, d.ID, ErrAlreadyExists, "the grant's expiry is already recorded")
 	}
 	return t.setExpired(d.ID, true)
@@ -121,8 +122,8 @@ func (t *txn) setExpired(id string, expired bool) error {
 		return newErr("expire_grant", id, ErrNotFound, "no such grant")
 	}
 	n := s.grant(i)
-	n.g.Expired = expired
-	n.expires = expiresOf(n.g)
+	n.marked = expired
+	n.expires = n.expiry()
 	(*s.heldList(n))[n.heldAt].expires = n.expires
 	if expired {
 		t.record(Mutation{ExpireGrant: &Delete{ID: id}}, Mutation{unexpire: &Delete{ID: id}})

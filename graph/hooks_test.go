@@ -88,7 +88,7 @@ func places(ix *Index) error {
 		for g, live := range s.grants.live {
 			n := s.grant(int32(g))
 			if live && ((*s.heldList(n))[n.heldAt].grant != int32(g) || (*s.onList(n))[n.onAt] != int32(g)) {
-				return fmt.Errorf("grant %s is not at its places %d and %d", n.g.ID, n.heldAt, n.onAt)
+				return fmt.Errorf("grant %s is not at its places %d and %d", s.grantID(int32(g)), n.heldAt, n.onAt)
 			}
 		}
 		for l, live := range s.locks.live {

@@ -102,7 +102,7 @@ func (ix *Index) lookupResources(o Orgs, user, right string, kind Kind, after st
 	var sub []int32
 	for _, gi := range grants {
 		g := s.grant(gi)
-		switch g.g.Target.Kind {
+		switch g.tkind {
 		case KindUser:
 			userSeen[g.target] = true
 		case KindFolder:
@@ -180,7 +180,7 @@ func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit
 			if !g.rights.meets(want) || g.expired(c.now) {
 				continue
 			}
-			if g.g.Holder.Kind == KindUser {
+			if g.hkind == KindUser {
 				subjects[g.holder] = true
 				continue
 			}
@@ -252,7 +252,7 @@ func (ix *Index) effectiveAccess(o Orgs, user string) (Access, error) {
 	for _, gi := range grants {
 		g := s.grant(gi)
 		e := AccessEntry{Grant: s.grantView(gi)}
-		if g.g.Holder.Kind == KindFolder {
+		if g.hkind == KindFolder {
 			e.Via = pathUp(s, u, g.holder)
 		}
 		rights := s.cat.expand(g.rights)
@@ -272,7 +272,7 @@ func (ix *Index) effectiveAccess(o Orgs, user string) (Access, error) {
 // overlaps reports whether some folder or user is covered by both the grant
 // and the lock.
 func (s *state) overlaps(g *grantNode, l *lockNode) bool {
-	gk, lk := g.g.Target.Kind, l.l.Target.Kind
+	gk, lk := g.tkind, l.l.Target.Kind
 	switch {
 	case gk == KindNone:
 		return false

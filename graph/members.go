@@ -149,10 +149,10 @@ func (t *txn) deleteUser(op string, d Delete) error {
 		}
 		var grants, locks []string
 		for _, h := range n.held {
-			grants = append(grants, s.grant(h.grant).g.ID)
+			grants = append(grants, s.grantID(h.grant))
 		}
 		for _, g := range n.on {
-			grants = append(grants, s.grant(g).g.ID)
+			grants = append(grants, s.grantID(g))
 		}
 		for _, l := range n.locks {
 			locks = append(locks, s.lock(l).l.ID)

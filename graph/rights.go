@@ -178,7 +178,7 @@ func (t *txn) deleteRight(op string, d Delete) error {
 	}
 	for i, live := range s.grants.live {
 		if g := s.grant(int32(i)); live && g.rights.has(slot) {
-			return newErr(op, d.ID, ErrNotEmpty, "grant %q uses it", g.g.ID)
+			return newErr(op, d.ID, ErrNotEmpty, "grant %q uses it", s.grantID(int32(i)))
 		}
 	}
 	for i, live := range s.locks.live {

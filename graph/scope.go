@@ -109,8 +109,9 @@ func (t *scopeTable) scopeOf(s *state, m, inv *Mutation) []int32 {
 	}
 	grant := func(id string) {
 		if g, ok := s.grants.get(id); ok {
-			ref(s.grant(g).g.Holder)
-			ref(s.grant(g).g.Target)
+			n := s.grant(g)
+			ref(s.ref(n.hkind, n.holder))
+			ref(s.ref(n.tkind, n.target))
 		}
 	}
 	switch {

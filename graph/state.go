@@ -133,10 +133,39 @@ type grantNode struct {
 	// its target's (or the capabilities), so that it leaves both in one
 	// step.
 	heldAt, onAt int32
-	g            Grant // rights sorted
+	// The rest of the grant, with no pointer for the collector to visit:
+	// its id and reason in the side's texts, its holder's and target's
+	// kinds (their ids are those of the slots), its rights in rights.
+	hkind, tkind Kind
+	marked       bool      // Grant.Expired: the expiry is recorded
+	expiresAt    time.Time // Grant.ExpiresAt, in UTC
+	id, reason   text
 }
 
 func (g *grantNode) expired(now int64) bool { return g.expires != 0 && now >= g.expires }
+
+// expiry is the grant's expiry as the index keeps it (expiresOf).
+func (g *grantNode) expiry() int64 {
+	if g.marked {
+		return expiredMark
+	}
+	return unixNano(g.expiresAt)
+}
+
+// grantID returns the id of grant slot i.
+func (s *state) grantID(i int32) string { return s.txt.get(s.grant(i).id) }
+
+// ref returns the reference to slot i of kind k: a folder, a user, or
+// the zero Ref for none.
+func (s *state) ref(k Kind, i int32) Ref {
+	switch k {
+	case KindFolder:
+		return FolderRef(s.folder(i).id)
+	case KindUser:
+		return UserRef(s.userID(i))
+	}
+	return Ref{}
+}
 
 // lockNode is a lock with its target resolved to a slot.
 type lockNode struct {
@@ -236,7 +265,7 @@ type state struct {
 	caps       []int32 // grants with no target
 	cat        catalogue
 	rules      int   // number of placement rules
-	txt        texts // users' ids, names and classes
+	txt        texts // users' ids, names and classes; grants' ids and reasons
 
 	// jobs is not data: memory the access jobs run on this state reuse
 	// (accessstream.go). It is never copied.
@@ -246,16 +275,18 @@ type state struct {
 func newState() *state {
 	s := &state{
 		folders: newTable(func(n *folderNode) string { return n.id }),
-		grants:  newTable(func(n *grantNode) string { return n.g.ID }),
 		locks:   newTable(func(n *lockNode) string { return n.l.ID }),
 		cat:     newCatalogue(),
 	}
-	s.users = newTable(s.userKey)
+	s.users, s.grants = newTable(s.userKey), newTable(s.grantKey)
 	return s
 }
 
 // userKey returns a user's id, from this state's texts.
 func (s *state) userKey(n *userNode) string { return s.txt.get(n.id) }
+
+// grantKey returns a grant's id, from this state's texts.
+func (s *state) grantKey(n *grantNode) string { return s.txt.get(n.id) }
 
 // reserve makes room for that many more of each entity, so that loading a
 // large state does not copy the tables again and again as they grow.
@@ -422,8 +453,11 @@ func (s *state) userView(i int32) User {
 }
 
 func (s *state) grantView(i int32) Grant {
-	g := s.grant(i).g
-	g.Rights = slices.Clone(g.Rights)
+	n := s.grant(i)
+	g := Grant{ID: s.txt.get(n.id), Holder: s.ref(n.hkind, n.holder), Target: s.ref(n.tkind, n.target),
+		ExpiresAt: n.expiresAt, Reason: s.txt.get(n.reason), Expired: n.marked}
+	n.rights.each(func(r int) { g.Rights = append(g.Rights, s.cat.names[r]) })
+	slices.Sort(g.Rights)
 	return g
 }
 
@@ -499,7 +533,7 @@ func (s *state) dropExtra(f, u, at int32) {
 
 // heldList returns the list of grants held by grant n's holder.
 func (s *state) heldList(n *grantNode) *[]heldGrant {
-	if n.g.Holder.Kind == KindFolder {
+	if n.hkind == KindFolder {
 		return s.held.at(n.holder)
 	}
 	return &s.user(n.holder).held
@@ -508,7 +542,7 @@ func (s *state) heldList(n *grantNode) *[]heldGrant {
 // onList returns the list of grants on grant n's target: a folder's, a
 // user's, or, with no target, the capabilities.
 func (s *state) onList(n *grantNode) *[]int32 {
-	switch n.g.Target.Kind {
+	switch n.tkind {
 	case KindFolder:
 		return &s.folder(n.target).on
 	case KindUser:
@@ -533,7 +567,7 @@ func (s *state) listGrant(i int32, h heldGrant) {
 	n.heldAt, n.onAt = int32(len(*held)), int32(len(*on))
 	*held = append(*held, h)
 	*on = append(*on, i)
-	if n.g.Holder.Kind == KindFolder {
+	if n.hkind == KindFolder {
 		s.heldRights[n.holder] |= h.rights
 	}
 }
@@ -544,7 +578,7 @@ func (s *state) unlistGrant(i int32) {
 	held := s.heldList(n)
 	s.grant(unlist(held, n.heldAt).grant).heldAt = n.heldAt
 	s.grant(unlist(s.onList(n), n.onAt)).onAt = n.onAt
-	if n.g.Holder.Kind == KindFolder {
+	if n.hkind == KindFolder {
 		var r rightSet
 		for _, h := range *held {
 			r |= h.rights

@@ -178,9 +178,9 @@ func (t *txn) deleteFolder(op string, d Delete) error {
 	case len(n.extras) > 0:
 		return newErr(op, d.ID, ErrNotEmpty, "folder is an extra group of %d users, such as %q", len(n.extras), s.userID(n.extras[0]))
 	case len(*s.held.at(i)) > 0:
-		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grant((*s.held.at(i))[0].grant).g.ID)
+		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grantID((*s.held.at(i))[0].grant))
 	case len(n.on) > 0:
-		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grant(n.on[0]).g.ID)
+		return newErr(op, d.ID, ErrNotEmpty, "grant %q names the folder", s.grantID(n.on[0]))
 	case len(n.locks) > 0:
 		return newErr(op, d.ID, ErrNotEmpty, "lock %q names the folder", s.lock(n.locks[0]).l.ID)
 	}
@@ -221,10 +221,10 @@ func (t *txn) cascadeFolder(id string, f int32) error {
 			memberships = append(memberships, member{s.userID(u), n.id})
 		}
 		for _, h := range *s.held.at(d) {
-			grants = append(grants, s.grant(h.grant).g.ID)
+			grants = append(grants, s.grantID(h.grant))
 		}
 		for _, g := range n.on {
-			grants = append(grants, s.grant(g).g.ID)
+			grants = append(grants, s.grantID(g))
 		}
 		for _, l := range n.locks {
 			locks = append(locks, s.lock(l).l.ID)

@@ -41,7 +41,7 @@ func (s *state) viewerOf(id string, memo *folderMemo[access]) viewer {
 	for _, gi := range s.reaching(n, ^rightSet(0), streamNow) {
 		g := s.grant(gi)
 		rights := s.cat.expand(g.rights)
-		switch g.g.Target.Kind {
+		switch g.tkind {
 		case KindFolder:
 			v.onF[g.target] |= rights
 		case KindUser:
