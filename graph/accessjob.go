@@ -488,7 +488,7 @@ func (j *accessJob) regions(s *state, r int, gain bool) []region {
 		if !moved(j.z1[k], j.z2[k]) || j.up[k] >= 0 && moved(j.z1[j.up[k]], j.z2[j.up[k]]) {
 			continue
 		}
-		rg := region{on: FolderRef(s.folder(f).id), zone: k}
+		rg := region{on: FolderRef(s.folderID(f)), zone: k}
 		in[k] = len(out)
 		stack := slices.Clone(j.children[k])
 		for len(stack) > 0 {
@@ -498,7 +498,7 @@ func (j *accessJob) regions(s *state, r int, gain bool) []region {
 				in[c] = len(out)
 				stack = append(stack, j.children[c]...)
 			} else {
-				rg.except = append(rg.except, FolderRef(s.folder(j.zones[c]).id))
+				rg.except = append(rg.except, FolderRef(s.folderID(j.zones[c])))
 			}
 		}
 		out = append(out, rg)

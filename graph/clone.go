@@ -34,7 +34,7 @@ func (s *state) clone(r *room) *state {
 		rules:      s.rules,
 		txt:        s.txt.share(),
 	}
-	c.users.key, c.grants.key = c.userKey, c.grantKey
+	c.folders.key, c.users.key, c.grants.key = c.folderKey, c.userKey, c.grantKey
 	for _, l := range folderLists {
 		copyLists(&c.folders.nodes, &r.ints, l)
 	}

@@ -30,7 +30,7 @@ func OrgsOf(roots ...string) Orgs {
 
 // hasFolder reports whether folder slot f lies in o.
 func (o Orgs) hasFolder(s *state, f int32) bool {
-	return o == nil || o[s.folder(s.root(f)).id]
+	return o == nil || o[s.folderID(s.root(f))]
 }
 
 // hasUser reports whether user slot u is placed in o.
@@ -214,7 +214,7 @@ func (c *Confined) Stats() Stats {
 	st.Revision = v.rev
 	st.Folders, st.Users, st.Grants, st.Locks, st.Rules = 0, 0, 0, 0, 0
 	for _, r := range s.roots() {
-		if !c.orgs[s.folder(r).id] {
+		if !c.orgs[s.folderID(r)] {
 			continue
 		}
 		for _, f := range s.subtree(nil, r) {

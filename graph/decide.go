@@ -279,7 +279,7 @@ func pathUp(s *state, u *userNode, top int32) []string {
 		if s.isAncestor(top, f) {
 			var out []string
 			for ; f != s.up[top]; f = s.up[f] {
-				out = append(out, s.folder(f).id)
+				out = append(out, s.folderID(f))
 			}
 			return out
 		}
@@ -293,7 +293,7 @@ func (c *checker) pathDown(top int32) []string {
 	var up []string
 	if c.xf != none {
 		for f := c.xf; f != c.s.up[top]; f = c.s.up[f] {
-			up = append(up, c.s.folder(f).id)
+			up = append(up, c.s.folderID(f))
 		}
 	} else {
 		up = pathUp(c.s, c.s.user(c.xu), top)

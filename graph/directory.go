@@ -113,7 +113,7 @@ func (ix *Index) listFolders(o Orgs, parent string, subtree bool, after string, 
 	}
 	ids := make([]string, len(slots))
 	for k, f := range slots {
-		ids[k] = s.folder(f).id
+		ids[k] = s.folderID(f)
 	}
 	pg := page(ids, after, limit, v.rev)
 	out := make([]Folder, len(pg.IDs))

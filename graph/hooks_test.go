@@ -109,7 +109,7 @@ func places(ix *Index) error {
 			}
 			if p := s.up[f]; p != none {
 				if at := s.folder(int32(f)).childAt; s.folder(p).children[at] != int32(f) {
-					return fmt.Errorf("folder %s is not at its childAt %d", s.folder(int32(f)).id, at)
+					return fmt.Errorf("folder %s is not at its childAt %d", s.folderID(int32(f)), at)
 				}
 			}
 		}
@@ -129,7 +129,7 @@ func places(ix *Index) error {
 			}
 			for k, e := range n.extras() {
 				if s.folder(e).extras[n.extraAt()[k]] != int32(u) {
-					return fmt.Errorf("user %s is not at its place %d in extra group %s", s.txt.get(n.id), n.extraAt()[k], s.folder(e).id)
+					return fmt.Errorf("user %s is not at its place %d in extra group %s", s.txt.get(n.id), n.extraAt()[k], s.folderID(e))
 				}
 			}
 		}

@@ -127,7 +127,7 @@ func (ix *Index) lookupResources(o Orgs, user, right string, kind Kind, after st
 	if kind == KindFolder {
 		for f := range folderSeen {
 			if !s.locked(slot, f, none) {
-				ids = append(ids, s.folder(f).id)
+				ids = append(ids, s.folderID(f))
 			}
 		}
 	} else {

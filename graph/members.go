@@ -117,7 +117,7 @@ func (t *txn) moveUser(op string, m Move) error {
 		s.addHome(to, i)
 		n.home = to
 	}
-	t.record(Mutation{MoveUser: &m}, Mutation{MoveUser: &Move{ID: m.ID, To: s.folder(old).id}})
+	t.record(Mutation{MoveUser: &m}, Mutation{MoveUser: &Move{ID: m.ID, To: s.folderID(old)}})
 	return nil
 }
 
@@ -193,7 +193,7 @@ func (t *txn) addExtra(op string, m Membership) error {
 	if s.root(f) != s.root(n.home) {
 		return newErr(op, m.User, ErrCrossOrg, "folder %q is in another organisation", m.Folder)
 	}
-	k, found := slices.BinarySearchFunc(n.extras(), m.Folder, func(e int32, id string) int { return strings.Compare(s.folder(e).id, id) })
+	k, found := slices.BinarySearchFunc(n.extras(), m.Folder, func(e int32, id string) int { return strings.Compare(s.folderID(e), id) })
 	if found {
 		return newErr(op, m.User, ErrAlreadyExists, "folder %q is already an extra group of the user", m.Folder)
 	}
@@ -213,7 +213,7 @@ func (t *txn) removeExtra(op string, m Membership) error {
 		return err
 	}
 	n := s.user(i)
-	k, found := slices.BinarySearchFunc(n.extras(), m.Folder, func(e int32, id string) int { return strings.Compare(s.folder(e).id, id) })
+	k, found := slices.BinarySearchFunc(n.extras(), m.Folder, func(e int32, id string) int { return strings.Compare(s.folderID(e), id) })
 	if !found {
 		return newErr(op, m.User, ErrNotFound, "folder %q is not an extra group of the user", m.Folder)
 	}

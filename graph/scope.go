@@ -69,7 +69,7 @@ func (t *scopeTable) path(s *state, f int32) int32 {
 	if up := s.up[f]; up != none {
 		parent = t.path(s, up)
 	}
-	k := t.place(s.folder(f).id, parent)
+	k := t.place(s.folderID(f), parent)
 	t.bySlot[f] = k
 	return k
 }

@@ -12,8 +12,7 @@ const none int32 = -1
 // folderNode is a folder and the edges that start or end at it. Slots in the
 // lists are unordered; anything that answers callers sorts by id.
 type folderNode struct {
-	id       string
-	name     string
+	id, name text // in the side's texts
 	labels   map[string]string
 	children []int32
 	homes    []int32 // users whose home folder this is
@@ -160,7 +159,7 @@ func (s *state) grantID(i int32) string { return s.txt.get(s.grant(i).id) }
 func (s *state) ref(k Kind, i int32) Ref {
 	switch k {
 	case KindFolder:
-		return FolderRef(s.folder(i).id)
+		return FolderRef(s.folderID(i))
 	case KindUser:
 		return UserRef(s.userID(i))
 	}
@@ -265,7 +264,7 @@ type state struct {
 	caps       []int32 // grants with no target
 	cat        catalogue
 	rules      int   // number of placement rules
-	txt        texts // users' ids, names and classes; grants' ids and reasons
+	txt        texts // the ids and names of folders, users and grants
 
 	// jobs is not data: memory the access jobs run on this state reuse
 	// (accessstream.go). It is never copied.
@@ -274,13 +273,15 @@ type state struct {
 
 func newState() *state {
 	s := &state{
-		folders: newTable(func(n *folderNode) string { return n.id }),
-		locks:   newTable(func(n *lockNode) string { return n.l.ID }),
-		cat:     newCatalogue(),
+		locks: newTable(func(n *lockNode) string { return n.l.ID }),
+		cat:   newCatalogue(),
 	}
-	s.users, s.grants = newTable(s.userKey), newTable(s.grantKey)
+	s.folders, s.users, s.grants = newTable(s.folderKey), newTable(s.userKey), newTable(s.grantKey)
 	return s
 }
+
+// folderKey returns a folder's id, from this state's texts.
+func (s *state) folderKey(n *folderNode) string { return s.txt.get(n.id) }
 
 // userKey returns a user's id, from this state's texts.
 func (s *state) userKey(n *userNode) string { return s.txt.get(n.id) }
@@ -300,6 +301,9 @@ func (s *state) reserve(folders, users, grants, locks int) {
 }
 
 func (s *state) folder(i int32) *folderNode { return s.folders.nodes.at(i) }
+
+// folderID returns the id of folder slot i.
+func (s *state) folderID(i int32) string { return s.txt.get(s.folder(i).id) }
 
 // setUp records folder slot i's parent.
 func (s *state) setUp(i, parent int32) {
@@ -436,18 +440,18 @@ func (s *state) allowed(class string, f int32) (int32, bool) {
 
 func (s *state) folderView(i int32) Folder {
 	n := s.folder(i)
-	f := Folder{ID: n.id, Name: n.name, Labels: cloneLabels(n.labels)}
+	f := Folder{ID: s.txt.get(n.id), Name: s.txt.get(n.name), Labels: cloneLabels(n.labels)}
 	if p := s.up[i]; p != none {
-		f.Parent = s.folder(p).id
+		f.Parent = s.folderID(p)
 	}
 	return f
 }
 
 func (s *state) userView(i int32) User {
 	n := s.user(i)
-	u := User{ID: s.txt.get(n.id), Name: s.txt.get(n.name), Class: s.txt.get(n.class), State: n.state, Home: s.folder(n.home).id}
+	u := User{ID: s.txt.get(n.id), Name: s.txt.get(n.name), Class: s.txt.get(n.class), State: n.state, Home: s.folderID(n.home)}
 	for _, e := range n.extras() {
-		u.Extras = append(u.Extras, s.folder(e).id)
+		u.Extras = append(u.Extras, s.folderID(e))
 	}
 	return u
 }

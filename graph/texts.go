@@ -9,14 +9,14 @@ const textShift = 20
 // longest id or name.
 const textBlock = 1 << textShift
 
-// texts keeps strings of one side (users' ids, names and classes,
-// grants' ids and reasons) in blocks of bytes, so that the nodes refer to them by position and hold
+// texts keeps strings of one side (folders' ids and names, users' ids,
+// names and classes, grants' ids and reasons) in blocks of bytes, so that the nodes refer to them by position and hold
 // no pointer for the collector to visit (BenchmarkCollectLayouts). A
 // block is only ever appended to, and a string returned by get points
 // into it, so what a reader holds never changes.
 //
-// A deleted or renamed user's or grant's bytes stay in their block until
-// the service restarts (a load writes only what is live): one that
+// A deleted or renamed folder's, user's or grant's bytes stay in their
+// block until the service restarts (a load writes only what is live): one that
 // creates and deletes a million users keeps some tens of MB more until
 // then.
 type texts struct {

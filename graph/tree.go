@@ -33,7 +33,7 @@ func (t *txn) createFolder(op string, f Folder) error {
 			return err
 		}
 	}
-	i := s.folders.insert(f.ID, folderNode{id: f.ID, name: f.Name, labels: cloneLabels(f.Labels)})
+	i := s.folders.insert(f.ID, folderNode{id: s.txt.put(f.ID), name: s.txt.put(f.Name), labels: cloneLabels(f.Labels)})
 	s.setUp(i, parent)
 	if parent != none {
 		s.addChild(parent, i)
@@ -60,8 +60,8 @@ func (t *txn) renameFolder(op string, r Rename) error {
 		return newErr(op, r.ID, ErrInvalid, "name too long or not UTF-8")
 	}
 	n := t.s.folder(i)
-	old := n.name
-	n.name = r.Name
+	old := t.s.txt.get(n.name)
+	n.name = t.s.txt.put(r.Name)
 	t.record(Mutation{RenameFolder: &r}, Mutation{RenameFolder: &Rename{ID: r.ID, Name: old}})
 	return nil
 }
@@ -118,7 +118,7 @@ func (t *txn) moveFolder(op string, m Move) error {
 		s.addChild(to, i)
 		s.up[i] = to
 	}
-	t.record(Mutation{MoveFolder: &m}, Mutation{MoveFolder: &Move{ID: m.ID, To: s.folder(old).id}})
+	t.record(Mutation{MoveFolder: &m}, Mutation{MoveFolder: &Move{ID: m.ID, To: s.folderID(old)}})
 	return nil
 }
 
@@ -147,7 +147,7 @@ func (t *txn) checkSubtreePlacement(op, id string, f, under int32) error {
 	for u := range s.placedBelow(f) {
 		if r, ok := s.allowed(s.userClass(u), under); !ok {
 			return newErr(op, id, ErrPlacement, "user %q (class %q) would become a member of %q, whose rule admits only %v",
-				s.userID(u), s.userClass(u), s.folder(r).id, s.folder(r).rule)
+				s.userID(u), s.userClass(u), s.folderID(r), s.folder(r).rule)
 		}
 	}
 	return nil
@@ -156,7 +156,7 @@ func (t *txn) checkSubtreePlacement(op, id string, f, under int32) error {
 // sortedChildren returns the children of f sorted by id.
 func (s *state) sortedChildren(f int32) []int32 {
 	c := slices.Clone(s.folder(f).children)
-	sort.Slice(c, func(a, b int) bool { return s.folder(c[a]).id < s.folder(c[b]).id })
+	sort.Slice(c, func(a, b int) bool { return s.folderID(c[a]) < s.folderID(c[b]) })
 	return c
 }
 
@@ -218,7 +218,7 @@ func (t *txn) cascadeFolder(id string, f int32) error {
 			users = append(users, s.userID(u))
 		}
 		for _, u := range n.extras {
-			memberships = append(memberships, member{s.userID(u), n.id})
+			memberships = append(memberships, member{s.userID(u), s.folderID(d)})
 		}
 		for _, h := range *s.held.at(d) {
 			grants = append(grants, s.grantID(h.grant))
@@ -230,7 +230,7 @@ func (t *txn) cascadeFolder(id string, f int32) error {
 			locks = append(locks, s.lock(l).l.ID)
 		}
 		if n.rule != nil {
-			rules = append(rules, n.id)
+			rules = append(rules, s.folderID(d))
 		}
 	}
 	users, grants, locks, rules = sortedSet(users), sortedSet(grants), sortedSet(locks), sortedSet(rules)
@@ -263,7 +263,7 @@ func (t *txn) cascadeFolder(id string, f int32) error {
 		steps = append(steps, Mutation{RemoveRule: &Delete{ID: r}})
 	}
 	for k := len(sub) - 1; k >= 0; k-- {
-		steps = append(steps, Mutation{DeleteFolder: &Delete{ID: s.folder(sub[k]).id}})
+		steps = append(steps, Mutation{DeleteFolder: &Delete{ID: s.folderID(sub[k])}})
 	}
 	for k := range steps {
 		if err := t.apply(&steps[k]); err != nil {
@@ -277,7 +277,7 @@ func (t *txn) checkPlacement(op, id, class string, folders ...int32) error {
 	for _, f := range folders {
 		if r, ok := t.s.allowed(class, f); !ok {
 			return newErr(op, id, ErrPlacement, "class %q may not be a member of %q, whose rule admits only %v",
-				class, t.s.folder(r).id, t.s.folder(r).rule)
+				class, t.s.folderID(r), t.s.folder(r).rule)
 		}
 	}
 	return nil
