@@ -132,9 +132,10 @@ type grantNode struct {
 	// its target's (or the capabilities), so that it leaves both in one
 	// step.
 	heldAt, onAt int32
-	// The rest of the grant, with no pointer for the collector to visit:
-	// its id and reason in the side's texts, its holder's and target's
-	// kinds (their ids are those of the slots), its rights in rights.
+	// The rest of the grant, with nothing for the collector to follow
+	// (expiresAt is in UTC, whose location is nil): its id and reason in
+	// the side's texts, its holder's and target's kinds (their ids are
+	// those of the slots), its rights in rights.
 	hkind, tkind Kind
 	marked       bool      // Grant.Expired: the expiry is recorded
 	expiresAt    time.Time // Grant.ExpiresAt, in UTC
