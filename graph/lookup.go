@@ -91,7 +91,7 @@ func (ix *Index) lookupResources(o Orgs, user, right string, kind Kind, after st
 		return Page{}, newErr(op, user, ErrNotFound, "no such user")
 	}
 	u := s.user(ui)
-	if u.state != StateActive {
+	if !u.active {
 		return Page{Revision: v.rev}, nil
 	}
 	now := ix.opts.Clock.Now().UnixNano()
@@ -198,7 +198,7 @@ func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit
 	}
 	var ids []string
 	for m := range subjects {
-		if s.user(m).state == StateActive && o.hasUser(s, m) {
+		if s.user(m).active && o.hasUser(s, m) {
 			ids = append(ids, s.userID(m))
 		}
 	}

@@ -54,7 +54,7 @@ func (t *txn) createUser(op string, u User) error {
 	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{home}, extras...)...); err != nil {
 		return err
 	}
-	i := s.users.insert(u.ID, userNode{id: s.txt.put(u.ID), name: s.txt.put(u.Name), class: s.txt.put(u.Class), state: u.State, active: u.State == StateActive, home: home})
+	i := s.users.insert(u.ID, userNode{id: s.txt.put(u.ID), name: s.txt.put(u.Name), class: s.txt.put(u.Class), state: stateNumber(u.State), active: u.State == StateActive, home: home})
 	s.addHome(home, i)
 	at := make([]int32, len(extras))
 	for k, e := range extras {
@@ -130,8 +130,8 @@ func (t *txn) setUserState(op string, c StateChange) error {
 		return newErr(op, c.ID, ErrInvalid, "state %q is not active, disabled or archived", c.State)
 	}
 	n := t.s.user(i)
-	old := n.state
-	n.state, n.active = c.State, c.State == StateActive
+	old := states[n.state]
+	n.state, n.active = stateNumber(c.State), c.State == StateActive
 	t.record(Mutation{SetUserState: &c}, Mutation{SetUserState: &StateChange{ID: c.ID, State: old}})
 	return nil
 }

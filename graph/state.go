@@ -46,9 +46,24 @@ type userNode struct {
 	// folder of any size is one step.
 	homeAt int32
 	exAt   [inlineExtras]int32
-	// The user's id, name and class, kept in the side's texts.
+	// The user's id, name and class, kept in the side's texts, and its
+	// state (states[state]): a string of the request's a user would be one
+	// more pointer for the collector.
 	id, name, class text
-	state           State
+	state           uint8
+}
+
+// states are the user states, by their number in a node.
+var states = [...]State{StateActive, StateDisabled, StateArchived}
+
+// stateNumber returns the number of state s, which is valid.
+func stateNumber(s State) uint8 {
+	for i, st := range states {
+		if st == s {
+			return uint8(i)
+		}
+	}
+	panic("graph: user state " + string(s) + " is not valid")
 }
 
 // inlineExtras is how many extra groups a user keeps in its node.
@@ -450,7 +465,7 @@ func (s *state) folderView(i int32) Folder {
 
 func (s *state) userView(i int32) User {
 	n := s.user(i)
-	u := User{ID: s.txt.get(n.id), Name: s.txt.get(n.name), Class: s.txt.get(n.class), State: n.state, Home: s.folderID(n.home)}
+	u := User{ID: s.txt.get(n.id), Name: s.txt.get(n.name), Class: s.txt.get(n.class), State: states[n.state], Home: s.folderID(n.home)}
 	for _, e := range n.extras() {
 		u.Extras = append(u.Extras, s.folderID(e))
 	}
