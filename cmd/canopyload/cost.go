@@ -12,20 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
-	"github.com/canopy-authz/canopy/server"
 )
 
 // emptyRole is the environment variable that makes canopyload serve
@@ -195,7 +190,7 @@ func costLoad(ctx context.Context, out io.Writer, c config) error {
 	}
 	defer empty.stop()
 
-	conn, err := grpc.NewClient(canopyd.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dial(canopyd.addr)
 	if err != nil {
 		return err
 	}
@@ -205,10 +200,7 @@ func costLoad(ctx context.Context, out io.Writer, c config) error {
 		return err
 	}
 	checks := org.Checks(10000, 11)
-	reqs := make([]*pb.CheckRequest, len(checks))
-	for i, ch := range checks {
-		reqs[i] = &pb.CheckRequest{User: ch.User, Right: ch.Right, Resource: server.RefToPB(ch.Resource)}
-	}
+	reqs := checkRequests(checks)
 	canopyd.call = func(ctx context.Context, conn *grpc.ClientConn, i int) error {
 		_, err := pb.NewAccessServiceClient(conn).Check(ctx, reqs[i%len(reqs)])
 		return err
@@ -250,21 +242,13 @@ func costLoad(ctx context.Context, out io.Writer, c config) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s, one caller, %d calls: median %s, p99 %s, p99.9 %s\n", ch.name, len(lat),
-			lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)*999/1000])
+		fmt.Fprintf(out, "%s, one caller, %d calls: %s\n", ch.name, len(lat), spread(lat))
 	}
 
 	// BatchCheck: the server's processor time a check, and what the
 	// server's cores would answer at that cost with no load generator
 	// beside them.
-	var batches []*pb.BatchCheckRequest
-	for off := 0; off+c.batch <= len(checks); off += c.batch {
-		b := &pb.BatchCheckRequest{}
-		for _, ch := range checks[off : off+c.batch] {
-			b.Items = append(b.Items, &pb.CheckItem{User: ch.User, Right: ch.Right, Resource: server.RefToPB(ch.Resource)})
-		}
-		batches = append(batches, b)
-	}
+	batches := batchRequests(checks, c.batch)
 	batch := &child{name: "canopyd BatchCheck", cmd: canopyd.cmd, addr: canopyd.addr, call: func(ctx context.Context, conn *grpc.ClientConn, i int) error {
 		_, err := pb.NewAccessServiceClient(conn).BatchCheck(ctx, batches[i%len(batches)])
 		return err
@@ -292,28 +276,17 @@ func costLoad(ctx context.Context, out io.Writer, c config) error {
 	return nil
 }
 
-// oneCaller times n calls to ch from one caller, one after another, after
-// a thousand to warm up, and returns their latencies, sorted.
+// oneCaller times n calls to ch from one caller (oneByOne).
 func oneCaller(ctx context.Context, ch *child, n int) ([]time.Duration, error) {
-	conn, err := grpc.NewClient(ch.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dial(ch.addr)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	for i := range 1000 {
-		if err := ch.call(ctx, conn, i); err != nil {
-			return nil, fmt.Errorf("%s: %w", ch.name, err)
-		}
+	lat, err := oneByOne(n, func(i int) error { return ch.call(ctx, conn, i) })
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ch.name, err)
 	}
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		t0 := time.Now()
-		if err := ch.call(ctx, conn, i); err != nil {
-			return nil, fmt.Errorf("%s: %w", ch.name, err)
-		}
-		lat[i] = time.Since(t0)
-	}
-	slices.Sort(lat)
 	return lat, nil
 }
 
@@ -350,7 +323,7 @@ func fetchProfile(ctx context.Context, addr string, d time.Duration, path string
 func loadPhase(ctx context.Context, ch *child, callers, conns int, d time.Duration) (int64, time.Duration, error) {
 	cs := make([]*grpc.ClientConn, conns)
 	for i := range cs {
-		conn, err := grpc.NewClient(ch.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := dial(ch.addr)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -364,29 +337,13 @@ func loadPhase(ctx context.Context, ch *child, callers, conns int, d time.Durati
 	if err != nil {
 		return 0, 0, err
 	}
-	var done atomic.Int64
-	var firstErr error
-	var once sync.Once
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for w := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn := cs[w%len(cs)]
-			for i := w; time.Now().Before(deadline); i += callers {
-				if err := ch.call(ctx, conn, i); err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("%s: %w", ch.name, err) })
-					return
-				}
-				done.Add(1)
-			}
-		}()
+	n, callErr := concurrently(callers, d, func(w, i int) error { return ch.call(ctx, cs[w%len(cs)], i) })
+	if callErr != nil {
+		callErr = fmt.Errorf("%s: %w", ch.name, callErr)
 	}
-	wg.Wait()
 	after, err := ch.cpu()
 	if err != nil {
 		return 0, 0, err
 	}
-	return done.Load(), after - before, firstErr
+	return n, after - before, callErr
 }

@@ -111,7 +111,7 @@ func run(args []string, out io.Writer) error {
 		defer p.stop()
 		addr = p.addr
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dial(addr)
 	if err != nil {
 		return err
 	}
@@ -133,12 +133,15 @@ func run(args []string, out io.Writer) error {
 	if c.bulk > 0 {
 		return bulkLoad(ctx, out, conn, "t0", checks, c.bulk)
 	}
-	lat, err := singleCaller(ctx, acc, checks[:c.checks])
+	reqs := checkRequests(checks[:c.checks])
+	lat, err := oneByOne(len(reqs), func(i int) error {
+		_, err := acc.Check(ctx, reqs[i])
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Check, one caller, %d calls: median %s, p99 %s, p99.9 %s\n", len(lat),
-		lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)*999/1000])
+	fmt.Fprintf(out, "Check, one caller, %d calls: %s\n", len(lat), spread(lat))
 	stop, err := recording(c.cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile)
 	if err != nil {
 		return err
@@ -286,21 +289,47 @@ func importOrg(ctx context.Context, dir pb.DirectoryServiceClient, org *orggen.O
 	}
 }
 
-// singleCaller times each Check from one caller, one after another.
-func singleCaller(ctx context.Context, acc pb.AccessServiceClient, checks []graph.CheckRequest) ([]time.Duration, error) {
+// dial returns a connection to addr, without TLS.
+func dial(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// checkRequests returns the wire form of checks.
+func checkRequests(checks []graph.CheckRequest) []*pb.CheckRequest {
 	reqs := make([]*pb.CheckRequest, len(checks))
 	for i, c := range checks {
 		reqs[i] = &pb.CheckRequest{User: c.User, Right: c.Right, Resource: server.RefToPB(c.Resource)}
 	}
-	for _, r := range reqs[:min(1000, len(reqs))] { // warm the connection and caches
-		if _, err := acc.Check(ctx, r); err != nil {
+	return reqs
+}
+
+// batchRequests cuts checks into BatchCheck requests of size checks each
+// (a last, shorter one is left out).
+func batchRequests(checks []graph.CheckRequest, size int) []*pb.BatchCheckRequest {
+	var out []*pb.BatchCheckRequest
+	for off := 0; off+size <= len(checks); off += size {
+		b := &pb.BatchCheckRequest{}
+		for _, c := range checks[off : off+size] {
+			b.Items = append(b.Items, &pb.CheckItem{User: c.User, Right: c.Right, Resource: server.RefToPB(c.Resource)})
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// oneByOne makes n calls from one caller, one after another, after up to
+// a thousand to warm the connection and caches, and returns how long
+// each took, sorted.
+func oneByOne(n int, call func(i int) error) ([]time.Duration, error) {
+	for i := range min(1000, n) {
+		if err := call(i); err != nil {
 			return nil, err
 		}
 	}
-	lat := make([]time.Duration, len(reqs))
-	for i, r := range reqs {
+	lat := make([]time.Duration, n)
+	for i := range lat {
 		t0 := time.Now()
-		if _, err := acc.Check(ctx, r); err != nil {
+		if err := call(i); err != nil {
 			return nil, err
 		}
 		lat[i] = time.Since(t0)
@@ -309,36 +338,45 @@ func singleCaller(ctx context.Context, acc pb.AccessServiceClient, checks []grap
 	return lat, nil
 }
 
-// batchLoad runs BatchCheck from several callers for the configured time.
-func batchLoad(ctx context.Context, acc pb.AccessServiceClient, checks []graph.CheckRequest, c config) (int64, time.Duration, error) {
-	var batches [][]*pb.CheckItem
-	for off := 0; off+c.batch <= len(checks); off += c.batch {
-		var items []*pb.CheckItem
-		for _, ch := range checks[off : off+c.batch] {
-			items = append(items, &pb.CheckItem{User: ch.User, Right: ch.Right, Resource: server.RefToPB(ch.Resource)})
-		}
-		batches = append(batches, items)
-	}
+// spread says the median, p99 and p99.9 of sorted latencies.
+func spread(lat []time.Duration) string {
+	return fmt.Sprintf("median %s, p99 %s, p99.9 %s", lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)*999/1000])
+}
+
+// concurrently runs call from callers goroutines until d has passed, the
+// w-th of them with i = w, w+callers, w+2*callers..., and returns how
+// many calls succeeded and the first error, which ends its caller.
+func concurrently(callers int, d time.Duration, call func(w, i int) error) (int64, error) {
 	var done atomic.Int64
 	var firstErr error
 	var once sync.Once
-	deadline := time.Now().Add(c.duration)
-	start := time.Now()
+	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
-	for w := 0; w < c.callers; w++ {
+	for w := range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; time.Now().Before(deadline); i++ {
-				items := batches[i%len(batches)]
-				if _, err := acc.BatchCheck(ctx, &pb.BatchCheckRequest{Items: items}); err != nil {
+			for i := w; time.Now().Before(deadline); i += callers {
+				if err := call(w, i); err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}
-				done.Add(int64(len(items)))
+				done.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	return done.Load(), time.Since(start), firstErr
+	return done.Load(), firstErr
+}
+
+// batchLoad runs BatchCheck from several callers for the configured time,
+// and returns the checks answered and how long that took.
+func batchLoad(ctx context.Context, acc pb.AccessServiceClient, checks []graph.CheckRequest, c config) (int64, time.Duration, error) {
+	batches := batchRequests(checks, c.batch)
+	start := time.Now()
+	n, err := concurrently(c.callers, c.duration, func(_, i int) error {
+		_, err := acc.BatchCheck(ctx, batches[i%len(batches)])
+		return err
+	})
+	return n * int64(c.batch), time.Since(start), err
 }
