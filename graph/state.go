@@ -57,14 +57,7 @@ type userNode struct {
 var states = [...]State{StateActive, StateDisabled, StateArchived}
 
 // stateNumber returns the number of state s, which is valid.
-func stateNumber(s State) uint8 {
-	for i, st := range states {
-		if st == s {
-			return uint8(i)
-		}
-	}
-	panic("graph: user state " + string(s) + " is not valid")
-}
+func stateNumber(s State) uint8 { return uint8(slices.Index(states[:], s)) }
 
 // inlineExtras is how many extra groups a user keeps in its node.
 const inlineExtras = 3
@@ -474,11 +467,8 @@ func (s *state) userView(i int32) User {
 
 func (s *state) grantView(i int32) Grant {
 	n := s.grant(i)
-	g := Grant{ID: s.txt.get(n.id), Holder: s.ref(n.hkind, n.holder), Target: s.ref(n.tkind, n.target),
+	return Grant{ID: s.txt.get(n.id), Holder: s.ref(n.hkind, n.holder), Target: s.ref(n.tkind, n.target), Rights: s.cat.list(n.rights),
 		ExpiresAt: n.expiresAt, Reason: s.txt.get(n.reason), Expired: n.marked}
-	n.rights.each(func(r int) { g.Rights = append(g.Rights, s.cat.names[r]) })
-	slices.Sort(g.Rights)
-	return g
 }
 
 func (s *state) lockView(i int32) Lock {
