@@ -200,7 +200,7 @@ func (j *accessJob) run(s *state, flip func()) {
 	placed := func(u int32) []int {
 		n := s.user(u)
 		zs := []int{j.zoneAt(s, zoneAt, n.home)}
-		for _, e := range n.extras() {
+		for _, e := range s.extras(n) {
 			zs = append(zs, j.zoneAt(s, zoneAt, e))
 		}
 		return zs
@@ -226,7 +226,7 @@ func (j *accessJob) run(s *state, flip func()) {
 			}
 			f := n.home
 			if k > 0 {
-				f = n.extras()[k-1]
+				f = s.extras(n)[k-1]
 			}
 			b := j.v2.bits(f)
 			a1.reach, a1.lock = a1.reach|b.reach, a1.lock|b.lock
@@ -234,7 +234,7 @@ func (j *accessJob) run(s *state, flip func()) {
 		}
 		a1.reach |= j.v1.onU[u]
 		a2.reach |= j.v2.onU[u]
-		for _, l := range n.locks {
+		for _, l := range s.locksOn(n) {
 			d := s.deniedBy(s.lock(l).rights)
 			a1.lock, a2.lock = a1.lock|d, a2.lock|d
 		}
@@ -431,7 +431,7 @@ func (j *accessJob) examined(s *state) []int32 {
 	}
 	irregular := func(u int32) bool {
 		n := s.user(u)
-		return len(n.extras()) > 0 || len(n.on) > 0 || len(n.locks) > 0 || u == j.v2.w
+		return n.nx > 0 || n.links != 0 || u == j.v2.w
 	}
 	var walk []int32
 	for k, f := range j.zones {

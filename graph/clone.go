@@ -27,6 +27,8 @@ func (s *state) clone(r *room) *state {
 		up:         cloneInto(&r.ints, s.up),
 		users:      cloneTable(&s.users, &r.users),
 		grants:     cloneTable(&s.grants, &r.grants),
+		links:      s.links.cloneInto(&r.links),
+		freeLinks:  slices.Clone(s.freeLinks),
 		locks:      cloneTable(&s.locks, &r.locks),
 		caps:       cloneInto(&r.ints, s.caps),
 		heldRights: slices.Clone(s.heldRights),
@@ -38,15 +40,10 @@ func (s *state) clone(r *room) *state {
 	for _, l := range folderLists {
 		copyLists(&c.folders.nodes, &r.ints, l)
 	}
-	for _, l := range userLists {
-		copyLists(&c.users.nodes, &r.ints, l)
+	for _, l := range linkLists {
+		copyLists(&c.links, &r.ints, l)
 	}
-	copyLists(&c.users.nodes, &r.held, userHeld)
-	for _, n := range c.users.nodes.all() {
-		if n.more != nil { // written in place (dropExtra): each side its own
-			n.more = &userExtras{slices.Clone(n.more.extras), slices.Clone(n.more.extraAt)}
-		}
-	}
+	copyLists(&c.links, &r.held, linksHeld)
 	c.held = s.held.cloneInto(&r.heldLists)
 	copyLists(&c.held, &r.held, func(l *[]heldGrant) *[]heldGrant { return l })
 	return c
@@ -62,11 +59,13 @@ var (
 		func(n *folderNode) *[]int32 { return &n.on },
 		func(n *folderNode) *[]int32 { return &n.locks },
 	}
-	userLists = [...]func(*userNode) *[]int32{
-		func(n *userNode) *[]int32 { return &n.on },
-		func(n *userNode) *[]int32 { return &n.locks },
+	linkLists = [...]func(*userLinks) *[]int32{
+		func(n *userLinks) *[]int32 { return &n.on },
+		func(n *userLinks) *[]int32 { return &n.locks },
+		func(n *userLinks) *[]int32 { return &n.extras },
+		func(n *userLinks) *[]int32 { return &n.extraAt },
 	}
-	userHeld = func(n *userNode) *[]heldGrant { return &n.held }
+	linksHeld = func(n *userLinks) *[]heldGrant { return &n.held }
 )
 
 // room is memory for a copy of a state (state.clone), allocated before
@@ -75,6 +74,7 @@ var (
 type room struct {
 	folders   []folderNode
 	users     []userNode
+	links     []userLinks
 	grants    []grantNode
 	locks     []lockNode
 	ints      []int32     // up, caps and every int32 list of the nodes
@@ -83,22 +83,22 @@ type room struct {
 }
 
 // roomSize is how many of each a room holds.
-type roomSize struct{ folders, users, grants, locks, ints, held, heldLists int }
+type roomSize struct{ folders, users, links, grants, locks, ints, held, heldLists int }
 
 // roomNeeded measures the room a copy of s needs.
 func (s *state) roomNeeded() roomSize {
-	z := roomSize{folders: pagesFor(s.folders.nodes.len()), users: pagesFor(s.users.nodes.len()), grants: pagesFor(s.grants.nodes.len()),
+	z := roomSize{folders: pagesFor(s.folders.nodes.len()), users: pagesFor(s.users.nodes.len()), links: pagesFor(s.links.len()), grants: pagesFor(s.grants.nodes.len()),
 		locks: pagesFor(s.locks.nodes.len()), ints: len(s.up) + len(s.caps), heldLists: pagesFor(s.held.len())}
 	for _, n := range s.folders.nodes.all() {
 		for _, l := range folderLists {
 			z.ints += len(*l(n))
 		}
 	}
-	for _, n := range s.users.nodes.all() {
-		for _, l := range userLists {
+	for _, n := range s.links.all() {
+		for _, l := range linkLists {
 			z.ints += len(*l(n))
 		}
-		z.held += len(*userHeld(n))
+		z.held += len(*linksHeld(n))
 	}
 	for _, l := range s.held.all() {
 		z.held += len(*l)
@@ -116,6 +116,7 @@ func newRoom(z roomSize) *room {
 	return &room{
 		folders:   faultedIn[folderNode](spare(z.folders)),
 		users:     faultedIn[userNode](spare(z.users)),
+		links:     faultedIn[userLinks](spare(z.links)),
 		grants:    faultedIn[grantNode](spare(z.grants)),
 		locks:     faultedIn[lockNode](spare(z.locks)),
 		ints:      faultedIn[int32](spare(z.ints)),

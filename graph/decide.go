@@ -79,7 +79,7 @@ type checker struct {
 // addMember adds to set every folder user u is a member of.
 func (s *state) addMember(set *slotSet, u *userNode) {
 	set.addUp(s.up, u.home)
-	for _, e := range u.extras() {
+	for _, e := range s.extras(u) {
 		set.addUp(s.up, e)
 	}
 }
@@ -192,7 +192,7 @@ func (c *checker) decide(ex *Explanation) Reason {
 		return false
 	}
 	if !self || ex != nil {
-		if !scan(u.held) {
+		if !scan(s.heldBy(u)) {
 			for i := 0; i < c.holders.len(); i++ {
 				if f := c.holders.at(i); s.heldRights[f].meets(want) && scan(*s.held.at(f)) {
 					break
@@ -248,7 +248,7 @@ func (c *checker) lockedBy(all bool) int32 {
 		}
 		return false
 	}
-	if c.xu != none && scan(s.user(c.xu).locks) {
+	if c.xu != none && scan(s.locksOn(s.user(c.xu))) {
 		return found
 	}
 	for i := 0; i < c.cover.len(); i++ {
@@ -275,7 +275,7 @@ func (c *checker) explainGrant(ex *Explanation, gi int32) {
 // pathUp returns the folder ids from the first of u's folders (home, then
 // extras in id order) that lies below top, up to top.
 func pathUp(s *state, u *userNode, top int32) []string {
-	for _, f := range append([]int32{u.home}, u.extras()...) {
+	for _, f := range append([]int32{u.home}, s.extras(u)...) {
 		if s.isAncestor(top, f) {
 			var out []string
 			for ; f != s.up[top]; f = s.up[f] {

@@ -76,7 +76,7 @@ func (t *txn) addGrant(op string, g Grant) error {
 	}
 	exp := expiresOf(g)
 	i := s.grants.insert(g.ID, grantNode{holder: holder, target: target, rights: set, expires: exp,
-		hkind: g.Holder.Kind, tkind: g.Target.Kind, marked: g.Expired, expiresAt: g.ExpiresAt, id: s.txt.put(g.ID), reason: s.txt.put(g.Reason)})
+		hkind: g.Holder.Kind, tkind: g.Target.Kind, marked: g.Expired, expiresAt: instantOf(g.ExpiresAt), id: s.txt.put(g.ID), reason: s.txt.put(g.Reason)})
 	s.listGrant(i, heldGrant{rights: set, expires: exp, target: target, grant: i, tkind: g.Target.Kind})
 	t.record(Mutation{AddGrant: &g}, Mutation{RemoveGrant: &Delete{ID: g.ID}})
 	return nil
@@ -105,7 +105,7 @@ func (t *txn) expireGrant(op string, d Delete) error {
 	}
 	g := t.s.grant(i)
 	switch {
-	case g.expiresAt.IsZero():
+	case g.expiresAt == instant{}:
 		return newErr(op, d.ID, ErrInvalid, "the grant never expires")
 	case g.marked:
 		return newErr(op, d.ID, ErrAlreadyExists, "the grant's expiry is already recorded")

@@ -65,7 +65,8 @@ func TimeCopy(ix *Index) (prepared, cold time.Duration) {
 
 // Places checks, on both sides of the index, that every folder's childAt,
 // every user's homeAt and extraAt, every grant's heldAt and onAt and
-// every lock's at name where the node is in its lists, that each folder's
+// every lock's at name where the node is in its lists, that every user's
+// links are its own and the free ones empty, that each folder's
 // heldRights are those of its held grants, and that both sides are at
 // one revision. It runs on the writer, which holds the
 // spare.
@@ -113,6 +114,7 @@ func places(ix *Index) error {
 				}
 			}
 		}
+		owner := map[int32]bool{} // links slots in use or free
 		for u, live := range s.users.live {
 			if !live {
 				continue
@@ -121,17 +123,35 @@ func places(ix *Index) error {
 			if s.folder(n.home).homes[n.homeAt] != int32(u) {
 				return fmt.Errorf("user %s is not at its homeAt %d", s.txt.get(n.id), n.homeAt)
 			}
-			if len(n.extraAt()) != len(n.extras()) {
-				return fmt.Errorf("user %s has %d extras and %d places", s.txt.get(n.id), len(n.extras()), len(n.extraAt()))
+			if len(s.extraAt(n)) != len(s.extras(n)) {
+				return fmt.Errorf("user %s has %d extras and %d places", s.txt.get(n.id), len(s.extras(n)), len(s.extraAt(n)))
 			}
-			if n.more != nil && len(n.more.extras) <= inlineExtras {
-				return fmt.Errorf("user %s keeps %d extra groups apart, which fit in its node", s.txt.get(n.id), len(n.more.extras))
+			if n.nx == extrasApart && len(s.extras(n)) <= inlineExtras {
+				return fmt.Errorf("user %s keeps %d extra groups apart, which fit in its node", s.txt.get(n.id), len(s.extras(n)))
 			}
-			for k, e := range n.extras() {
-				if s.folder(e).extras[n.extraAt()[k]] != int32(u) {
-					return fmt.Errorf("user %s is not at its place %d in extra group %s", s.txt.get(n.id), n.extraAt()[k], s.folderID(e))
+			for k, e := range s.extras(n) {
+				if s.folder(e).extras[s.extraAt(n)[k]] != int32(u) {
+					return fmt.Errorf("user %s is not at its place %d in extra group %s", s.txt.get(n.id), s.extraAt(n)[k], s.folderID(e))
 				}
 			}
+			if n.links != 0 {
+				if owner[n.links-1] {
+					return fmt.Errorf("user %s shares its links %d", s.txt.get(n.id), n.links-1)
+				}
+				owner[n.links-1] = true
+			}
+		}
+		for _, l := range s.freeLinks {
+			if owner[l] {
+				return fmt.Errorf("links %d are free and in use", l)
+			}
+			if n := s.links.at(l); n.held != nil || n.on != nil || n.locks != nil || n.extras != nil {
+				return fmt.Errorf("links %d are free and not empty", l)
+			}
+			owner[l] = true
+		}
+		if len(owner) != s.links.len() {
+			return fmt.Errorf("%d links are neither in use nor free, of %d", s.links.len()-len(owner), s.links.len())
 		}
 	}
 	return nil

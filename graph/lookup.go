@@ -39,7 +39,7 @@ func (s *state) reaching(u *userNode, want rightSet, now int64) []int32 {
 			}
 		}
 	}
-	pick(u.held)
+	pick(s.heldBy(u))
 	var holders slotSet
 	holders.reset()
 	s.addMember(&holders, u)
@@ -165,7 +165,7 @@ func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit
 	c.coverResource()
 	switch {
 	case c.xu != none:
-		onList = s.user(c.xu).on
+		onList = s.grantsOn(s.user(c.xu))
 	case c.xf == none:
 		onList = s.caps
 	}

@@ -60,7 +60,7 @@ func (t *txn) createUser(op string, u User) error {
 	for k, e := range extras {
 		at[k] = s.addExtra(e, i)
 	}
-	s.user(i).setExtras(extras, at)
+	s.setExtras(s.user(i), extras, at)
 	t.record(Mutation{CreateUser: &u}, Mutation{DeleteUser: &Delete{ID: u.ID}})
 	return nil
 }
@@ -85,7 +85,7 @@ func (t *txn) updateUser(op string, u UserUpdate) error {
 		return newErr(op, u.ID, ErrInvalid, "class %q must be a short lower-case word", u.Class)
 	}
 	n := t.s.user(i)
-	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{n.home}, n.extras()...)...); err != nil {
+	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{n.home}, t.s.extras(n)...)...); err != nil {
 		return err
 	}
 	inv := UserUpdate{ID: u.ID, Name: t.s.txt.get(n.name), Class: t.s.txt.get(n.class)}
@@ -143,19 +143,19 @@ func (t *txn) deleteUser(op string, d Delete) error {
 		return err
 	}
 	n := s.user(i)
-	if len(n.held)+len(n.on)+len(n.locks) > 0 {
+	if l := s.linksOf(n); l != nil && len(l.held)+len(l.on)+len(l.locks) > 0 {
 		if !d.Cascade {
 			return newErr(op, d.ID, ErrNotEmpty, "grants or locks name the user (remove them first, or cascade)")
 		}
 		var grants, locks []string
-		for _, h := range n.held {
+		for _, h := range l.held {
 			grants = append(grants, s.grantID(h.grant))
 		}
-		for _, g := range n.on {
+		for _, g := range l.on {
 			grants = append(grants, s.grantID(g))
 		}
-		for _, l := range n.locks {
-			locks = append(locks, s.lock(l).l.ID)
+		for _, k := range l.locks {
+			locks = append(locks, s.lock(k).l.ID)
 		}
 		for _, g := range sortedSet(grants) {
 			if err := t.apply(&Mutation{RemoveGrant: &Delete{ID: g}}); err != nil {
@@ -171,9 +171,10 @@ func (t *txn) deleteUser(op string, d Delete) error {
 	}
 	view := s.userView(i)
 	s.dropHome(n.home, i)
-	for k, e := range n.extras() {
-		s.dropExtra(e, i, n.extraAt()[k])
+	for k, e := range s.extras(n) {
+		s.dropExtra(e, i, s.extraAt(n)[k])
 	}
+	s.dropLinks(n)
 	s.users.remove(d.ID, i)
 	t.record(Mutation{DeleteUser: &Delete{ID: d.ID}}, Mutation{CreateUser: &view})
 	return nil
@@ -193,7 +194,7 @@ func (t *txn) addExtra(op string, m Membership) error {
 	if s.root(f) != s.root(n.home) {
 		return newErr(op, m.User, ErrCrossOrg, "folder %q is in another organisation", m.Folder)
 	}
-	k, found := slices.BinarySearchFunc(n.extras(), m.Folder, func(e int32, id string) int { return strings.Compare(s.folderID(e), id) })
+	k, found := slices.BinarySearchFunc(s.extras(n), m.Folder, func(e int32, id string) int { return strings.Compare(s.folderID(e), id) })
 	if found {
 		return newErr(op, m.User, ErrAlreadyExists, "folder %q is already an extra group of the user", m.Folder)
 	}
@@ -201,7 +202,7 @@ func (t *txn) addExtra(op string, m Membership) error {
 		return err
 	}
 	at := s.addExtra(f, i)
-	n.setExtras(slices.Insert(slices.Clone(n.extras()), k, f), slices.Insert(slices.Clone(n.extraAt()), k, at))
+	s.setExtras(n, slices.Insert(slices.Clone(s.extras(n)), k, f), slices.Insert(slices.Clone(s.extraAt(n)), k, at))
 	t.record(Mutation{AddExtraGroup: &m}, Mutation{DelExtraGroup: &m})
 	return nil
 }
@@ -213,13 +214,13 @@ func (t *txn) removeExtra(op string, m Membership) error {
 		return err
 	}
 	n := s.user(i)
-	k, found := slices.BinarySearchFunc(n.extras(), m.Folder, func(e int32, id string) int { return strings.Compare(s.folderID(e), id) })
+	k, found := slices.BinarySearchFunc(s.extras(n), m.Folder, func(e int32, id string) int { return strings.Compare(s.folderID(e), id) })
 	if !found {
 		return newErr(op, m.User, ErrNotFound, "folder %q is not an extra group of the user", m.Folder)
 	}
-	f := n.extras()[k]
-	s.dropExtra(f, i, n.extraAt()[k])
-	n.setExtras(slices.Delete(slices.Clone(n.extras()), k, k+1), slices.Delete(slices.Clone(n.extraAt()), k, k+1))
+	f := s.extras(n)[k]
+	s.dropExtra(f, i, s.extraAt(n)[k])
+	s.setExtras(n, slices.Delete(slices.Clone(s.extras(n)), k, k+1), slices.Delete(slices.Clone(s.extraAt(n)), k, k+1))
 	t.record(Mutation{DelExtraGroup: &m}, Mutation{AddExtraGroup: &m})
 	return nil
 }

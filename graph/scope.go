@@ -90,7 +90,7 @@ func (t *scopeTable) scopeOf(s *state, m, inv *Mutation) []int32 {
 	}
 	member := func(u *userNode) {
 		out = append(out, t.path(s, u.home))
-		for _, e := range u.extras() {
+		for _, e := range s.extras(u) {
 			out = append(out, t.path(s, e))
 		}
 	}

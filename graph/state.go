@@ -25,30 +25,28 @@ type folderNode struct {
 	rule    []string // allowed classes, sorted; nil when there is no rule
 }
 
-// userNode is a user and the grants and locks that name the user. The
-// fields a check reads come first, to share one cache line.
+// userNode is a user. The fields a check reads come first, to share one
+// cache line.
 //
-// A user's extra groups (extras, sorted by folder id) are kept in the
-// node, up to inlineExtras of them, and only a user with more has a list
-// of its own (more): a list per user was two pointers per user for the
-// collector to visit each cycle (BenchmarkCollectLayouts).
+// A node holds no pointer, so that the pages of a million of them are
+// memory the collector passes over without reading it: with one pointer
+// in each, it read every node of both sides each cycle. Its extra groups
+// (sorted by folder id) are kept in the node, up to inlineExtras of them;
+// the lists few users have (more extra groups, the grants it holds, the
+// grants and locks that name it) are its links, kept apart (state.links).
 type userNode struct {
 	home   int32
 	active bool  // state == StateActive
-	nx     uint8 // extra groups in ex, when more is nil
+	nx     uint8 // extra groups in ex, or extrasApart
 	ex     [inlineExtras]int32
-	more   *userExtras
-	held   []heldGrant // grants whose holder is this user
-	on     []int32     // grants whose target is this user
-	locks  []int32     // locks whose target is this user
-	// homeAt is the user's place in its home's homes, and extraAt()[k] its
-	// place in the extras of folder extras()[k]: removing the user from a
-	// folder of any size is one step.
+	links  int32 // 1 + its slot in the state's links; 0 when it has none
+	// homeAt is the user's place in its home's homes, and extraAt(u)[k]
+	// its place in the extras of folder extras(u)[k]: removing the user
+	// from a folder of any size is one step.
 	homeAt int32
 	exAt   [inlineExtras]int32
 	// The user's id, name and class, kept in the side's texts, and its
-	// state (states[state]): a string of the request's a user would be one
-	// more pointer for the collector.
+	// state (states[state]).
 	id, name, class text
 	state           uint8
 }
@@ -62,39 +60,108 @@ func stateNumber(s State) uint8 { return uint8(slices.Index(states[:], s)) }
 // inlineExtras is how many extra groups a user keeps in its node.
 const inlineExtras = 3
 
-// userExtras are the extra groups of a user with more than inlineExtras.
-type userExtras struct{ extras, extraAt []int32 }
+// extrasApart, as a node's count of extra groups, says that they are in
+// its links.
+const extrasApart = 0xff
 
-// extras returns the user's extra groups (folder slots, sorted by folder
+// userLinks are the lists of a user that most users do not have.
+type userLinks struct {
+	held            []heldGrant // grants whose holder is the user
+	on              []int32     // grants whose target is the user
+	locks           []int32     // locks whose target is the user
+	extras, extraAt []int32     // its extra groups, when more than inlineExtras
+}
+
+// linksOf returns user u's links, or nil when it has none.
+func (s *state) linksOf(u *userNode) *userLinks {
+	if u.links == 0 {
+		return nil
+	}
+	return s.links.at(u.links - 1)
+}
+
+// ownLinks returns user u's links, giving it empty ones first if it has
+// none.
+func (s *state) ownLinks(u *userNode) *userLinks {
+	if u.links == 0 {
+		if k := len(s.freeLinks); k > 0 {
+			u.links = s.freeLinks[k-1] + 1
+			s.freeLinks = s.freeLinks[:k-1]
+		} else {
+			u.links = s.links.push(userLinks{}) + 1
+		}
+	}
+	return s.links.at(u.links - 1)
+}
+
+// dropLinks frees user u's links, as it leaves.
+func (s *state) dropLinks(u *userNode) {
+	if u.links != 0 {
+		*s.links.at(u.links - 1) = userLinks{}
+		s.freeLinks = append(s.freeLinks, u.links-1)
+		u.links = 0
+	}
+}
+
+// heldBy returns the grants user u holds.
+func (s *state) heldBy(u *userNode) []heldGrant {
+	if l := s.linksOf(u); l != nil {
+		return l.held
+	}
+	return nil
+}
+
+// grantsOn returns the grants whose target is user u.
+func (s *state) grantsOn(u *userNode) []int32 {
+	if l := s.linksOf(u); l != nil {
+		return l.on
+	}
+	return nil
+}
+
+// locksOn returns the locks whose target is user u.
+func (s *state) locksOn(u *userNode) []int32 {
+	if l := s.linksOf(u); l != nil {
+		return l.locks
+	}
+	return nil
+}
+
+// extras returns user u's extra groups (folder slots, sorted by folder
 // id). The slice may be the node's own memory: change it only through
 // setExtras, or in place.
-func (u *userNode) extras() []int32 {
-	if u.more != nil {
-		return u.more.extras
+func (s *state) extras(u *userNode) []int32 {
+	if u.nx == extrasApart {
+		return s.linksOf(u).extras
 	}
 	return u.ex[:u.nx]
 }
 
-// extraAt returns the user's place in each of its extra groups' lists,
-// in the order of extras; it may be written in place.
-func (u *userNode) extraAt() []int32 {
-	if u.more != nil {
-		return u.more.extraAt
+// extraAt returns user u's place in each of its extra groups' lists, in
+// the order of extras; it may be written in place.
+func (s *state) extraAt(u *userNode) []int32 {
+	if u.nx == extrasApart {
+		return s.linksOf(u).extraAt
 	}
 	return u.exAt[:u.nx]
 }
 
-// setExtras makes extras, with places at, the user's extra groups. They
-// may be the slices extras and extraAt returned, changed.
-func (u *userNode) setExtras(extras, at []int32) {
+// setExtras makes extras, with places at, user u's extra groups. They may
+// be the slices extras and extraAt returned, changed.
+func (s *state) setExtras(u *userNode, extras, at []int32) {
 	if len(extras) > inlineExtras {
-		u.more = &userExtras{slices.Clone(extras), slices.Clone(at)}
-		u.nx = 0
+		l := s.ownLinks(u)
+		l.extras, l.extraAt = slices.Clone(extras), slices.Clone(at)
+		u.nx = extrasApart
 		return
 	}
 	copy(u.ex[:], extras)
 	copy(u.exAt[:], at)
-	u.nx, u.more = uint8(len(extras)), nil
+	if u.nx == extrasApart {
+		l := s.linksOf(u)
+		l.extras, l.extraAt = nil, nil
+	}
+	u.nx = uint8(len(extras))
 }
 
 // heldGrant is a grant as its holder lists it: what a check needs to test
@@ -140,15 +207,31 @@ type grantNode struct {
 	// its target's (or the capabilities), so that it leaves both in one
 	// step.
 	heldAt, onAt int32
-	// The rest of the grant, with nothing for the collector to follow
-	// (expiresAt is in UTC, whose location is nil): its id and reason in
-	// the side's texts, its holder's and target's kinds (their ids are
-	// those of the slots), its rights in rights.
+	// The rest of the grant, with no pointer (a time.Time holds one): its
+	// id and reason in the side's texts, its holder's and target's kinds
+	// (their ids are those of the slots), its rights in rights.
 	hkind, tkind Kind
-	marked       bool      // Grant.Expired: the expiry is recorded
-	expiresAt    time.Time // Grant.ExpiresAt, in UTC
+	marked       bool    // Grant.Expired: the expiry is recorded
+	expiresAt    instant // Grant.ExpiresAt
 	id, reason   text
 }
+
+// instant is a time.Time in UTC without its location, a time the
+// collector need not read: seconds since the zero time (January 1 of year
+// 1), so that the zero instant is the zero time, and nanoseconds.
+type instant struct {
+	sec  int64
+	nsec int32
+}
+
+// zeroToUnix is the Unix time of the zero time.
+const zeroToUnix = -62135596800
+
+// instantOf returns t as an instant.
+func instantOf(t time.Time) instant { return instant{t.Unix() - zeroToUnix, int32(t.Nanosecond())} }
+
+// time returns the instant in UTC.
+func (i instant) time() time.Time { return time.Unix(i.sec+zeroToUnix, int64(i.nsec)).UTC() }
 
 func (g *grantNode) expired(now int64) bool { return g.expires != 0 && now >= g.expires }
 
@@ -157,7 +240,7 @@ func (g *grantNode) expiry() int64 {
 	if g.marked {
 		return expiredMark
 	}
-	return unixNano(g.expiresAt)
+	return unixNano(g.expiresAt.time())
 }
 
 // grantID returns the id of grant slot i.
@@ -268,6 +351,10 @@ type state struct {
 	// folder's own, not inherited: moving a folder does not change it.
 	heldRights []rightSet
 	users      table[userNode]
+	// links are the users' lists that most users do not have (userLinks),
+	// by slot; freeLinks are the slots free for reuse.
+	links      paged[userLinks]
+	freeLinks  []int32
 	grants     table[grantNode]
 	locks      table[lockNode]
 	caps       []int32 // grants with no target
@@ -381,7 +468,7 @@ func (s *state) isMember(u *userNode, f int32) bool {
 	if s.isAncestor(f, u.home) {
 		return true
 	}
-	for _, e := range u.extras() {
+	for _, e := range s.extras(u) {
 		if s.isAncestor(f, e) {
 			return true
 		}
@@ -459,7 +546,7 @@ func (s *state) folderView(i int32) Folder {
 func (s *state) userView(i int32) User {
 	n := s.user(i)
 	u := User{ID: s.txt.get(n.id), Name: s.txt.get(n.name), Class: s.txt.get(n.class), State: states[n.state], Home: s.folderID(n.home)}
-	for _, e := range n.extras() {
+	for _, e := range s.extras(n) {
 		u.Extras = append(u.Extras, s.folderID(e))
 	}
 	return u
@@ -468,7 +555,7 @@ func (s *state) userView(i int32) User {
 func (s *state) grantView(i int32) Grant {
 	n := s.grant(i)
 	return Grant{ID: s.txt.get(n.id), Holder: s.ref(n.hkind, n.holder), Target: s.ref(n.tkind, n.target), Rights: s.cat.list(n.rights),
-		ExpiresAt: n.expiresAt, Reason: s.txt.get(n.reason), Expired: n.marked}
+		ExpiresAt: n.expiresAt.time(), Reason: s.txt.get(n.reason), Expired: n.marked}
 }
 
 func (s *state) lockView(i int32) Lock {
@@ -538,7 +625,7 @@ func (s *state) addExtra(f, u int32) int32 {
 // folder f; f must still be among u's extras.
 func (s *state) dropExtra(f, u, at int32) {
 	w := s.user(unlist(&s.folder(f).extras, at))
-	w.extraAt()[slices.Index(w.extras(), f)] = at
+	s.extraAt(w)[slices.Index(s.extras(w), f)] = at
 }
 
 // heldList returns the list of grants held by grant n's holder.
@@ -546,7 +633,7 @@ func (s *state) heldList(n *grantNode) *[]heldGrant {
 	if n.hkind == KindFolder {
 		return s.held.at(n.holder)
 	}
-	return &s.user(n.holder).held
+	return &s.ownLinks(s.user(n.holder)).held
 }
 
 // onList returns the list of grants on grant n's target: a folder's, a
@@ -556,7 +643,7 @@ func (s *state) onList(n *grantNode) *[]int32 {
 	case KindFolder:
 		return &s.folder(n.target).on
 	case KindUser:
-		return &s.user(n.target).on
+		return &s.ownLinks(s.user(n.target)).on
 	}
 	return &s.caps
 }
@@ -566,7 +653,7 @@ func (s *state) lockList(n *lockNode) *[]int32 {
 	if n.l.Target.Kind == KindFolder {
 		return &s.folder(n.target).locks
 	}
-	return &s.user(n.target).locks
+	return &s.ownLinks(s.user(n.target)).locks
 }
 
 // listGrant appends grant slot i, as h, to its holder's and its target's

@@ -100,7 +100,7 @@ func (v *viewer) userAccess(u int32) access {
 	s := v.s
 	n := s.user(u)
 	a := v.bits(n.home)
-	for _, e := range n.extras() {
+	for _, e := range s.extras(n) {
 		b := v.bits(e)
 		a.reach |= b.reach
 		a.lock |= b.lock
@@ -109,7 +109,7 @@ func (v *viewer) userAccess(u int32) access {
 	if u == v.w {
 		a.reach |= v.self
 	}
-	for _, l := range n.locks {
+	for _, l := range s.locksOn(n) {
 		a.lock |= s.deniedBy(s.lock(l).rights)
 	}
 	return v.finish(a)
