@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 )
 
@@ -45,6 +46,7 @@ type txn struct {
 func (t *txn) applyBatch(muts []Mutation) error {
 	mark := len(t.done)
 	for i := range muts {
+		yieldAfter(i)
 		from := len(t.done)
 		err := t.apply(&muts[i])
 		for k := from; err == nil && t.orgs != nil && k < len(t.done); k++ {
@@ -61,9 +63,25 @@ func (t *txn) applyBatch(muts []Mutation) error {
 	return nil
 }
 
+// yieldEvery is how many mutations a write applies (or undoes) between
+// letting other goroutines have its core. Go gives a busy goroutine its
+// core for 10 ms or more before it preempts it: on two cores, a long write
+// and one other busy goroutine (a large request being decoded, the
+// collector's worker) held both for 20 to 50 ms at a time while a check
+// waited to be run (an execution trace of canopyload -bulk -trace).
+const yieldEvery = 128
+
+// yieldAfter yields the core after every yieldEvery mutations.
+func yieldAfter(i int) {
+	if i%yieldEvery == yieldEvery-1 {
+		runtime.Gosched()
+	}
+}
+
 // rollbackTo undoes every primitive applied after the first mark ones.
 func (t *txn) rollbackTo(mark int) {
 	for i := len(t.undo) - 1; i >= mark; i-- {
+		yieldAfter(i)
 		u := &txn{s: t.s}
 		if err := u.apply(&t.undo[i]); err != nil {
 			panic(fmt.Sprintf("graph: undo of %v failed: %v", t.done[i], err))

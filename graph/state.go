@@ -353,14 +353,14 @@ type state struct {
 	users      table[userNode]
 	// links are the users' lists that most users do not have (userLinks),
 	// by slot; freeLinks are the slots free for reuse.
-	links      paged[userLinks]
-	freeLinks  []int32
-	grants     table[grantNode]
-	locks      table[lockNode]
-	caps       []int32 // grants with no target
-	cat        catalogue
-	rules      int   // number of placement rules
-	txt        texts // the ids and names of folders, users and grants
+	links     paged[userLinks]
+	freeLinks []int32
+	grants    table[grantNode]
+	locks     table[lockNode]
+	caps      []int32 // grants with no target
+	cat       catalogue
+	rules     int   // number of placement rules
+	txt       texts // the ids and names of folders, users and grants
 
 	// jobs is not data: memory the access jobs run on this state reuse
 	// (accessstream.go). It is never copied.

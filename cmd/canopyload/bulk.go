@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime/trace"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -19,8 +20,10 @@ import (
 // create_folder mutations under a new parent goes on, committed and
 // refused (its last mutation names a parent that does not exist) in turn,
 // until two of each are written, and reports the checks' median, p99 and
-// longest, and the writes' times.
-func bulkLoad(ctx context.Context, out io.Writer, conn *grpc.ClientConn, root string, checks []graph.CheckRequest, n int) error {
+// longest, and the writes' times. With tracePath set it writes an
+// execution trace of it, each check a region named "check", and says
+// when the longest began.
+func bulkLoad(ctx context.Context, out io.Writer, conn *grpc.ClientConn, root string, checks []graph.CheckRequest, n int, tracePath string) error {
 	dir, acc := pb.NewDirectoryServiceClient(conn), pb.NewAccessServiceClient(conn)
 	batch := func(k int) *pb.WriteRequest {
 		parent := fmt.Sprint("bulk", k)
@@ -37,6 +40,12 @@ func bulkLoad(ctx context.Context, out io.Writer, conn *grpc.ClientConn, root st
 	for k := range reqs {
 		reqs[k] = batch(k)
 	}
+	stopTrace, err := recording(tracePath, trace.Start, trace.Stop)
+	if err != nil {
+		return err
+	}
+	defer stopTrace()
+	began := time.Now()
 	var writing atomic.Bool
 	writing.Store(true)
 	took := make([]time.Duration, len(reqs))
@@ -55,13 +64,21 @@ func bulkLoad(ctx context.Context, out io.Writer, conn *grpc.ClientConn, root st
 		errc <- nil
 	}()
 	var lat []time.Duration
+	var longest, longestAt time.Duration
 	for i := 0; writing.Load(); i++ {
 		c := checks[i%len(checks)]
 		t0 := time.Now()
-		if _, err := acc.Check(ctx, &pb.CheckRequest{User: c.User, Right: c.Right, Resource: server.RefToPB(c.Resource)}); err != nil {
+		reg := trace.StartRegion(ctx, "check")
+		_, err := acc.Check(ctx, &pb.CheckRequest{User: c.User, Right: c.Right, Resource: server.RefToPB(c.Resource)})
+		reg.End()
+		if err != nil {
 			return err
 		}
-		lat = append(lat, time.Since(t0))
+		d := time.Since(t0)
+		if d > longest {
+			longest, longestAt = d, t0.Sub(began)
+		}
+		lat = append(lat, d)
 	}
 	if err := <-errc; err != nil {
 		return err
@@ -70,5 +87,8 @@ func bulkLoad(ctx context.Context, out io.Writer, conn *grpc.ClientConn, root st
 	fmt.Fprintf(out, "Check, one caller, during writes of %d mutations (committed %s and %s, refused %s and %s): %d calls, median %s, p99 %s, longest %s\n",
 		n, took[0].Round(time.Millisecond), took[2].Round(time.Millisecond), took[1].Round(time.Millisecond), took[3].Round(time.Millisecond),
 		len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
+	if tracePath != "" {
+		fmt.Fprintf(out, "the longest check began %s after the trace did\n", longestAt)
+	}
 	return nil
 }

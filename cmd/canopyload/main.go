@@ -80,7 +80,7 @@ func run(args []string, out io.Writer) error {
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long the BatchCheck phase runs")
 	fs.IntVar(&c.callers, "callers", 4, "concurrent BatchCheck callers")
 	fs.IntVar(&c.batch, "batch", 1000, "checks per BatchCheck call")
-	fs.StringVar(&c.trace, "trace", "", "with -watch, write an execution trace of the paced writes to this file (go tool trace)")
+	fs.StringVar(&c.trace, "trace", "", "with -watch or -bulk, write an execution trace of the paced or bulk writes to this file (go tool trace)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the BatchCheck phase (with -watch: the paced writes) to this file")
 	fs.StringVar(&c.memProfile, "memprofile", "", "with -watch, write heap profiles before (FILE.before) and after (FILE) the paced writes; go tool pprof -base FILE.before FILE shows what they allocated")
 	fs.BoolVar(&c.watch, "watch", false, "measure change streams instead of checks")
@@ -131,7 +131,7 @@ func run(args []string, out io.Writer) error {
 	acc := pb.NewAccessServiceClient(conn)
 	checks := org.Checks(max(c.checks, c.batch*16), 11)
 	if c.bulk > 0 {
-		return bulkLoad(ctx, out, conn, "t0", checks, c.bulk)
+		return bulkLoad(ctx, out, conn, "t0", checks, c.bulk, c.trace)
 	}
 	reqs := checkRequests(checks[:c.checks])
 	lat, err := oneByOne(len(reqs), func(i int) error {
