@@ -23,18 +23,18 @@ func (s *state) clone(r *room) *state {
 		r = &room{}
 	}
 	c := &state{
-		folders:    cloneTable(&s.folders, &r.folders),
-		up:         cloneInto(&r.ints, s.up),
-		users:      cloneTable(&s.users, &r.users),
-		grants:     cloneTable(&s.grants, &r.grants),
-		links:      s.links.cloneInto(&r.links),
-		freeLinks:  slices.Clone(s.freeLinks),
-		locks:      cloneTable(&s.locks, &r.locks),
-		caps:       cloneInto(&r.ints, s.caps),
-		heldRights: slices.Clone(s.heldRights),
-		cat:        s.cat.clone(),
-		rules:      s.rules,
-		txt:        s.txt.share(),
+		folders:   cloneTable(&s.folders, &r.folders),
+		up:        cloneInto(&r.ints, s.up),
+		users:     cloneTable(&s.users, &r.users),
+		grants:    cloneTable(&s.grants, &r.grants),
+		links:     s.links.cloneInto(&r.links),
+		freeLinks: slices.Clone(s.freeLinks),
+		locks:     cloneTable(&s.locks, &r.locks),
+		caps:      cloneInto(&r.ints, s.caps),
+		heldSum:   slices.Clone(s.heldSum),
+		cat:       s.cat.clone(),
+		rules:     s.rules,
+		txt:       s.txt.share(),
 	}
 	c.folders.key, c.users.key, c.grants.key = c.folderKey, c.userKey, c.grantKey
 	for _, l := range folderLists {

@@ -72,6 +72,7 @@ type checker struct {
 	right   int
 	xf, xu  int32   // the resource: a folder, a user, or neither
 	cover   slotSet // folders whose grants or locks reach the resource
+	sig     uint64  // the targetBit of every folder in cover, and of the resource
 	holders slotSet // folders the user is a member of
 	now     int64
 }
@@ -87,10 +88,18 @@ func (s *state) addMember(set *slotSet, u *userNode) {
 // coverResource fills c.cover with the folders covering the resource.
 func (c *checker) coverResource() {
 	c.cover.reset()
-	if c.xf != none {
+	switch {
+	case c.xf != none:
 		c.cover.addUp(c.s.up, c.xf)
-	} else if c.xu != none {
+		c.sig = 0
+	case c.xu != none:
 		c.s.addMember(&c.cover, c.s.user(c.xu))
+		c.sig = targetBit(KindUser, c.xu)
+	default:
+		c.sig = targetBit(KindNone, none)
+	}
+	for i := 0; i < c.cover.len(); i++ {
+		c.sig |= targetBit(KindFolder, c.cover.at(i))
 	}
 }
 
@@ -194,7 +203,7 @@ func (c *checker) decide(ex *Explanation) Reason {
 	if !self || ex != nil {
 		if !scan(s.heldBy(u)) {
 			for i := 0; i < c.holders.len(); i++ {
-				if f := c.holders.at(i); s.heldRights[f].meets(want) && scan(*s.held.at(f)) {
+				if f := c.holders.at(i); s.heldSum[f].rights.meets(want) && s.heldSum[f].targets&c.sig != 0 && scan(*s.held.at(f)) {
 					break
 				}
 			}

@@ -67,7 +67,7 @@ func TimeCopy(ix *Index) (prepared, cold time.Duration) {
 // every user's homeAt and extraAt, every grant's heldAt and onAt and
 // every lock's at name where the node is in its lists, that every user's
 // links are its own and the free ones empty, that each folder's
-// heldRights are those of its held grants, and that both sides are at
+// heldSum is that of its held grants, and that both sides are at
 // one revision. It runs on the writer, which holds the
 // spare.
 func Places(ix *Index) error {
@@ -98,12 +98,8 @@ func places(ix *Index) error {
 			}
 		}
 		for f, live := range s.folders.live {
-			var rights rightSet
-			for _, h := range *s.held.at(int32(f)) {
-				rights |= h.rights
-			}
-			if s.heldRights[f] != rights {
-				return fmt.Errorf("folder slot %d holds grants of rights %b, but %b are noted", f, rights, s.heldRights[f])
+			if sum := summarize(*s.held.at(int32(f))); s.heldSum[f] != sum {
+				return fmt.Errorf("folder slot %d holds grants summed up as %+v, but %+v are noted", f, sum, s.heldSum[f])
 			}
 			if !live {
 				continue

@@ -344,13 +344,13 @@ type state struct {
 	// held[f] lists the grants whose holder is folder slot f, kept apart
 	// from the nodes for the same reason as up.
 	held paged[[]heldGrant]
-	// heldRights[f] is every right of the grants in held[f], so that a
-	// check passes over the folders holding nothing for its right (most
-	// of those it walks: most checks are denials) by reading eight bytes
-	// of an array that stays in cache, not each folder's list. It is the
-	// folder's own, not inherited: moving a folder does not change it.
-	heldRights []rightSet
-	users      table[userNode]
+	// heldSum[f] sums up the grants in held[f], so that a check passes
+	// over the folders whose grants cannot decide it (most of those it
+	// walks: most checks are denials) by reading an array that stays in
+	// cache, not each folder's list. It is the folder's own, not
+	// inherited: moving a folder does not change it.
+	heldSum []heldSummary
+	users   table[userNode]
 	// links are the users' lists that most users do not have (userLinks),
 	// by slot; freeLinks are the slots free for reuse.
 	links     paged[userLinks]
@@ -406,7 +406,7 @@ func (s *state) setUp(i, parent int32) {
 	for int(i) >= len(s.up) {
 		s.up = append(s.up, none)
 		s.held.push(nil)
-		s.heldRights = append(s.heldRights, 0)
+		s.heldSum = append(s.heldSum, heldSummary{})
 	}
 	s.up[i] = parent
 }
@@ -665,7 +665,7 @@ func (s *state) listGrant(i int32, h heldGrant) {
 	*held = append(*held, h)
 	*on = append(*on, i)
 	if n.hkind == KindFolder {
-		s.heldRights[n.holder] |= h.rights
+		s.heldSum[n.holder].add(&h)
 	}
 }
 
@@ -676,12 +676,43 @@ func (s *state) unlistGrant(i int32) {
 	s.grant(unlist(held, n.heldAt).grant).heldAt = n.heldAt
 	s.grant(unlist(s.onList(n), n.onAt)).onAt = n.onAt
 	if n.hkind == KindFolder {
-		var r rightSet
-		for _, h := range *held {
-			r |= h.rights
-		}
-		s.heldRights[n.holder] = r
+		s.heldSum[n.holder] = summarize(*held)
 	}
+}
+
+// heldSummary is what a list of held grants gives, and where, in short:
+// every right of its grants, and a signature of their targets (one bit of
+// targetBit per grant). A check whose resource's signature (every
+// folder covering it, and a user resource itself) shares no bit with the
+// list's cannot be decided by any grant in the list.
+type heldSummary struct {
+	rights  rightSet
+	targets uint64
+}
+
+func (m *heldSummary) add(h *heldGrant) {
+	m.rights |= h.rights
+	m.targets |= targetBit(h.tkind, h.target)
+}
+
+// summarize returns the summary of list.
+func summarize(list []heldGrant) heldSummary {
+	var m heldSummary
+	for i := range list {
+		m.add(&list[i])
+	}
+	return m
+}
+
+// targetBit is the bit that stands for target slot t, of kind k, in
+// signatures: bit 0 for no target (a capability), one of the others
+// chosen by a hash of the slot and kind for a folder or a user.
+func targetBit(k Kind, t int32) uint64 {
+	if k != KindFolder && k != KindUser {
+		return 1
+	}
+	h := (uint32(t)*2 + uint32(k&1)) * 2654435761
+	return 1 << (1 + (h>>26)%63)
 }
 
 func unixNano(t time.Time) int64 {
