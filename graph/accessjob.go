@@ -431,7 +431,7 @@ func (j *accessJob) examined(s *state) []int32 {
 	}
 	irregular := func(u int32) bool {
 		n := s.user(u)
-		return n.nx > 0 || n.links != 0 || u == j.v2.w
+		return n.nx > 0 || len(s.grantsOn(n)) > 0 || len(s.locksOn(n)) > 0 || u == j.v2.w
 	}
 	var walk []int32
 	for k, f := range j.zones {
