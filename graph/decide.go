@@ -203,7 +203,8 @@ func (c *checker) decide(ex *Explanation) Reason {
 	if !self || ex != nil {
 		if !scan(s.heldBy(u)) {
 			for i := 0; i < c.holders.len(); i++ {
-				if f := c.holders.at(i); s.heldSum[f].rights.meets(want) && s.heldSum[f].targets&c.sig != 0 && scan(*s.held.at(f)) {
+				f := c.holders.at(i)
+				if m := &s.heldSum[f]; m.rights.meets(want) && m.targets&c.sig != 0 && scan(*s.held.at(f)) {
 					break
 				}
 			}

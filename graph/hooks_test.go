@@ -66,10 +66,10 @@ func TimeCopy(ix *Index) (prepared, cold time.Duration) {
 // Places checks, on both sides of the index, that every folder's childAt,
 // every user's homeAt and extraAt, every grant's heldAt and onAt and
 // every lock's at name where the node is in its lists, that every user's
-// links are its own and the free ones empty, that each folder's
-// heldSum is that of its held grants, and that both sides are at
-// one revision. It runs on the writer, which holds the
-// spare.
+// links are its own and the free ones empty, that each folder's heldSum
+// covers its held grants and is as fresh as heldSummary promises, and
+// that both sides are at one revision. It runs on the writer, which holds
+// the spare.
 func Places(ix *Index) error {
 	var err error
 	if _, qerr := ix.enqueue(context.Background(), &writeReq{ctx: context.Background(), run: func() { err = places(ix) }}); qerr != nil {
@@ -98,8 +98,9 @@ func places(ix *Index) error {
 			}
 		}
 		for f, live := range s.folders.live {
-			if sum := summarize(*s.held.at(int32(f))); s.heldSum[f] != sum {
-				return fmt.Errorf("folder slot %d holds grants summed up as %+v, but %+v are noted", f, sum, s.heldSum[f])
+			list := *s.held.at(int32(f))
+			if m := s.heldSum[f]; !m.covers(summarize(list)) || int(m.gone) >= max(1, len(list)) || len(list) == 0 && m != (heldSummary{}) {
+				return fmt.Errorf("folder slot %d holds %d grants summed up as %+v, but %+v are noted", f, len(list), summarize(list), m)
 			}
 			if !live {
 				continue

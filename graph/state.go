@@ -676,7 +676,7 @@ func (s *state) unlistGrant(i int32) {
 	s.grant(unlist(held, n.heldAt).grant).heldAt = n.heldAt
 	s.grant(unlist(s.onList(n), n.onAt)).onAt = n.onAt
 	if n.hkind == KindFolder {
-		s.heldSum[n.holder] = summarize(*held)
+		s.heldSum[n.holder].dropped(*held)
 	}
 }
 
@@ -685,9 +685,17 @@ func (s *state) unlistGrant(i int32) {
 // targetBit per grant). A check whose resource's signature (every
 // folder covering it, and a user resource itself) shares no bit with the
 // list's cannot be decided by any grant in the list.
+//
+// It may say more than the list gives, never less: a grant leaving the
+// list leaves its bits until the list is summed up again, which happens
+// once as many grants have left as the list still holds. Summing up at
+// every removal made a cascade or rollback over a folder's n grants cost
+// n²/2 (100,000 grants: 24 s); this way each removal costs O(1) on
+// average and the summary is at most twice as stale as it is long.
 type heldSummary struct {
 	rights  rightSet
 	targets uint64
+	gone    int32 // grants that left since the summary was last exact
 }
 
 func (m *heldSummary) add(h *heldGrant) {
@@ -695,13 +703,27 @@ func (m *heldSummary) add(h *heldGrant) {
 	m.targets |= targetBit(h.tkind, h.target)
 }
 
-// summarize returns the summary of list.
+// dropped notes that a grant left list, which is what remains.
+func (m *heldSummary) dropped(list []heldGrant) {
+	m.gone++
+	if int(m.gone) >= len(list) {
+		*m = summarize(list)
+	}
+}
+
+// summarize returns the exact summary of list.
 func summarize(list []heldGrant) heldSummary {
 	var m heldSummary
 	for i := range list {
 		m.add(&list[i])
 	}
 	return m
+}
+
+// covers reports whether m says at least what exact, list's exact
+// summary, says.
+func (m heldSummary) covers(exact heldSummary) bool {
+	return exact.rights&^m.rights == 0 && exact.targets&^m.targets == 0
 }
 
 // targetBit is the bit that stands for target slot t, of kind k, in
