@@ -41,17 +41,15 @@ func (t *txn) rights(op, id string, names []string) (rightSet, []string, error) 
 
 func (t *txn) addGrant(op string, g Grant) error {
 	s := t.s
-	if !validID(g.ID) {
-		return newErr(op, g.ID, ErrInvalid, "grant id must be 1 to %d bytes of text", MaxIDLen)
-	}
-	if _, ok := s.grants.get(g.ID); ok {
-		return newErr(op, g.ID, ErrAlreadyExists, "grant exists")
+	_, taken := s.grants.get(g.ID)
+	if err := checkNewID(op, "grant", g.ID, taken); err != nil {
+		return err
 	}
 	if g.Holder.IsZero() {
 		return newErr(op, g.ID, ErrInvalid, "a grant needs a holder (a user or a folder)")
 	}
-	if !validText(g.Reason) {
-		return newErr(op, g.ID, ErrInvalid, "reason too long or not UTF-8")
+	if err := checkText(op, g.ID, "reason", g.Reason); err != nil {
+		return err
 	}
 	holder, horg, err := t.resolve(op, g.ID, "holder", g.Holder)
 	if err != nil {
@@ -133,17 +131,15 @@ func (t *txn) setExpired(id string, expired bool) error {
 
 func (t *txn) addLock(op string, l Lock) error {
 	s := t.s
-	if !validID(l.ID) {
-		return newErr(op, l.ID, ErrInvalid, "lock id must be 1 to %d bytes of text", MaxIDLen)
-	}
-	if _, ok := s.locks.get(l.ID); ok {
-		return newErr(op, l.ID, ErrAlreadyExists, "lock exists")
+	_, taken := s.locks.get(l.ID)
+	if err := checkNewID(op, "lock", l.ID, taken); err != nil {
+		return err
 	}
 	if l.Target.IsZero() {
 		return newErr(op, l.ID, ErrInvalid, "a lock needs a target (a folder or a user)")
 	}
-	if !validText(l.Reason) {
-		return newErr(op, l.ID, ErrInvalid, "reason too long or not UTF-8")
+	if err := checkText(op, l.ID, "reason", l.Reason); err != nil {
+		return err
 	}
 	target, _, err := t.resolve(op, l.ID, "target", l.Target)
 	if err != nil {

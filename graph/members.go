@@ -9,17 +9,15 @@ import (
 
 func (t *txn) createUser(op string, u User) error {
 	s := t.s
-	if !validID(u.ID) {
-		return newErr(op, u.ID, ErrInvalid, "user id must be 1 to %d bytes of text", MaxIDLen)
+	_, taken := s.users.get(u.ID)
+	if err := checkNewID(op, "user", u.ID, taken); err != nil {
+		return err
 	}
-	if _, ok := s.users.get(u.ID); ok {
-		return newErr(op, u.ID, ErrAlreadyExists, "user exists")
+	if err := checkText(op, u.ID, "name", u.Name); err != nil {
+		return err
 	}
-	if !validText(u.Name) {
-		return newErr(op, u.ID, ErrInvalid, "name too long or not UTF-8")
-	}
-	if !validWord(u.Class) {
-		return newErr(op, u.ID, ErrInvalid, "class %q must be a short lower-case word", u.Class)
+	if err := checkClass(op, u.ID, u.Class); err != nil {
+		return err
 	}
 	if u.State == "" {
 		u.State = StateActive
@@ -78,11 +76,11 @@ func (t *txn) updateUser(op string, u UserUpdate) error {
 	if err != nil {
 		return err
 	}
-	if !validText(u.Name) {
-		return newErr(op, u.ID, ErrInvalid, "name too long or not UTF-8")
+	if err := checkText(op, u.ID, "name", u.Name); err != nil {
+		return err
 	}
-	if !validWord(u.Class) {
-		return newErr(op, u.ID, ErrInvalid, "class %q must be a short lower-case word", u.Class)
+	if err := checkClass(op, u.ID, u.Class); err != nil {
+		return err
 	}
 	n := t.s.user(i)
 	if err := t.checkPlacement(op, u.ID, u.Class, append([]int32{n.home}, t.s.extras(n)...)...); err != nil {

@@ -10,17 +10,15 @@ import (
 
 func (t *txn) createFolder(op string, f Folder) error {
 	s := t.s
-	if !validID(f.ID) {
-		return newErr(op, f.ID, ErrInvalid, "folder id must be 1 to %d bytes of text", MaxIDLen)
+	_, taken := s.folders.get(f.ID)
+	if err := checkNewID(op, "folder", f.ID, taken); err != nil {
+		return err
 	}
-	if _, ok := s.folders.get(f.ID); ok {
-		return newErr(op, f.ID, ErrAlreadyExists, "folder exists")
+	if err := checkText(op, f.ID, "name", f.Name); err != nil {
+		return err
 	}
-	if !validText(f.Name) {
-		return newErr(op, f.ID, ErrInvalid, "name too long or not UTF-8")
-	}
-	if k, ok := validLabels(f.Labels); !ok {
-		return newErr(op, f.ID, ErrInvalid, "label %q: keys are short lower-case words, at most %d labels", k, MaxLabels)
+	if err := checkLabels(op, f.ID, f.Labels); err != nil {
+		return err
 	}
 	parent := none
 	if f.Parent != "" {
@@ -56,8 +54,8 @@ func (t *txn) renameFolder(op string, r Rename) error {
 	if err != nil {
 		return err
 	}
-	if !validText(r.Name) {
-		return newErr(op, r.ID, ErrInvalid, "name too long or not UTF-8")
+	if err := checkText(op, r.ID, "name", r.Name); err != nil {
+		return err
 	}
 	n := t.s.folder(i)
 	old := t.s.txt.get(n.name)
@@ -71,8 +69,8 @@ func (t *txn) relabelFolder(op string, r Relabel) error {
 	if err != nil {
 		return err
 	}
-	if k, ok := validLabels(r.Labels); !ok {
-		return newErr(op, r.ID, ErrInvalid, "label %q: keys are short lower-case words, at most %d labels", k, MaxLabels)
+	if err := checkLabels(op, r.ID, r.Labels); err != nil {
+		return err
 	}
 	n := t.s.folder(i)
 	old := n.labels
@@ -290,8 +288,8 @@ func (t *txn) setRule(op string, r PlacementRule) error {
 		return err
 	}
 	for _, c := range r.Classes {
-		if !validWord(c) {
-			return newErr(op, r.Folder, ErrInvalid, "class %q must be a short lower-case word", c)
+		if err := checkClass(op, r.Folder, c); err != nil {
+			return err
 		}
 	}
 	r.Classes = sortedSet(r.Classes)

@@ -132,6 +132,44 @@ func validLabels(m map[string]string) (string, bool) {
 	return "", true
 }
 
+// checkNewID refuses id as the id of a new what (folder, user, grant,
+// lock) when it is no id, or taken.
+func checkNewID(op, what, id string, taken bool) error {
+	if !validID(id) {
+		return newErr(op, id, ErrInvalid, "%s id must be 1 to %d bytes of text", what, MaxIDLen)
+	}
+	if taken {
+		return newErr(op, id, ErrAlreadyExists, "%s exists", what)
+	}
+	return nil
+}
+
+// checkText refuses s as the what (name, reason) of id when it is not
+// text.
+func checkText(op, id, what, s string) error {
+	if !validText(s) {
+		return newErr(op, id, ErrInvalid, "%s too long or not UTF-8", what)
+	}
+	return nil
+}
+
+// checkClass refuses class, named for id, when it is not a word.
+func checkClass(op, id, class string) error {
+	if !validWord(class) {
+		return newErr(op, id, ErrInvalid, "class %q must be a short lower-case word", class)
+	}
+	return nil
+}
+
+// checkLabels refuses labels as folder id's when a key is not a word, a
+// value not text, or there are too many.
+func checkLabels(op, id string, labels map[string]string) error {
+	if k, ok := validLabels(labels); !ok {
+		return newErr(op, id, ErrInvalid, "label %q: keys are short lower-case words, at most %d labels", k, MaxLabels)
+	}
+	return nil
+}
+
 // sortedSet returns the words sorted with duplicates removed.
 func sortedSet(words []string) []string {
 	out := slices.Clone(words)
