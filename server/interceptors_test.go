@@ -129,11 +129,7 @@ func TestBoundedContext(t *testing.T) {
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > 20*time.Millisecond {
 		t.Errorf("deadline %v, %v", d, ok)
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request deadline never ended the call")
-	}
+	awaitDone(t, ctx, "the request deadline never ended the call")
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Errorf("after the deadline: %v", ctx.Err())
 	}
@@ -145,11 +141,7 @@ func TestBoundedContext(t *testing.T) {
 	child, stop := context.WithCancel(ctx) // waits on ctx: starts the timer
 	defer stop()
 	cancel()
-	select {
-	case <-child.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the caller's cancellation did not reach a context made from the bounded one")
-	}
+	awaitDone(t, child, "the caller's cancellation did not reach a context made from the bounded one")
 	if !errors.Is(ctx.Err(), context.Canceled) {
 		t.Errorf("after the caller cancelled: %v", ctx.Err())
 	}
@@ -166,5 +158,15 @@ func TestBoundedContext(t *testing.T) {
 		t.Error("the server's later deadline replaced the caller's")
 	} else {
 		release()
+	}
+}
+
+// awaitDone fails the test with why unless ctx ends within 10 seconds.
+func awaitDone(t *testing.T, ctx context.Context, why string) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal(why)
 	}
 }

@@ -190,15 +190,11 @@ func costLoad(ctx context.Context, out io.Writer, c config) error {
 	}
 	defer empty.stop()
 
-	conn, err := dial(canopyd.addr)
+	conn, org, err := loadOrg(ctx, out, canopyd.addr, c.scale)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	org, err := loadOrg(ctx, out, conn, c.scale)
-	if err != nil {
-		return err
-	}
 	checks := org.Checks(10000, 11)
 	reqs := checkRequests(checks)
 	canopyd.call = func(ctx context.Context, conn *grpc.ClientConn, i int) error {

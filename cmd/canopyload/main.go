@@ -111,16 +111,11 @@ func run(args []string, out io.Writer) error {
 		defer p.stop()
 		addr = p.addr
 	}
-	conn, err := dial(addr)
+	conn, org, err := loadOrg(ctx, out, addr, c.scale)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-
-	org, err := loadOrg(ctx, out, conn, c.scale)
-	if err != nil {
-		return err
-	}
 	// The rest needs only the ids. In-process, the batches would stay
 	// live on the server's heap, for its collector to trace every cycle.
 	org.Batches = nil
@@ -242,18 +237,24 @@ func startInProcess(ctx context.Context, published func([]graph.Commit)) (*inPro
 	}}, nil
 }
 
-// loadOrg generates the organisation at scale, says what it holds, and
-// imports it over conn, saying how long that took.
-func loadOrg(ctx context.Context, out io.Writer, conn *grpc.ClientConn, scale float64) (*orggen.Org, error) {
+// loadOrg dials the server at addr, generates the organisation at scale,
+// says what it holds, and imports it, saying how long that took. It
+// returns the connection, for the caller to close.
+func loadOrg(ctx context.Context, out io.Writer, addr string, scale float64) (*grpc.ClientConn, *orggen.Org, error) {
+	conn, err := dial(addr)
+	if err != nil {
+		return nil, nil, err
+	}
 	shape := orggen.Design().Scale(scale)
 	org := orggen.Generate(shape, 0)
 	fmt.Fprintf(out, "organisation: %d folders, %d users, %d grants, %d locks\n", shape.Folders, shape.Users, shape.Grants, shape.Locks)
 	start := time.Now()
 	if err := importOrg(ctx, pb.NewDirectoryServiceClient(conn), org); err != nil {
-		return nil, err
+		conn.Close()
+		return nil, nil, err
 	}
 	fmt.Fprintf(out, "import over gRPC: %s\n", time.Since(start).Round(time.Millisecond))
-	return org, nil
+	return conn, org, nil
 }
 
 // importOrg sends the organisation through Import.
