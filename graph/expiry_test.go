@@ -3,6 +3,7 @@ package graph_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"sync"
@@ -180,5 +181,23 @@ func TestExpireDueAfterClose(t *testing.T) {
 	ix.Close()
 	if _, _, err := ix.ExpireDue(context.Background()); !errors.Is(err, graph.ErrClosed) {
 		t.Fatalf("got %v, want ErrClosed", err)
+	}
+}
+
+// TestFarExpiry: a grant that expires after 2262, which int64 nanoseconds
+// cannot hold, is in effect until then.
+func TestFarExpiry(t *testing.T) {
+	ix := graphtest.Open(t, graphtest.NewClock(graphtest.Start), nil)
+	muts := []graph.Mutation{{CreateFolder: &graph.Folder{ID: "r"}}, {CreateUser: &graph.User{ID: "u", Class: "staff", Home: "r"}}}
+	for _, y := range []int{2300, 9999} {
+		muts = append(muts, graph.Mutation{AddGrant: &graph.Grant{ID: fmt.Sprint("g", y), Holder: graph.UserRef("u"), Target: graph.FolderRef("r"),
+			Rights: []string{"read"}, ExpiresAt: time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC)}})
+	}
+	if _, err := ix.Write(context.Background(), "t", muts, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	ex, err := ix.Explain("u", "read", graph.FolderRef("r"))
+	if err != nil || !ex.Allowed || ex.Grant == nil || ex.Grant.ID != "g2300" {
+		t.Fatalf("grants expiring in 2300 and 9999: %+v, %v", ex, err)
 	}
 }

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"iter"
+	"math"
 	"slices"
 	"time"
 )
@@ -737,9 +738,27 @@ func targetBit(k Kind, t int32) uint64 {
 	return 1 << (1 + (h>>26)%63)
 }
 
+// unixNano returns expiry t in Unix nanoseconds, as the index keeps
+// expiries: 0 for the zero time (never), and for any other time a value
+// that is not 0, saturated outside the years 1678 to 2262 that int64
+// nanoseconds hold, and the epoch counted 1 ns early. time.UnixNano alone
+// wraps around outside those years, which made a grant that expires in
+// 2300 expired already, and gives the epoch 0, "never".
 func unixNano(t time.Time) int64 {
-	if t.IsZero() {
+	switch {
+	case t.IsZero():
 		return 0
+	case t.After(lastNano):
+		return math.MaxInt64
+	case t.Before(firstNano):
+		return math.MinInt64
 	}
-	return t.UnixNano()
+	if n := t.UnixNano(); n != 0 {
+		return n
+	}
+	return -1 // the epoch: expired as it is, and not "never"
 }
+
+// firstNano and lastNano are the first and last times that int64 Unix
+// nanoseconds hold.
+var firstNano, lastNano = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
