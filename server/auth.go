@@ -217,7 +217,7 @@ func (t *Tokens) lookup(token string) (Caller, bool) {
 
 // requiredScope returns the scope a method needs ("" for any valid token).
 func requiredScope(fullMethod string) Scope {
-	svc, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	svc, method := splitMethod(fullMethod)
 	switch svc {
 	case pb.AccessService_ServiceDesc.ServiceName:
 		return ScopeCheck

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -50,7 +49,7 @@ func (c callLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 // that began at start and ended with err, if its level is on.
 func (c callLog) finished(ctx context.Context, fullMethod, kind string, start time.Time, err error) {
 	code := status.Code(err)
-	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	service, method := splitMethod(fullMethod)
 	level := slog.Level(logging.DefaultServerCodeToLevel(code))
 	if level == slog.LevelInfo && code == codes.OK && service == pb.AccessService_ServiceDesc.ServiceName {
 		level = slog.LevelDebug

@@ -65,7 +65,7 @@ func (m *callMetrics) method(kind, fullMethod string) *methodMetrics {
 	if mm, ok := m.methods.get(fullMethod); ok {
 		return mm
 	}
-	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	service, method := splitMethod(fullMethod)
 	l := []string{kind, service, method}
 	mm := &methodMetrics{
 		started: m.started.WithLabelValues(l...), received: m.received.WithLabelValues(l...), sent: m.sent.WithLabelValues(l...),
@@ -142,6 +142,13 @@ func (s countedStream) RecvMsg(msg any) error {
 		s.mm.received.Inc()
 	}
 	return err
+}
+
+// splitMethod returns the service and the method of fullMethod
+// (/service/method).
+func splitMethod(fullMethod string) (service, method string) {
+	service, method, _ = strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	return service, method
 }
 
 // methodKind is the grpc_type of a method: unary, client_stream,
