@@ -88,6 +88,7 @@ func (t *txn) removeGrant(op string, d Delete) error {
 	}
 	view := s.grantView(i)
 	s.unlistGrant(i)
+	s.txt.drop(s.grant(i).id, s.grant(i).reason)
 	s.grants.remove(d.ID, i)
 	t.record(Mutation{RemoveGrant: &Delete{ID: d.ID}}, Mutation{AddGrant: &view})
 	return nil

@@ -66,7 +66,9 @@ func TimeCopy(ix *Index) (prepared, cold time.Duration) {
 // Places checks, on both sides of the index, that every folder's childAt,
 // every user's homeAt and extraAt, every grant's heldAt and onAt and
 // every lock's at name where the node is in its lists, that every user's
-// links are its own and the free ones empty, that each folder's heldSum
+// links are its own and the free ones empty, that the texts count as
+// dead exactly the bytes no node refers to and the spare's are not
+// wasteful, that each folder's heldSum
 // covers its held grants and is as fresh as heldSummary promises, and
 // that both sides are at one revision. It runs on the writer, which holds
 // the spare.
@@ -85,7 +87,13 @@ func places(ix *Index) error {
 	if sp.rev != v.rev {
 		return fmt.Errorf("the sides are at revisions %d and %d", v.rev, sp.rev)
 	}
+	if sp.s.txt.wasteful() {
+		return fmt.Errorf("the spare's texts hold %d dead bytes of %d, after it was brought up to date", sp.s.txt.dead, sp.s.txt.size)
+	}
 	for _, s := range []*state{v.s, sp.s} {
+		if live := liveText(s); live != s.txt.size-s.txt.dead {
+			return fmt.Errorf("the live ids and names hold %d bytes, but the texts count %d put and %d dead", live, s.txt.size, s.txt.dead)
+		}
 		for g, live := range s.grants.live {
 			n := s.grant(int32(g))
 			if live && ((*s.heldList(n))[n.heldAt].grant != int32(g) || (*s.onList(n))[n.onAt] != int32(g)) {
@@ -152,4 +160,25 @@ func places(ix *Index) error {
 		}
 	}
 	return nil
+}
+
+// liveText returns the bytes of the strings the live nodes of s refer to.
+func liveText(s *state) int {
+	n := 0
+	for i, live := range s.folders.live {
+		if f := s.folder(int32(i)); live {
+			n += int(f.id.n + f.name.n)
+		}
+	}
+	for i, live := range s.users.live {
+		if u := s.user(int32(i)); live {
+			n += int(u.id.n + u.name.n + u.class.n)
+		}
+	}
+	for i, live := range s.grants.live {
+		if g := s.grant(int32(i)); live {
+			n += int(g.id.n + g.reason.n)
+		}
+	}
+	return n
 }

@@ -87,6 +87,7 @@ func (t *txn) updateUser(op string, u UserUpdate) error {
 		return err
 	}
 	inv := UserUpdate{ID: u.ID, Name: t.s.txt.get(n.name), Class: t.s.txt.get(n.class)}
+	t.s.txt.drop(n.name, n.class)
 	n.name, n.class = t.s.txt.put(u.Name), t.s.txt.put(u.Class)
 	t.record(Mutation{UpdateUser: &u}, Mutation{UpdateUser: &inv})
 	return nil
@@ -173,6 +174,7 @@ func (t *txn) deleteUser(op string, d Delete) error {
 		s.dropExtra(e, i, s.extraAt(n)[k])
 	}
 	s.dropLinks(n)
+	s.txt.drop(n.id, n.name, n.class)
 	s.users.remove(d.ID, i)
 	t.record(Mutation{DeleteUser: &Delete{ID: d.ID}}, Mutation{CreateUser: &view})
 	return nil

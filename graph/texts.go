@@ -15,13 +15,19 @@ const textBlock = 1 << textShift
 // block is only ever appended to, and a string returned by get points
 // into it, so what a reader holds never changes.
 //
-// A deleted or renamed folder's, user's or grant's bytes stay in their
-// block until the service restarts (a load writes only what is live): one that
-// creates and deletes a million users keeps some tens of MB more until
-// then.
+// A deleted or renamed folder's, user's or grant's bytes, and those of
+// a refused write's trial, stay in their block, counted as dead (drop),
+// until the side's live strings are moved to fresh blocks
+// (state.compactTexts), once the dead bytes outnumber the live ones by a
+// block.
 type texts struct {
 	blocks [][]byte
+	size   int // bytes put
+	dead   int // bytes of them dropped
 }
+
+// maxTextBlocks is how many blocks a text's position can name.
+const maxTextBlocks = 1 << (32 - textShift)
 
 // text is a string kept in texts: its block and place, and its length.
 type text struct {
@@ -36,13 +42,28 @@ func (x *texts) put(s string) text {
 	}
 	b := len(x.blocks) - 1
 	if b < 0 || len(x.blocks[b])+len(s) > cap(x.blocks[b]) {
+		if b+1 == maxTextBlocks {
+			panic("graph: the live ids and names of a side passed 4 GiB")
+		}
 		x.blocks = append(x.blocks, make([]byte, 0, max(textBlock, len(s))))
 		b++
 	}
 	off := len(x.blocks[b])
 	x.blocks[b] = append(x.blocks[b], s...)
+	x.size += len(s)
 	return text{at: uint32(b<<textShift | off), n: uint32(len(s))}
 }
+
+// drop notes that the strings at ts are no longer referred to.
+func (x *texts) drop(ts ...text) {
+	for _, t := range ts {
+		x.dead += int(t.n)
+	}
+}
+
+// wasteful reports whether the dead bytes outnumber the live ones by more
+// than a block.
+func (x *texts) wasteful() bool { return x.dead > x.size-x.dead+textBlock }
 
 // get returns the string kept at t.
 func (x *texts) get(t text) string {
@@ -59,7 +80,7 @@ func (x *texts) get(t text) string {
 // past every byte the copy reads. x is not changed (readers may be
 // reading it).
 func (x *texts) share() texts {
-	c := texts{blocks: make([][]byte, len(x.blocks))}
+	c := texts{blocks: make([][]byte, len(x.blocks)), size: x.size, dead: x.dead}
 	for i, b := range x.blocks {
 		c.blocks[i] = b[:len(b):len(b)]
 	}

@@ -59,6 +59,7 @@ func (t *txn) renameFolder(op string, r Rename) error {
 	}
 	n := t.s.folder(i)
 	old := t.s.txt.get(n.name)
+	t.s.txt.drop(n.name)
 	n.name = t.s.txt.put(r.Name)
 	t.record(Mutation{RenameFolder: &r}, Mutation{RenameFolder: &Rename{ID: r.ID, Name: old}})
 	return nil
@@ -192,6 +193,7 @@ func (t *txn) deleteFolder(op string, d Delete) error {
 	if s.up[i] != none {
 		s.dropChild(s.up[i], i)
 	}
+	s.txt.drop(s.folder(i).id, s.folder(i).name)
 	s.folders.remove(d.ID, i)
 	s.up[i], *s.held.at(i) = none, nil
 	t.record(Mutation{DeleteFolder: &Delete{ID: d.ID}}, Mutation{CreateFolder: &view})

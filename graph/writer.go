@@ -29,7 +29,9 @@ type writeReq struct {
 // writer calls it.
 func (ix *Index) spare() *side {
 	ix.catchUp()
-	return ix.spareBehind()
+	sp := ix.spareBehind()
+	sp.s.compactTexts()
+	return sp
 }
 
 // spareBehind returns the side that is not live, as it is.
