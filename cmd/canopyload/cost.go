@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/server/servertest"
 )
 
 // emptyRole is the environment variable that makes canopyload serve
@@ -94,48 +94,11 @@ func startCanopyd(bin, dir string, profiles bool) (*child, error) {
 	if profiles {
 		args = append(args, "--metrics-listen", "127.0.0.1:0", "--pprof")
 	}
-	cmd := exec.Command(bin, args...)
-	stderr, err := cmd.StderrPipe()
+	d, err := servertest.Launch(bin, profiles, args...)
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	addrc := make(chan string, 1)
-	c := &child{name: "canopyd", cmd: cmd}
-	metricsc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) != nil {
-				continue
-			}
-			switch line.Msg {
-			case "serving metrics":
-				metricsc <- line.Addr
-			case "serving gRPC":
-				addrc <- line.Addr
-			}
-		}
-		close(addrc)
-	}()
-	select {
-	case addr, ok := <-addrc:
-		if !ok {
-			c.stop()
-			return nil, fmt.Errorf("%s exited before serving", bin)
-		}
-		c.addr = addr
-		if profiles {
-			c.metrics = <-metricsc // logged before gRPC serves
-		}
-		return c, nil
-	case <-time.After(time.Minute):
-		c.stop()
-		return nil, fmt.Errorf("%s did not serve within a minute", bin)
-	}
+	return &child{name: "canopyd", cmd: d.Cmd, addr: d.Addr, metrics: d.Metrics}, nil
 }
 
 // startEmpty starts canopyload itself again as the empty server.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -84,16 +85,30 @@ type logLine struct {
 func StartDaemon(t testing.TB, bin, data string, extra ...string) *Daemon {
 	t.Helper()
 	args := append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data", data, "--log-format", "json"}, extra...)
-	cmd := exec.Command(bin, args...)
-	stderr, err := cmd.StderrPipe()
+	d, err := Launch(bin, true, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	t.Cleanup(d.Kill)
+	return d
+}
+
+// Launch starts bin, a canopyd binary, with exactly args (which must ask
+// for the JSON log format), and waits up to a minute for the log lines
+// that say where it serves gRPC and, with metrics, its metrics. Its log
+// goes on being read, the oldest lines dropped while nobody waits for one
+// (WaitLog). It is for callers that are not tests (a load generator);
+// Kill ends it.
+func Launch(bin string, metrics bool, args ...string) (*Daemon, error) {
+	cmd := exec.Command(bin, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addrc, metricsc := make(chan string, 1), make(chan string, 1)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	addrc, metricsc, ended := make(chan string, 1), make(chan string, 1), make(chan struct{})
 	d := &Daemon{Cmd: cmd, logs: make(chan logLine, 1000)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -122,17 +137,28 @@ func StartDaemon(t testing.TB, bin, data string, extra ...string) *Daemon {
 			}
 		}
 		close(d.logs)
+		close(ended)
 	}()
 	deadline := time.After(time.Minute)
-	for d.Addr == "" || d.Metrics == "" {
+	for d.Addr == "" || metrics && d.Metrics == "" {
 		select {
 		case d.Addr = <-addrc:
 		case d.Metrics = <-metricsc:
+		case <-ended:
+			d.Kill()
+			return nil, fmt.Errorf("%s exited before serving", bin)
 		case <-deadline:
-			t.Fatal("canopyd did not start serving within a minute")
+			d.Kill()
+			return nil, fmt.Errorf("%s did not start serving within a minute", bin)
 		}
 	}
-	return d
+	return d, nil
+}
+
+// Kill ends canopyd at once and waits for it.
+func (d *Daemon) Kill() {
+	d.Cmd.Process.Kill()
+	d.Cmd.Wait()
 }
 
 // WaitLog returns the next log line whose message is msg, as JSON, after
