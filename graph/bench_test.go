@@ -199,6 +199,36 @@ func BenchmarkMoveFolder(b *testing.B) {
 	}
 }
 
+// BenchmarkCascadeGrants deletes, with cascade, a folder that holds n
+// grants (n = 25,000, 50,000, 100,000), in memory: each of its grants
+// leaves its holder's list, so the time should grow as n, not n².
+func BenchmarkCascadeGrants(b *testing.B) {
+	for _, n := range []int{25_000, 50_000, 100_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				b.StopTimer()
+				ix := graphtest.Open(b, graphtest.NewClock(graphtest.Start), nil)
+				muts := []graph.Mutation{{CreateFolder: &graph.Folder{ID: "r"}}, {CreateFolder: &graph.Folder{ID: "h", Parent: "r"}}, {CreateFolder: &graph.Folder{ID: "x", Parent: "r"}}}
+				if _, err := ix.Write(ctx, "bench", muts, graph.Preconditions{}); err != nil {
+					b.Fatal(err)
+				}
+				muts = nil
+				for i := range n {
+					muts = append(muts, graph.Mutation{AddGrant: &graph.Grant{ID: fmt.Sprint("g", i), Holder: graph.FolderRef("h"), Target: graph.FolderRef("x"), Rights: []string{"read"}}})
+				}
+				if _, err := ix.Write(ctx, "bench", muts, graph.Preconditions{}); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if _, err := ix.Write(ctx, "bench", []graph.Mutation{{DeleteFolder: &graph.Delete{ID: "h", Cascade: true}}}, graph.Preconditions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // churnSeed numbers the churns of BenchmarkWriteWatched, which the
 // benchmark framework runs several times on one organisation.
 var churnSeed uint64

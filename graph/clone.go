@@ -32,6 +32,7 @@ func (s *state) clone(r *room) *state {
 		locks:     cloneTable(&s.locks, &r.locks),
 		caps:      cloneInto(&r.ints, s.caps),
 		heldSum:   slices.Clone(s.heldSum),
+		heldGone:  slices.Clone(s.heldGone),
 		cat:       s.cat.clone(),
 		rules:     s.rules,
 		txt:       s.txt.share(),

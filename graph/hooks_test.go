@@ -107,8 +107,8 @@ func places(ix *Index) error {
 		}
 		for f, live := range s.folders.live {
 			list := *s.held.at(int32(f))
-			if m := s.heldSum[f]; !m.covers(summarize(list)) || int(m.gone) >= max(1, len(list)) || len(list) == 0 && m != (heldSummary{}) {
-				return fmt.Errorf("folder slot %d holds %d grants summed up as %+v, but %+v are noted", f, len(list), summarize(list), m)
+			if m, gone := s.heldSum[f], int(s.heldGone[f]); !m.covers(summarize(list)) || gone >= max(1, len(list)) || len(list) == 0 && m != (heldSummary{}) {
+				return fmt.Errorf("folder slot %d holds %d grants summed up as %+v, but %+v are noted, %d gone since exact", f, len(list), summarize(list), m, gone)
 			}
 			if !live {
 				continue

@@ -349,9 +349,12 @@ type state struct {
 	// over the folders whose grants cannot decide it (most of those it
 	// walks: most checks are denials) by reading an array that stays in
 	// cache, not each folder's list. It is the folder's own, not
-	// inherited: moving a folder does not change it.
-	heldSum []heldSummary
-	users   table[userNode]
+	// inherited: moving a folder does not change it. heldGone[f] counts
+	// the grants that left held[f] since heldSum[f] was last exact
+	// (heldSummary); it is apart because checks never read it.
+	heldSum  []heldSummary
+	heldGone []int32
+	users    table[userNode]
 	// links are the users' lists that most users do not have (userLinks),
 	// by slot; freeLinks are the slots free for reuse.
 	links     paged[userLinks]
@@ -437,6 +440,7 @@ func (s *state) setUp(i, parent int32) {
 		s.up = append(s.up, none)
 		s.held.push(nil)
 		s.heldSum = append(s.heldSum, heldSummary{})
+		s.heldGone = append(s.heldGone, 0)
 	}
 	s.up[i] = parent
 }
@@ -706,7 +710,7 @@ func (s *state) unlistGrant(i int32) {
 	s.grant(unlist(held, n.heldAt).grant).heldAt = n.heldAt
 	s.grant(unlist(s.onList(n), n.onAt)).onAt = n.onAt
 	if n.hkind == KindFolder {
-		s.heldSum[n.holder].dropped(*held)
+		s.heldLeft(n.holder, *held)
 	}
 }
 
@@ -725,7 +729,6 @@ func (s *state) unlistGrant(i int32) {
 type heldSummary struct {
 	rights  rightSet
 	targets uint64
-	gone    int32 // grants that left since the summary was last exact
 }
 
 func (m *heldSummary) add(h *heldGrant) {
@@ -733,11 +736,12 @@ func (m *heldSummary) add(h *heldGrant) {
 	m.targets |= targetBit(h.tkind, h.target)
 }
 
-// dropped notes that a grant left list, which is what remains.
-func (m *heldSummary) dropped(list []heldGrant) {
-	m.gone++
-	if int(m.gone) >= len(list) {
-		*m = summarize(list)
+// heldLeft notes that a grant left the held grants of folder f, of which
+// list remains, and sums them up again once as many left as remain.
+func (s *state) heldLeft(f int32, list []heldGrant) {
+	s.heldGone[f]++
+	if int(s.heldGone[f]) >= len(list) {
+		s.heldSum[f], s.heldGone[f] = summarize(list), 0
 	}
 }
 
