@@ -17,14 +17,7 @@ func TestManyExtraGroups(t *testing.T) {
 	m := newRef()
 	write := func(muts ...graph.Mutation) {
 		t.Helper()
-		next, refErr := m.write(muts, graphtest.Start)
-		if _, err := ix.Write(context.Background(), "t", muts, graph.Preconditions{}); err != nil || refErr != nil {
-			t.Fatalf("index %v, reference %v", err, refErr)
-		}
-		m = next
-		if err := graph.Places(ix); err != nil {
-			t.Fatal(err)
-		}
+		m = placedWrite(t, ix, m, false, muts...)
 		if d := sameState(modelOf(t, ix), m); d != "" {
 			t.Fatal(d)
 		}
@@ -66,4 +59,24 @@ func TestManyExtraGroups(t *testing.T) {
 	write(graph.Mutation{DeleteFolder: &graph.Delete{ID: "g6", Cascade: true}}) // removes the user from it
 	checkAll()
 	write(graph.Mutation{DeleteUser: &graph.Delete{ID: "u"}})
+}
+
+// placedWrite writes muts to ix and to the reference m, at
+// graphtest.Start, and fails the test unless both refuse (refused) or
+// both accept them, or unless graph.Places holds after; it returns the
+// reference after the write.
+func placedWrite(t *testing.T, ix *graph.Index, m *refModel, refused bool, muts ...graph.Mutation) *refModel {
+	t.Helper()
+	next, refErr := m.write(muts, graphtest.Start)
+	_, err := ix.Write(context.Background(), "t", muts, graph.Preconditions{})
+	if (err != nil) != refused || (refErr != nil) != refused {
+		t.Fatalf("refused %v: index %v, reference %v", refused, err, refErr)
+	}
+	if err := graph.Places(ix); err != nil {
+		t.Fatal(err)
+	}
+	if refused {
+		return m
+	}
+	return next
 }

@@ -1,7 +1,6 @@
 package graph_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -20,17 +19,7 @@ func TestTextsCompacted(t *testing.T) {
 	m := newRef()
 	write := func(refused bool, muts ...graph.Mutation) {
 		t.Helper()
-		next, refErr := m.write(muts, graphtest.Start)
-		_, err := ix.Write(context.Background(), "t", muts, graph.Preconditions{})
-		if (err != nil) != refused || (refErr != nil) != refused {
-			t.Fatalf("refused %v: index %v, reference %v", refused, err, refErr)
-		}
-		if !refused {
-			m = next
-		}
-		if err := graph.Places(ix); err != nil {
-			t.Fatal(err)
-		}
+		m = placedWrite(t, ix, m, refused, muts...)
 	}
 	long := func(round, k int) string { return fmt.Sprintf("%d-%d-%s", round, k, strings.Repeat("x", 900)) }
 	write(false, graph.Mutation{CreateFolder: &graph.Folder{ID: "root"}}, graph.Mutation{CreateUser: &graph.User{ID: "keep", Class: "staff", Home: "root"}})
