@@ -382,3 +382,15 @@ func BenchmarkCollect(b *testing.B) {
 	b.ReportMetric(float64(after.PauseTotalNs-before.PauseTotalNs)/n/1e3, "pause-us")
 	runtime.KeepAlive(benchWorld.ix)
 }
+
+// BenchmarkSnapshot copies the whole organisation: its records encoded,
+// then decoded on every core. Start-up decodes the same records, so this
+// is the decode half of start-up without the store.
+func BenchmarkSnapshot(b *testing.B) {
+	loadBenchWorld(b)
+	for b.Loop() {
+		if _, err := benchWorld.ix.Snapshot(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

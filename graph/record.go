@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"sync"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // RecordKind names the kind of entity a Record holds. The store keeps one
@@ -249,7 +251,13 @@ func decode(chunks [][]Record) (*decoded, error) {
 	return d, nil
 }
 
-// add decodes records into d.
+// add decodes records into d. Records are encoded by encoding/json and
+// decoded by encoding/json/v2's implementation (the go-json-experiment
+// mirror, which becomes an alias of the standard library's at Go 1.27):
+// it decodes a user record in about half the time with a fifth of the
+// allocations, and start-up is mostly decoding. On what encoding/json
+// writes the two agree (FuzzRecordDecode); v2 is stricter only on what it
+// never writes: names in another case, duplicate names, invalid UTF-8.
 func (d *decoded) add(recs []Record) error {
 	for _, r := range recs {
 		if r.Value == nil {
@@ -260,31 +268,31 @@ func (d *decoded) add(recs []Record) error {
 		switch r.Kind {
 		case RecordRight:
 			var v Right
-			err = json.Unmarshal(r.Value, &v)
+			err = jsonv2.Unmarshal(r.Value, &v)
 			d.rights, key = append(d.rights, v), v.Name
 		case RecordSelf:
 			d.self = new(SelfRights)
-			err = json.Unmarshal(r.Value, d.self)
+			err = jsonv2.Unmarshal(r.Value, d.self)
 			key = selfKey
 		case RecordFolder:
 			var v Folder
-			err = json.Unmarshal(r.Value, &v)
+			err = jsonv2.Unmarshal(r.Value, &v)
 			d.folders, key = append(d.folders, v), v.ID
 		case RecordRule:
 			var v PlacementRule
-			err = json.Unmarshal(r.Value, &v)
+			err = jsonv2.Unmarshal(r.Value, &v)
 			d.rules, key = append(d.rules, v), v.Folder
 		case RecordUser:
 			var v User
-			err = json.Unmarshal(r.Value, &v)
+			err = jsonv2.Unmarshal(r.Value, &v)
 			d.users, key = append(d.users, v), v.ID
 		case RecordGrant:
 			var v Grant
-			err = json.Unmarshal(r.Value, &v)
+			err = jsonv2.Unmarshal(r.Value, &v)
 			d.grants, key = append(d.grants, v), v.ID
 		case RecordLock:
 			var v Lock
-			err = json.Unmarshal(r.Value, &v)
+			err = jsonv2.Unmarshal(r.Value, &v)
 			d.locks, key = append(d.locks, v), v.ID
 		default:
 			err = fmt.Errorf("unknown record kind")
