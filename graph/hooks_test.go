@@ -18,6 +18,10 @@ func swap[T any](p *T, v T) T {
 // SetLockScanCost sets lockScanCost for a test and returns the old value.
 func SetLockScanCost(c int) int { return swap(&lockScanCost, c) }
 
+// SetRecordChunk sets how many records a chunk of start-up holds, for a
+// test, and returns the old value.
+func SetRecordChunk(n int) int { return swap(&recordChunk, n) }
+
 // ShadowRecords returns the records of the index's shadow (nil when it has
 // none) and its revision.
 func ShadowRecords(ix *Index) ([]Record, uint64) {
