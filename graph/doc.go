@@ -23,7 +23,10 @@
 // instead. The same function (txn.apply) does the writer's apply, the
 // catch-up of the other side, the replay of a batch committed elsewhere
 // and the load at start, and it never reads the clock, so every replay
-// gives the same state.
+// gives the same state. At start both cores decode the journal's records
+// in chunks while the loader applies each chunk as soon as it is decoded
+// (txn.restore), in the records' order, structure before users, grants
+// and locks.
 //
 // # Readers and the writer
 //
