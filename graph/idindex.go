@@ -1,6 +1,9 @@
 package graph
 
-import "hash/maphash"
+import (
+	"hash/maphash"
+	"runtime"
+)
 
 // idIndex finds the slot of an id: an open-addressing table with linear
 // probing, whose cells hold the slot and 32 bits of the id's hash and no
@@ -87,14 +90,25 @@ func (x *idIndex) drop(id string, slot int32) {
 	x.n--
 }
 
-// reserve grows the index, if need be, to hold n ids.
+// rehashYield is how many cells a rehash moves between yields of the
+// core: a million ids take 10 ms or more to move (a cache miss each), and
+// on two cores, with the collector's worker on the other, a check waited
+// for all of it (an execution trace of BenchmarkCheckDuringWrite).
+const rehashYield = 4096
+
+// reserve grows the index, if need be, to hold n ids. Only the owner of
+// the state calls it (the writer, on the spare), so yielding the core
+// half way through is safe: nobody else reads the cells.
 func (x *idIndex) reserve(n int) {
 	if 2*n <= len(x.cells) {
 		return
 	}
 	old := x.cells
 	x.cells = make([]uint64, cellsFor(n))
-	for _, c := range old {
+	for i, c := range old {
+		if i%rehashYield == rehashYield-1 {
+			runtime.Gosched()
+		}
 		if c != 0 {
 			x.put(c)
 		}

@@ -301,6 +301,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 // replayed or a store is loaded.
 func precheck(muts []Mutation, now time.Time, importing bool, ids IDGrammar, maxID int) error {
 	for i := range muts {
+		yieldAfter(i)
 		if e := muts[i].ExpireGrant; e != nil {
 			return newErr("expire_grant", e.ID, ErrInvalid, "only the service records that a grant expired")
 		}
