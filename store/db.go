@@ -170,20 +170,6 @@ func (d *DB) Load(fn func(graph.Record) error) (uint64, error) {
 	return rev, err
 }
 
-// logEntry is the stored form of one change-log entry.
-type logEntry struct {
-	Revision  uint64           `json:"revision"`
-	Time      time.Time        `json:"time"`
-	Actor     string           `json:"actor"`
-	Mutations []graph.Mutation `json:"mutations"`
-	Places    []graph.Place    `json:"places,omitempty"`  // graph.Commit.Places
-	Touched   [][]int32        `json:"touched,omitempty"` // graph.Commit.Touched
-	// Scopes is how logs written before places were kept said the same:
-	// each mutation's folders, ancestors included. It is read, never
-	// written.
-	Scopes [][]string `json:"scopes,omitempty"`
-}
-
 // Append stores commits in one transaction, so one fsync covers the whole
 // group: each commit's records and its change-log entry, and the new
 // revision. It refuses with graph.ErrConflict, storing nothing, when the
@@ -207,9 +193,9 @@ func (d *DB) Append(ctx context.Context, base uint64, commits []graph.Commit) er
 				return fmt.Errorf("store: commit revision %d does not follow %d: %w", c.Revision, rev, graph.ErrConflict)
 			}
 			rev = c.Revision
-			entry, err := json.Marshal(logEntry{Revision: c.Revision, Time: c.Time, Actor: c.Actor, Mutations: c.Mutations, Places: c.Places, Touched: c.Touched})
+			entry, err := graph.MarshalCommit(c)
 			if err != nil {
-				return fmt.Errorf("store: encode log entry %d: %w", c.Revision, err)
+				return fmt.Errorf("store: %w", err)
 			}
 			if err := logB.Put(revKey(c.Revision), entry); err != nil {
 				return fmt.Errorf("store: write log entry %d: %w", c.Revision, err)
@@ -242,15 +228,12 @@ func (d *DB) ReadLog(from uint64, max int) ([]graph.Commit, error) {
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
 		for k, v := c.Seek(revKey(from)); k != nil && len(out) < max; k, v = c.Next() {
-			var e logEntry
-			if err := json.Unmarshal(v, &e); err != nil {
+			c, err := graph.UnmarshalCommit(v)
+			if err != nil {
 				rev, _ := parseRevKey(k)
-				return fmt.Errorf("store: decode log entry %d: %w", rev, err)
+				return fmt.Errorf("store: revision %d: %w", rev, err)
 			}
-			if e.Touched == nil && e.Scopes != nil {
-				e.Places, e.Touched = graph.PlacesFromScopes(e.Scopes)
-			}
-			out = append(out, graph.Commit{Revision: e.Revision, Time: e.Time, Actor: e.Actor, Mutations: e.Mutations, Places: e.Places, Touched: e.Touched})
+			out = append(out, c)
 		}
 		return nil
 	})

@@ -16,7 +16,7 @@ import (
 //	               (absent: 1, nothing compacted yet)
 //	  "id"      -> 32 hex digits: the store's identity, new on restore
 //	log                       the change log, one entry per revision
-//	  revKey(rev) -> JSON logEntry
+//	  revKey(rev) -> graph.MarshalCommit of the commit
 //	right, self, folder, rule, user, grant, lock
 //	                          the current state, one bucket per graph.RecordKind
 //	  id -> JSON of the entity (graph.Record.Value)
