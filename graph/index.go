@@ -58,6 +58,22 @@ type Journal interface {
 	Append(ctx context.Context, base uint64, commits []Commit) error
 }
 
+// Feed is a journal that other nodes append to as well (a distributed
+// store). Its Load gives the records at some revision no newer than its
+// head; the index then reads the log from there before it opens, follows
+// it for as long as it is open, and, when an append conflicts, reads what
+// was committed first and validates the batches again.
+type Feed interface {
+	Journal
+	// ReadLog returns up to max commits from revision from onwards, in
+	// revision order.
+	ReadLog(from uint64, max int) ([]Commit, error)
+	// Follow calls fn with every commit from revision from onwards, in
+	// order, as it is committed, until ctx ends or fn fails (it returns
+	// the error that stopped it).
+	Follow(ctx context.Context, from uint64, fn func(Commit) error) error
+}
+
 // Options configure an Index.
 type Options struct {
 	// Clock gives decision and commit times. Required.
@@ -85,6 +101,9 @@ type Options struct {
 	// which is also the most it may be. Like the grammar it holds for
 	// writes, not for loading.
 	MaxIDBytes int
+	// OnFeedError, if set, is called when following a Feed stops with an
+	// error; the index tries again from its revision after a pause.
+	OnFeedError func(error)
 	// OnAccess, if set, is called while any user's access is watched
 	// (WatchAccess), with the commits in revision order, each with the
 	// watched users' changes in Commit.Access, once they are worked out:
@@ -124,10 +143,15 @@ type Index struct {
 	linger     atomic.Pointer[time.Timer] // the last timer set to drop an idle shadow
 	accessBusy atomic.Int64               // nanoseconds the shadows spent on watched users' access
 
+	// feed is the journal when other nodes append to it too; nil else.
+	feed Feed
+
 	queue   chan *writeReq
 	stop    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the writer has returned
-	once    sync.Once
+	// followed is closed when the follower of the feed has returned.
+	followed chan struct{}
+	once     sync.Once
 }
 
 // Open builds an index from the journal's records, starts its writer, and,
@@ -155,12 +179,13 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 		return nil, fmt.Errorf("graph: Options.MaxIDBytes %d: want 1 to %d", opts.MaxIDBytes, MaxIDLen)
 	}
 	ix := &Index{
-		opts:    opts,
-		revCh:   make(chan struct{}),
-		expWake: make(chan struct{}, 1),
-		queue:   make(chan *writeReq, opts.MaxGroup),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		opts:     opts,
+		revCh:    make(chan struct{}),
+		expWake:  make(chan struct{}, 1),
+		queue:    make(chan *writeReq, opts.MaxGroup),
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+		followed: make(chan struct{}),
 	}
 	first, loaded := newState(), uint64(0)
 	if opts.Journal != nil {
@@ -182,6 +207,12 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 			return nil, fmt.Errorf("graph: load journal at revision %d: %w", rev, err)
 		}
 		loaded = rev
+		if f, ok := opts.Journal.(Feed); ok {
+			ix.feed = f
+			if loaded, err = replayFeed(t, f, loaded); err != nil {
+				return nil, err
+			}
+		}
 	}
 	ix.sides = [2]*side{{s: first, rev: loaded}, {s: first.clone(nil), rev: loaded}}
 	ix.sides[1].mu.Lock() // the spare, held by the writer from now on
@@ -189,10 +220,15 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 	ix.head.Store(loaded)
 	ix.rebuildExpiries(first)
 	go ix.writer()
+	if ix.feed != nil {
+		go ix.follow()
+	} else {
+		close(ix.followed)
+	}
 	if loaded == 0 {
 		// Enqueued directly: the service's own batch is not bound by the
-		// limit on callers' writes.
-		if _, err := ix.enqueue(ctx, &writeReq{ctx: ctx, actor: SystemActor, muts: Bootstrap()}); err != nil {
+		// limit on callers' writes. Another node may write it first.
+		if _, err := ix.enqueue(ctx, &writeReq{ctx: ctx, actor: SystemActor, muts: Bootstrap(), bootstrap: true}); err != nil {
 			ix.Close()
 			return nil, fmt.Errorf("graph: bootstrap: %w", err)
 		}
@@ -208,6 +244,7 @@ func (ix *Index) MaxBatch() int { return ix.opts.MaxBatch }
 func (ix *Index) Close() {
 	ix.once.Do(func() { close(ix.stop) })
 	<-ix.stopped
+	<-ix.followed
 	if t := ix.linger.Load(); t != nil {
 		t.Stop() // the shadow it would drop is gone already
 	}

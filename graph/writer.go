@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -19,6 +20,7 @@ type writeReq struct {
 	importing bool   // an import: expiries in the past are kept, not refused
 	orgs      Orgs   // the organisations the writer is confined to; nil: all
 	expire    bool   // ExpireDue: the writer fills muts with the due expiries
+	bootstrap bool   // the first batch: written only at revision 0
 	run       func() // not a write: a task for the writer, between groups
 	done      chan struct{}
 	rev       uint64
@@ -211,6 +213,64 @@ func (ix *Index) drain() {
 // the other is brought up to date (publish). When the journal fails, the
 // spare is rolled back to the live state.
 func (ix *Index) commitGroup(group []*writeReq) {
+	defer func() {
+		for _, req := range group {
+			close(req.done)
+		}
+	}()
+	try := group
+	for attempt := 1; ; attempt++ {
+		err := ix.tryGroup(try)
+		if ix.feed == nil || attempt == maxAttempts {
+			break
+		}
+		conflict := errors.Is(err, ErrConflict)
+		var refused []*writeReq
+		for _, req := range try {
+			if req.err != nil && req.ctx.Err() == nil {
+				refused = append(refused, req)
+			}
+		}
+		if !conflict && len(refused) == 0 {
+			break
+		}
+		// Another node committed first, or this node may be behind the
+		// store and have refused what the newest state allows: take what
+		// was committed and, if there was anything, validate the group
+		// again on top of it.
+		was := ix.head.Load()
+		if err := ix.readFeed(); err != nil {
+			for _, req := range try {
+				if conflict || req.err != nil {
+					req.err = fmt.Errorf("write: %w", err)
+				}
+			}
+			break
+		}
+		if !conflict {
+			if ix.head.Load() == was {
+				break // the refusals stand: the node was up to date
+			}
+			try = refused // the others are committed
+		} else if attempt > 1 {
+			// A node that lost once must read before it tries again,
+			// while the winner goes straight on with its next group: a
+			// random pause keeps one node from winning every time.
+			time.Sleep(time.Duration(rand.Int64N(int64(min(time.Millisecond<<attempt, 50*time.Millisecond)))))
+		}
+		for _, req := range try {
+			req.err, req.rev = nil, 0
+		}
+	}
+}
+
+// maxAttempts is how many times a group is validated and appended before
+// a conflict is the answer: each conflict means another node committed.
+const maxAttempts = 100
+
+// tryGroup validates and appends the group once, as commitGroup says, and
+// returns the journal's error, if any.
+func (ix *Index) tryGroup(group []*writeReq) error {
 	now := ix.opts.Clock.Now().UTC()
 	var accepted []*writeReq
 	var commits []Commit
@@ -232,6 +292,9 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			continue
 		}
 		rev := base + uint64(len(commits))
+		if req.bootstrap && rev != 0 {
+			continue // written by another node
+		}
 		if err := req.pre.check(sp.s, rev); err != nil {
 			req.err = err
 			continue
@@ -288,9 +351,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			req.rev = commits[i].Revision
 		}
 	}
-	for _, req := range group {
-		close(req.done)
-	}
+	return err
 }
 
 // precheck refuses, in a batch a caller wrote, what depends on the clock
@@ -394,19 +455,13 @@ func (ix *Index) catchUp() {
 }
 
 // Apply applies a batch committed elsewhere (a distributed journal's change
-// feed) through the same function as local writes, access streams
-// included. Its revision must be the next one. It runs on the writer.
+// feed) through the same function as local writes, access streams and
+// OnCommit included. A revision the index has already is skipped; a later
+// one than the next is refused with ErrConflict. It runs on the writer.
 func (ix *Index) Apply(c Commit) error {
 	var err error
 	if _, qerr := ix.enqueue(context.Background(), &writeReq{ctx: context.Background(), run: func() {
-		sp := ix.spare()
-		if c.Revision != sp.rev+1 {
-			err = newErr("apply", fmt.Sprint(c.Revision), ErrConflict, "index is at revision %d", sp.rev)
-			return
-		}
-		if err = (&txn{s: sp.s}).applyBatch(c.Mutations); err == nil {
-			ix.publish(sp, []Commit{c})
-		}
+		err = ix.applyCommitted([]Commit{c})
 	}}); qerr != nil {
 		return qerr
 	}

@@ -1,0 +1,285 @@
+package etcdstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/canopy-authz/canopy/graph"
+	"github.com/canopy-authz/canopy/graph/graphtest"
+	"github.com/canopy-authz/canopy/graph/orggen"
+	"github.com/canopy-authz/canopy/store/etcdstore"
+	"github.com/canopy-authz/canopy/store/etcdstore/etcdtest"
+)
+
+// open returns a store under its own prefix of the cluster.
+func open(t *testing.T, c *etcdtest.Cluster, prefix string, maxValue int) *etcdstore.Store {
+	t.Helper()
+	s, err := etcdstore.Open(context.Background(), c.Client(t), etcdstore.Options{Prefix: prefix, MaxValue: maxValue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// keys counts the keys under prefix.
+func keys(t *testing.T, c *clientv3.Client, prefix string) int {
+	t.Helper()
+	resp, err := c.Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(resp.Count)
+}
+
+func folderCommit(rev uint64, ids ...string) graph.Commit {
+	c := graph.Commit{Revision: rev, Time: graphtest.Start, Actor: "a"}
+	for _, id := range ids {
+		c.Mutations = append(c.Mutations, graph.Mutation{CreateFolder: &graph.Folder{ID: id, Name: "a name long enough to need parts " + id}})
+	}
+	return c
+}
+
+// TestAppendConflictStoresNothing: an append after a revision the store
+// is no longer at is refused with ErrConflict and leaves nothing behind,
+// parts included; the log holds exactly what was accepted.
+func TestAppendConflictStoresNothing(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	s := open(t, c, "/t/", 512)
+	ctx := context.Background()
+	if err := s.Append(ctx, 0, []graph.Commit{folderCommit(1, "x")}); err != nil {
+		t.Fatal(err)
+	}
+	var big []string
+	for i := range 200 {
+		big = append(big, fmt.Sprintf("f%d", i))
+	}
+	for _, tc := range []struct {
+		base uint64
+		c    graph.Commit
+	}{{0, folderCommit(1, "y")}, {5, folderCommit(6, "y")}, {0, folderCommit(1, big...)}} {
+		if err := s.Append(ctx, tc.base, []graph.Commit{tc.c}); !errors.Is(err, graph.ErrConflict) {
+			t.Fatalf("append base %d revision %d: %v, want a conflict", tc.base, tc.c.Revision, err)
+		}
+	}
+	if n := keys(t, c.Client(t), "/t/part/"); n != 0 {
+		t.Fatalf("%d parts left behind by refused appends", n)
+	}
+	log, err := s.ReadLog(1, 100)
+	if err != nil || len(log) != 1 || log[0].Mutations[0].CreateFolder.ID != "x" {
+		t.Fatalf("log after refused appends: %+v, %v", log, err)
+	}
+	if rev, err := s.Revision(); rev != 1 || err != nil {
+		t.Fatalf("revision %d, %v", rev, err)
+	}
+}
+
+// TestGroupsInParts: a group larger than one etcd value is kept in parts
+// and reads back whole, from any revision inside it, beside small groups.
+func TestGroupsInParts(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	s := open(t, c, "/t/", 1024)
+	ctx := context.Background()
+	var want []graph.Commit
+	rev := uint64(0)
+	for g, size := range []int{1, 300, 2, 1000, 1} {
+		var group []graph.Commit
+		for range 3 {
+			var ids []string
+			for i := range size {
+				ids = append(ids, fmt.Sprintf("g%d-r%d-%d", g, rev+1, i))
+			}
+			group = append(group, folderCommit(rev+1+uint64(len(group)), ids...))
+		}
+		if err := s.Append(ctx, rev, group); err != nil {
+			t.Fatal(err)
+		}
+		rev += uint64(len(group))
+		want = append(want, group...)
+	}
+	if n := keys(t, c.Client(t), "/t/part/"); n == 0 {
+		t.Fatal("no group was put in parts")
+	}
+	for from := uint64(1); from <= rev; from++ {
+		got, err := s.ReadLog(from, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want[from-1:]) {
+			t.Fatalf("from %d: read %d commits, want %d, or they differ", from, len(got), len(want[from-1:]))
+		}
+	}
+	if got, _ := s.ReadLog(2, 4); len(got) != 4 || got[0].Revision != 2 || got[3].Revision != 5 {
+		t.Fatalf("a page of 4 from 2: %d commits", len(got))
+	}
+}
+
+// TestSnapshots: a snapshot loads back the records it was given, the
+// newest wins, and only the newest two are kept.
+func TestSnapshots(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	s := open(t, c, "/t/", 2048)
+	ctx := context.Background()
+	if rev, err := s.Load(func(graph.Record) error { return errors.New("no records expected") }); rev != 0 || err != nil {
+		t.Fatalf("an empty store loads revision %d, %v", rev, err)
+	}
+	recs := func(n int) []graph.Record {
+		var out []graph.Record
+		for i := range n {
+			id := fmt.Sprintf("f%03d", i)
+			out = append(out, graph.Record{Kind: graph.RecordFolder, ID: id, Value: []byte(`{"id":"` + id + `"}`)})
+		}
+		return out
+	}
+	for rev := uint64(1); rev <= 4; rev++ {
+		if err := s.PutSnapshot(ctx, rev*10, recs(int(rev)*100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []graph.Record
+	rev, err := s.Load(func(r graph.Record) error { got = append(got, r); return nil })
+	if err != nil || rev != 40 || !reflect.DeepEqual(got, recs(400)) {
+		t.Fatalf("loaded %d records at %d, %v", len(got), rev, err)
+	}
+	if n := keys(t, c.Client(t), "/t/snapshot/"); n != 2 {
+		t.Fatalf("%d snapshots kept, want 2", n)
+	}
+}
+
+// node is one canopyd's index over the shared store, and every commit its
+// OnCommit was handed.
+type node struct {
+	ix     *graph.Index
+	opened uint64 // the revision it opened at
+	mu     sync.Mutex
+	seen   []uint64
+}
+
+// counting is a store that counts the appends it refuses as conflicts.
+type counting struct {
+	*etcdstore.Store
+	conflicts *atomic.Int64
+}
+
+func (c counting) Append(ctx context.Context, base uint64, commits []graph.Commit) error {
+	err := c.Store.Append(ctx, base, commits)
+	if errors.Is(err, graph.ErrConflict) {
+		c.conflicts.Add(1)
+	}
+	return err
+}
+
+// conflicts counts the conflicts of every node's appends.
+var conflicts atomic.Int64
+
+func startNode(t *testing.T, c *etcdtest.Cluster, prefix string) *node {
+	t.Helper()
+	n := &node{}
+	ix, err := graph.Open(context.Background(), graph.Options{
+		Clock:   graphtest.NewClock(orggen.Start),
+		Journal: counting{open(t, c, prefix, 4096), &conflicts},
+		OnCommit: func(cs []graph.Commit) {
+			n.mu.Lock()
+			for _, c := range cs {
+				n.seen = append(n.seen, c.Revision)
+			}
+			n.mu.Unlock()
+		},
+		OnFeedError: func(err error) { t.Errorf("feed: %v", err) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ix.Close)
+	n.ix, n.opened = ix, ix.Revision()
+	return n
+}
+
+// TestNodesConverge: three nodes over one etcd, written to at once (so
+// their appends conflict and are validated again), end at the same
+// revision with the same records as a node started afterwards, every
+// revision committed once and handed to each node's OnCommit once, in
+// order.
+func TestNodesConverge(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	nodes := []*node{startNode(t, c, "/n/"), startNode(t, c, "/n/"), startNode(t, c, "/n/")}
+	ctx := context.Background()
+	org := orggen.Generate(orggen.Design().Scale(0.0005), 100)
+	for i, b := range org.Batches {
+		if _, err := nodes[i%3].ix.Write(ctx, "load", b, graph.Preconditions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	churn := orggen.NewChurn(org, nil, 1)
+	conflicts.Store(0)
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			for range 40 {
+				batch, undo := churn.Next()
+				if _, err := nodes[w%3].ix.Write(ctx, fmt.Sprint("writer", w), batch, graph.Preconditions{}); err != nil {
+					// A removal another writer made first is refused on
+					// validation, which is right; a conflict never is.
+					if errors.Is(err, graph.ErrConflict) {
+						t.Errorf("writer %d: %v", w, err)
+					}
+					continue
+				}
+				churn.Committed(undo)
+			}
+		})
+	}
+	wg.Wait()
+	if conflicts.Load() == 0 {
+		t.Fatal("no append conflicted: the nodes did not write at once")
+	}
+	t.Logf("%d appends conflicted and were validated again", conflicts.Load())
+	head, err := open(t, c, "/n/", 4096).Revision()
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := startNode(t, c, "/n/")
+	want, _, err := late.ix.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := n.ix.WaitFor(wctx, head)
+		cancel()
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		got, rev, err := n.ix.Records()
+		if err != nil || rev != head || !reflect.DeepEqual(got, want) {
+			t.Fatalf("node %d at revision %d (head %d) differs from a fresh load, %v", i, rev, head, err)
+		}
+		n.mu.Lock()
+		seen := n.seen
+		n.mu.Unlock()
+		// From the node's opening on (the first node writes revision 1
+		// itself, as it opens), each revision once, in order.
+		if len(seen) == 0 || seen[0] > n.opened+1 {
+			t.Fatalf("node %d, opened at %d: OnCommit began at %v", i, n.opened, seen[:min(1, len(seen))])
+		}
+		for j, r := range seen {
+			if r != seen[0]+uint64(j) {
+				t.Fatalf("node %d: OnCommit's commit %d is revision %d, after %d", i, j, r, seen[0])
+			}
+		}
+		if len(seen) > 0 && seen[len(seen)-1] != head {
+			t.Fatalf("node %d: OnCommit's last revision is %d, want %d", i, seen[len(seen)-1], head)
+		}
+	}
+	log, err := open(t, c, "/n/", 4096).ReadLog(1, 1<<20)
+	if err != nil || uint64(len(log)) != head {
+		t.Fatalf("the log holds %d commits for head %d, %v", len(log), head, err)
+	}
+}

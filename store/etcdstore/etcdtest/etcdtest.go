@@ -1,0 +1,106 @@
+// Package etcdtest starts real etcd members inside a test process
+// (go.etcd.io/etcd/server/v3/embed) on loopback ports of their own, in a
+// temporary folder, and stops them when the test ends.
+package etcdtest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Cluster is a running etcd cluster of one or more members.
+type Cluster struct {
+	tb      testing.TB
+	members []*embed.Etcd
+	cfgs    []*embed.Config
+}
+
+// Start starts a cluster of n members and waits until it has a leader.
+func Start(tb testing.TB, n int) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb}
+	var initial []string
+	for i := range n {
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = tb.TempDir()
+		cu, pu := freeURL(tb), freeURL(tb)
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		initial = append(initial, cfg.Name+"="+pu.String())
+		c.cfgs = append(c.cfgs, cfg)
+	}
+	for _, cfg := range c.cfgs {
+		cfg.InitialCluster = strings.Join(initial, ",")
+	}
+	c.members = make([]*embed.Etcd, n)
+	started := make(chan error, n)
+	for i := range n {
+		go func() {
+			e, err := embed.StartEtcd(c.cfgs[i])
+			c.members[i] = e
+			started <- err
+		}()
+	}
+	for range n {
+		if err := <-started; err != nil {
+			tb.Fatalf("start etcd: %v", err)
+		}
+	}
+	tb.Cleanup(c.stopAll)
+	for i, e := range c.members {
+		select {
+		case <-e.Server.ReadyNotify():
+		case <-time.After(60 * time.Second):
+			tb.Fatalf("etcd member %d is not ready after a minute", i)
+		}
+	}
+	return c
+}
+
+// freeURL returns an http URL on a loopback port free at the moment.
+func freeURL(tb testing.TB) url.URL {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return url.URL{Scheme: "http", Host: l.Addr().String()}
+}
+
+// Endpoints returns the client addresses of the members.
+func (c *Cluster) Endpoints() []string {
+	var out []string
+	for _, cfg := range c.cfgs {
+		out = append(out, cfg.ListenClientUrls[0].Host)
+	}
+	return out
+}
+
+// Client returns a client of every member, closed when the test ends.
+func (c *Cluster) Client(tb testing.TB) *clientv3.Client {
+	tb.Helper()
+	cl, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		tb.Fatalf("etcd client: %v", err)
+	}
+	tb.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func (c *Cluster) stopAll() {
+	for _, e := range c.members {
+		if e != nil {
+			e.Close()
+		}
+	}
+}
