@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -159,6 +160,8 @@ type group struct {
 	ID    string `json:"id"`
 	First uint64 `json:"first"`
 	Last  uint64 `json:"last"`
+	// Time is the last commit's, for compaction by age.
+	Time time.Time `json:"time"`
 	// Entries are the commits (graph.MarshalCommit), when they fit in one
 	// value; otherwise Parts says how many parts hold them, as one JSON
 	// array split in pieces.
@@ -174,7 +177,7 @@ func (s *Store) Append(ctx context.Context, base uint64, commits []graph.Commit)
 	if len(commits) == 0 {
 		return nil
 	}
-	g := group{ID: newID(), First: base + 1, Last: base + uint64(len(commits))}
+	g := group{ID: newID(), First: base + 1, Last: base + uint64(len(commits)), Time: commits[len(commits)-1].Time}
 	size := 0
 	for i, c := range commits {
 		if c.Revision != base+uint64(i)+1 {

@@ -15,6 +15,7 @@ import (
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
 	"github.com/canopy-authz/canopy/graph/orggen"
+	"github.com/canopy-authz/canopy/store"
 	"github.com/canopy-authz/canopy/store/etcdstore"
 	"github.com/canopy-authz/canopy/store/etcdstore/etcdtest"
 )
@@ -281,5 +282,51 @@ func TestNodesConverge(t *testing.T) {
 	log, err := open(t, c, "/n/", 4096).ReadLog(1, 1<<20)
 	if err != nil || uint64(len(log)) != head {
 		t.Fatalf("the log holds %d commits for head %d, %v", len(log), head, err)
+	}
+}
+
+// TestCompactKeepsWhatANodeStartsFrom: compaction removes only the log
+// before the newest snapshot, a node started afterwards loads the
+// snapshot and the log after it and has the same records, and a follower
+// that needs a removed revision is told so.
+func TestCompactKeepsWhatANodeStartsFrom(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := context.Background()
+	s := open(t, c, "/c/", 4096)
+	first := startNode(t, c, "/c/")
+	org := orggen.Generate(orggen.Design().Scale(0.0005), 50)
+	write := func(batches [][]graph.Mutation) {
+		for _, b := range batches {
+			if _, err := first.ix.Write(ctx, "load", b, graph.Preconditions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	half := len(org.Batches) / 2
+	write(org.Batches[:half])
+	recs, snapRev, err := first.ix.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSnapshot(ctx, snapRev, recs); err != nil {
+		t.Fatal(err)
+	}
+	write(org.Batches[half:])
+	removed, err := s.Compact(ctx, orggen.Start.Add(time.Hour), store.Retention{Revisions: 1})
+	if err != nil || removed != int(snapRev) {
+		t.Fatalf("compaction removed %d commits, want the %d up to the snapshot, %v", removed, snapRev, err)
+	}
+	if oldest, err := s.OldestRevision(); oldest != snapRev+1 || err != nil {
+		t.Fatalf("oldest revision %d, want %d, %v", oldest, snapRev+1, err)
+	}
+	late := startNode(t, c, "/c/")
+	want, head, _ := first.ix.Records()
+	got, rev, err := late.ix.Records()
+	if err != nil || rev != head || !reflect.DeepEqual(got, want) {
+		t.Fatalf("a node started after compaction is at %d (want %d) or differs, %v", rev, head, err)
+	}
+	err = s.Follow(ctx, 2, func(graph.Commit) error { return errors.New("nothing should be delivered") })
+	if !errors.Is(err, etcdstore.ErrCompacted) {
+		t.Fatalf("following from a removed revision: %v, want ErrCompacted", err)
 	}
 }

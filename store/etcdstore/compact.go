@@ -1,0 +1,70 @@
+package etcdstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/canopy-authz/canopy/store"
+)
+
+// NewestSnapshot returns the revision of the newest snapshot, 0 if none.
+func (s *Store) NewestSnapshot(ctx context.Context) (uint64, error) {
+	resp, err := s.c.Get(ctx, s.key(prefixSnap), append(clientv3.WithLastKey(), clientv3.WithKeysOnly())...)
+	if err != nil {
+		return 0, fmt.Errorf("etcdstore: find the newest snapshot: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, nil
+	}
+	rev, err := parseRev(strings.TrimPrefix(string(resp.Kvs[0].Key), s.key(prefixSnap)))
+	if err != nil {
+		return 0, fmt.Errorf("etcdstore: %s: %w", resp.Kvs[0].Key, err)
+	}
+	return rev, nil
+}
+
+// Compact removes the groups of the log that are outside the retention
+// window at time now (as store.DB.Compact: outside both of its windows)
+// and wholly at or before the newest snapshot, so that a node can always
+// start from a snapshot and the log after it. It returns how many
+// commits it removed. etcd keeps old versions of keys until etcd itself
+// is compacted (its --auto-compaction-retention).
+func (s *Store) Compact(ctx context.Context, now time.Time, r store.Retention) (int, error) {
+	if r.Revisions == 0 && r.Age == 0 {
+		return 0, nil
+	}
+	snap, err := s.NewestSnapshot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	head, _, err := s.head(ctx)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := s.c.Get(ctx, s.key(prefixLog), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(1000))
+	if err != nil {
+		return 0, fmt.Errorf("etcdstore: list the log: %w", err)
+	}
+	removed := 0
+	for _, kv := range resp.Kvs {
+		var g group
+		if err := json.Unmarshal(kv.Value, &g); err != nil {
+			return removed, fmt.Errorf("etcdstore: decode %s: %w", kv.Key, err)
+		}
+		inWindow := r.Revisions > 0 && head-g.Last < r.Revisions || r.Age > 0 && now.Sub(g.Time) <= r.Age
+		if g.Last > snap || g.Last >= head || inWindow {
+			break
+		}
+		if _, err := s.c.Txn(ctx).Then(clientv3.OpDelete(string(kv.Key)), clientv3.OpDelete(s.key(prefixPartOf+g.ID))).Commit(); err != nil {
+			return removed, fmt.Errorf("etcdstore: remove %s: %w", kv.Key, err)
+		}
+		s.dropParts(ctx, g.ID, g.Parts)
+		removed += int(g.Last - g.First + 1)
+	}
+	return removed, nil
+}
