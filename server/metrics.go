@@ -22,6 +22,7 @@ type Metrics struct {
 	commitSeconds prometheus.Histogram
 	commitGroup   prometheus.Histogram
 	storageErrors prometheus.Counter
+	conflicts     prometheus.Counter
 	reg           prometheus.Registerer
 }
 
@@ -52,9 +53,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		storageErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "canopy_storage_errors_total", Help: "Commit groups the store failed to make durable (a full disk, a failed sync); none of their writes was committed.",
 		}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "canopy_commit_conflicts_total", Help: "Commit groups a shared store refused because another node committed first; each is validated again and retried.",
+		}),
 	}
 	reg.MustRegister(m.grpc.collectors()...)
-	reg.MustRegister(m.decisions, m.checkSeconds, m.writeBatch, m.commitSeconds, m.commitGroup, m.storageErrors)
+	reg.MustRegister(m.decisions, m.checkSeconds, m.writeBatch, m.commitSeconds, m.commitGroup, m.storageErrors, m.conflicts)
 	return m
 }
 
@@ -141,8 +145,29 @@ func (m *Metrics) timeCheck(d time.Duration) {
 	}
 }
 
-// Journal wraps j so that every commit group is timed and sized.
-func (m *Metrics) Journal(j graph.Journal) graph.Journal { return &timedJournal{j, m} }
+// Journal wraps j so that every commit group is timed and sized, and
+// conflicts counted. A graph.Feed stays one.
+func (m *Metrics) Journal(j graph.Journal) graph.Journal {
+	t := &timedJournal{j, m}
+	if f, ok := j.(graph.Feed); ok {
+		return &timedFeed{t, f}
+	}
+	return t
+}
+
+// timedFeed is a timed journal that is also a feed.
+type timedFeed struct {
+	*timedJournal
+	f graph.Feed
+}
+
+func (t *timedFeed) ReadLog(from uint64, max int) ([]graph.Commit, error) {
+	return t.f.ReadLog(from, max)
+}
+
+func (t *timedFeed) Follow(ctx context.Context, from uint64, fn func(graph.Commit) error) error {
+	return t.f.Follow(ctx, from, fn)
+}
 
 type timedJournal struct {
 	graph.Journal
@@ -152,7 +177,9 @@ type timedJournal struct {
 func (t *timedJournal) Append(ctx context.Context, base uint64, commits []graph.Commit) error {
 	start := time.Now()
 	err := t.Journal.Append(ctx, base, commits)
-	if err != nil && !errors.Is(err, graph.ErrConflict) {
+	if errors.Is(err, graph.ErrConflict) {
+		t.m.conflicts.Inc()
+	} else if err != nil {
 		t.m.storageErrors.Inc()
 	}
 	if err == nil {

@@ -85,6 +85,7 @@ type config struct {
 	maxIDBytes      int
 	restore         string
 	checkStore      string
+	store           storeConfig
 }
 
 func parseFlags(args []string) (config, error) {
@@ -92,6 +93,7 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("canopyd", flag.ContinueOnError)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:7070", "gRPC listen address")
 	fs.StringVar(&c.data, "data", "data", "data folder holding the bbolt file")
+	c.store.flags(fs)
 	fs.StringVar(&c.example, "example", "", "load a seed example (atlas or aptem) into an empty store")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
@@ -252,19 +254,22 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		}
 		logger.Info("restored the store from a backup", "file", c.restore, "revision", rev)
 	}
-	db, err := store.Open(c.data, store.Options{})
+	if c.store.kind != "bbolt" && c.restore != "" {
+		return fmt.Errorf("--restore works on a bbolt store; move an organisation onto --store %s with canopy export and import", c.store.kind)
+	}
+	db, err := openStore(ctx, c)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer db.close()
 	hub := server.NewHub(0)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := server.NewMetrics(reg)
-	db.RegisterMetrics(reg)
+	db.registerMetrics(reg)
 
 	// Serve first, NOT_SERVING, so probes see the process while the index loads.
-	srv, err := server.New(server.Options{Log: db, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
+	srv, err := server.New(server.Options{Log: db.log, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
 		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}, MaxWait: c.maxWait, RevisionAllowance: c.allowance, MaxStreams: c.maxStreams,
 		MaxMessageBytes: c.maxMessage, MaxBatchCheck: c.maxBatchCheck,
 		MaxPageSize: c.maxPage, MaxLookupResults: c.maxLookup, RequestTimeout: c.requestTimeout, MaxResponseBytes: c.maxResponse})
@@ -299,15 +304,16 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	logger.Info("listening, not serving until the index is loaded", "addr", lis.Addr().String())
 
 	start := time.Now()
-	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db), OnCommit: hub.Publish, OnAccess: hub.PublishAccess, IDs: ids, MaxDepth: c.maxDepth,
-		MaxBatch: c.maxMutations, MaxIDBytes: c.maxIDBytes})
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db.journal), OnCommit: hub.Publish, OnAccess: hub.PublishAccess, IDs: ids, MaxDepth: c.maxDepth,
+		MaxBatch: c.maxMutations, MaxIDBytes: c.maxIDBytes,
+		OnFeedError: func(err error) { logger.Error("follow the store's change log; trying again", "err", err) }})
 	if err != nil {
 		return err
 	}
 	defer ix.Close()
 	metrics.Observe(ix, hub)
 	st := ix.Stats()
-	logger.Info("index loaded", "file", db.Path(), "revision", st.Revision, "folders", st.Folders, "users", st.Users,
+	logger.Info("index loaded", "store", db.where, "revision", st.Revision, "folders", st.Folders, "users", st.Users,
 		"grants", st.Grants, "locks", st.Locks, "took", time.Since(start).Round(time.Millisecond))
 	if c.example != "" && st.Folders == 0 {
 		if err := loadExample(ctx, ix, c.example); err != nil {
@@ -316,7 +322,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		logger.Info("example loaded", "example", c.example, "revision", ix.Revision())
 	}
 	srv.Ready(ix)
-	go compactLoop(ctx, db, store.Retention{Revisions: c.keepRevisions, Age: c.keepAge}, logger)
+	go maintainLoop(ctx, db, ix, store.Retention{Revisions: c.keepRevisions, Age: c.keepAge}, logger)
 	go ix.RunExpiry(ctx, func(err error) { logger.Error("record grant expiries", "err", err) })
 	logger.Info("serving gRPC", "addr", lis.Addr().String())
 
@@ -405,26 +411,6 @@ func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, log
 		}
 	}()
 	return hs, nil
-}
-
-// compactLoop compacts the change log every minute until ctx ends. Each
-// compaction transaction is short, so writers barely notice.
-func compactLoop(ctx context.Context, db *store.DB, r store.Retention, logger *slog.Logger) {
-	tick := time.NewTicker(time.Minute)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			n, err := db.Compact(time.Now(), r)
-			if err != nil {
-				logger.Error("compact the change log", "err", err)
-			} else if n > 0 {
-				logger.Info("compacted the change log", "removed", n)
-			}
-		}
-	}
 }
 
 // isLoopback reports whether a listen address is on loopback only.
