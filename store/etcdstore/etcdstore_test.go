@@ -330,3 +330,115 @@ func TestCompactKeepsWhatANodeStartsFrom(t *testing.T) {
 		t.Fatalf("following from a removed revision: %v, want ErrCompacted", err)
 	}
 }
+
+// TestExpiryRecordedOncePerCluster: every node records the grants that
+// fell due at once, and the log holds each expiry once.
+func TestExpiryRecordedOncePerCluster(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := context.Background()
+	clock := graphtest.NewClock(graphtest.Start)
+	var nodes []*graph.Index
+	for range 3 {
+		ix, err := graph.Open(ctx, graph.Options{Clock: clock, Journal: open(t, c, "/x/", 4096)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ix.Close)
+		nodes = append(nodes, ix)
+	}
+	batch := []graph.Mutation{{CreateFolder: &graph.Folder{ID: "o"}}, {CreateUser: &graph.User{ID: "u", Class: "staff", Home: "o"}}}
+	for i := range 20 {
+		batch = append(batch, graph.Mutation{AddGrant: &graph.Grant{ID: fmt.Sprint("g", i), Holder: graph.UserRef("u"), Rights: []string{"read"},
+			ExpiresAt: graphtest.Start.Add(time.Duration(i+1) * time.Minute)}})
+	}
+	if _, err := nodes[0].Write(ctx, "test", batch, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	for step := range 4 {
+		clock.Advance(5 * time.Minute)
+		var wg sync.WaitGroup
+		for i, ix := range nodes {
+			wg.Go(func() {
+				if _, _, err := ix.ExpireDue(ctx); err != nil {
+					t.Errorf("step %d, node %d: %v", step, i, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	log, err := open(t, c, "/x/", 4096).ReadLog(1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := map[string]int{}
+	for _, cm := range log {
+		for _, m := range cm.Mutations {
+			if m.ExpireGrant != nil {
+				expired[m.ExpireGrant.ID]++
+			}
+		}
+	}
+	if len(expired) != 20 {
+		t.Fatalf("%d grants recorded as expired, want 20", len(expired))
+	}
+	for id, n := range expired {
+		if n != 1 {
+			t.Fatalf("grant %s recorded as expired %d times", id, n)
+		}
+	}
+}
+
+// TestNoNewEnemy: access revoked on node A, then new content written on
+// A, then checked on node B at the content's revision: B never allows
+// what the revoke took away, over many rounds.
+func TestNoNewEnemy(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := context.Background()
+	a, b := startNode(t, c, "/e/"), startNode(t, c, "/e/")
+	if _, err := a.ix.Write(ctx, "t", []graph.Mutation{
+		{CreateFolder: &graph.Folder{ID: "docs"}},
+		{CreateFolder: &graph.Folder{ID: "team", Parent: "docs"}},
+		{CreateUser: &graph.User{ID: "eve", Class: "staff", Home: "team"}},
+		{CreateFolder: &graph.Folder{ID: "elsewhere", Parent: "docs"}},
+	}, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	stale := 0
+	rounds := 200
+	if testing.Short() {
+		rounds = 20
+	}
+	for i := range rounds {
+		grant := fmt.Sprint("g", i)
+		if _, err := a.ix.Write(ctx, "t", []graph.Mutation{{AddGrant: &graph.Grant{ID: grant, Holder: graph.UserRef("eve"), Target: graph.FolderRef("elsewhere"), Rights: []string{"read"}}}}, graph.Preconditions{}); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := a.ix.Check("eve", "read", graph.FolderRef("elsewhere")); err != nil || !d.Allowed {
+			t.Fatalf("the grant does not give eve read: %+v, %v", d, err)
+		}
+		if _, err := a.ix.Write(ctx, "t", []graph.Mutation{{RemoveGrant: &graph.Delete{ID: grant}}}, graph.Preconditions{}); err != nil {
+			t.Fatal(err)
+		}
+		content := fmt.Sprint("secret", i)
+		rev, err := a.ix.Write(ctx, "t", []graph.Mutation{{CreateFolder: &graph.Folder{ID: content, Parent: "elsewhere"}}}, graph.Preconditions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = b.ix.WaitFor(wctx, rev)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := b.ix.Check("eve", "read", graph.FolderRef(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed {
+			stale++
+		}
+	}
+	if stale > 0 {
+		t.Fatalf("%d of %d checks on node B allowed what node A had revoked", stale, rounds)
+	}
+}
