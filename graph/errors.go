@@ -38,9 +38,16 @@ var (
 	// ErrClosed: the index has been closed.
 	ErrClosed = errors.New("index closed")
 	// ErrStorage: the journal could not make a batch durable (a full disk,
-	// a failed sync); nothing was committed, and reads go on. The error
-	// wraps the journal's, with its cause.
+	// a failed sync, a shared store out of reach); reads go on. Nothing
+	// was committed, unless the error also wraps ErrUnknownOutcome. The
+	// error wraps the journal's, with its cause.
 	ErrStorage = errors.New("storage failed")
+	// ErrUnknownOutcome: a shared store did not answer whether it
+	// committed a batch (it lost its quorum while the batch was on its
+	// way). It may still commit it when it recovers; every node then
+	// applies it from the store's log, so the nodes never disagree, but
+	// the caller must read before it writes again.
+	ErrUnknownOutcome = errors.New("the outcome is unknown")
 )
 
 // Error is an index error: what was being done, to which id, and why.

@@ -225,6 +225,9 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			break
 		}
 		conflict := errors.Is(err, ErrConflict)
+		if err != nil && !conflict {
+			break // the store failed: there is nothing to validate again
+		}
 		var refused []*writeReq
 		for _, req := range try {
 			if req.err != nil && req.ctx.Err() == nil {
@@ -242,7 +245,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 		if err := ix.readFeed(); err != nil {
 			for _, req := range try {
 				if conflict || req.err != nil {
-					req.err = fmt.Errorf("write: %w", err)
+					req.err = fmt.Errorf("write: %w: %w", ErrStorage, err)
 				}
 			}
 			break

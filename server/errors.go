@@ -49,7 +49,11 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		code = codes.Canceled
 	}
 	if errors.Is(err, graph.ErrStorage) {
-		log.ErrorContext(ctx, "storage failed; nothing was committed", "err", err)
+		if errors.Is(err, graph.ErrUnknownOutcome) {
+			log.ErrorContext(ctx, "storage failed; the write may yet be committed", "err", err)
+		} else {
+			log.ErrorContext(ctx, "storage failed; nothing was committed", "err", err)
+		}
 	}
 	if code == codes.Internal {
 		log.ErrorContext(ctx, "internal error", "err", err)

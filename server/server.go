@@ -203,7 +203,7 @@ func (s *Server) consistent(ctx context.Context, c *pb.Consistency) error {
 		}
 		rev, err := s.log.Revision()
 		if err != nil {
-			return fmt.Errorf("read committed revision: %w", err)
+			return fmt.Errorf("%w: read the committed revision: %w", graph.ErrStorage, err)
 		}
 		want = rev
 	default:

@@ -14,7 +14,7 @@ import (
 
 // NewestSnapshot returns the revision of the newest snapshot, 0 if none.
 func (s *Store) NewestSnapshot(ctx context.Context) (uint64, error) {
-	resp, err := s.c.Get(ctx, s.key(prefixSnap), append(clientv3.WithLastKey(), clientv3.WithKeysOnly())...)
+	resp, err := s.kv.Get(ctx, s.key(prefixSnap), append(clientv3.WithLastKey(), clientv3.WithKeysOnly())...)
 	if err != nil {
 		return 0, fmt.Errorf("etcdstore: find the newest snapshot: %w", err)
 	}
@@ -46,7 +46,7 @@ func (s *Store) Compact(ctx context.Context, now time.Time, r store.Retention) (
 	if err != nil {
 		return 0, err
 	}
-	resp, err := s.c.Get(ctx, s.key(prefixLog), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(1000))
+	resp, err := s.kv.Get(ctx, s.key(prefixLog), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(1000))
 	if err != nil {
 		return 0, fmt.Errorf("etcdstore: list the log: %w", err)
 	}
@@ -60,7 +60,7 @@ func (s *Store) Compact(ctx context.Context, now time.Time, r store.Retention) (
 		if g.Last > snap || g.Last >= head || inWindow {
 			break
 		}
-		if _, err := s.c.Txn(ctx).Then(clientv3.OpDelete(string(kv.Key)), clientv3.OpDelete(s.key(prefixPartOf+g.ID))).Commit(); err != nil {
+		if _, err := s.kv.Txn(ctx).Then(clientv3.OpDelete(string(kv.Key)), clientv3.OpDelete(s.key(prefixPartOf+g.ID))).Commit(); err != nil {
 			return removed, fmt.Errorf("etcdstore: remove %s: %w", kv.Key, err)
 		}
 		s.dropParts(ctx, g.ID, g.Parts)

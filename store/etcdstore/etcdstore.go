@@ -27,11 +27,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/canopy-authz/canopy/graph"
@@ -41,6 +43,7 @@ import (
 // called from any goroutine.
 type Store struct {
 	c      *clientv3.Client
+	kv     timedKV
 	prefix string
 	max    int
 }
@@ -59,6 +62,9 @@ type Options struct {
 	// snapshots go in parts of this size. Zero means 1 MiB, under etcd's
 	// default request limit of 1.5 MiB.
 	MaxValue int
+	// RequestTimeout bounds each request to etcd; zero means 5 s. A
+	// request to a member without a leader fails at once.
+	RequestTimeout time.Duration
 }
 
 // Open uses the etcd cluster c holds a connection to, making the store's
@@ -70,7 +76,10 @@ func Open(ctx context.Context, c *clientv3.Client, opts Options) (*Store, error)
 	if opts.MaxValue <= 0 {
 		opts.MaxValue = 1 << 20
 	}
-	s := &Store{c: c, prefix: opts.Prefix, max: opts.MaxValue}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 5 * time.Second
+	}
+	s := &Store{c: c, kv: timedKV{c.KV, opts.RequestTimeout}, prefix: opts.Prefix, max: opts.MaxValue}
 	_, err := c.Txn(ctx).
 		If(clientv3.Compare(clientv3.Version(s.key(keyHead)), "=", 0)).
 		Then(clientv3.OpPut(s.key(keyHead), revKey(0)), clientv3.OpPut(s.key(keyID), newID())).
@@ -119,7 +128,7 @@ func newID() string {
 
 // ID returns the store's identity, made when the prefix was first used.
 func (s *Store) ID() (string, error) {
-	resp, err := s.c.Get(context.Background(), s.key(keyID))
+	resp, err := s.kv.Get(context.Background(), s.key(keyID))
 	if err != nil {
 		return "", fmt.Errorf("etcdstore: read id: %w", err)
 	}
@@ -139,7 +148,7 @@ func (s *Store) Revision() (uint64, error) {
 // head returns the revision of the last commit and the etcd revision it
 // was read at.
 func (s *Store) head(ctx context.Context) (uint64, int64, error) {
-	resp, err := s.c.Get(ctx, s.key(keyHead))
+	resp, err := s.kv.Get(ctx, s.key(keyHead))
 	if err != nil {
 		return 0, 0, fmt.Errorf("etcdstore: read head: %w", err)
 	}
@@ -207,17 +216,29 @@ func (s *Store) Append(ctx context.Context, base uint64, commits []graph.Commit)
 		return fmt.Errorf("etcdstore: encode revisions %d-%d: %w", g.First, g.Last, err)
 	}
 	ops = append(ops, clientv3.OpPut(s.key(prefixLog+revKey(g.First)), string(v)))
-	resp, err := s.c.Txn(ctx).
+	resp, err := s.kv.Txn(ctx).
 		If(clientv3.Compare(clientv3.Value(s.key(keyHead)), "=", revKey(base))).
 		Then(ops...).
 		Else(clientv3.OpGet(s.key(keyHead))).
 		Commit()
 	if err != nil {
-		// The request may have been applied all the same: the log says.
-		if got, ok := s.groupAt(context.WithoutCancel(ctx), g.First); ok && got.ID == g.ID {
-			return nil
+		if errors.Is(err, rpctypes.ErrNoLeader) {
+			s.dropParts(ctx, g.ID, g.Parts)
+			return fmt.Errorf("etcdstore: commit revisions %d-%d: etcd has lost its quorum (%w); nothing was committed", g.First, g.Last, err)
 		}
-		return fmt.Errorf("etcdstore: commit revisions %d-%d: %w", g.First, g.Last, err)
+		// The request may have been applied all the same: the log says.
+		got, found, rerr := s.groupAt(context.WithoutCancel(ctx), g.First)
+		switch {
+		case rerr == nil && found && got.ID == g.ID:
+			return nil
+		case rerr == nil && found: // another node's group holds the revision
+			s.dropParts(ctx, g.ID, g.Parts)
+			return fmt.Errorf("etcdstore: append after revision %d: another node committed first: %w", base, graph.ErrConflict)
+		case rerr == nil:
+			rerr = errors.New("not yet")
+		}
+		return fmt.Errorf("etcdstore: commit revisions %d-%d: etcd did not answer (%w), nor whether it committed (%w): %w; if it does, every node applies it from the log",
+			g.First, g.Last, err, rerr, graph.ErrUnknownOutcome)
 	}
 	if !resp.Succeeded {
 		s.dropParts(ctx, g.ID, g.Parts)
@@ -238,7 +259,7 @@ func (s *Store) putParts(ctx context.Context, id string, b []byte) (int, error) 
 	n := 0
 	for len(b) > 0 {
 		k := min(len(b), s.max)
-		if _, err := s.c.Put(ctx, s.partKey(id, n), string(b[:k])); err != nil {
+		if _, err := s.kv.Put(ctx, s.partKey(id, n), string(b[:k])); err != nil {
 			s.dropParts(ctx, id, n)
 			return 0, fmt.Errorf("etcdstore: write part %d of %s: %w", n, id, err)
 		}
@@ -258,14 +279,14 @@ func (s *Store) dropParts(ctx context.Context, id string, n int) {
 	if n == 0 {
 		return
 	}
-	_, _ = s.c.Delete(context.WithoutCancel(ctx), s.key(prefixPart+id+"/"), clientv3.WithPrefix())
+	_, _ = s.kv.Delete(context.WithoutCancel(ctx), s.key(prefixPart+id+"/"), clientv3.WithPrefix())
 }
 
 // getParts reads and joins the n parts of id.
 func (s *Store) getParts(ctx context.Context, id string, n int) ([]byte, error) {
 	var out []byte
 	for i := 0; i < n; i++ {
-		resp, err := s.c.Get(ctx, s.partKey(id, i))
+		resp, err := s.kv.Get(ctx, s.partKey(id, i))
 		if err != nil {
 			return nil, fmt.Errorf("etcdstore: read part %d of %s: %w", i, id, err)
 		}
@@ -277,17 +298,21 @@ func (s *Store) getParts(ctx context.Context, id string, n int) ([]byte, error) 
 	return out, nil
 }
 
-// groupAt returns the group that begins at revision first, if there is one.
-func (s *Store) groupAt(ctx context.Context, first uint64) (group, bool) {
-	resp, err := s.c.Get(ctx, s.key(prefixLog+revKey(first)))
-	if err != nil || len(resp.Kvs) == 0 {
-		return group{}, false
+// groupAt returns the group that begins at revision first, and whether
+// there is one.
+func (s *Store) groupAt(ctx context.Context, first uint64) (group, bool, error) {
+	resp, err := s.kv.Get(ctx, s.key(prefixLog+revKey(first)))
+	if err != nil {
+		return group{}, false, err
+	}
+	if len(resp.Kvs) == 0 {
+		return group{}, false, nil
 	}
 	var g group
-	if json.Unmarshal(resp.Kvs[0].Value, &g) != nil {
-		return group{}, false
+	if err := json.Unmarshal(resp.Kvs[0].Value, &g); err != nil {
+		return group{}, false, fmt.Errorf("etcdstore: decode %s: %w", resp.Kvs[0].Key, err)
 	}
-	return g, true
+	return g, true, nil
 }
 
 // decodeGroup decodes a stored group and the commits it holds.
@@ -334,7 +359,7 @@ func (s *Store) ReadLog(from uint64, max int) ([]graph.Commit, error) {
 func (s *Store) readLog(ctx context.Context, from uint64, max int) ([]graph.Commit, int64, error) {
 	// The group holding from is the last that begins at or before it.
 	start := s.key(prefixLog + revKey(from))
-	resp, err := s.c.Get(ctx, s.key(prefixLog), clientv3.WithRange(s.key(prefixLog+revKey(from+1))),
+	resp, err := s.kv.Get(ctx, s.key(prefixLog), clientv3.WithRange(s.key(prefixLog+revKey(from+1))),
 		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("etcdstore: read log at %d: %w", from, err)
@@ -346,7 +371,7 @@ func (s *Store) readLog(ctx context.Context, from uint64, max int) ([]graph.Comm
 	var out []graph.Commit
 	end := clientv3.GetPrefixRangeEnd(s.key(prefixLog))
 	for len(out) < max {
-		resp, err := s.c.Get(ctx, start, clientv3.WithRange(end), clientv3.WithRev(at), clientv3.WithLimit(64))
+		resp, err := s.kv.Get(ctx, start, clientv3.WithRange(end), clientv3.WithRev(at), clientv3.WithLimit(64))
 		if err != nil {
 			return nil, 0, fmt.Errorf("etcdstore: read log at %d: %w", from, err)
 		}
@@ -372,7 +397,7 @@ func (s *Store) readLog(ctx context.Context, from uint64, max int) ([]graph.Comm
 // OldestRevision returns the oldest revision the log still holds (1 until
 // anything has been compacted away, or while the log is empty).
 func (s *Store) OldestRevision() (uint64, error) {
-	resp, err := s.c.Get(context.Background(), s.key(prefixLog), clientv3.WithPrefix(), clientv3.WithLimit(1),
+	resp, err := s.kv.Get(context.Background(), s.key(prefixLog), clientv3.WithPrefix(), clientv3.WithLimit(1),
 		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithKeysOnly())
 	if err != nil {
 		return 0, fmt.Errorf("etcdstore: read the oldest revision: %w", err)

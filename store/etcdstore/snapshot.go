@@ -46,7 +46,7 @@ func (s *Store) PutSnapshot(ctx context.Context, rev uint64, recs []graph.Record
 		if err != nil {
 			return fmt.Errorf("etcdstore: encode snapshot %d: %w", rev, err)
 		}
-		if _, err := s.c.Put(ctx, s.partKey(m.ID, m.Parts), string(b)); err != nil {
+		if _, err := s.kv.Put(ctx, s.partKey(m.ID, m.Parts), string(b)); err != nil {
 			s.dropParts(ctx, m.ID, m.Parts+1)
 			return fmt.Errorf("etcdstore: write part %d of snapshot %d: %w", m.Parts, rev, err)
 		}
@@ -74,7 +74,7 @@ func (s *Store) PutSnapshot(ctx context.Context, rev uint64, recs []graph.Record
 		return fmt.Errorf("etcdstore: encode snapshot %d: %w", rev, err)
 	}
 	key := s.key(prefixSnap + revKey(rev))
-	resp, err := s.c.Txn(ctx).
+	resp, err := s.kv.Txn(ctx).
 		If(clientv3.Compare(clientv3.Version(key), "=", 0)).
 		Then(clientv3.OpPut(key, string(v)), clientv3.OpPut(s.key(prefixPartOf+m.ID), prefixSnap+revKey(rev))).
 		Commit()
@@ -89,7 +89,7 @@ func (s *Store) PutSnapshot(ctx context.Context, rev uint64, recs []graph.Record
 
 // dropOldSnapshots removes every snapshot but the newest keepSnapshots.
 func (s *Store) dropOldSnapshots(ctx context.Context) error {
-	resp, err := s.c.Get(ctx, s.key(prefixSnap), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
+	resp, err := s.kv.Get(ctx, s.key(prefixSnap), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
 	if err != nil {
 		return fmt.Errorf("etcdstore: list snapshots: %w", err)
 	}
@@ -102,7 +102,7 @@ func (s *Store) dropOldSnapshots(ctx context.Context) error {
 			return fmt.Errorf("etcdstore: decode %s: %w", kv.Key, err)
 		}
 		// The manifest goes first: a loader never finds it without parts.
-		if _, err := s.c.Txn(ctx).Then(clientv3.OpDelete(string(kv.Key)), clientv3.OpDelete(s.key(prefixPartOf+m.ID))).Commit(); err != nil {
+		if _, err := s.kv.Txn(ctx).Then(clientv3.OpDelete(string(kv.Key)), clientv3.OpDelete(s.key(prefixPartOf+m.ID))).Commit(); err != nil {
 			return fmt.Errorf("etcdstore: remove %s: %w", kv.Key, err)
 		}
 		s.dropParts(ctx, m.ID, m.Parts)
@@ -115,7 +115,7 @@ func (s *Store) dropOldSnapshots(ctx context.Context) error {
 // the revision after it (graph.Feed).
 func (s *Store) Load(fn func(graph.Record) error) (uint64, error) {
 	ctx := context.Background()
-	resp, err := s.c.Get(ctx, s.key(prefixSnap), clientv3.WithLastKey()...)
+	resp, err := s.kv.Get(ctx, s.key(prefixSnap), clientv3.WithLastKey()...)
 	if err != nil {
 		return 0, fmt.Errorf("etcdstore: find the newest snapshot: %w", err)
 	}
@@ -130,7 +130,7 @@ func (s *Store) Load(fn func(graph.Record) error) (uint64, error) {
 	// is still whole there.
 	at, n := resp.Header.Revision, 0
 	for i := 0; i < m.Parts; i++ {
-		pr, err := s.c.Get(ctx, s.partKey(m.ID, i), clientv3.WithRev(at))
+		pr, err := s.kv.Get(ctx, s.partKey(m.ID, i), clientv3.WithRev(at))
 		if err != nil {
 			return 0, fmt.Errorf("etcdstore: read part %d of snapshot %d: %w", i, m.Revision, err)
 		}

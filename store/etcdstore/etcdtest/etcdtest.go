@@ -104,3 +104,25 @@ func (c *Cluster) stopAll() {
 		}
 	}
 }
+
+// Stop stops member i, keeping its data for Restart.
+func (c *Cluster) Stop(i int) {
+	c.members[i].Close()
+	<-c.members[i].Server.StopNotify()
+	c.members[i] = nil
+}
+
+// Restart starts member i again over its data and waits until it serves.
+func (c *Cluster) Restart(i int) {
+	c.tb.Helper()
+	e, err := embed.StartEtcd(c.cfgs[i])
+	if err != nil {
+		c.tb.Fatalf("restart etcd member %d: %v", i, err)
+	}
+	c.members[i] = e
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		c.tb.Fatalf("etcd member %d is not ready a minute after its restart", i)
+	}
+}
