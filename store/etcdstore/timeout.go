@@ -50,9 +50,13 @@ type timedTxn struct {
 	cancel context.CancelFunc
 }
 
-func (t timedTxn) If(cs ...clientv3.Cmp) clientv3.Txn   { return timedTxn{t.Txn.If(cs...), t.cancel} }
-func (t timedTxn) Then(ops ...clientv3.Op) clientv3.Txn { return timedTxn{t.Txn.Then(ops...), t.cancel} }
-func (t timedTxn) Else(ops ...clientv3.Op) clientv3.Txn { return timedTxn{t.Txn.Else(ops...), t.cancel} }
+func (t timedTxn) If(cs ...clientv3.Cmp) clientv3.Txn { return timedTxn{t.Txn.If(cs...), t.cancel} }
+func (t timedTxn) Then(ops ...clientv3.Op) clientv3.Txn {
+	return timedTxn{t.Txn.Then(ops...), t.cancel}
+}
+func (t timedTxn) Else(ops ...clientv3.Op) clientv3.Txn {
+	return timedTxn{t.Txn.Else(ops...), t.cancel}
+}
 
 func (t timedTxn) Commit() (*clientv3.TxnResponse, error) {
 	defer t.cancel()
