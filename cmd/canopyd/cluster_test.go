@@ -15,8 +15,9 @@ import (
 
 // TestThreeNodesOverEtcd runs three real canopyd binaries over one etcd:
 // a write on one node is read at its revision on another, every node
-// gives the seed's answers, and a Watch moved from one node to another
-// resumes at the next revision with the same store id.
+// gives the seed's answers, a Watch moved from one node to another
+// resumes at the next revision with the same store id, and a node killed
+// with SIGKILL catches up once started again.
 func TestThreeNodesOverEtcd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -94,5 +95,23 @@ func TestThreeNodesOverEtcd(t *testing.T) {
 	got, err = stream.Recv()
 	if err != nil || got.GetRevision() != w3.GetRevision() || got.GetStoreId() != storeID {
 		t.Fatalf("watch resumed on node 2: %v, %v; want revision %d of store %s", got, err, w3.GetRevision(), storeID)
+	}
+
+	// Node 1 killed with SIGKILL misses writes, and once started again
+	// catches up and answers as the others do.
+	nodes[1].Kill()
+	w4, err := pb.NewDirectoryServiceClient(nodes[2].conn).Write(ctx, folder("while-down"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes[1] = startDaemon(t, bin, t.TempDir(), "--store", "etcd", "--etcd-endpoints", cluster.Endpoints()[0], "--etcd-prefix", "/e2e/")
+	f2, err := pb.NewDirectoryServiceClient(nodes[1].conn).GetFolder(ctx, &pb.GetFolderRequest{Id: "while-down",
+		Consistency: &pb.Consistency{Requirement: &pb.Consistency_AtLeastRevision{AtLeastRevision: w4.GetRevision()}}})
+	if err != nil || f2.GetFolder().GetId() != "while-down" {
+		t.Fatalf("node 1 after its restart: %v, %v", f2, err)
+	}
+	want = answers(t, ctx, pb.NewAccessServiceClient(nodes[0].conn), f)
+	if got := answers(t, ctx, pb.NewAccessServiceClient(nodes[1].conn), f); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("node 1 after its restart answers\n%v\nnode 0\n%v", got, want)
 	}
 }
