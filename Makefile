@@ -26,6 +26,10 @@ build: ## build canopyd, canopy and canopyload into bin/ (stamped with the commi
 run: ## run canopyd on 127.0.0.1:7070 with its bbolt store in ./data (the ATLAS example loaded when empty)
 	$(GO) run ./cmd/canopyd --data $(DATA) --example atlas
 
+.PHONY: cluster
+cluster: build ## run a local cluster to try: etcd and three canopyd nodes sharing it, on 127.0.0.1 (data in ./data/cluster)
+	$(BIN)/canopycluster --canopyd $(BIN)/canopyd --data $(DATA)/cluster
+
 # The race detector makes the differential tests about eight times slower,
 # so under it they build a fifth of their worlds; the second pass runs
 # them in full without it (over 1,000,000 decisions against the reference).
