@@ -23,6 +23,8 @@ type Metrics struct {
 	commitGroup   prometheus.Histogram
 	storageErrors prometheus.Counter
 	conflicts     prometheus.Counter
+	storeUp       prometheus.Gauge
+	storeHead     prometheus.Gauge
 	reg           prometheus.Registerer
 }
 
@@ -56,9 +58,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "canopy_commit_conflicts_total", Help: "Commit groups a shared store refused because another node committed first; each is validated again and retried.",
 		}),
+		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "canopy_store_up", Help: "1 when the store's committed revision could be read at the last probe, 0 when not (writes fail; checks answer at the index's revision).",
+		}),
+		storeHead: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "canopy_store_revision", Help: "The newest revision committed to the store, by any node, at the last probe that could read it.",
+		}),
 	}
 	reg.MustRegister(m.grpc.collectors()...)
-	reg.MustRegister(m.decisions, m.checkSeconds, m.writeBatch, m.commitSeconds, m.commitGroup, m.storageErrors, m.conflicts)
+	reg.MustRegister(m.decisions, m.checkSeconds, m.writeBatch, m.commitSeconds, m.commitGroup, m.storageErrors, m.conflicts, m.storeUp, m.storeHead)
 	return m
 }
 

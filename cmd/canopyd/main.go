@@ -322,6 +322,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		logger.Info("example loaded", "example", c.example, "revision", ix.Revision())
 	}
 	srv.Ready(ix)
+	go srv.ProbeStore(ctx, 2*time.Second)
 	go maintainLoop(ctx, db, ix, store.Retention{Revisions: c.keepRevisions, Age: c.keepAge}, logger)
 	go ix.RunExpiry(ctx, func(err error) { logger.Error("record grant expiries", "err", err) })
 	logger.Info("serving gRPC", "addr", lis.Addr().String())
