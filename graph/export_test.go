@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -87,5 +88,43 @@ func TestRestoreInChunks(t *testing.T) {
 				t.Fatal(d)
 			}
 		})
+	}
+}
+
+// TestCreationRecords: the records of what a snapshot emits, loaded at
+// the snapshot's revision, are the state itself.
+func TestCreationRecords(t *testing.T) {
+	for i := 0; i < propertyCases(t, 20); i++ {
+		seed := graphtest.Seed(t, i)
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			g := newGen(seed)
+			g.now = graphtest.Start
+			ix := graphtest.Open(t, graphtest.NewClock(g.now), nil)
+			g.m = newRef()
+			g.build(t, ix)
+			snap, err := ix.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var recs []graph.Record
+			if err := snap.Mutations(func(m graph.Mutation) error {
+				r, err := graph.CreationRecord(m)
+				recs = append(recs, r)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			again, err := graph.Open(context.Background(), graph.Options{Clock: graphtest.NewClock(g.now), Journal: memRecords{recs, snap.Revision}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			if d := sameState(modelOf(t, again), modelOf(t, ix)); d != "" || again.Revision() != snap.Revision {
+				t.Fatalf("at revision %d (want %d): %s", again.Revision(), snap.Revision, d)
+			}
+		})
+	}
+	if _, err := graph.CreationRecord(graph.Mutation{MoveUser: &graph.Move{ID: "u", To: "f"}}); !errors.Is(err, graph.ErrInvalid) {
+		t.Fatalf("a move's record: %v", err)
 	}
 }

@@ -572,3 +572,40 @@ func (ix *Index) snapshot(o Orgs) (*Snapshot, error) {
 // Mutations calls emit with the mutations that rebuild the snapshot in an
 // empty store, in an order Write (or Import) accepts.
 func (s *Snapshot) Mutations(emit func(Mutation) error) error { return s.d.inOrder(emit) }
+
+// CreationRecord returns the record that a mutation creating an entity
+// from nothing stands for: one of those Snapshot.Mutations emits
+// (put_right, set_self_rights, create_folder, set_placement_rule,
+// create_user, add_grant, add_lock). A copy of the state received as
+// mutations (an Export) is loaded from these records at its own revision.
+func CreationRecord(m Mutation) (Record, error) {
+	var (
+		k  RecordKind
+		id string
+		v  any
+	)
+	switch {
+	case m.PutRight != nil:
+		k, id, v = RecordRight, m.PutRight.Name, m.PutRight
+	case m.SetSelfRights != nil:
+		k, id, v = RecordSelf, selfKey, m.SetSelfRights
+	case m.CreateFolder != nil:
+		k, id, v = RecordFolder, m.CreateFolder.ID, m.CreateFolder
+	case m.SetRule != nil:
+		k, id, v = RecordRule, m.SetRule.Folder, m.SetRule
+	case m.CreateUser != nil:
+		k, id, v = RecordUser, m.CreateUser.ID, m.CreateUser
+	case m.AddGrant != nil:
+		k, id, v = RecordGrant, m.AddGrant.ID, m.AddGrant
+	case m.AddLock != nil:
+		k, id, v = RecordLock, m.AddLock.ID, m.AddLock
+	default:
+		op, id, _ := m.op()
+		return Record{}, newErr(op, id, ErrInvalid, "creates no entity from nothing")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Record{}, fmt.Errorf("encode %s %q: %w", k, id, err)
+	}
+	return Record{Kind: k, ID: id, Value: b}, nil
+}
