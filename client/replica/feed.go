@@ -7,8 +7,8 @@ import (
 
 	"github.com/canopy-authz/canopy/client"
 	"github.com/canopy-authz/canopy/graph"
-	"github.com/canopy-authz/canopy/server"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/server"
 )
 
 // errReadOnly refuses every write to a replica's index: only the server

@@ -67,8 +67,8 @@ type Replica struct {
 	// swapMu, held only for that, guards it.
 	swapMu  sync.Mutex
 	swapped chan struct{}
-	stop      context.CancelFunc
-	polled    chan struct{}
+	stop    context.CancelFunc
+	polled  chan struct{}
 }
 
 // Open loads the server's state through c and starts following it.
