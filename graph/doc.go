@@ -28,6 +28,20 @@
 // (txn.restore), in the records' order, structure before users, grants
 // and locks.
 //
+// # Following a feed
+//
+// A journal that other writers append to as well is a Feed: etcd, shared
+// by many canopyd nodes (store/etcdstore), or a canopyd followed by a
+// replica inside a service (client/replica). One follower mechanism
+// serves all three of the index's sources (its own journal at start, a
+// shared store, a remote server): the index loads the feed's records at
+// some revision, reads its log from there (replayFeed), and then follows
+// it, each commit applied on the writer goroutine through Apply, which is
+// the same txn.apply. When an append conflicts (another node committed
+// first), the writer reads what was committed, applies it, and validates
+// the group again on top of it; a refusal is checked again the same way,
+// since a node behind the store may refuse what the newest state allows.
+//
 // # Readers and the writer
 //
 // Readers never wait for the writer: the index keeps two copies of the
