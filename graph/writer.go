@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 )
 
@@ -255,11 +254,6 @@ func (ix *Index) commitGroup(group []*writeReq) {
 				break // the refusals stand: the node was up to date
 			}
 			try = refused // the others are committed
-		} else if attempt > 1 {
-			// A node that lost once must read before it tries again,
-			// while the winner goes straight on with its next group: a
-			// random pause keeps one node from winning every time.
-			time.Sleep(time.Duration(rand.Int64N(int64(min(time.Millisecond<<attempt, 50*time.Millisecond)))))
 		}
 		for _, req := range try {
 			req.err, req.rev = nil, 0

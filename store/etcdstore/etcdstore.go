@@ -31,8 +31,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -46,6 +48,10 @@ type Store struct {
 	kv     timedKV
 	prefix string
 	max    int
+	// ahead holds the commits a lost append brought back, which the next
+	// ReadLog from their first revision returns without asking etcd.
+	mu    sync.Mutex
+	ahead []graph.Commit
 }
 
 var (
@@ -219,7 +225,10 @@ func (s *Store) Append(ctx context.Context, base uint64, commits []graph.Commit)
 	resp, err := s.kv.Txn(ctx).
 		If(clientv3.Compare(clientv3.Value(s.key(keyHead)), "=", revKey(base))).
 		Then(ops...).
-		Else(clientv3.OpGet(s.key(keyHead))).
+		// Lost: the same answer brings what was committed first, so
+		// the node validates again without another round trip.
+		Else(clientv3.OpGet(s.key(keyHead)), clientv3.OpGet(s.key(prefixLog+revKey(base+1)),
+			clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.key(prefixLog))), clientv3.WithLimit(16))).
 		Commit()
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrNoLeader) {
@@ -242,6 +251,7 @@ func (s *Store) Append(ctx context.Context, base uint64, commits []graph.Commit)
 	}
 	if !resp.Succeeded {
 		s.dropParts(ctx, g.ID, g.Parts)
+		s.keepAhead(ctx, base, resp.Responses[1].GetResponseRange().Kvs)
 		now := "?"
 		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
 			if rev, err := parseRev(string(kvs[0].Value)); err == nil {
@@ -348,9 +358,36 @@ func (s *Store) decodeGroup(ctx context.Context, key string, v []byte) ([]graph.
 	return out, nil
 }
 
+// keepAhead keeps the commits of the groups a lost append brought back,
+// which follow revision base.
+func (s *Store) keepAhead(ctx context.Context, base uint64, kvs []*mvccpb.KeyValue) {
+	var ahead []graph.Commit
+	for _, kv := range kvs {
+		commits, err := s.decodeGroup(ctx, string(kv.Key), kv.Value)
+		if err != nil {
+			return // ReadLog asks etcd
+		}
+		ahead = append(ahead, commits...)
+	}
+	if len(ahead) == 0 || ahead[0].Revision != base+1 {
+		return
+	}
+	s.mu.Lock()
+	s.ahead = ahead
+	s.mu.Unlock()
+}
+
 // ReadLog returns up to max commits from revision from onwards, in
 // revision order (from the oldest the log holds, if from is older).
 func (s *Store) ReadLog(from uint64, max int) ([]graph.Commit, error) {
+	s.mu.Lock()
+	ahead := s.ahead
+	s.ahead = nil
+	s.mu.Unlock()
+	if len(ahead) > 0 && ahead[0].Revision <= from && from <= ahead[len(ahead)-1].Revision {
+		ahead = ahead[from-ahead[0].Revision:]
+		return ahead[:min(max, len(ahead))], nil
+	}
 	out, _, err := s.readLog(context.Background(), from, max)
 	return out, err
 }
