@@ -28,7 +28,7 @@ type world struct {
 	r      *replica.Replica
 }
 
-func newWorld(t *testing.T, seed uint64, opts replica.Options) *world {
+func newWorld(t testing.TB, seed uint64, opts replica.Options) *world {
 	t.Helper()
 	srv := servertest.Start(t)
 	org := orggen.Generate(orggen.Design().Scale(0.0005), 200)
