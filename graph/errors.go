@@ -48,6 +48,9 @@ var (
 	// applies it from the store's log, so the nodes never disagree, but
 	// the caller must read before it writes again.
 	ErrUnknownOutcome = errors.New("the outcome is unknown")
+	// ErrLogCompacted: a feed's log no longer holds a revision the index
+	// needs to follow it; the index loads the feed afresh.
+	ErrLogCompacted = errors.New("the log no longer holds the revision")
 )
 
 // Error is an index error: what was being done, to which id, and why.

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -52,6 +53,11 @@ func (ix *Index) follow() {
 		err := ix.feed.Follow(ctx, ix.Revision()+1, ix.Apply)
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, ErrLogCompacted) {
+			if err = ix.reload(ctx); err == nil {
+				continue
+			}
 		}
 		if ix.opts.OnFeedError != nil {
 			ix.opts.OnFeedError(err)
@@ -114,4 +120,41 @@ func (ix *Index) readFeed() error {
 			return nil
 		}
 	}
+}
+
+// reload loads the feed afresh, off the writer (it may take seconds), and
+// has the writer replace both sides with the new state, when it is newer.
+// Readers still on an old side finish on it; new ones read the new.
+// Access streams end (their shadow is dropped) and OnReload is called,
+// since the commits skipped were never handed on.
+func (ix *Index) reload(ctx context.Context) error {
+	s, rev, err := loadJournal(ix.feed)
+	if err != nil {
+		return fmt.Errorf("graph: load the feed afresh: %w", err)
+	}
+	_, err = ix.enqueue(ctx, &writeReq{ctx: ctx, run: func() {
+		if rev <= ix.head.Load() {
+			return // caught up some other way
+		}
+		sides := [2]*side{{s: s, rev: rev}, {s: s.clone(nil), rev: rev}}
+		sides[1].mu.Lock() // the spare, held by the writer from now on
+		ix.sides, ix.behind = sides, nil
+		ix.live.Store(sides[0])
+		ix.head.Store(rev)
+		ix.mu.Lock()
+		ix.exp = ix.exp[:0]
+		ix.rebuildExpiries(s)
+		sh := ix.sh
+		ix.sh = nil
+		close(ix.revCh)
+		ix.revCh = make(chan struct{})
+		ix.mu.Unlock()
+		if sh != nil {
+			sh.close()
+		}
+		if ix.opts.OnReload != nil {
+			ix.opts.OnReload(rev)
+		}
+	}})
+	return err
 }

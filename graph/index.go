@@ -104,6 +104,11 @@ type Options struct {
 	// OnFeedError, if set, is called when following a Feed stops with an
 	// error; the index tries again from its revision after a pause.
 	OnFeedError func(error)
+	// OnReload, if set, is called on the writer's goroutine when the index
+	// has loaded a Feed afresh because its log no longer held the revision
+	// the index needed (ErrLogCompacted): the commits in between were never
+	// handed to OnCommit, so whoever follows them must start again.
+	OnReload func(rev uint64)
 	// OnAccess, if set, is called while any user's access is watched
 	// (WatchAccess), with the commits in revision order, each with the
 	// watched users' changes in Commit.Access, once they are worked out:
@@ -189,29 +194,10 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 	}
 	first, loaded := newState(), uint64(0)
 	if opts.Journal != nil {
-		// Collected in fixed chunks, never copied: a million records
-		// appended to one slice would be copied again at every doubling.
-		var chunks [][]Record
-		rev, err := opts.Journal.Load(func(r Record) error {
-			if len(chunks) == 0 || len(chunks[len(chunks)-1]) == recordChunk {
-				chunks = append(chunks, make([]Record, 0, recordChunk))
-			}
-			chunks[len(chunks)-1] = append(chunks[len(chunks)-1], r)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("graph: load journal: %w", err)
-		}
-		t := &txn{s: first, forget: true}
-		if err := t.restore(chunks); err != nil {
-			return nil, fmt.Errorf("graph: load journal at revision %d: %w", rev, err)
-		}
-		loaded = rev
-		if f, ok := opts.Journal.(Feed); ok {
-			ix.feed = f
-			if loaded, err = replayFeed(t, f, loaded); err != nil {
-				return nil, err
-			}
+		ix.feed, _ = opts.Journal.(Feed)
+		var err error
+		if first, loaded, err = loadJournal(opts.Journal); err != nil {
+			return nil, err
 		}
 	}
 	ix.sides = [2]*side{{s: first, rev: loaded}, {s: first.clone(nil), rev: loaded}}
@@ -234,6 +220,35 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 		}
 	}
 	return ix, nil
+}
+
+// loadJournal builds a state from the journal's records and, for a feed,
+// the log after them, and returns it with its revision.
+func loadJournal(j Journal) (*state, uint64, error) {
+	// Collected in fixed chunks, never copied: a million records
+	// appended to one slice would be copied again at every doubling.
+	var chunks [][]Record
+	rev, err := j.Load(func(r Record) error {
+		if len(chunks) == 0 || len(chunks[len(chunks)-1]) == recordChunk {
+			chunks = append(chunks, make([]Record, 0, recordChunk))
+		}
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], r)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("graph: load journal: %w", err)
+	}
+	s := newState()
+	t := &txn{s: s, forget: true}
+	if err := t.restore(chunks); err != nil {
+		return nil, 0, fmt.Errorf("graph: load journal at revision %d: %w", rev, err)
+	}
+	if f, ok := j.(Feed); ok {
+		if rev, err = replayFeed(t, f, rev); err != nil {
+			return nil, 0, err
+		}
+	}
+	return s, rev, nil
 }
 
 // MaxBatch returns the most mutations one Write or Import may carry.

@@ -121,6 +121,17 @@ func (h *Hub) Close() {
 	h.each(func(s *subscriber) { h.end(s, endClosing) })
 }
 
+// Reset ends every stream as if it had fallen behind: for an index that
+// loaded its feed afresh (graph.Options.OnReload), whose skipped commits
+// no stream was given. Watch clients resume from the log, or resync when
+// it no longer holds their revision; access streams start again with the
+// whole access.
+func (h *Hub) Reset(uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.each(func(s *subscriber) { h.end(s, endBehind) })
+}
+
 // Publish hands commits, in revision order, to every Watch subscriber. It
 // is graph.Options.OnCommit.
 func (h *Hub) Publish(commits []graph.Commit) {

@@ -306,7 +306,11 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	start := time.Now()
 	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db.journal), OnCommit: hub.Publish, OnAccess: hub.PublishAccess, IDs: ids, MaxDepth: c.maxDepth,
 		MaxBatch: c.maxMutations, MaxIDBytes: c.maxIDBytes,
-		OnFeedError: func(err error) { logger.Error("follow the store's change log; trying again", "err", err) }})
+		OnFeedError: func(err error) { logger.Error("follow the store's change log; trying again", "err", err) },
+		OnReload: func(rev uint64) {
+			logger.Warn("the store's log no longer held this node's revision: loaded its snapshot afresh; streams start again", "revision", rev)
+			hub.Reset(rev)
+		}})
 	if err != nil {
 		return err
 	}

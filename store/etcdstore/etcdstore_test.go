@@ -442,3 +442,82 @@ func TestNoNewEnemy(t *testing.T) {
 		t.Fatalf("%d of %d checks on node B allowed what node A had revoked", stale, rounds)
 	}
 }
+
+// pausable is a store whose Follow waits while paused, as a node cut off
+// from etcd would.
+type pausable struct {
+	*etcdstore.Store
+	resume chan struct{}
+}
+
+func (p pausable) Follow(ctx context.Context, from uint64, fn func(graph.Commit) error) error {
+	select {
+	case <-p.resume:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return p.Store.Follow(ctx, from, fn)
+}
+
+// TestNodeBehindCompactionLoadsAfresh: a node that falls behind past the
+// log's compaction loads the newest snapshot and the log after it, in
+// place, says so (OnReload), and then has the same records as the others
+// and follows on.
+func TestNodeBehindCompactionLoadsAfresh(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := context.Background()
+	a := startNode(t, c, "/r/")
+	p := pausable{open(t, c, "/r/", 4096), make(chan struct{})}
+	reloaded := make(chan uint64, 1)
+	b, err := graph.Open(ctx, graph.Options{Clock: graphtest.NewClock(orggen.Start), Journal: p, OnReload: func(rev uint64) { reloaded <- rev }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	org := orggen.Generate(orggen.Design().Scale(0.0005), 50)
+	for _, batch := range org.Batches {
+		if _, err := a.ix.Write(ctx, "load", batch, graph.Preconditions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, rev, err := a.ix.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, c, "/r/", 4096)
+	if err := s.PutSnapshot(ctx, rev, recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ix.Write(ctx, "t", []graph.Mutation{{CreateFolder: &graph.Folder{ID: "after-snapshot"}}}, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Compact(ctx, orggen.Start.Add(time.Hour), store.Retention{Revisions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if b.Revision() >= rev {
+		t.Fatalf("node b is at %d: it should be behind %d", b.Revision(), rev)
+	}
+	close(p.resume)
+	select {
+	case got := <-reloaded:
+		if got < rev {
+			t.Fatalf("reloaded at %d, before the snapshot's %d", got, rev)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("node b did not load afresh within 30 s")
+	}
+	last, err := a.ix.Write(ctx, "t", []graph.Mutation{{CreateFolder: &graph.Folder{ID: "after-reload"}}}, graph.Preconditions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.WaitFor(wctx, last); err != nil {
+		t.Fatalf("node b does not follow after its reload: %v", err)
+	}
+	want, _, _ := a.ix.Records()
+	got, _, _ := b.Records()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatal("node b differs from node a after its reload")
+	}
+}

@@ -12,8 +12,9 @@ import (
 )
 
 // ErrCompacted means the log no longer holds a revision a follower needs:
-// it must load a snapshot instead.
-var ErrCompacted = errors.New("etcdstore: the log no longer holds the revision")
+// it must load a snapshot instead. It is graph.ErrLogCompacted, so an
+// index that follows the store loads it afresh.
+var ErrCompacted = graph.ErrLogCompacted
 
 // fnError carries an error of the follower's own function out of Follow.
 type fnError struct{ err error }
