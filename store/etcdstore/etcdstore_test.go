@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -283,6 +284,30 @@ func TestNodesConverge(t *testing.T) {
 	if err != nil || uint64(len(log)) != head {
 		t.Fatalf("the log holds %d commits for head %d, %v", len(log), head, err)
 	}
+	// The same answers on every node at the same revision: checks,
+	// explanations and lookups.
+	sample := org.Checks(200, 3)
+	for i, n := range append(nodes, late) {
+		for _, q := range sample {
+			want, werr := late.ix.Check(q.User, q.Right, q.Resource)
+			got, gerr := n.ix.Check(q.User, q.Right, q.Resource)
+			if want != got || fmt.Sprint(werr) != fmt.Sprint(gerr) {
+				t.Fatalf("node %d, %s %s %v: %+v, %v; a fresh load: %+v, %v", i, q.User, q.Right, q.Resource, got, gerr, want, werr)
+			}
+			we, werr := late.ix.Explain(q.User, q.Right, q.Resource)
+			ge, gerr := n.ix.Explain(q.User, q.Right, q.Resource)
+			if !reflect.DeepEqual(we, ge) || fmt.Sprint(werr) != fmt.Sprint(gerr) {
+				t.Fatalf("node %d explains %s %s %v otherwise", i, q.User, q.Right, q.Resource)
+			}
+		}
+		for _, q := range sample[:20] {
+			wp, werr := late.ix.LookupResources(q.User, q.Right, graph.KindFolder, "", 1000)
+			gp, gerr := n.ix.LookupResources(q.User, q.Right, graph.KindFolder, "", 1000)
+			if !reflect.DeepEqual(wp, gp) || fmt.Sprint(werr) != fmt.Sprint(gerr) {
+				t.Fatalf("node %d looks up %s %s otherwise", i, q.User, q.Right)
+			}
+		}
+	}
 }
 
 // TestCompactKeepsWhatANodeStartsFrom: compaction removes only the log
@@ -519,5 +544,45 @@ func TestNodeBehindCompactionLoadsAfresh(t *testing.T) {
 	got, _, _ := b.Records()
 	if !reflect.DeepEqual(got, want) {
 		t.Fatal("node b differs from node a after its reload")
+	}
+}
+
+// TestLargeBatchWholeOnEveryNode: a 100,000-mutation write, far larger
+// than one etcd request, commits whole: another node applies all of it
+// at one revision; refused at its last mutation, it leaves nothing, parts
+// included.
+func TestLargeBatchWholeOnEveryNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100,000 mutations twice")
+	}
+	c := etcdtest.Start(t, 1)
+	ctx := context.Background()
+	a, b := startNode(t, c, "/l/"), startNode(t, c, "/l/")
+	batch := []graph.Mutation{{CreateFolder: &graph.Folder{ID: "big"}}}
+	for i := range 99_999 {
+		batch = append(batch, graph.Mutation{CreateFolder: &graph.Folder{ID: fmt.Sprint("f", i), Parent: "big"}})
+	}
+	bad := append(slices.Clone(batch[:len(batch)-1]), graph.Mutation{CreateFolder: &graph.Folder{ID: "orphan", Parent: "nowhere"}})
+	before := keys(t, c.Client(t), "/l/part/")
+	if _, err := a.ix.Write(ctx, "t", bad, graph.Preconditions{}); !errors.Is(err, graph.ErrNotFound) {
+		t.Fatalf("the refused batch: %v", err)
+	}
+	if n := keys(t, c.Client(t), "/l/part/"); n != before {
+		t.Fatalf("a refused batch left %d parts", n-before)
+	}
+	rev, err := a.ix.Write(ctx, "t", batch, graph.Preconditions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := b.ix.WaitFor(wctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.ix.Stats(); st.Folders != 100_000 || st.Revision != rev {
+		t.Fatalf("node b at %d holds %d folders, want 100,000 at %d", st.Revision, st.Folders, rev)
+	}
+	if n := keys(t, c.Client(t), "/l/part/"); n < 2 {
+		t.Fatalf("the batch was kept in %d parts", n)
 	}
 }
