@@ -2,15 +2,9 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,62 +18,16 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/server/certtest"
 )
-
-// testCA makes a CA and certificates it signs, written as PEM files.
-type testCA struct {
-	dir  string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "canopy test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{dir: t.TempDir(), cert: cert, key: key}
-	ca.write(t, "ca.pem", "CERTIFICATE", der)
-	return ca
-}
-
-func (ca *testCA) write(t *testing.T, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(ca.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// issue writes a certificate and key for name and returns their paths.
-func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	return ca.write(t, name+".pem", "CERTIFICATE", der), ca.write(t, name+"-key.pem", "EC PRIVATE KEY", kder)
-}
 
 // TestMutualTLS: with a client CA, a client with a certificate it signed
 // gets through; one with none is refused at the handshake.
 func TestMutualTLS(t *testing.T) {
-	ca := newTestCA(t)
-	srvCert, srvKey := ca.issue(t, "server", x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := ca.issue(t, "client", x509.ExtKeyUsageClientAuth)
-	cfg, err := TLSConfig(srvCert, srvKey, filepath.Join(ca.dir, "ca.pem"))
+	ca := certtest.New(t)
+	srvCert, srvKey := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.Issue(t, "client", x509.ExtKeyUsageClientAuth)
+	cfg, err := TLSConfig(srvCert, srvKey, ca.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +41,7 @@ func TestMutualTLS(t *testing.T) {
 	t.Cleanup(g.Stop)
 
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots.AddCert(ca.Cert)
 	call := func(certs []tls.Certificate) error {
 		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: certs})))
 		if err != nil {
@@ -125,9 +73,9 @@ func TestMutualTLS(t *testing.T) {
 func TestTLSReload(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
-	install := func(ca *testCA) {
+	install := func(ca *certtest.CA) {
 		t.Helper()
-		c, k := ca.issue(t, "server", x509.ExtKeyUsageServerAuth)
+		c, k := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
 		for from, to := range map[string]string{c: certFile, k: keyFile} {
 			b, err := os.ReadFile(from)
 			if err != nil {
@@ -138,7 +86,7 @@ func TestTLSReload(t *testing.T) {
 			}
 		}
 	}
-	old, next := newTestCA(t), newTestCA(t)
+	old, next := certtest.New(t), certtest.New(t)
 	install(old)
 	files, err := LoadTLS(certFile, keyFile, "")
 	if err != nil {
@@ -152,9 +100,9 @@ func TestTLSReload(t *testing.T) {
 	healthpb.RegisterHealthServer(g, health.NewServer())
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
-	trusting := func(ca *testCA) error {
+	trusting := func(ca *certtest.CA) error {
 		roots := x509.NewCertPool()
-		roots.AddCert(ca.cert)
+		roots.AddCert(ca.Cert)
 		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots})))
 		if err != nil {
 			return err
@@ -196,10 +144,10 @@ func TestTLSReload(t *testing.T) {
 // the client certificate's subject, else anonymous@ and the peer's host,
 // never a port that changes with every connection.
 func TestActorIsAnIdentity(t *testing.T) {
-	ca := newTestCA(t)
-	srvCert, srvKey := ca.issue(t, "server", x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := ca.issue(t, "billing", x509.ExtKeyUsageClientAuth)
-	cfg, err := TLSConfig(srvCert, srvKey, filepath.Join(ca.dir, "ca.pem"))
+	ca := certtest.New(t)
+	srvCert, srvKey := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.Issue(t, "billing", x509.ExtKeyUsageClientAuth)
+	cfg, err := TLSConfig(srvCert, srvKey, ca.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +173,7 @@ func TestActorIsAnIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots.AddCert(ca.Cert)
 	write := func(addr string, creds credentials.TransportCredentials, id string) string {
 		t.Helper()
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))

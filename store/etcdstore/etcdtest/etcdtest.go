@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -23,8 +24,24 @@ type Cluster struct {
 	cfgs    []*embed.Config
 }
 
+// Option changes the configuration of every member.
+type Option func(*embed.Config)
+
+// WithTLS serves clients over TLS with the certificate and key, and
+// requires client certificates the CA signed.
+func WithTLS(certFile, keyFile, caFile string) Option {
+	return func(cfg *embed.Config) {
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: certFile, KeyFile: keyFile, TrustedCAFile: caFile, ClientCertAuth: true}
+		for _, us := range [][]url.URL{cfg.ListenClientUrls, cfg.AdvertiseClientUrls} {
+			for i := range us {
+				us[i].Scheme = "https"
+			}
+		}
+	}
+}
+
 // Start starts a cluster of n members and waits until it has a leader.
-func Start(tb testing.TB, n int) *Cluster {
+func Start(tb testing.TB, n int, opts ...Option) *Cluster {
 	tb.Helper()
 	c := &Cluster{tb: tb}
 	var initial []string
@@ -37,6 +54,9 @@ func Start(tb testing.TB, n int) *Cluster {
 		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
 		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 		initial = append(initial, cfg.Name+"="+pu.String())
+		for _, o := range opts {
+			o(cfg)
+		}
 		c.cfgs = append(c.cfgs, cfg)
 	}
 	for _, cfg := range c.cfgs {
