@@ -4,13 +4,16 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
@@ -83,8 +86,13 @@ func TestProbeStore(t *testing.T) {
 	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("the AccessService with the store gone: %v, %v", h, err)
 	}
-	if _, err := pb.NewDirectoryServiceClient(conn).GetFolder(ctx, &pb.GetFolderRequest{Id: "nope"}); err == nil {
-		t.Fatal("a folder that does not exist was found")
+	if _, err := pb.NewDirectoryServiceClient(conn).GetFolder(ctx, &pb.GetFolderRequest{Id: "nope"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("a read with the store gone: %v, want NotFound from the index", err)
+	}
+	_, err = pb.NewAccessServiceClient(conn).Check(ctx, &pb.CheckRequest{User: "u", Right: "read",
+		Consistency: &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "committed revision") {
+		t.Fatalf("a fully consistent read with the store gone: %v, want Unavailable naming the cause", err)
 	}
 	c.Restart(0)
 	await(healthpb.HealthCheckResponse_SERVING)

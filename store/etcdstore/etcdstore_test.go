@@ -586,3 +586,53 @@ func TestLargeBatchWholeOnEveryNode(t *testing.T) {
 		t.Fatalf("the batch was kept in %d parts", n)
 	}
 }
+
+// TestWatchAccessOnAnotherNode: a user's access watched on node B changes
+// when a grant is given on node A.
+func TestWatchAccessOnAnotherNode(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := context.Background()
+	a := startNode(t, c, "/w/")
+	changes := make(chan graph.AccessChange, 16)
+	b, err := graph.Open(ctx, graph.Options{Clock: graphtest.NewClock(orggen.Start), Journal: open(t, c, "/w/", 4096), OnAccess: func(cs []graph.Commit) {
+		for _, cm := range cs {
+			for _, ch := range cm.Access {
+				changes <- ch
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rev, err := a.ix.Write(ctx, "t", []graph.Mutation{
+		{CreateFolder: &graph.Folder{ID: "docs"}},
+		{CreateFolder: &graph.Folder{ID: "team", Parent: "docs"}},
+		{CreateUser: &graph.User{ID: "eve", Class: "staff", Home: "team"}},
+		{CreateFolder: &graph.Folder{ID: "elsewhere", Parent: "docs"}},
+	}, graph.Preconditions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.WaitFor(wctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	w, err := b.WatchAccess(ctx, "eve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := a.ix.Write(ctx, "t", []graph.Mutation{{AddGrant: &graph.Grant{ID: "g", Holder: graph.UserRef("eve"), Target: graph.FolderRef("elsewhere"), Rights: []string{"read"}}}}, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ch := <-changes:
+		if ch.User != "eve" || len(ch.Gained) == 0 {
+			t.Fatalf("the change on node b: %+v", ch)
+		}
+	case <-wctx.Done():
+		t.Fatal("node b's access watch saw no change")
+	}
+}
