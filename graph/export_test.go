@@ -11,17 +11,25 @@ import (
 	"github.com/canopy-authz/canopy/graph/graphtest"
 )
 
+// builtWorld is a random world of the seed, built in a fresh index at the
+// test start time, with its generator.
+func builtWorld(t *testing.T, seed uint64) (*gen, *graph.Index) {
+	t.Helper()
+	g := newGen(seed)
+	g.now = graphtest.Start
+	ix := graphtest.Open(t, graphtest.NewClock(g.now), nil)
+	g.m = newRef()
+	g.build(t, ix)
+	return g, ix
+}
+
 // TestExportRebuilds: on random worlds, what Export emits, written into a
 // new index in chunks, rebuilds exactly the same state.
 func TestExportRebuilds(t *testing.T) {
 	for i := 0; i < propertyCases(t, 50); i++ {
 		seed := graphtest.Seed(t, i)
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			g := newGen(seed)
-			g.now = graphtest.Start
-			ix := graphtest.Open(t, graphtest.NewClock(g.now), nil)
-			g.m = newRef()
-			g.build(t, ix)
+			g, ix := builtWorld(t, seed)
 			for step := 0; step < 40; step++ {
 				batch := g.batch()
 				if next, err := g.m.write(batch, g.now); err == nil {
@@ -64,11 +72,7 @@ func TestRestoreInChunks(t *testing.T) {
 	for i := 0; i < propertyCases(t, 30); i++ {
 		seed := graphtest.Seed(t, i)
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			g := newGen(seed)
-			g.now = graphtest.Start
-			ix := graphtest.Open(t, graphtest.NewClock(g.now), nil)
-			g.m = newRef()
-			g.build(t, ix)
+			g, ix := builtWorld(t, seed)
 			recs, rev, err := ix.Records()
 			if err != nil {
 				t.Fatal(err)
@@ -97,11 +101,7 @@ func TestCreationRecords(t *testing.T) {
 	for i := 0; i < propertyCases(t, 20); i++ {
 		seed := graphtest.Seed(t, i)
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			g := newGen(seed)
-			g.now = graphtest.Start
-			ix := graphtest.Open(t, graphtest.NewClock(g.now), nil)
-			g.m = newRef()
-			g.build(t, ix)
+			g, ix := builtWorld(t, seed)
 			snap, err := ix.Snapshot()
 			if err != nil {
 				t.Fatal(err)

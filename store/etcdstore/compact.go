@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -21,11 +20,7 @@ func (s *Store) NewestSnapshot(ctx context.Context) (uint64, error) {
 	if len(resp.Kvs) == 0 {
 		return 0, nil
 	}
-	rev, err := parseRev(strings.TrimPrefix(string(resp.Kvs[0].Key), s.key(prefixSnap)))
-	if err != nil {
-		return 0, fmt.Errorf("etcdstore: %s: %w", resp.Kvs[0].Key, err)
-	}
-	return rev, nil
+	return s.keyRev(resp.Kvs[0].Key, prefixSnap)
 }
 
 // Compact removes the groups of the log that are outside the retention

@@ -442,9 +442,14 @@ func (s *Store) OldestRevision() (uint64, error) {
 	if len(resp.Kvs) == 0 {
 		return 1, nil
 	}
-	rev, err := parseRev(strings.TrimPrefix(string(resp.Kvs[0].Key), s.key(prefixLog)))
+	return s.keyRev(resp.Kvs[0].Key, prefixLog)
+}
+
+// keyRev returns the revision a key under prefix names.
+func (s *Store) keyRev(key []byte, prefix string) (uint64, error) {
+	rev, err := parseRev(strings.TrimPrefix(string(key), s.key(prefix)))
 	if err != nil {
-		return 0, fmt.Errorf("etcdstore: %s: %w", resp.Kvs[0].Key, err)
+		return 0, fmt.Errorf("etcdstore: %s: %w", key, err)
 	}
 	return rev, nil
 }

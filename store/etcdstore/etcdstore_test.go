@@ -19,6 +19,7 @@ import (
 	"github.com/canopy-authz/canopy/store"
 	"github.com/canopy-authz/canopy/store/etcdstore"
 	"github.com/canopy-authz/canopy/store/etcdstore/etcdtest"
+	"github.com/canopy-authz/canopy/store/storetest"
 )
 
 // open returns a store under its own prefix of the cluster.
@@ -41,85 +42,30 @@ func keys(t *testing.T, c *clientv3.Client, prefix string) int {
 	return int(resp.Count)
 }
 
-func folderCommit(rev uint64, ids ...string) graph.Commit {
-	c := graph.Commit{Revision: rev, Time: graphtest.Start, Actor: "a"}
-	for _, id := range ids {
-		c.Mutations = append(c.Mutations, graph.Mutation{CreateFolder: &graph.Folder{ID: id, Name: "a name long enough to need parts " + id}})
-	}
-	return c
-}
-
-// TestAppendConflictStoresNothing: an append after a revision the store
-// is no longer at is refused with ErrConflict and leaves nothing behind,
-// parts included; the log holds exactly what was accepted.
-func TestAppendConflictStoresNothing(t *testing.T) {
+// TestRefusedAppendLeavesNoParts: an append refused as a conflict, of a
+// commit too large for one etcd value, leaves none of its parts behind.
+func TestRefusedAppendLeavesNoParts(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	s := open(t, c, "/t/", 512)
 	ctx := context.Background()
-	if err := s.Append(ctx, 0, []graph.Commit{folderCommit(1, "x")}); err != nil {
+	if err := s.Append(ctx, 0, []graph.Commit{storetest.FolderCommit(1, "x")}); err != nil {
 		t.Fatal(err)
 	}
 	var big []string
 	for i := range 200 {
-		big = append(big, fmt.Sprintf("f%d", i))
+		big = append(big, fmt.Sprintf("a folder id long enough to need parts %d", i))
 	}
-	for _, tc := range []struct {
-		base uint64
-		c    graph.Commit
-	}{{0, folderCommit(1, "y")}, {5, folderCommit(6, "y")}, {0, folderCommit(1, big...)}} {
-		if err := s.Append(ctx, tc.base, []graph.Commit{tc.c}); !errors.Is(err, graph.ErrConflict) {
-			t.Fatalf("append base %d revision %d: %v, want a conflict", tc.base, tc.c.Revision, err)
-		}
+	if err := s.Append(ctx, 0, []graph.Commit{storetest.FolderCommit(1, big...)}); !errors.Is(err, graph.ErrConflict) {
+		t.Fatalf("append at a past revision: %v, want a conflict", err)
 	}
 	if n := keys(t, c.Client(t), "/t/part/"); n != 0 {
-		t.Fatalf("%d parts left behind by refused appends", n)
+		t.Fatalf("%d parts left behind by a refused append", n)
 	}
-	log, err := s.ReadLog(1, 100)
-	if err != nil || len(log) != 1 || log[0].Mutations[0].CreateFolder.ID != "x" {
-		t.Fatalf("log after refused appends: %+v, %v", log, err)
+	if err := s.Append(ctx, 1, []graph.Commit{storetest.FolderCommit(2, big...)}); err != nil {
+		t.Fatal(err)
 	}
-	if rev, err := s.Revision(); rev != 1 || err != nil {
-		t.Fatalf("revision %d, %v", rev, err)
-	}
-}
-
-// TestGroupsInParts: a group larger than one etcd value is kept in parts
-// and reads back whole, from any revision inside it, beside small groups.
-func TestGroupsInParts(t *testing.T) {
-	c := etcdtest.Start(t, 1)
-	s := open(t, c, "/t/", 1024)
-	ctx := context.Background()
-	var want []graph.Commit
-	rev := uint64(0)
-	for g, size := range []int{1, 300, 2, 1000, 1} {
-		var group []graph.Commit
-		for range 3 {
-			var ids []string
-			for i := range size {
-				ids = append(ids, fmt.Sprintf("g%d-r%d-%d", g, rev+1, i))
-			}
-			group = append(group, folderCommit(rev+1+uint64(len(group)), ids...))
-		}
-		if err := s.Append(ctx, rev, group); err != nil {
-			t.Fatal(err)
-		}
-		rev += uint64(len(group))
-		want = append(want, group...)
-	}
-	if n := keys(t, c.Client(t), "/t/part/"); n == 0 {
-		t.Fatal("no group was put in parts")
-	}
-	for from := uint64(1); from <= rev; from++ {
-		got, err := s.ReadLog(from, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(got, want[from-1:]) {
-			t.Fatalf("from %d: read %d commits, want %d, or they differ", from, len(got), len(want[from-1:]))
-		}
-	}
-	if got, _ := s.ReadLog(2, 4); len(got) != 4 || got[0].Revision != 2 || got[3].Revision != 5 {
-		t.Fatalf("a page of 4 from 2: %d commits", len(got))
+	if n := keys(t, c.Client(t), "/t/part/"); n < 2 {
+		t.Fatalf("a commit too large for one value was kept in %d parts", n)
 	}
 }
 

@@ -37,7 +37,9 @@ func Run(t *testing.T, b Backend) {
 	t.Run("ExpiryRecordedOnceAcrossRestart", func(t *testing.T) { expiryOnce(t, b(t)) })
 }
 
-func folderCommit(rev uint64, ids ...string) graph.Commit {
+// FolderCommit is a commit at revision rev creating a folder for each id,
+// with its records.
+func FolderCommit(rev uint64, ids ...string) graph.Commit {
 	c := graph.Commit{Revision: rev, Time: graphtest.Start.Add(time.Duration(rev) * time.Second), Actor: "a"}
 	for _, id := range ids {
 		c.Mutations = append(c.Mutations, graph.Mutation{CreateFolder: &graph.Folder{ID: id}})
@@ -51,13 +53,13 @@ func folderCommit(rev uint64, ids ...string) graph.Commit {
 func appendConflictStoresNothing(t *testing.T, open func(*testing.T) (Store, func())) {
 	s, _ := open(t)
 	ctx := context.Background()
-	if err := s.Append(ctx, 0, []graph.Commit{folderCommit(1, "x")}); err != nil {
+	if err := s.Append(ctx, 0, []graph.Commit{FolderCommit(1, "x")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		base uint64
 		c    graph.Commit
-	}{{0, folderCommit(1, "y")}, {5, folderCommit(6, "y")}, {1, folderCommit(1, "y")}, {1, folderCommit(3, "y")}} {
+	}{{0, FolderCommit(1, "y")}, {5, FolderCommit(6, "y")}, {1, FolderCommit(1, "y")}, {1, FolderCommit(3, "y")}} {
 		if err := s.Append(ctx, tc.base, []graph.Commit{tc.c}); !errors.Is(err, graph.ErrConflict) {
 			t.Fatalf("append base %d revision %d: %v, want a conflict", tc.base, tc.c.Revision, err)
 		}
@@ -88,7 +90,7 @@ func logKeepsCommits(t *testing.T, open func(*testing.T) (Store, func())) {
 			for i := range size {
 				ids = append(ids, fmt.Sprintf("g%d-r%d-%d", g, rev+uint64(len(group))+1, i))
 			}
-			c := folderCommit(rev+uint64(len(group))+1, ids...)
+			c := FolderCommit(rev+uint64(len(group))+1, ids...)
 			c.Places = []graph.Place{{ID: ids[0], Parent: -1}}
 			c.Touched = make([][]int32, len(ids))
 			c.Touched[0] = []int32{0}
