@@ -582,3 +582,56 @@ func TestWatchAccessOnAnotherNode(t *testing.T) {
 		t.Fatal("node b's access watch saw no change")
 	}
 }
+
+// TestFollowerBehindEtcdCompaction: a node cut off while etcd compacts
+// its own history (not Canopy's log) follows on from its revision when
+// it is back, with no gap and no duplicate.
+func TestFollowerBehindEtcdCompaction(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := context.Background()
+	a := startNode(t, c, "/k/")
+	p := pausable{open(t, c, "/k/", 4096), make(chan struct{})}
+	seen := make(chan uint64, 1024)
+	b, err := graph.Open(ctx, graph.Options{Clock: graphtest.NewClock(orggen.Start), Journal: p,
+		OnCommit: func(cs []graph.Commit) {
+			for _, cm := range cs {
+				seen <- cm.Revision
+			}
+		},
+		OnReload: func(uint64) { t.Error("the node loaded afresh: Canopy's log was whole") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	from := b.Revision()
+	var last uint64
+	for i := range 30 {
+		if last, err = a.ix.Write(ctx, "t", []graph.Mutation{{CreateFolder: &graph.Folder{ID: fmt.Sprint("f", i)}}}, graph.Preconditions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := c.Client(t)
+	resp, err := cl.Get(ctx, "/k/head")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	close(p.resume)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.WaitFor(wctx, last); err != nil {
+		t.Fatal(err)
+	}
+	for want := from + 1; want <= last; want++ {
+		if got := <-seen; got != want {
+			t.Fatalf("node b applied revision %d, want %d", got, want)
+		}
+	}
+	want, _, _ := a.ix.Records()
+	got, _, _ := b.Records()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatal("node b differs from node a")
+	}
+}
