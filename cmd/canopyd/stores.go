@@ -113,6 +113,9 @@ func openEtcd(ctx context.Context, s storeConfig) (*openedStore, error) {
 		where:           fmt.Sprintf("etcd %s %s", s.endpoints, s.prefix),
 		registerMetrics: func(prometheus.Registerer) {},
 		compact: func(now time.Time, r store.Retention) (int, error) {
+			if _, err := es.Sweep(context.Background(), now); err != nil {
+				return 0, err
+			}
 			return es.Compact(context.Background(), now, r)
 		},
 		snapshot: func(ctx context.Context, ix *graph.Index) (bool, error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -60,6 +62,48 @@ func (s *Store) Compact(ctx context.Context, now time.Time, r store.Retention) (
 		}
 		s.dropParts(ctx, g.ID, g.Parts)
 		removed += int(g.Last - g.First + 1)
+	}
+	return removed, nil
+}
+
+// sweepAge is how old parts with no group or snapshot naming them must
+// be before Sweep removes them: far longer than any append takes.
+const sweepAge = 10 * time.Minute
+
+// Sweep removes the parts that no group or snapshot names and that were
+// written more than sweepAge before now: those of an append or snapshot
+// whose writer stopped between writing them and its transaction. It
+// returns how many sets of parts it removed.
+func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
+	resp, err := s.kv.Get(ctx, s.key(prefixPart), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return 0, fmt.Errorf("etcdstore: list parts: %w", err)
+	}
+	ids := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		id, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), s.key(prefixPart)), "/")
+		ids[id] = true
+	}
+	removed := 0
+	for id := range ids {
+		stamp, _, _ := strings.Cut(id, "-")
+		secs, err := strconv.ParseInt(stamp, 16, 64)
+		if err != nil || now.Sub(time.Unix(secs, 0)) < sweepAge {
+			continue // not ours to judge, or maybe still being written
+		}
+		named, err := s.kv.Get(ctx, s.key(prefixPartOf+id), clientv3.WithCountOnly())
+		if err != nil {
+			return removed, fmt.Errorf("etcdstore: look up parts %s: %w", id, err)
+		}
+		if named.Count > 0 {
+			continue
+		}
+		// Only while still unnamed: a transaction naming them now keeps them.
+		if _, err := s.kv.Txn(ctx).If(clientv3.Compare(clientv3.Version(s.key(prefixPartOf+id)), "=", 0)).
+			Then(clientv3.OpDelete(s.key(prefixPart+id+"/"), clientv3.WithPrefix())).Commit(); err != nil {
+			return removed, fmt.Errorf("etcdstore: remove parts %s: %w", id, err)
+		}
+		removed++
 	}
 	return removed, nil
 }

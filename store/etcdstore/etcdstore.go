@@ -17,8 +17,8 @@
 // group is committed by one transaction that succeeds only while head
 // still names the revision it was validated against: it puts the group,
 // moves head, and names the group's parts, written before it. Parts of a
-// transaction that failed are removed by their writer, or later by
-// Sweep. So a group appears whole or not at all, and the revisions are a
+// transaction that failed are removed by their writer, or, when the
+// writer stopped first, by Sweep (every node runs it with compaction). So a group appears whole or not at all, and the revisions are a
 // gapless sequence however many nodes write.
 package etcdstore
 
@@ -132,6 +132,11 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// partsID returns a new id for a group's or snapshot's parts: the time,
+// then random digits, so that Sweep can tell parts left behind long ago
+// from those of an append still under way.
+func partsID(now time.Time) string { return fmt.Sprintf("%016x-%s", now.Unix(), newID()) }
+
 // ID returns the store's identity, made when the prefix was first used.
 func (s *Store) ID() (string, error) {
 	resp, err := s.kv.Get(context.Background(), s.key(keyID))
@@ -192,7 +197,7 @@ func (s *Store) Append(ctx context.Context, base uint64, commits []graph.Commit)
 	if len(commits) == 0 {
 		return nil
 	}
-	g := group{ID: newID(), First: base + 1, Last: base + uint64(len(commits)), Time: commits[len(commits)-1].Time}
+	g := group{ID: partsID(time.Now()), First: base + 1, Last: base + uint64(len(commits)), Time: commits[len(commits)-1].Time}
 	size := 0
 	for i, c := range commits {
 		if c.Revision != base+uint64(i)+1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -35,7 +36,7 @@ const keepSnapshots = 2
 // writes the parts first and the manifest last, in one transaction that
 // refuses a second snapshot of the same revision.
 func (s *Store) PutSnapshot(ctx context.Context, rev uint64, recs []graph.Record) error {
-	m := manifest{Revision: rev, ID: newID(), Records: len(recs)}
+	m := manifest{Revision: rev, ID: partsID(time.Now()), Records: len(recs)}
 	var part []storedRecord
 	size := 0
 	flush := func() error {
