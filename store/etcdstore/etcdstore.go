@@ -18,7 +18,8 @@
 // still names the revision it was validated against: it puts the group,
 // moves head, and names the group's parts, written before it. Parts of a
 // transaction that failed are removed by their writer, or, when the
-// writer stopped first, by Sweep (every node runs it with compaction). So a group appears whole or not at all, and the revisions are a
+// writer stopped first, by Sweep (every node runs it with compaction).
+// So a group appears whole or not at all, and the revisions are a
 // gapless sequence however many nodes write.
 package etcdstore
 
