@@ -6,6 +6,9 @@ import (
 	"io"
 	"iter"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 )
 
@@ -14,6 +17,10 @@ type Decision struct {
 	Allowed  bool
 	Reason   pb.Reason
 	Revision uint64
+	// Err is why an item of a BatchCheck could not be decided (a status
+	// error with the code the item would have got alone, its message
+	// naming the item); nil when it was decided, and always for Check.
+	Err error
 }
 
 // Check asks whether user may exercise right on resource (nil for a
@@ -35,7 +42,8 @@ type CheckItem struct {
 }
 
 // BatchCheck decides every item at one revision and returns the decisions
-// in the items' order.
+// in the items' order. An item that could not be decided has its own Err;
+// the call's error is for the whole batch (too many items, say).
 func (c *Client) BatchCheck(ctx context.Context, items []CheckItem, opts ...ReadOption) ([]Decision, error) {
 	req := &pb.BatchCheckRequest{Consistency: c.consistency(opts)}
 	for _, it := range items {
@@ -49,6 +57,9 @@ func (c *Client) BatchCheck(ctx context.Context, items []CheckItem, opts ...Read
 	out := make([]Decision, len(r.GetResults()))
 	for i, res := range r.GetResults() {
 		out[i] = Decision{Allowed: res.GetAllowed(), Reason: res.GetReason(), Revision: r.GetRevision()}
+		if e := res.GetError(); e != nil {
+			out[i].Err = status.Error(codes.Code(e.GetCode()), e.GetMessage())
+		}
 	}
 	return out, nil
 }

@@ -56,7 +56,9 @@
 //
 // # Asking
 //
-// Check, BatchCheck (many questions at one revision), Explain (the grant
+// Check, BatchCheck (many questions at one revision; an item that cannot
+// be decided, an unknown right say, has its own Decision.Err and the
+// others are decided all the same), Explain (the grant
 // and folder paths behind a decision, or the lock that denied) and
 // EffectiveAccess (every grant that reaches a user) answer at once.
 // Lookups and listings are iterators that follow page tokens to the end:

@@ -162,8 +162,8 @@ func BenchmarkCheckMany(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		off := (i * n) % (len(checks) - n)
-		if _, _, err := ix.CheckMany(checks[off : off+n]); err != nil {
-			b.Fatal(err)
+		if _, errs, _ := ix.CheckMany(checks[off : off+n]); errs != nil {
+			b.Fatal(errs)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/check")

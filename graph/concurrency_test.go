@@ -65,9 +65,9 @@ func TestConcurrentWritesAndReads(t *testing.T) {
 							{User: fmt.Sprintf("a%d-%d", w, n), Right: "read", Resource: graph.FolderRef("root")},
 							{User: fmt.Sprintf("b%d-%d", w, n), Right: "read", Resource: graph.FolderRef("root")},
 						}
-						ds, _, err := ix.CheckMany(reqs)
-						if err != nil {
-							t.Error(err)
+						ds, errs, _ := ix.CheckMany(reqs)
+						if errs != nil {
+							t.Error(errs)
 							return
 						}
 						if (ds[0].Reason == graph.ReasonUnknownUser) != (ds[1].Reason == graph.ReasonUnknownUser) {

@@ -161,8 +161,9 @@ func (c *Confined) Check(user, right string, x Ref) (Decision, error) {
 	return v.decide(c.orgs, user, right, x, c.ix.opts.Clock.Now().UnixNano())
 }
 
-// CheckMany is Index.CheckMany, confined.
-func (c *Confined) CheckMany(reqs []CheckRequest) ([]Decision, uint64, error) {
+// CheckMany is Index.CheckMany, confined: a request outside the
+// organisations gets its own error.
+func (c *Confined) CheckMany(reqs []CheckRequest) ([]Decision, []error, uint64) {
 	return c.ix.checkMany(c.orgs, reqs)
 }
 

@@ -208,16 +208,20 @@ func compareConfined(t *testing.T, g *gen, ix *graph.Index, c *graph.Confined, o
 		wex, werr := ix.Explain(user, right, x)
 		expect("explain"+what[5:], vis, ex, wex, err, werr)
 	}
+	// A batch: each item outside is refused alone, the others decided.
 	var batch []graph.CheckRequest
-	vis := true
 	for k := 0; k < 5; k++ {
-		r := graph.CheckRequest{User: g.user(), Right: "read", Resource: g.ref(true)}
-		vis = vis && m.visible(graph.UserRef(r.User), orgs) && m.visible(r.Resource, orgs)
-		batch = append(batch, r)
+		batch = append(batch, graph.CheckRequest{User: g.user(), Right: "read", Resource: g.ref(true)})
 	}
-	ds, _, err := c.CheckMany(batch)
-	wds, _, werr := ix.CheckMany(batch)
-	expect(fmt.Sprintf("check many %+v", batch), vis, ds, wds, err, werr)
+	ds, errs, rev := c.CheckMany(batch)
+	wds, werrs, wrev := ix.CheckMany(batch)
+	if rev != wrev {
+		t.Fatalf("check many: confined at %d, unconfined at %d", rev, wrev)
+	}
+	for k, r := range batch {
+		vis := m.visible(graph.UserRef(r.User), orgs) && m.visible(r.Resource, orgs)
+		expect(fmt.Sprintf("check many, item %d %+v", k, r), vis, ds[k], wds[k], itemErr(errs, k), itemErr(werrs, k))
+	}
 
 	user, right := g.user(), g.pick(keys(m.rights))
 	uvis := m.visible(graph.UserRef(user), orgs)
@@ -331,4 +335,12 @@ func compareConfined(t *testing.T, g *gen, ix *graph.Index, c *graph.Confined, o
 		t.Fatalf("stats confined to %v: %v, want %v", keys(orgs), got, w)
 	}
 	return reads, hidden
+}
+
+// itemErr is the error of item k of a CheckMany, nil when it was decided.
+func itemErr(errs []error, k int) error {
+	if errs == nil {
+		return nil
+	}
+	return errs[k]
 }

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"fmt"
 	"slices"
 )
 
@@ -342,25 +343,33 @@ type CheckRequest struct {
 	Resource Ref
 }
 
-// CheckMany decides every request at one revision and one decision time.
-// An invalid request fails the whole call, with an error naming it.
-func (ix *Index) CheckMany(reqs []CheckRequest) ([]Decision, uint64, error) {
+// CheckMany decides every request at one revision and one decision time,
+// which it returns. A request that cannot be decided (an unknown right or
+// resource) gets a zero Decision and its own error, at its index in errs,
+// naming the request's index; the others are decided all the same. errs
+// is nil when every request was decided.
+func (ix *Index) CheckMany(reqs []CheckRequest) (ds []Decision, errs []error, rev uint64) {
 	return ix.checkMany(nil, reqs)
 }
 
-func (ix *Index) checkMany(o Orgs, reqs []CheckRequest) ([]Decision, uint64, error) {
+func (ix *Index) checkMany(o Orgs, reqs []CheckRequest) ([]Decision, []error, uint64) {
 	v := ix.read()
 	defer v.mu.RUnlock()
 	now := ix.opts.Clock.Now().UnixNano()
 	out := make([]Decision, len(reqs))
+	var errs []error
 	for i, r := range reqs {
 		d, err := v.decide(o, r.User, r.Right, r.Resource, now)
 		if err != nil {
-			return nil, v.rev, err
+			if errs == nil {
+				errs = make([]error, len(reqs))
+			}
+			errs[i] = fmt.Errorf("item %d: %w", i, err)
+			d = Decision{Revision: v.rev}
 		}
 		out[i] = d
 	}
-	return out, v.rev, nil
+	return out, errs, v.rev
 }
 
 // Explain decides like Check and returns the path that led to the decision.

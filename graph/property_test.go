@@ -493,6 +493,30 @@ func sameState(a, b *refModel) string {
 	return ""
 }
 
+// compareBatch holds CheckMany to Check, item by item (Check is held to
+// the reference): the same decision, or the same error as the item's own
+// after its index.
+func compareBatch(t *testing.T, ix *graph.Index, batch []graph.CheckRequest) {
+	t.Helper()
+	ds, errs, rev := ix.CheckMany(batch)
+	for k, r := range batch {
+		d, err := ix.Check(r.User, r.Right, r.Resource)
+		var berr error
+		if errs != nil {
+			berr = errs[k]
+		}
+		bad := ds[k].Revision != rev
+		if err == nil {
+			bad = bad || berr != nil || ds[k] != d
+		} else {
+			bad = bad || fmt.Sprint(berr) != fmt.Sprintf("item %d: %v", k, err)
+		}
+		if bad {
+			t.Fatalf("batch item %d %+v: %+v, %v; alone %+v, %v", k, r, ds[k], berr, d, err)
+		}
+	}
+}
+
 // compareCheck checks one decision and its explanation against the reference.
 func compareCheck(t *testing.T, ix *graph.Index, ref *refModel, now time.Time, user, right string, x graph.Ref) {
 	t.Helper()
@@ -727,6 +751,7 @@ func TestDifferential(t *testing.T) {
 					b, _ := json.Marshal(batch)
 					t.Fatalf("step %d after batch %s: %v", step, b, err)
 				}
+				var asked []graph.CheckRequest
 				for k := 0; k < checksPerStep; k++ {
 					user, right, x := g.user(), g.right(), g.ref(true)
 					if g.r.IntN(2) == 0 {
@@ -736,8 +761,10 @@ func TestDifferential(t *testing.T) {
 					if d, err := ix.Check(user, right, x); err == nil {
 						reasons[d.Reason]++
 					}
+					asked = append(asked, graph.CheckRequest{User: user, Right: right, Resource: x})
 					checks++
 				}
+				compareBatch(t, ix, asked)
 				compareLookups(t, g, ix, g.m)
 			}
 			stats.folders += len(g.m.folders)

@@ -2,10 +2,10 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -45,26 +45,46 @@ func (a *access) BatchCheck(ctx context.Context, req *pb.BatchCheckRequest) (*pb
 	if len(items) > a.opts.MaxBatchCheck {
 		return nil, a.status(ctx, invalidf("batch of %d checks: at most %d", len(items), a.opts.MaxBatchCheck))
 	}
-	reqs := make([]graph.CheckRequest, len(items))
-	for i, it := range items {
-		x, err := refFromPB(it.GetResource(), "resource")
-		if err != nil {
-			return nil, a.status(ctx, fmt.Errorf("item %d: %w", i, err)) // the index is named only when wrong
-		}
-		reqs[i] = graph.CheckRequest{User: it.GetUser(), Right: it.GetRight(), Resource: x}
-	}
 	if err := a.consistent(ctx, req.GetConsistency()); err != nil {
 		return nil, a.status(ctx, err)
 	}
-	ds, rev, err := a.view(ctx).CheckMany(reqs)
-	if err != nil {
-		return nil, a.status(ctx, err)
+	// An item that is malformed, or that the index cannot decide, gets an
+	// error of its own; the others are decided all the same.
+	reqs := make([]graph.CheckRequest, len(items))
+	var bad []error
+	for i, it := range items {
+		err := it.Problem()
+		var x graph.Ref
+		if err == nil {
+			x, err = refFromPB(it.GetResource(), "resource")
+		}
+		if err != nil {
+			if bad == nil {
+				bad = make([]error, len(items))
+			}
+			bad[i] = invalidf("item %d: %v", i, err) // the index is named only when wrong
+			continue
+		}
+		reqs[i] = graph.CheckRequest{User: it.GetUser(), Right: it.GetRight(), Resource: x}
 	}
+	ds, errs, rev := a.view(ctx).CheckMany(reqs)
 	// One allocation for all the results, not one each.
 	results := make([]pb.CheckResult, len(ds))
 	out := &pb.BatchCheckResponse{Revision: rev, Results: make([]*pb.CheckResult, len(ds))}
 	for i, d := range ds {
-		results[i].Allowed, results[i].Reason = d.Allowed, reasonToPB(d.Reason)
+		var err error
+		switch {
+		case bad != nil && bad[i] != nil:
+			err = bad[i]
+		case errs != nil && errs[i] != nil:
+			err = errs[i]
+		}
+		if err != nil {
+			st := status.Convert(a.status(ctx, err))
+			results[i].Error = &pb.ItemError{Code: int32(st.Code()), Message: st.Message()}
+		} else {
+			results[i].Allowed, results[i].Reason = d.Allowed, reasonToPB(d.Reason)
+		}
 		out.Results[i] = &results[i]
 	}
 	a.opts.Metrics.decidedMany(reqs, ds)

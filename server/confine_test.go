@@ -126,10 +126,20 @@ func TestConfinedTokenEveryRPC(t *testing.T) {
 			inside: func(ctx context.Context) ([]proto.Message, error) {
 				return one(ts.acc.BatchCheck(ctx, &pb.BatchCheckRequest{Items: []*pb.CheckItem{{User: "atlas-user", Right: "edit", Resource: user("atlas-user")}}}))
 			},
+			// The item outside is refused alone; the one inside is decided.
 			outside: func(ctx context.Context, u, f string) error {
-				_, err := ts.acc.BatchCheck(ctx, &pb.BatchCheckRequest{Items: []*pb.CheckItem{
+				r, err := ts.acc.BatchCheck(ctx, &pb.BatchCheckRequest{Items: []*pb.CheckItem{
 					{User: "atlas-user", Right: "read", Resource: folder("atlas")}, {User: u, Right: "read", Resource: folder("atlas")}}})
-				return err
+				if err != nil {
+					return err
+				}
+				if r.GetResults()[0].GetError() != nil {
+					t.Fatalf("the item inside was not decided: %v", r.GetResults()[0].GetError())
+				}
+				if e := r.GetResults()[1].GetError(); e != nil {
+					return status.Error(codes.Code(e.GetCode()), e.GetMessage())
+				}
+				return nil
 			},
 		},
 		pb.AccessService_Explain_FullMethodName: {

@@ -130,11 +130,13 @@ func (m *Metrics) decidedMany(reqs []graph.CheckRequest, ds []graph.Decision) {
 	}
 	var n [8]float64
 	for i, d := range ds {
-		if int(d.Reason) >= len(n) {
+		switch {
+		case d.Reason == 0: // not decided: the item had an error of its own
+		case int(d.Reason) >= len(n):
 			m.decided(reqs[i].Right, d.Reason)
-			continue
+		default:
+			n[d.Reason]++
 		}
-		n[d.Reason]++
 		if i+1 == len(ds) || reqs[i+1].Right != reqs[i].Right {
 			for r, k := range n {
 				if k > 0 {

@@ -216,6 +216,32 @@ func TestChecksOverGRPC(t *testing.T) {
 			t.Errorf("batch item %d %s: %v", i, line, b.GetResults()[i])
 		}
 	}
+	// One bad item does not fail the batch: it gets its own error, naming
+	// it, and the others are decided at the same revision.
+	mixed := []*pb.CheckItem{
+		{User: "tom", Right: "edit", Resource: RefToPB(graph.UserRef("carl"))},
+		{User: "tom", Right: "fly", Resource: RefToPB(graph.UserRef("carl"))},
+		{User: "tom", Right: "edit", Resource: RefToPB(graph.UserRef("nobody"))},
+		{User: "tom", Right: "edit", Resource: &pb.ObjectRef{Id: "carl"}},
+		{User: "tom", Right: "assign", Resource: RefToPB(graph.UserRef("carl"))},
+		{User: "tom"},
+	}
+	mb, err := ts.acc.BatchCheck(ctxT(t), &pb.BatchCheckRequest{Items: mixed})
+	if err != nil || len(mb.GetResults()) != len(mixed) || mb.GetRevision() != b.GetRevision() {
+		t.Fatalf("a batch with bad items: %v, %v", mb, err)
+	}
+	for i, want := range []struct {
+		code    codes.Code
+		mention string
+		reason  pb.Reason
+	}{{codes.OK, "", pb.Reason_REASON_ALLOWED}, {codes.InvalidArgument, "fly", 0}, {codes.NotFound, "nobody", 0},
+		{codes.InvalidArgument, "kind", 0}, {codes.OK, "", pb.Reason_REASON_NO_GRANT}, {codes.InvalidArgument, "right is required", 0}} {
+		r := mb.GetResults()[i]
+		if got := codes.Code(r.GetError().GetCode()); got != want.code || r.GetReason() != want.reason ||
+			want.code != codes.OK && (!strings.Contains(r.GetError().GetMessage(), fmt.Sprintf("item %d", i)) || !strings.Contains(r.GetError().GetMessage(), want.mention) || r.GetAllowed()) {
+			t.Errorf("item %d: %v; want %v naming %q, reason %v", i, r, want.code, want.mention, want.reason)
+		}
+	}
 	acc, err := ts.acc.EffectiveAccess(ctxT(t), &pb.EffectiveAccessRequest{User: "tom"})
 	var grants []string
 	for _, e := range acc.GetEntries() {

@@ -17,7 +17,7 @@ type view interface {
 	ListGrants(holder, target graph.Ref, after string, limit int) ([]graph.Grant, string, uint64, error)
 	ListLocks(target graph.Ref, after string, limit int) ([]graph.Lock, string, uint64, error)
 	Check(user, right string, x graph.Ref) (graph.Decision, error)
-	CheckMany(reqs []graph.CheckRequest) ([]graph.Decision, uint64, error)
+	CheckMany(reqs []graph.CheckRequest) ([]graph.Decision, []error, uint64)
 	Explain(user, right string, x graph.Ref) (graph.Explanation, error)
 	LookupResources(user, right string, kind graph.Kind, after string, limit int) (graph.Page, error)
 	LookupSubjects(right string, x graph.Ref, after string, limit int) (graph.Page, error)

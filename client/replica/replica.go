@@ -259,13 +259,17 @@ func (r *Replica) Check(ctx context.Context, user, right string, x graph.Ref, op
 	return ix.Check(user, right, x)
 }
 
-// BatchCheck decides every request at one revision, in process.
-func (r *Replica) BatchCheck(ctx context.Context, reqs []graph.CheckRequest, opts ...ReadOption) ([]graph.Decision, uint64, error) {
+// BatchCheck decides every request at one revision, in process, as
+// graph.Index.CheckMany does: a request that cannot be decided has its
+// own error in errs. err is for the whole call (the replica is stale, or
+// the wait for a revision ended).
+func (r *Replica) BatchCheck(ctx context.Context, reqs []graph.CheckRequest, opts ...ReadOption) (ds []graph.Decision, errs []error, rev uint64, err error) {
 	ix, err := r.ready(ctx, opts)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
-	return ix.CheckMany(reqs)
+	ds, errs, rev = ix.CheckMany(reqs)
+	return ds, errs, rev, nil
 }
 
 // Explain decides like Check and says why, in process.

@@ -89,10 +89,10 @@ func (w *world) agree(t *testing.T, rev uint64) {
 			t.Fatalf("revision %d, %s %s %v: replica %+v, %v; server %+v, %v", rev, c.User, c.Right, c.Resource, got, gerr, want, werr)
 		}
 	}
-	want, wrev, werr := w.srv.Index.CheckMany(w.checks)
-	got, grev, gerr := w.r.BatchCheck(ctx, w.checks)
-	if werr != nil || gerr != nil || wrev != grev || !reflect.DeepEqual(want, got) {
-		t.Fatalf("batch at %d: replica at %d, %v; server at %d, %v", rev, grev, gerr, wrev, werr)
+	want, werrs, wrev := w.srv.Index.CheckMany(w.checks)
+	got, gerrs, grev, err := w.r.BatchCheck(ctx, w.checks)
+	if err != nil || wrev != grev || !reflect.DeepEqual(want, got) || fmt.Sprint(werrs) != fmt.Sprint(gerrs) {
+		t.Fatalf("batch at %d: replica at %d, %v, %v; server at %d, %v", rev, grev, err, gerrs, wrev, werrs)
 	}
 	for _, c := range w.checks[:20] {
 		want, werr := w.srv.Index.Explain(c.User, c.Right, c.Resource)

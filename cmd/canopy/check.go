@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/spf13/cobra"
 
 	"github.com/canopy-authz/canopy/client"
@@ -78,8 +80,11 @@ func (a *app) batchCheckCommand() *cobra.Command {
 			Use:   "batch-check [-f FILE]",
 			Short: "Decide many checks at one revision, one per line of a file or standard input",
 			Long: `Each line is USER RIGHT [RESOURCE]; blank lines and lines starting with #
-are skipped. Prints one result per check, all at one revision; exits 0
-when every check is allowed, 1 when any is denied, 2 on an error.`,
+are skipped. Prints one result per check, all at one revision; a check
+that cannot be decided (an unknown right or resource) shows its own
+error and the others are decided all the same. Exits 0 when every check
+is allowed, 1 when any is denied, 2 when any could not be decided or the
+call failed.`,
 			Example: `  printf 'tom edit user/carl\ntom assign user/carl\n' | canopy batch-check
   canopy batch-check -f checks.txt -o json`,
 			Args: cobra.NoArgs,
@@ -127,11 +132,19 @@ when every check is allowed, 1 when any is denied, 2 on an error.`,
 					return err
 				}
 				out := &pb.BatchCheckResponse{}
-				all := true
+				all, failed := true, 0
 				var rows [][]string
 				for i, d := range ds {
-					out.Results = append(out.Results, &pb.CheckResult{Allowed: d.Allowed, Reason: d.Reason})
 					out.Revision = d.Revision
+					if d.Err != nil {
+						// This line alone could not be decided; the rest were.
+						st := status.Convert(d.Err)
+						out.Results = append(out.Results, &pb.CheckResult{Error: &pb.ItemError{Code: int32(st.Code()), Message: st.Message()}})
+						rows = append(rows, []string{lines[i], "error", describe(d.Err)})
+						failed++
+						continue
+					}
+					out.Results = append(out.Results, &pb.CheckResult{Allowed: d.Allowed, Reason: d.Reason})
 					all = all && d.Allowed
 					rows = append(rows, []string{lines[i], verdict(d.Allowed), reasonWords(d.Reason)})
 				}
@@ -142,10 +155,15 @@ when every check is allowed, 1 when any is denied, 2 on an error.`,
 					_, err := fmt.Fprintf(w, "(revision %d)\n", out.Revision)
 					return err
 				})
-				if err == nil && !all {
+				switch {
+				case err != nil:
+					return err
+				case failed > 0:
+					return fmt.Errorf("batch-check: %d of %d checks could not be decided (their lines say why)", failed, len(ds))
+				case !all:
 					return errNo
 				}
-				return err
+				return nil
 			},
 		}
 		c.Flags().StringVarP(&file, "file", "f", "", "file of checks (- or none: standard input)")

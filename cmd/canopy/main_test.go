@@ -305,6 +305,12 @@ func TestReads(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.out, "tom assign user/carl      denied    no grant") {
 		t.Errorf("batch-check: exit %d\n%s%s", r.code, r.out, r.err)
 	}
+	// A line the server cannot decide shows its own error; the others are
+	// decided, and the exit is 2.
+	if r := run(t, s.Addr, "tom edit user/carl\ntom fly user/carl\n", "batch-check"); r.code != 2 ||
+		!strings.Contains(r.out, "allowed") || !strings.Contains(r.out, "fly") || !strings.Contains(r.err, "1 of 2 checks could not be decided") {
+		t.Errorf("batch-check with an unknown right: exit %d\n%s%s", r.code, r.out, r.err)
+	}
 	if r := run(t, s.Addr, "tom\n", "batch-check"); r.code != 2 || !strings.Contains(r.err, "line 1") {
 		t.Errorf("batch-check of a bad line: exit %d %q", r.code, r.err)
 	}

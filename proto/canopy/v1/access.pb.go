@@ -328,11 +328,17 @@ func (x *BatchCheckRequest) GetConsistency() *Consistency {
 	return nil
 }
 
-// CheckResult is the decision of one item.
+// CheckResult is the decision of one item, or why it could not be
+// decided.
 type CheckResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Allowed       bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
-	Reason        Reason                 `protobuf:"varint,2,opt,name=reason,proto3,enum=canopy.v1.Reason" json:"reason,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Allowed bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	Reason  Reason                 `protobuf:"varint,2,opt,name=reason,proto3,enum=canopy.v1.Reason" json:"reason,omitempty"`
+	// Set when this item alone could not be decided (a malformed item, an
+	// unknown right or resource, one outside the caller's organisations):
+	// allowed is then false and reason unset. The other items are decided
+	// all the same, at the same revision.
+	Error         *ItemError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,7 +387,71 @@ func (x *CheckResult) GetReason() Reason {
 	return Reason_REASON_UNSPECIFIED
 }
 
-// BatchCheckResponse holds one result per item, in order.
+func (x *CheckResult) GetError() *ItemError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// ItemError is why one item of a batch could not be decided.
+type ItemError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gRPC status code the item would have got as a Check of its own
+	// (google.rpc.Code: 3 INVALID_ARGUMENT, 5 NOT_FOUND, 7 PERMISSION_DENIED).
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// What was wrong, naming the item's index and the offending id.
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ItemError) Reset() {
+	*x = ItemError{}
+	mi := &file_canopy_v1_access_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ItemError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ItemError) ProtoMessage() {}
+
+func (x *ItemError) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_access_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
+func (*ItemError) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ItemError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ItemError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// BatchCheckResponse holds one result per item, in order, all decided at
+// one revision.
 type BatchCheckResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Results       []*CheckResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
@@ -392,7 +462,7 @@ type BatchCheckResponse struct {
 
 func (x *BatchCheckResponse) Reset() {
 	*x = BatchCheckResponse{}
-	mi := &file_canopy_v1_access_proto_msgTypes[5]
+	mi := &file_canopy_v1_access_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +474,7 @@ func (x *BatchCheckResponse) String() string {
 func (*BatchCheckResponse) ProtoMessage() {}
 
 func (x *BatchCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_access_proto_msgTypes[5]
+	mi := &file_canopy_v1_access_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +487,7 @@ func (x *BatchCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchCheckResponse.ProtoReflect.Descriptor instead.
 func (*BatchCheckResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_access_proto_rawDescGZIP(), []int{5}
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BatchCheckResponse) GetResults() []*CheckResult {
@@ -447,7 +517,7 @@ type ExplainRequest struct {
 
 func (x *ExplainRequest) Reset() {
 	*x = ExplainRequest{}
-	mi := &file_canopy_v1_access_proto_msgTypes[6]
+	mi := &file_canopy_v1_access_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +529,7 @@ func (x *ExplainRequest) String() string {
 func (*ExplainRequest) ProtoMessage() {}
 
 func (x *ExplainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_access_proto_msgTypes[6]
+	mi := &file_canopy_v1_access_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +542,7 @@ func (x *ExplainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_access_proto_rawDescGZIP(), []int{6}
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ExplainRequest) GetUser() string {
@@ -528,7 +598,7 @@ type ExplainResponse struct {
 
 func (x *ExplainResponse) Reset() {
 	*x = ExplainResponse{}
-	mi := &file_canopy_v1_access_proto_msgTypes[7]
+	mi := &file_canopy_v1_access_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +610,7 @@ func (x *ExplainResponse) String() string {
 func (*ExplainResponse) ProtoMessage() {}
 
 func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_access_proto_msgTypes[7]
+	mi := &file_canopy_v1_access_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +623,7 @@ func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainResponse.ProtoReflect.Descriptor instead.
 func (*ExplainResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_access_proto_rawDescGZIP(), []int{7}
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ExplainResponse) GetAllowed() bool {
@@ -637,7 +707,7 @@ type LookupResourcesRequest struct {
 
 func (x *LookupResourcesRequest) Reset() {
 	*x = LookupResourcesRequest{}
-	mi := &file_canopy_v1_access_proto_msgTypes[8]
+	mi := &file_canopy_v1_access_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +719,7 @@ func (x *LookupResourcesRequest) String() string {
 func (*LookupResourcesRequest) ProtoMessage() {}
 
 func (x *LookupResourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_access_proto_msgTypes[8]
+	mi := &file_canopy_v1_access_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +732,7 @@ func (x *LookupResourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResourcesRequest.ProtoReflect.Descriptor instead.
 func (*LookupResourcesRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_access_proto_rawDescGZIP(), []int{8}
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LookupResourcesRequest) GetUser() string {
@@ -720,7 +790,7 @@ type LookupResourcesResponse struct {
 
 func (x *LookupResourcesResponse) Reset() {
 	*x = LookupResourcesResponse{}
-	mi := &file_canopy_v1_access_proto_msgTypes[9]
+	mi := &file_canopy_v1_access_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +802,7 @@ func (x *LookupResourcesResponse) String() string {
 func (*LookupResourcesResponse) ProtoMessage() {}
 
 func (x *LookupResourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_access_proto_msgTypes[9]
+	mi := &file_canopy_v1_access_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +815,7 @@ func (x *LookupResourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResourcesResponse.ProtoReflect.Descriptor instead.
 func (*LookupResourcesResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_access_proto_rawDescGZIP(), []int{9}
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LookupResourcesResponse) GetIds() []string {
@@ -785,7 +855,7 @@ type LookupSubjectsRequest struct {
 
 func (x *LookupSubjectsRequest) Reset() {
 	*x = LookupSubjectsRequest{}
-	mi := &file_canopy_v1_access_proto_msgTypes[10]
+	mi := &file_canopy_v1_access_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +867,7 @@ func (x *LookupSubjectsRequest) String() string {
 func (*LookupSubjectsRequest) ProtoMessage() {}
 
 func (x *LookupSubjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_access_proto_msgTypes[10]
+	mi := &file_canopy_v1_access_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +880,7 @@ func (x *LookupSubjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupSubjectsRequest.ProtoReflect.Descriptor instead.
 func (*LookupSubjectsRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_access_proto_rawDescGZIP(), []int{10}
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LookupSubjectsRequest) GetRight() string {
@@ -860,7 +930,7 @@ type LookupSubjectsResponse struct {
 
 func (x *LookupSubjectsResponse) Reset() {
 	*x = LookupSubjectsResponse{}
-	mi := &file_canopy_v1_access_proto_msgTypes[11]
+	mi := &file_canopy_v1_access_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +942,7 @@ func (x *LookupSubjectsResponse) String() string {
 func (*LookupSubjectsResponse) ProtoMessage() {}
 
 func (x *LookupSubjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_access_proto_msgTypes[11]
+	mi := &file_canopy_v1_access_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +955,7 @@ func (x *LookupSubjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupSubjectsResponse.ProtoReflect.Descriptor instead.
 func (*LookupSubjectsResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_access_proto_rawDescGZIP(), []int{11}
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LookupSubjectsResponse) GetUserIds() []string {
@@ -920,7 +990,7 @@ type EffectiveAccessRequest struct {
 
 func (x *EffectiveAccessRequest) Reset() {
 	*x = EffectiveAccessRequest{}
-	mi := &file_canopy_v1_access_proto_msgTypes[12]
+	mi := &file_canopy_v1_access_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1002,7 @@ func (x *EffectiveAccessRequest) String() string {
 func (*EffectiveAccessRequest) ProtoMessage() {}
 
 func (x *EffectiveAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_access_proto_msgTypes[12]
+	mi := &file_canopy_v1_access_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1015,7 @@ func (x *EffectiveAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveAccessRequest.ProtoReflect.Descriptor instead.
 func (*EffectiveAccessRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_access_proto_rawDescGZIP(), []int{12}
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EffectiveAccessRequest) GetUser() string {
@@ -979,7 +1049,7 @@ type AccessEntry struct {
 
 func (x *AccessEntry) Reset() {
 	*x = AccessEntry{}
-	mi := &file_canopy_v1_access_proto_msgTypes[13]
+	mi := &file_canopy_v1_access_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1061,7 @@ func (x *AccessEntry) String() string {
 func (*AccessEntry) ProtoMessage() {}
 
 func (x *AccessEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_access_proto_msgTypes[13]
+	mi := &file_canopy_v1_access_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1074,7 @@ func (x *AccessEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessEntry.ProtoReflect.Descriptor instead.
 func (*AccessEntry) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_access_proto_rawDescGZIP(), []int{13}
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AccessEntry) GetGrant() *Grant {
@@ -1050,7 +1120,7 @@ type EffectiveAccessResponse struct {
 
 func (x *EffectiveAccessResponse) Reset() {
 	*x = EffectiveAccessResponse{}
-	mi := &file_canopy_v1_access_proto_msgTypes[14]
+	mi := &file_canopy_v1_access_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1132,7 @@ func (x *EffectiveAccessResponse) String() string {
 func (*EffectiveAccessResponse) ProtoMessage() {}
 
 func (x *EffectiveAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_access_proto_msgTypes[14]
+	mi := &file_canopy_v1_access_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1145,7 @@ func (x *EffectiveAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveAccessResponse.ProtoReflect.Descriptor instead.
 func (*EffectiveAccessResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_access_proto_rawDescGZIP(), []int{14}
+	return file_canopy_v1_access_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EffectiveAccessResponse) GetUser() *User {
@@ -1126,10 +1196,14 @@ const file_canopy_v1_access_proto_rawDesc = "" +
 	"\bresource\x18\x03 \x01(\v2\x14.canopy.v1.ObjectRefR\bresource\"y\n" +
 	"\x11BatchCheckRequest\x12*\n" +
 	"\x05items\x18\x01 \x03(\v2\x14.canopy.v1.CheckItemR\x05items\x128\n" +
-	"\vconsistency\x18\x02 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"R\n" +
+	"\vconsistency\x18\x02 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"~\n" +
 	"\vCheckResult\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12)\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x11.canopy.v1.ReasonR\x06reason\"b\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x11.canopy.v1.ReasonR\x06reason\x12*\n" +
+	"\x05error\x18\x03 \x01(\v2\x14.canopy.v1.ItemErrorR\x05error\"9\n" +
+	"\tItemError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"b\n" +
 	"\x12BatchCheckResponse\x120\n" +
 	"\aresults\x18\x01 \x03(\v2\x16.canopy.v1.CheckResultR\aresults\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\"\xa6\x01\n" +
@@ -1217,7 +1291,7 @@ func file_canopy_v1_access_proto_rawDescGZIP() []byte {
 }
 
 var file_canopy_v1_access_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_canopy_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_canopy_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_canopy_v1_access_proto_goTypes = []any{
 	(Reason)(0),                     // 0: canopy.v1.Reason
 	(*CheckRequest)(nil),            // 1: canopy.v1.CheckRequest
@@ -1225,63 +1299,65 @@ var file_canopy_v1_access_proto_goTypes = []any{
 	(*CheckItem)(nil),               // 3: canopy.v1.CheckItem
 	(*BatchCheckRequest)(nil),       // 4: canopy.v1.BatchCheckRequest
 	(*CheckResult)(nil),             // 5: canopy.v1.CheckResult
-	(*BatchCheckResponse)(nil),      // 6: canopy.v1.BatchCheckResponse
-	(*ExplainRequest)(nil),          // 7: canopy.v1.ExplainRequest
-	(*ExplainResponse)(nil),         // 8: canopy.v1.ExplainResponse
-	(*LookupResourcesRequest)(nil),  // 9: canopy.v1.LookupResourcesRequest
-	(*LookupResourcesResponse)(nil), // 10: canopy.v1.LookupResourcesResponse
-	(*LookupSubjectsRequest)(nil),   // 11: canopy.v1.LookupSubjectsRequest
-	(*LookupSubjectsResponse)(nil),  // 12: canopy.v1.LookupSubjectsResponse
-	(*EffectiveAccessRequest)(nil),  // 13: canopy.v1.EffectiveAccessRequest
-	(*AccessEntry)(nil),             // 14: canopy.v1.AccessEntry
-	(*EffectiveAccessResponse)(nil), // 15: canopy.v1.EffectiveAccessResponse
-	(*ObjectRef)(nil),               // 16: canopy.v1.ObjectRef
-	(*Consistency)(nil),             // 17: canopy.v1.Consistency
-	(*Grant)(nil),                   // 18: canopy.v1.Grant
-	(*Lock)(nil),                    // 19: canopy.v1.Lock
-	(ObjectKind)(0),                 // 20: canopy.v1.ObjectKind
-	(*User)(nil),                    // 21: canopy.v1.User
+	(*ItemError)(nil),               // 6: canopy.v1.ItemError
+	(*BatchCheckResponse)(nil),      // 7: canopy.v1.BatchCheckResponse
+	(*ExplainRequest)(nil),          // 8: canopy.v1.ExplainRequest
+	(*ExplainResponse)(nil),         // 9: canopy.v1.ExplainResponse
+	(*LookupResourcesRequest)(nil),  // 10: canopy.v1.LookupResourcesRequest
+	(*LookupResourcesResponse)(nil), // 11: canopy.v1.LookupResourcesResponse
+	(*LookupSubjectsRequest)(nil),   // 12: canopy.v1.LookupSubjectsRequest
+	(*LookupSubjectsResponse)(nil),  // 13: canopy.v1.LookupSubjectsResponse
+	(*EffectiveAccessRequest)(nil),  // 14: canopy.v1.EffectiveAccessRequest
+	(*AccessEntry)(nil),             // 15: canopy.v1.AccessEntry
+	(*EffectiveAccessResponse)(nil), // 16: canopy.v1.EffectiveAccessResponse
+	(*ObjectRef)(nil),               // 17: canopy.v1.ObjectRef
+	(*Consistency)(nil),             // 18: canopy.v1.Consistency
+	(*Grant)(nil),                   // 19: canopy.v1.Grant
+	(*Lock)(nil),                    // 20: canopy.v1.Lock
+	(ObjectKind)(0),                 // 21: canopy.v1.ObjectKind
+	(*User)(nil),                    // 22: canopy.v1.User
 }
 var file_canopy_v1_access_proto_depIdxs = []int32{
-	16, // 0: canopy.v1.CheckRequest.resource:type_name -> canopy.v1.ObjectRef
-	17, // 1: canopy.v1.CheckRequest.consistency:type_name -> canopy.v1.Consistency
+	17, // 0: canopy.v1.CheckRequest.resource:type_name -> canopy.v1.ObjectRef
+	18, // 1: canopy.v1.CheckRequest.consistency:type_name -> canopy.v1.Consistency
 	0,  // 2: canopy.v1.CheckResponse.reason:type_name -> canopy.v1.Reason
-	16, // 3: canopy.v1.CheckItem.resource:type_name -> canopy.v1.ObjectRef
+	17, // 3: canopy.v1.CheckItem.resource:type_name -> canopy.v1.ObjectRef
 	3,  // 4: canopy.v1.BatchCheckRequest.items:type_name -> canopy.v1.CheckItem
-	17, // 5: canopy.v1.BatchCheckRequest.consistency:type_name -> canopy.v1.Consistency
+	18, // 5: canopy.v1.BatchCheckRequest.consistency:type_name -> canopy.v1.Consistency
 	0,  // 6: canopy.v1.CheckResult.reason:type_name -> canopy.v1.Reason
-	5,  // 7: canopy.v1.BatchCheckResponse.results:type_name -> canopy.v1.CheckResult
-	16, // 8: canopy.v1.ExplainRequest.resource:type_name -> canopy.v1.ObjectRef
-	17, // 9: canopy.v1.ExplainRequest.consistency:type_name -> canopy.v1.Consistency
-	0,  // 10: canopy.v1.ExplainResponse.reason:type_name -> canopy.v1.Reason
-	18, // 11: canopy.v1.ExplainResponse.grant:type_name -> canopy.v1.Grant
-	19, // 12: canopy.v1.ExplainResponse.lock:type_name -> canopy.v1.Lock
-	20, // 13: canopy.v1.LookupResourcesRequest.kind:type_name -> canopy.v1.ObjectKind
-	17, // 14: canopy.v1.LookupResourcesRequest.consistency:type_name -> canopy.v1.Consistency
-	16, // 15: canopy.v1.LookupSubjectsRequest.resource:type_name -> canopy.v1.ObjectRef
-	17, // 16: canopy.v1.LookupSubjectsRequest.consistency:type_name -> canopy.v1.Consistency
-	17, // 17: canopy.v1.EffectiveAccessRequest.consistency:type_name -> canopy.v1.Consistency
-	18, // 18: canopy.v1.AccessEntry.grant:type_name -> canopy.v1.Grant
-	19, // 19: canopy.v1.AccessEntry.locks:type_name -> canopy.v1.Lock
-	21, // 20: canopy.v1.EffectiveAccessResponse.user:type_name -> canopy.v1.User
-	14, // 21: canopy.v1.EffectiveAccessResponse.entries:type_name -> canopy.v1.AccessEntry
-	1,  // 22: canopy.v1.AccessService.Check:input_type -> canopy.v1.CheckRequest
-	4,  // 23: canopy.v1.AccessService.BatchCheck:input_type -> canopy.v1.BatchCheckRequest
-	7,  // 24: canopy.v1.AccessService.Explain:input_type -> canopy.v1.ExplainRequest
-	9,  // 25: canopy.v1.AccessService.LookupResources:input_type -> canopy.v1.LookupResourcesRequest
-	11, // 26: canopy.v1.AccessService.LookupSubjects:input_type -> canopy.v1.LookupSubjectsRequest
-	13, // 27: canopy.v1.AccessService.EffectiveAccess:input_type -> canopy.v1.EffectiveAccessRequest
-	2,  // 28: canopy.v1.AccessService.Check:output_type -> canopy.v1.CheckResponse
-	6,  // 29: canopy.v1.AccessService.BatchCheck:output_type -> canopy.v1.BatchCheckResponse
-	8,  // 30: canopy.v1.AccessService.Explain:output_type -> canopy.v1.ExplainResponse
-	10, // 31: canopy.v1.AccessService.LookupResources:output_type -> canopy.v1.LookupResourcesResponse
-	12, // 32: canopy.v1.AccessService.LookupSubjects:output_type -> canopy.v1.LookupSubjectsResponse
-	15, // 33: canopy.v1.AccessService.EffectiveAccess:output_type -> canopy.v1.EffectiveAccessResponse
-	28, // [28:34] is the sub-list for method output_type
-	22, // [22:28] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	6,  // 7: canopy.v1.CheckResult.error:type_name -> canopy.v1.ItemError
+	5,  // 8: canopy.v1.BatchCheckResponse.results:type_name -> canopy.v1.CheckResult
+	17, // 9: canopy.v1.ExplainRequest.resource:type_name -> canopy.v1.ObjectRef
+	18, // 10: canopy.v1.ExplainRequest.consistency:type_name -> canopy.v1.Consistency
+	0,  // 11: canopy.v1.ExplainResponse.reason:type_name -> canopy.v1.Reason
+	19, // 12: canopy.v1.ExplainResponse.grant:type_name -> canopy.v1.Grant
+	20, // 13: canopy.v1.ExplainResponse.lock:type_name -> canopy.v1.Lock
+	21, // 14: canopy.v1.LookupResourcesRequest.kind:type_name -> canopy.v1.ObjectKind
+	18, // 15: canopy.v1.LookupResourcesRequest.consistency:type_name -> canopy.v1.Consistency
+	17, // 16: canopy.v1.LookupSubjectsRequest.resource:type_name -> canopy.v1.ObjectRef
+	18, // 17: canopy.v1.LookupSubjectsRequest.consistency:type_name -> canopy.v1.Consistency
+	18, // 18: canopy.v1.EffectiveAccessRequest.consistency:type_name -> canopy.v1.Consistency
+	19, // 19: canopy.v1.AccessEntry.grant:type_name -> canopy.v1.Grant
+	20, // 20: canopy.v1.AccessEntry.locks:type_name -> canopy.v1.Lock
+	22, // 21: canopy.v1.EffectiveAccessResponse.user:type_name -> canopy.v1.User
+	15, // 22: canopy.v1.EffectiveAccessResponse.entries:type_name -> canopy.v1.AccessEntry
+	1,  // 23: canopy.v1.AccessService.Check:input_type -> canopy.v1.CheckRequest
+	4,  // 24: canopy.v1.AccessService.BatchCheck:input_type -> canopy.v1.BatchCheckRequest
+	8,  // 25: canopy.v1.AccessService.Explain:input_type -> canopy.v1.ExplainRequest
+	10, // 26: canopy.v1.AccessService.LookupResources:input_type -> canopy.v1.LookupResourcesRequest
+	12, // 27: canopy.v1.AccessService.LookupSubjects:input_type -> canopy.v1.LookupSubjectsRequest
+	14, // 28: canopy.v1.AccessService.EffectiveAccess:input_type -> canopy.v1.EffectiveAccessRequest
+	2,  // 29: canopy.v1.AccessService.Check:output_type -> canopy.v1.CheckResponse
+	7,  // 30: canopy.v1.AccessService.BatchCheck:output_type -> canopy.v1.BatchCheckResponse
+	9,  // 31: canopy.v1.AccessService.Explain:output_type -> canopy.v1.ExplainResponse
+	11, // 32: canopy.v1.AccessService.LookupResources:output_type -> canopy.v1.LookupResourcesResponse
+	13, // 33: canopy.v1.AccessService.LookupSubjects:output_type -> canopy.v1.LookupSubjectsResponse
+	16, // 34: canopy.v1.AccessService.EffectiveAccess:output_type -> canopy.v1.EffectiveAccessResponse
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_access_proto_init() }
@@ -1296,7 +1372,7 @@ func file_canopy_v1_access_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_access_proto_rawDesc), len(file_canopy_v1_access_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

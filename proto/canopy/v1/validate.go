@@ -74,17 +74,20 @@ func (r *ExplainRequest) Validate() error {
 	return first(required("user", r.GetUser()), required("right", r.GetRight()), validRef("resource", r.GetResource()))
 }
 
-// Validate checks the request's shape.
+// Validate checks the batch's shape: it has items. Each item's own shape
+// (CheckItem.Problem) is that item's result, so that one malformed item
+// does not fail the others.
 func (r *BatchCheckRequest) Validate() error {
 	if len(r.GetItems()) == 0 {
 		return fmt.Errorf("items: at least one check is required")
 	}
-	for i, it := range r.GetItems() {
-		if err := first(required("user", it.GetUser()), required("right", it.GetRight()), validRef("resource", it.GetResource())); err != nil {
-			return fmt.Errorf("items[%d].%w", i, err) // named only when wrong, not for every item
-		}
-	}
 	return nil
+}
+
+// Problem says what is wrong with the item's shape, as Validate says it of
+// a CheckRequest; nil when nothing is.
+func (it *CheckItem) Problem() error {
+	return first(required("user", it.GetUser()), required("right", it.GetRight()), validRef("resource", it.GetResource()))
 }
 
 // Validate checks the request's shape.

@@ -19,7 +19,8 @@ func TestValidate(t *testing.T) {
 		{&CheckRequest{User: "u", Right: "read", Resource: &ObjectRef{Kind: ObjectKind_OBJECT_KIND_USER}}, "resource.id is required"},
 		{&CheckRequest{User: strings.Repeat("u", 300), Right: "read"}, "longer than 256"},
 		{&BatchCheckRequest{}, "at least one check"},
-		{&BatchCheckRequest{Items: []*CheckItem{{User: "u", Right: "r"}, {User: "u"}}}, "items[1].right is required"},
+		// A malformed item is its own result's error (CheckItem.Problem).
+		{&BatchCheckRequest{Items: []*CheckItem{{User: "u", Right: "r"}, {User: "u"}}}, ""},
 		{&LookupResourcesRequest{User: "u", Right: "r"}, "kind must be"},
 		{&LookupResourcesRequest{User: "u", Right: "r", Kind: ObjectKind_OBJECT_KIND_USER, PageSize: MaxPageSize + 1}, "page_size"},
 		{&WriteRequest{}, "at least one"},
@@ -44,14 +45,17 @@ func TestValidateAllocatesNothing(t *testing.T) {
 	check := &CheckRequest{User: "u", Right: "read", Resource: ref}
 	batch := &BatchCheckRequest{Items: []*CheckItem{{User: "u", Right: "read", Resource: ref}, {User: "v", Right: "read"}}}
 	if n := testing.AllocsPerRun(100, func() {
-		if check.Validate() != nil || batch.Validate() != nil {
+		if check.Validate() != nil || batch.Validate() != nil || batch.Items[0].Problem() != nil || batch.Items[1].Problem() != nil {
 			t.Fatal("valid requests refused")
 		}
 	}); n != 0 {
-		t.Errorf("validating a check and a batch allocates %v times", n)
+		t.Errorf("validating a check, a batch and its items allocates %v times", n)
 	}
-	bad := &BatchCheckRequest{Items: []*CheckItem{{User: "u", Right: "read"}, {User: "u", Right: "read", Resource: &ObjectRef{Kind: ObjectKind_OBJECT_KIND_USER}}}}
-	if err := bad.Validate(); err == nil || err.Error() != "items[1].resource.id is required" {
-		t.Errorf("a batch whose second resource has no id: %v", err)
+	bad := &CheckItem{User: "u", Right: "read", Resource: &ObjectRef{Kind: ObjectKind_OBJECT_KIND_USER}}
+	if err := bad.Problem(); err == nil || err.Error() != "resource.id is required" {
+		t.Errorf("an item whose resource has no id: %v", err)
+	}
+	if err := (&CheckItem{User: "u"}).Problem(); err == nil || err.Error() != "right is required" {
+		t.Errorf("an item with no right: %v", err)
 	}
 }
