@@ -60,24 +60,23 @@ func (p *Preconditions) check(s *state, rev uint64) error {
 	if p.Revision != 0 && p.Revision != rev {
 		return newErr("precondition", fmt.Sprint(p.Revision), ErrPrecondition, "revision is %d", rev)
 	}
-	for _, id := range p.FoldersExist {
-		if _, ok := s.folders.get(id); !ok {
-			return newErr("precondition", id, ErrPrecondition, "folder does not exist")
-		}
-	}
-	for _, id := range p.UsersExist {
-		if _, ok := s.users.get(id); !ok {
-			return newErr("precondition", id, ErrPrecondition, "user does not exist")
-		}
-	}
-	for _, id := range p.FoldersAbsent {
-		if _, ok := s.folders.get(id); ok {
-			return newErr("precondition", id, ErrPrecondition, "folder exists")
-		}
-	}
-	for _, id := range p.UsersAbsent {
-		if _, ok := s.users.get(id); ok {
-			return newErr("precondition", id, ErrPrecondition, "user exists")
+	folder := func(id string) bool { _, ok := s.folders.get(id); return ok }
+	user := func(id string) bool { _, ok := s.users.get(id); return ok }
+	for _, c := range []struct {
+		ids  []string
+		has  func(string) bool
+		want bool
+		why  string
+	}{
+		{p.FoldersExist, folder, true, "folder does not exist"},
+		{p.UsersExist, user, true, "user does not exist"},
+		{p.FoldersAbsent, folder, false, "folder exists"},
+		{p.UsersAbsent, user, false, "user exists"},
+	} {
+		for _, id := range c.ids {
+			if c.has(id) != c.want {
+				return newErr("precondition", id, ErrPrecondition, "%s", c.why)
+			}
 		}
 	}
 	return nil
