@@ -217,6 +217,9 @@ func (ix *Index) commitGroup(group []*writeReq) {
 		}
 	}()
 	try := group
+	// A refusal is checked again only until the node has read the store
+	// once since the writes came: that reaches the head they came after.
+	rechecked := false
 	for attempt := 1; ; attempt++ {
 		err := ix.tryGroup(try)
 		if ix.feed == nil || attempt == maxAttempts {
@@ -232,7 +235,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 				refused = append(refused, req)
 			}
 		}
-		if !conflict && len(refused) == 0 {
+		if !conflict && (len(refused) == 0 || rechecked) {
 			break
 		}
 		// Another node committed first, or this node may be behind the
@@ -248,6 +251,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			}
 			break
 		}
+		rechecked = true
 		if !conflict {
 			if ix.head.Load() == was {
 				break // the refusals stand: the node was up to date
