@@ -39,6 +39,9 @@ type txn struct {
 	// every primitive's scope must lie in them (confine.go). It needs
 	// scoped.
 	orgs Orgs
+	// as, when not nil, is the user the batch is written on behalf of:
+	// each mutation needs that user's rights (actas.go).
+	as *actingAs
 }
 
 // applyBatch applies muts in order. On error it rolls back what it applied
@@ -48,7 +51,13 @@ func (t *txn) applyBatch(muts []Mutation) error {
 	for i := range muts {
 		yieldAfter(i)
 		from := len(t.done)
-		err := t.apply(&muts[i])
+		var err error
+		if t.as != nil {
+			err = t.mayAct(&muts[i])
+		}
+		if err == nil {
+			err = t.apply(&muts[i])
+		}
 		for k := from; err == nil && t.orgs != nil && k < len(t.done); k++ {
 			err = t.confined(k)
 		}

@@ -35,6 +35,10 @@ var (
 	// caller is confined to, or one that does not exist (the caller is not
 	// told which), or a write reaches outside them.
 	ErrOutside = errors.New("outside the caller's organisations")
+	// ErrNotAllowed: a batch written on behalf of a user needs a right
+	// that user does not hold (actas.go); the error names the mutation,
+	// the right and the object.
+	ErrNotAllowed = errors.New("not allowed")
 	// ErrClosed: the index has been closed.
 	ErrClosed = errors.New("index closed")
 	// ErrStorage: the journal could not make a batch durable (a full disk,

@@ -25,9 +25,12 @@ func (f ClockFunc) Now() time.Time { return f() }
 // was written, the primitive mutations it applied (cascades expanded), and
 // the record of every entity it touched as the batch left it.
 type Commit struct {
-	Revision  uint64
-	Time      time.Time
-	Actor     string
+	Revision uint64
+	Time     time.Time
+	Actor    string
+	// ActedFor is the user the batch was written on behalf of
+	// (Index.WriteAs), "" for none.
+	ActedFor  string
 	Mutations []Mutation
 	// Places and Touched say where each mutation happened, so that
 	// streams can be filtered by organisation and subtree, also on replay

@@ -13,6 +13,7 @@ type logEntry struct {
 	Revision  uint64     `json:"revision"`
 	Time      time.Time  `json:"time"`
 	Actor     string     `json:"actor"`
+	ActedFor  string     `json:"acted_for,omitempty"` // Commit.ActedFor
 	Mutations []Mutation `json:"mutations"`
 	Places    []Place    `json:"places,omitempty"`  // Commit.Places
 	Touched   [][]int32  `json:"touched,omitempty"` // Commit.Touched
@@ -25,7 +26,7 @@ type logEntry struct {
 // MarshalCommit encodes c as a change log keeps it: its revision, time,
 // actor, mutations and places, without its records or access changes.
 func MarshalCommit(c Commit) ([]byte, error) {
-	b, err := json.Marshal(logEntry{Revision: c.Revision, Time: c.Time, Actor: c.Actor, Mutations: c.Mutations, Places: c.Places, Touched: c.Touched})
+	b, err := json.Marshal(logEntry{Revision: c.Revision, Time: c.Time, Actor: c.Actor, ActedFor: c.ActedFor, Mutations: c.Mutations, Places: c.Places, Touched: c.Touched})
 	if err != nil {
 		return nil, fmt.Errorf("encode log entry %d: %w", c.Revision, err)
 	}
@@ -42,5 +43,5 @@ func UnmarshalCommit(b []byte) (Commit, error) {
 	if e.Touched == nil && e.Scopes != nil {
 		e.Places, e.Touched = PlacesFromScopes(e.Scopes)
 	}
-	return Commit{Revision: e.Revision, Time: e.Time, Actor: e.Actor, Mutations: e.Mutations, Places: e.Places, Touched: e.Touched}, nil
+	return Commit{Revision: e.Revision, Time: e.Time, Actor: e.Actor, ActedFor: e.ActedFor, Mutations: e.Mutations, Places: e.Places, Touched: e.Touched}, nil
 }

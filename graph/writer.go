@@ -20,6 +20,7 @@ type writeReq struct {
 	orgs      Orgs   // the organisations the writer is confined to; nil: all
 	expire    bool   // ExpireDue: the writer fills muts with the due expiries
 	bootstrap bool   // the first batch: written only at revision 0
+	as        string // the user the batch is written on behalf of; "" for none
 	run       func() // not a write: a task for the writer, between groups
 	done      chan struct{}
 	rev       uint64
@@ -91,6 +92,19 @@ func (p *Preconditions) check(s *state, rev uint64) error {
 // never committed; once taken, it completes whatever the context does.
 func (ix *Index) Write(ctx context.Context, actor string, muts []Mutation, pre Preconditions) (uint64, error) {
 	return ix.write(ctx, &writeReq{ctx: ctx, actor: actor, muts: muts, pre: pre})
+}
+
+// WriteAs writes a batch as Write does, on behalf of user: every mutation
+// is also allowed by the decision rule only when user holds the rights it
+// needs, in the state the mutations before it leave (actas.go). A batch
+// that needs a right user lacks is refused with ErrNotAllowed, naming the
+// mutation, the right and the object, and changes nothing. The change log
+// records both actor and user (Commit.ActedFor).
+func (ix *Index) WriteAs(ctx context.Context, actor, user string, muts []Mutation, pre Preconditions) (uint64, error) {
+	if user == "" {
+		return 0, newErr("write", actor, ErrInvalid, "acting as nobody: name the user")
+	}
+	return ix.write(ctx, &writeReq{ctx: ctx, actor: actor, as: user, muts: muts, pre: pre})
 }
 
 // Import writes a batch as Write does, except that a grant whose expiry has
@@ -310,7 +324,10 @@ func (ix *Index) tryGroup(group []*writeReq) error {
 			continue
 		}
 		mark := len(t.done)
-		t.table, t.orgs = newScopeTable(), req.orgs
+		t.table, t.orgs, t.as = newScopeTable(), req.orgs, nil
+		if req.as != "" {
+			t.as = &actingAs{user: req.as, now: now.UnixNano()}
+		}
 		if err := t.applyBatch(req.muts); err != nil {
 			req.err = err
 			continue
@@ -326,7 +343,7 @@ func (ix *Index) tryGroup(group []*writeReq) error {
 				continue
 			}
 		}
-		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, Mutations: prims, Places: t.table.places, Touched: touched, Records: recs})
+		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, ActedFor: req.as, Mutations: prims, Places: t.table.places, Touched: touched, Records: recs})
 		accepted = append(accepted, req)
 	}
 	var err error

@@ -28,7 +28,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	switch {
 	case errors.As(err, &bad), errors.Is(err, graph.ErrInvalid), errors.Is(err, graph.ErrUnknownRight):
 		code = codes.InvalidArgument
-	case errors.Is(err, graph.ErrOutside):
+	case errors.Is(err, graph.ErrOutside), errors.Is(err, graph.ErrNotAllowed):
 		code = codes.PermissionDenied
 	case errors.Is(err, graph.ErrNotFound):
 		code = codes.NotFound
