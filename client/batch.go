@@ -41,6 +41,15 @@ func (b *Batch) IfRevision(rev uint64) *Batch {
 	return b
 }
 
+// AsUser writes the batch on behalf of user: each mutation is also
+// allowed only when user holds the rights it needs (a refusal is
+// PermissionDenied naming the mutation, the right and the object), and
+// the change log records user beside the caller.
+func (b *Batch) AsUser(user string) *Batch {
+	b.req.AsUser = user
+	return b
+}
+
 // IfFoldersExist, IfUsersExist, IfFoldersAbsent and IfUsersAbsent add
 // preconditions on the existence of folders and users.
 func (b *Batch) IfFoldersExist(ids ...string) *Batch {

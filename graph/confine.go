@@ -248,6 +248,14 @@ func (c *Confined) Write(ctx context.Context, actor string, muts []Mutation, pre
 	return c.ix.write(ctx, &writeReq{ctx: ctx, actor: actor, muts: muts, pre: pre, orgs: c.orgs})
 }
 
+// WriteAs is Index.WriteAs, confined like Write.
+func (c *Confined) WriteAs(ctx context.Context, actor, user string, muts []Mutation, pre Preconditions) (uint64, error) {
+	if user == "" {
+		return 0, newErr("write", actor, ErrInvalid, "acting as nobody: name the user")
+	}
+	return c.ix.write(ctx, &writeReq{ctx: ctx, actor: actor, as: user, muts: muts, pre: pre, orgs: c.orgs})
+}
+
 // Import is Index.Import, confined like Write.
 func (c *Confined) Import(ctx context.Context, actor string, muts []Mutation) (uint64, error) {
 	return c.ix.write(ctx, &writeReq{ctx: ctx, actor: actor, muts: muts, importing: true, orgs: c.orgs})

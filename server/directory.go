@@ -62,7 +62,13 @@ func (d *directory) Write(ctx context.Context, req *pb.WriteRequest) (*pb.WriteR
 		Revision: p.GetRevision(), FoldersExist: p.GetFoldersExist(), UsersExist: p.GetUsersExist(),
 		FoldersAbsent: p.GetFoldersAbsent(), UsersAbsent: p.GetUsersAbsent(),
 	}
-	rev, err := d.view(ctx).Write(ctx, actor(ctx), muts, pre)
+	var rev uint64
+	var err error
+	if u := req.GetAsUser(); u != "" {
+		rev, err = d.view(ctx).WriteAs(ctx, actor(ctx), u, muts, pre)
+	} else {
+		rev, err = d.view(ctx).Write(ctx, actor(ctx), muts, pre)
+	}
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}

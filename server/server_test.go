@@ -769,3 +769,31 @@ func TestLookupCutByDeadlineEndsWithToken(t *testing.T) {
 		t.Fatalf("%d + %d ids, want 2501", len(first), rest)
 	}
 }
+
+// TestWriteAsUser: a write on behalf of a user goes through when the
+// user holds what it needs, is PermissionDenied naming the right and the
+// object when not, and the change stream says for whom it was written.
+func TestWriteAsUser(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	ctx := ctxT(t)
+	reset := func(id string) *pb.WriteRequest {
+		return &pb.WriteRequest{AsUser: "tom", Mutations: []*pb.Mutation{MutationToPB(graph.Mutation{UpdateUser: &graph.UserUpdate{ID: id, Name: "reset", Class: "candidate"}})}}
+	}
+	_, err := ts.dir.Write(ctx, reset("cara"))
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "edit") || !strings.Contains(err.Error(), "user:cara") {
+		t.Fatalf("the IT1 teacher resets an IT2 password: %v", err)
+	}
+	w, err := ts.dir.Write(ctx, reset("carl"))
+	if err != nil {
+		t.Fatalf("the IT1 teacher resets an IT1 password: %v", err)
+	}
+	stream, err := ts.watch.Watch(ctx, &pb.WatchRequest{FromRevision: w.GetRevision()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := stream.Recv()
+	if err != nil || got.GetRevision() != w.GetRevision() || got.GetActedFor() != "tom" {
+		t.Fatalf("the change stream: %v, %v; want revision %d acted for tom", got, err, w.GetRevision())
+	}
+}

@@ -26,6 +26,7 @@ type view interface {
 	Stats() graph.Stats
 	WatchAccess(ctx context.Context, user string) (*graph.AccessWatch, error)
 	Write(ctx context.Context, actor string, muts []graph.Mutation, pre graph.Preconditions) (uint64, error)
+	WriteAs(ctx context.Context, actor, user string, muts []graph.Mutation, pre graph.Preconditions) (uint64, error)
 	Import(ctx context.Context, actor string, muts []graph.Mutation) (uint64, error)
 }
 

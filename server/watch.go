@@ -408,7 +408,7 @@ func commitToPB(c graph.Commit, sel changeFilter, storeID string, maxBytes int) 
 			if cur != nil {
 				cur.More = true
 			}
-			cur = &pb.WatchResponse{Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor, StoreId: storeID}
+			cur = &pb.WatchResponse{Revision: c.Revision, CommitTime: timestamppb.New(c.Time), Actor: c.Actor, ActedFor: c.ActedFor, StoreId: storeID}
 			out = append(out, cur)
 			size = 0
 		}

@@ -102,7 +102,7 @@ func (f remoteFeed) Follow(ctx context.Context, from uint64, fn func(graph.Commi
 
 // commitOf converts a whole Watch response into the commit it reports.
 func commitOf(m *pb.WatchResponse) (graph.Commit, error) {
-	c := graph.Commit{Revision: m.GetRevision(), Time: m.GetCommitTime().AsTime(), Actor: m.GetActor()}
+	c := graph.Commit{Revision: m.GetRevision(), Time: m.GetCommitTime().AsTime(), Actor: m.GetActor(), ActedFor: m.GetActedFor()}
 	for i, pm := range m.GetMutations() {
 		gm, err := server.MutationFromPB(pm, i)
 		if err != nil {

@@ -418,3 +418,14 @@ func TestWatch(t *testing.T) {
 		t.Errorf("watch-access ended with %d", code)
 	}
 }
+
+// TestWriteAsUser: --as-user writes on behalf of a user, refused with a
+// line naming the right and the object when they lack it.
+func TestWriteAsUser(t *testing.T) {
+	s := atlas(t)
+	must(t, 0, s.Addr, "users", "update", "carl", "--name", "Carl reset", "--as-user", "tom")
+	r := must(t, 2, s.Addr, "users", "update", "cara", "--name", "Cara reset", "--as-user", "tom")
+	if !strings.Contains(r.err, "permission denied") || !strings.Contains(r.err, "edit on user:cara") {
+		t.Errorf("a write tom may not make: %q", r.err)
+	}
+}

@@ -25,6 +25,9 @@ func (a *app) write(cmd *cobra.Command, build func(b *client.Batch) error) error
 		rev, _ := cmd.Flags().GetUint64("if-revision")
 		b.IfRevision(rev)
 	}
+	if u, _ := cmd.Flags().GetString("as-user"); u != "" {
+		b.AsUser(u)
+	}
 	rev, err := b.Commit(ctx)
 	if err != nil {
 		return err
@@ -42,5 +45,12 @@ func (a *app) writeCommand(c *cobra.Command, build func(args []string, b *client
 		return a.write(cmd, func(b *client.Batch) error { return build(args, b) })
 	}
 	c.Flags().Uint64("if-revision", 0, "apply only if the store is still at this revision")
+	asUserFlag(c)
 	return c
+}
+
+// asUserFlag gives a command that writes the --as-user flag (a.write
+// reads it).
+func asUserFlag(c *cobra.Command) {
+	c.Flags().String("as-user", "", "write on behalf of this user: refused unless they hold the rights the change needs")
 }

@@ -105,6 +105,14 @@ type WriteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Mutations     []*Mutation            `protobuf:"bytes,1,rep,name=mutations,proto3" json:"mutations,omitempty"`
 	Preconditions *Preconditions         `protobuf:"bytes,2,opt,name=preconditions,proto3" json:"preconditions,omitempty"`
+	// Write on behalf of this user: every mutation is then also allowed
+	// only when the user holds, in the state the mutations before it
+	// leave, the rights it needs (DESIGN.md section 5: edit on what it
+	// changes, assign on a grant's or lock's target and every right a grant
+	// gives there; rules, the catalogue and self rights never). A refusal
+	// is PERMISSION_DENIED naming the mutation, the right and the object.
+	// The change log records the caller and this user.
+	AsUser        string `protobuf:"bytes,3,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -151,6 +159,13 @@ func (x *WriteRequest) GetPreconditions() *Preconditions {
 		return x.Preconditions
 	}
 	return nil
+}
+
+func (x *WriteRequest) GetAsUser() string {
+	if x != nil {
+		return x.AsUser
+	}
+	return ""
 }
 
 // WriteResponse carries the revision the batch was committed at.
@@ -1564,10 +1579,11 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\vusers_exist\x18\x03 \x03(\tR\n" +
 	"usersExist\x12%\n" +
 	"\x0efolders_absent\x18\x04 \x03(\tR\rfoldersAbsent\x12!\n" +
-	"\fusers_absent\x18\x05 \x03(\tR\vusersAbsent\"\x81\x01\n" +
+	"\fusers_absent\x18\x05 \x03(\tR\vusersAbsent\"\x9a\x01\n" +
 	"\fWriteRequest\x121\n" +
 	"\tmutations\x18\x01 \x03(\v2\x13.canopy.v1.MutationR\tmutations\x12>\n" +
-	"\rpreconditions\x18\x02 \x01(\v2\x18.canopy.v1.PreconditionsR\rpreconditions\"+\n" +
+	"\rpreconditions\x18\x02 \x01(\v2\x18.canopy.v1.PreconditionsR\rpreconditions\x12\x17\n" +
+	"\aas_user\x18\x03 \x01(\tR\x06asUser\"+\n" +
 	"\rWriteResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\"\\\n" +
 	"\x10GetFolderRequest\x12\x0e\n" +

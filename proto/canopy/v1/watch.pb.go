@@ -246,7 +246,10 @@ type WatchResponse struct {
 	More bool `protobuf:"varint,5,opt,name=more,proto3" json:"more,omitempty"`
 	// The identity of the store these revisions belong to (see
 	// WatchRequest.store_id).
-	StoreId       string `protobuf:"bytes,6,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	StoreId string `protobuf:"bytes,6,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// The user the batch was written on behalf of (WriteRequest.as_user);
+	// empty when none.
+	ActedFor      string `protobuf:"bytes,7,opt,name=acted_for,json=actedFor,proto3" json:"acted_for,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -319,6 +322,13 @@ func (x *WatchResponse) GetMore() bool {
 func (x *WatchResponse) GetStoreId() string {
 	if x != nil {
 		return x.StoreId
+	}
+	return ""
+}
+
+func (x *WatchResponse) GetActedFor() string {
+	if x != nil {
+		return x.ActedFor
 	}
 	return ""
 }
@@ -538,7 +548,7 @@ const file_canopy_v1_watch_proto_rawDesc = "" +
 	"\fWatchRequest\x12#\n" +
 	"\rfrom_revision\x18\x01 \x01(\x04R\ffromRevision\x12.\n" +
 	"\x06filter\x18\x02 \x01(\v2\x16.canopy.v1.WatchFilterR\x06filter\x12\x19\n" +
-	"\bstore_id\x18\x03 \x01(\tR\astoreId\"\xe0\x01\n" +
+	"\bstore_id\x18\x03 \x01(\tR\astoreId\"\xfd\x01\n" +
 	"\rWatchResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12;\n" +
 	"\vcommit_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -546,7 +556,8 @@ const file_canopy_v1_watch_proto_rawDesc = "" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x121\n" +
 	"\tmutations\x18\x04 \x03(\v2\x13.canopy.v1.MutationR\tmutations\x12\x12\n" +
 	"\x04more\x18\x05 \x01(\bR\x04more\x12\x19\n" +
-	"\bstore_id\x18\x06 \x01(\tR\astoreId\"(\n" +
+	"\bstore_id\x18\x06 \x01(\tR\astoreId\x12\x1b\n" +
+	"\tacted_for\x18\a \x01(\tR\bactedFor\"(\n" +
 	"\x12WatchAccessRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\"z\n" +
 	"\fAccessRegion\x12\x16\n" +
