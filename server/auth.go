@@ -35,6 +35,10 @@ const (
 	ScopeRead  Scope = "read"  // DirectoryService reads and WatchService
 	ScopeWrite Scope = "write" // DirectoryService.Write and Import
 	ScopeAdmin Scope = "admin" // everything
+	// ScopeAct is for a service that acts for its users (a console's
+	// backend): Write only with as_user, so every change it makes is
+	// one the named user may make.
+	ScopeAct Scope = "act"
 )
 
 // Caller is an authenticated client: a name for logs and the change log,
@@ -168,10 +172,10 @@ func parseTokens(data []byte) (map[string]Caller, error) {
 		}
 		for _, s := range e.Scopes {
 			switch sc := Scope(s); sc {
-			case ScopeCheck, ScopeRead, ScopeWrite, ScopeAdmin:
+			case ScopeCheck, ScopeRead, ScopeWrite, ScopeAdmin, ScopeAct:
 				c.Scopes = append(c.Scopes, sc)
 			default:
-				return nil, fmt.Errorf("tokens: entry %d (%q): unknown scope %q (check, read, write, admin)", i, e.Name, s)
+				return nil, fmt.Errorf("tokens: entry %d (%q): unknown scope %q (check, read, write, admin, act)", i, e.Name, s)
 			}
 		}
 		byHash[h] = c
@@ -296,7 +300,9 @@ func (t *Tokens) authenticate(ctx context.Context) (context.Context, error) {
 	}
 	c := &id.caller
 	method, _ := grpc.Method(ctx)
-	if need := requiredScope(method); !c.may(need) {
+	// A caller that acts for users may call Write; the handler holds it to
+	// naming the user (mustActFor).
+	if need := requiredScope(method); !c.may(need) && !(method == pb.DirectoryService_Write_FullMethodName && c.may(ScopeAct)) {
 		return nil, status.Errorf(codes.PermissionDenied, "caller %q lacks the %q scope for %s", c.Name, need, method)
 	}
 	if c.orgs != nil && wholeService(method) {
@@ -361,4 +367,14 @@ func peerHost(ctx context.Context) string {
 		return p.Addr.String()
 	}
 	return host
+}
+
+// mustActFor refuses a write that names no user from a caller whose only
+// right to write is to act for users (ScopeAct).
+func mustActFor(ctx context.Context, asUser string) error {
+	c := callerOf(ctx)
+	if c == nil || asUser != "" || c.may(ScopeWrite) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "caller %q writes only on behalf of a user (the %q scope): name the user in as_user", c.Name, ScopeAct)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/canopy-authz/canopy/graph"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 )
 
@@ -23,7 +25,7 @@ func hashOf(token string) string {
 func testTokens(t testing.TB) *Tokens {
 	t.Helper()
 	var file string
-	for _, s := range []string{"check", "read", "write", "admin"} {
+	for _, s := range []string{"check", "read", "write", "admin", "act"} {
 		file += fmt.Sprintf("  - name: %s-caller\n    sha256: %s\n    scopes: [%s]\n", s, hashOf(s+"-token"), s)
 	}
 	tokens, err := ParseTokens([]byte("tokens:\n" + file))
@@ -83,6 +85,7 @@ func TestAuthMatrix(t *testing.T) {
 		"read-token":  {"read", "watch"},
 		"write-token": {"write"},
 		"admin-token": {"check", "read", "watch", "write", "backup"},
+		"act-token":   {}, // it writes only on behalf of a user (below)
 	}
 	for token, ok := range allowed {
 		for call, do := range calls {
@@ -108,6 +111,23 @@ func TestAuthMatrix(t *testing.T) {
 	// Health needs no token.
 	if _, err := healthpb.NewHealthClient(ts.conn).Check(ctxT(t), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("health without a token: %v", err)
+	}
+	// A token that acts for users writes what the user may, and only
+	// when it names the user.
+	if _, err := ts.dir.Write(as("admin-token"), &pb.WriteRequest{Mutations: []*pb.Mutation{
+		MutationToPB(graph.Mutation{CreateFolder: &graph.Folder{ID: "org"}}),
+		MutationToPB(graph.Mutation{CreateUser: &graph.User{ID: "boss", Class: "staff", Home: "org"}}),
+		MutationToPB(graph.Mutation{AddGrant: &graph.Grant{ID: "boss-edit", Holder: graph.UserRef("boss"), Target: graph.FolderRef("org"), Rights: []string{"edit"}}}),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := &pb.WriteRequest{AsUser: "boss", Mutations: []*pb.Mutation{MutationToPB(graph.Mutation{CreateFolder: &graph.Folder{ID: "team", Parent: "org"}})}}
+	if _, err := ts.dir.Write(as("act-token"), sub); err != nil {
+		t.Fatalf("acting for a user who may: %v", err)
+	}
+	sub.AsUser = ""
+	if _, err := ts.dir.Write(as("act-token"), sub); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "on behalf of a user") {
+		t.Fatalf("acting for nobody: %v", err)
 	}
 	// The writer's name, not its token, is the actor in the change log.
 	s, err := ts.watch.Watch(as("admin-token"), &pb.WatchRequest{FromRevision: 2})

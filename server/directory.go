@@ -50,6 +50,9 @@ func actor(ctx context.Context) string {
 }
 
 func (d *directory) Write(ctx context.Context, req *pb.WriteRequest) (*pb.WriteResponse, error) {
+	if err := mustActFor(ctx, req.GetAsUser()); err != nil {
+		return nil, err
+	}
 	muts := make([]graph.Mutation, len(req.GetMutations()))
 	for i, m := range req.GetMutations() {
 		var err error
