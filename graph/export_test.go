@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +127,26 @@ func TestCreationRecords(t *testing.T) {
 	}
 	if _, err := graph.CreationRecord(graph.Mutation{MoveUser: &graph.Move{ID: "u", To: "f"}}); !errors.Is(err, graph.ErrInvalid) {
 		t.Fatalf("a move's record: %v", err)
+	}
+}
+
+// TestRestoreRefusesUnknownKinds: records of no known kind, alone in their
+// chunk, are refused at start, naming the kind.
+func TestRestoreRefusesUnknownKinds(t *testing.T) {
+	defer graph.SetRecordChunk(graph.SetRecordChunk(5))
+	_, ix := builtWorld(t, 1)
+	recs, rev, err := ix.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five of them first, so that the first chunk holds nothing else.
+	var widgets []graph.Record
+	for i := range 5 {
+		widgets = append(widgets, graph.Record{Kind: "widget", ID: fmt.Sprint("w", i), Value: []byte(`{}`)})
+	}
+	recs = append(widgets, recs...)
+	_, err = graph.Open(context.Background(), graph.Options{Clock: graphtest.NewClock(graphtest.Start), Journal: memRecords{recs, rev}})
+	if err == nil || !strings.Contains(err.Error(), "widget") {
+		t.Fatalf("records of no known kind: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package graph
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -308,37 +307,33 @@ func (d *decoded) add(recs []Record) error {
 	return nil
 }
 
-// decodeParallel decodes chunks of records on every core and merges the
-// results.
-func decodeParallel(chunks [][]Record) (*decoded, error) {
-	n := max(1, min(runtime.GOMAXPROCS(0), len(chunks)))
-	parts := make([]*decoded, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			parts[i], errs[i] = decode(chunks[i*len(chunks)/n : (i+1)*len(chunks)/n])
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	all := parts[0]
-	for _, p := range parts[1:] {
-		all.rights = append(all.rights, p.rights...)
-		all.folders = append(all.folders, p.folders...)
-		all.rules = append(all.rules, p.rules...)
-		all.users = append(all.users, p.users...)
-		all.grants = append(all.grants, p.grants...)
-		all.locks = append(all.locks, p.locks...)
-		if p.self != nil {
-			all.self = p.self
+// decodeAll decodes chunks of records on every core (decodeAhead) and
+// merges them, in order.
+func decodeAll(chunks [][]Record) (*decoded, error) {
+	chunk, stop := decodeAhead(chunks)
+	defer stop()
+	all := &decoded{}
+	for i := range chunks {
+		d, err := chunk(i)
+		if err != nil {
+			return nil, err
 		}
+		all.addStructure(d)
+		all.users = append(all.users, d.users...)
+		all.grants = append(all.grants, d.grants...)
+		all.locks = append(all.locks, d.locks...)
 	}
 	return all, nil
+}
+
+// addStructure adds p's rights, self rights, folders and rules to d.
+func (d *decoded) addStructure(p *decoded) {
+	d.rights = append(d.rights, p.rights...)
+	d.folders = append(d.folders, p.folders...)
+	d.rules = append(d.rules, p.rules...)
+	if p.self != nil {
+		d.self = p.self
+	}
 }
 
 // restore builds the state from a full set of records by applying their
@@ -356,33 +351,30 @@ func decodeParallel(chunks [][]Record) (*decoded, error) {
 func (t *txn) restore(chunks [][]Record) error {
 	// Size the tables first, while the heap is small: sized after decoding,
 	// the same allocations cost 12% more start-up (measured).
-	counts := make([]map[RecordKind]int, len(chunks))
-	n := map[RecordKind]int{}
+	counts := make([]kindCounts, len(chunks))
+	var n kindCounts
 	for i, c := range chunks {
-		counts[i] = map[RecordKind]int{}
 		for j := range c {
-			counts[i][c[j].Kind]++
-			n[c[j].Kind]++
+			counts[i].add(c[j].Kind)
+		}
+		for k, m := range counts[i] {
+			n[k] += m
 		}
 	}
-	t.s.reserve(n[RecordFolder], n[RecordUser], n[RecordGrant], n[RecordLock])
+	t.s.reserve(n.of(RecordFolder), n.of(RecordUser), n.of(RecordGrant), n.of(RecordLock))
 	chunk, stop := decodeAhead(chunks)
 	defer stop()
 	var structure decoded
 	for i := range chunks {
-		if counts[i][RecordRight]+counts[i][RecordSelf]+counts[i][RecordFolder]+counts[i][RecordRule] == 0 {
+		// A record of no known kind is decoded here too, to be refused.
+		if counts[i].of(RecordRight)+counts[i].of(RecordSelf)+counts[i].of(RecordFolder)+counts[i].of(RecordRule)+counts[i][7] == 0 {
 			continue
 		}
 		d, err := chunk(i)
 		if err != nil {
 			return err
 		}
-		structure.rights = append(structure.rights, d.rights...)
-		structure.folders = append(structure.folders, d.folders...)
-		structure.rules = append(structure.rules, d.rules...)
-		if d.self != nil {
-			structure.self = d.self
-		}
+		structure.addStructure(d)
 	}
 	apply := func(m Mutation) error { return t.apply(&m) }
 	if err := structure.inOrder(apply); err != nil {
@@ -390,7 +382,7 @@ func (t *txn) restore(chunks [][]Record) error {
 	}
 	for _, k := range []RecordKind{RecordUser, RecordGrant, RecordLock} {
 		for i := range chunks {
-			if counts[i][k] == 0 {
+			if counts[i].of(k) == 0 {
 				continue
 			}
 			d, err := chunk(i)
@@ -413,6 +405,35 @@ func (t *txn) restore(chunks [][]Record) error {
 	}
 	return nil
 }
+
+// kindCounts counts records by kind, in RecordKinds order, and last those
+// of no known kind (decoding refuses them).
+type kindCounts [8]int
+
+// slot is k's place in kindCounts.
+func slot(k RecordKind) int {
+	switch k {
+	case RecordRight:
+		return 0
+	case RecordSelf:
+		return 1
+	case RecordFolder:
+		return 2
+	case RecordRule:
+		return 3
+	case RecordUser:
+		return 4
+	case RecordGrant:
+		return 5
+	case RecordLock:
+		return 6
+	}
+	return 7
+}
+
+func (c *kindCounts) add(k RecordKind) { c[slot(k)]++ }
+
+func (c *kindCounts) of(k RecordKind) int { return c[slot(k)] }
 
 // decodeAhead decodes each chunk of records on its own, on every core, in
 // order, without waiting to be asked. chunk(i) waits for chunk i and
@@ -562,7 +583,7 @@ func (ix *Index) snapshot(o Orgs) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := decodeParallel(chunked(recs))
+	d, err := decodeAll(chunked(recs))
 	if err != nil {
 		return nil, err
 	}
