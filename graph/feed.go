@@ -48,11 +48,16 @@ func (ix *Index) follow() {
 		case <-ctx.Done():
 		}
 	}()
-	wait := 50 * time.Millisecond
+	const first = 50 * time.Millisecond
+	wait := first
 	for {
-		err := ix.feed.Follow(ctx, ix.Revision()+1, ix.Apply)
+		from := ix.Revision() + 1
+		err := ix.feed.Follow(ctx, from, ix.Apply)
 		if ctx.Err() != nil {
 			return
+		}
+		if ix.Revision() >= from {
+			wait = first // it got somewhere: a new fault, not the same one
 		}
 		if errors.Is(err, ErrLogCompacted) {
 			if err = ix.reload(ctx); err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -16,20 +15,16 @@ import (
 // index that follows the store loads it afresh.
 var ErrCompacted = graph.ErrLogCompacted
 
-// fnError carries an error of the follower's own function out of Follow.
-type fnError struct{ err error }
-
-func (e fnError) Error() string { return e.err.Error() }
-
 // followPage is how many commits Follow reads at a time while catching up.
 const followPage = 1024
 
 // Follow calls fn with every commit from revision from onwards, in order,
 // each once, as they are committed: it reads the log up to its head, then
-// watches it. When etcd is unreachable or loses its quorum it waits and
-// tries again from where it was. It returns ctx's error when ctx ends,
-// fn's error when fn fails, and an error wrapping ErrCompacted when the
-// log no longer holds a revision fn needs.
+// watches it. It returns when the watch fails (etcd unreachable, or its
+// quorum lost), with ctx's error when ctx ends, with fn's error when fn
+// fails, and with an error wrapping ErrCompacted when the log no longer
+// holds a revision fn needs. Trying again is the caller's (the index
+// follows on from its revision, after a pause, and says why).
 func (s *Store) Follow(ctx context.Context, from uint64, fn func(graph.Commit) error) error {
 	next := from
 	deliver := func(c graph.Commit) error {
@@ -40,40 +35,13 @@ func (s *Store) Follow(ctx context.Context, from uint64, fn func(graph.Commit) e
 			return fmt.Errorf("etcdstore: follow: the log holds revision %d but not %d: %w", c.Revision, next, ErrCompacted)
 		}
 		if err := fn(c); err != nil {
-			return fnError{err}
+			return err
 		}
 		next++
 		return nil
 	}
-	wait := 50 * time.Millisecond
 	for {
-		err := s.followOnce(ctx, &next, deliver)
-		var fe fnError
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.As(err, &fe):
-			return fe.err
-		case errors.Is(err, ErrCompacted):
-			return err
-		case err == nil:
-			wait = 50 * time.Millisecond
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
-}
-
-// followOnce reads the log from *next to its head, then watches it until
-// the watch fails. It returns nil when it should simply start again.
-func (s *Store) followOnce(ctx context.Context, next *uint64, deliver func(graph.Commit) error) error {
-	for {
-		commits, at, err := s.readLog(ctx, *next, followPage)
+		commits, at, err := s.readLog(ctx, next, followPage)
 		if err != nil {
 			return err
 		}
@@ -86,8 +54,8 @@ func (s *Store) followOnce(ctx context.Context, next *uint64, deliver func(graph
 			continue
 		}
 		if len(commits) == 0 {
-			if oldest, err := s.OldestRevision(); err == nil && oldest > *next {
-				return fmt.Errorf("etcdstore: follow: the log begins at revision %d, after %d: %w", oldest, *next, ErrCompacted)
+			if oldest, err := s.OldestRevision(); err == nil && oldest > next {
+				return fmt.Errorf("etcdstore: follow: the log begins at revision %d, after %d: %w", oldest, next, ErrCompacted)
 			}
 		}
 		return s.watch(ctx, at, deliver)
