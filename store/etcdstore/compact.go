@@ -39,7 +39,7 @@ func (s *Store) Compact(ctx context.Context, now time.Time, r store.Retention) (
 	if err != nil {
 		return 0, err
 	}
-	head, _, err := s.head(ctx)
+	head, err := s.head(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -57,10 +57,9 @@ func (s *Store) Compact(ctx context.Context, now time.Time, r store.Retention) (
 		if g.Last > snap || g.Last >= head || inWindow {
 			break
 		}
-		if _, err := s.kv.Txn(ctx).Then(clientv3.OpDelete(string(kv.Key)), clientv3.OpDelete(s.key(prefixPartOf+g.ID))).Commit(); err != nil {
-			return removed, fmt.Errorf("etcdstore: remove %s: %w", kv.Key, err)
+		if err := s.dropWithParts(ctx, string(kv.Key), g.ID, g.Parts); err != nil {
+			return removed, err
 		}
-		s.dropParts(ctx, g.ID, g.Parts)
 		removed += int(g.Last - g.First + 1)
 	}
 	return removed, nil
@@ -106,4 +105,15 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 		removed++
 	}
 	return removed, nil
+}
+
+// dropWithParts removes key, a group or a snapshot's manifest, with the
+// name of its parts, in one transaction, and then the parts themselves:
+// no reader finds the key without its parts.
+func (s *Store) dropWithParts(ctx context.Context, key, id string, parts int) error {
+	if _, err := s.kv.Txn(ctx).Then(clientv3.OpDelete(key), clientv3.OpDelete(s.key(prefixPartOf+id))).Commit(); err != nil {
+		return fmt.Errorf("etcdstore: remove %s: %w", key, err)
+	}
+	s.dropParts(ctx, id, parts)
+	return nil
 }

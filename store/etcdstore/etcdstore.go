@@ -153,25 +153,23 @@ func (s *Store) ID() (string, error) {
 // Revision returns the revision of the last commit, read from the
 // cluster's quorum (a linearizable read).
 func (s *Store) Revision() (uint64, error) {
-	rev, _, err := s.head(context.Background())
-	return rev, err
+	return s.head(context.Background())
 }
 
-// head returns the revision of the last commit and the etcd revision it
-// was read at.
-func (s *Store) head(ctx context.Context) (uint64, int64, error) {
+// head returns the revision of the last commit.
+func (s *Store) head(ctx context.Context) (uint64, error) {
 	resp, err := s.kv.Get(ctx, s.key(keyHead))
 	if err != nil {
-		return 0, 0, fmt.Errorf("etcdstore: read head: %w", err)
+		return 0, fmt.Errorf("etcdstore: read head: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return 0, 0, fmt.Errorf("etcdstore: %s holds no head", s.prefix)
+		return 0, fmt.Errorf("etcdstore: %s holds no head", s.prefix)
 	}
 	rev, err := parseRev(string(resp.Kvs[0].Value))
 	if err != nil {
-		return 0, 0, fmt.Errorf("etcdstore: head: %w", err)
+		return 0, fmt.Errorf("etcdstore: head: %w", err)
 	}
-	return rev, resp.Header.Revision, nil
+	return rev, nil
 }
 
 // group is the stored form of commits appended together.

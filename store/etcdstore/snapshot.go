@@ -102,11 +102,9 @@ func (s *Store) dropOldSnapshots(ctx context.Context) error {
 		if err := json.Unmarshal(kv.Value, &m); err != nil {
 			return fmt.Errorf("etcdstore: decode %s: %w", kv.Key, err)
 		}
-		// The manifest goes first: a loader never finds it without parts.
-		if _, err := s.kv.Txn(ctx).Then(clientv3.OpDelete(string(kv.Key)), clientv3.OpDelete(s.key(prefixPartOf+m.ID))).Commit(); err != nil {
-			return fmt.Errorf("etcdstore: remove %s: %w", kv.Key, err)
+		if err := s.dropWithParts(ctx, string(kv.Key), m.ID, m.Parts); err != nil {
+			return err
 		}
-		s.dropParts(ctx, m.ID, m.Parts)
 	}
 	return nil
 }
