@@ -223,36 +223,57 @@ func User(id string) *pb.ObjectRef {
 	return &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_USER, Id: id}
 }
 
-// ReadOption says how fresh a read must be. Without one, the server
-// answers from its index as it is (minimize latency).
-type ReadOption func(c *Client) *pb.Consistency
+// ReadOption says how fresh a read must be, or, for the directory's
+// gets and lists, on whose behalf it is made (ReadAs). Without one, the
+// server answers from its index as it is (minimize latency).
+type ReadOption func(c *Client, o *readOptions)
+
+// readOptions are a read's options once applied.
+type readOptions struct {
+	cons   *pb.Consistency
+	asUser string
+}
 
 // AtLeast asks for an answer at revision rev or later: the server waits,
 // within the call's deadline, until its index has reached it.
 func AtLeast(rev uint64) ReadOption {
-	return func(*Client) *pb.Consistency {
-		return &pb.Consistency{Requirement: &pb.Consistency_AtLeastRevision{AtLeastRevision: rev}}
+	return func(_ *Client, o *readOptions) {
+		o.cons = &pb.Consistency{Requirement: &pb.Consistency_AtLeastRevision{AtLeastRevision: rev}}
 	}
 }
 
 // Fresh asks for an answer at least as new as anything this client has
 // written or read (Client.Revision): read-your-writes.
 func Fresh() ReadOption {
-	return func(c *Client) *pb.Consistency { return AtLeast(c.Revision())(c) }
+	return func(c *Client, o *readOptions) { AtLeast(c.Revision())(c, o) }
 }
 
 // FullyConsistent asks for an answer at the newest committed revision.
 func FullyConsistent() ReadOption {
-	return func(*Client) *pb.Consistency {
-		return &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}
+	return func(_ *Client, o *readOptions) {
+		o.cons = &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}
 	}
+}
+
+// ReadAs reads the directory on behalf of user: GetFolder and GetUser
+// are refused (PermissionDenied) for what the user may not read, and
+// Folders, Users, Grants and Locks yield only what the user may read.
+// The access calls (Check, lookups, EffectiveAccess) already name their
+// user, and take no notice of it.
+func ReadAs(user string) ReadOption {
+	return func(_ *Client, o *readOptions) { o.asUser = user }
+}
+
+// options applies read options in order; for freshness the last wins.
+func (c *Client) options(opts []ReadOption) readOptions {
+	var o readOptions
+	for _, f := range opts {
+		f(c, &o)
+	}
+	return o
 }
 
 // consistency turns read options into the request field; the last wins.
 func (c *Client) consistency(opts []ReadOption) *pb.Consistency {
-	var out *pb.Consistency
-	for _, o := range opts {
-		out = o(c)
-	}
-	return out
+	return c.options(opts).cons
 }

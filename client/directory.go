@@ -12,7 +12,8 @@ import (
 
 // GetFolder returns a folder and its placement rule (nil when it has none).
 func (c *Client) GetFolder(ctx context.Context, id string, opts ...ReadOption) (*pb.Folder, *pb.PlacementRule, error) {
-	r, err := c.DirectoryService.GetFolder(ctx, &pb.GetFolderRequest{Id: id, Consistency: c.consistency(opts)})
+	o := c.options(opts)
+	r, err := c.DirectoryService.GetFolder(ctx, &pb.GetFolderRequest{Id: id, Consistency: o.cons, AsUser: o.asUser})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -22,7 +23,8 @@ func (c *Client) GetFolder(ctx context.Context, id string, opts ...ReadOption) (
 
 // GetUser returns a user.
 func (c *Client) GetUser(ctx context.Context, id string, opts ...ReadOption) (*pb.User, error) {
-	r, err := c.DirectoryService.GetUser(ctx, &pb.GetUserRequest{Id: id, Consistency: c.consistency(opts)})
+	o := c.options(opts)
+	r, err := c.DirectoryService.GetUser(ctx, &pb.GetUserRequest{Id: id, Consistency: o.cons, AsUser: o.asUser})
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +82,9 @@ func paged[T any](ctx context.Context, c *Client, fetch func(ctx context.Context
 // Folders yields the children of parent by id (with subtree, everything
 // below it); an empty parent lists the organisations' roots.
 func (c *Client) Folders(ctx context.Context, parent string, subtree bool, opts ...ReadOption) iter.Seq2[*pb.Folder, error] {
-	cons := c.consistency(opts)
+	o := c.options(opts)
 	return paged(ctx, c, func(ctx context.Context, token string) ([]*pb.Folder, uint64, string, error) {
-		r, err := c.DirectoryService.ListFolders(ctx, &pb.ListFoldersRequest{Parent: parent, Subtree: subtree, PageToken: token, Consistency: cons})
+		r, err := c.DirectoryService.ListFolders(ctx, &pb.ListFoldersRequest{Parent: parent, Subtree: subtree, PageToken: token, Consistency: o.cons, AsUser: o.asUser})
 		return r.GetFolders(), r.GetRevision(), r.GetNextPageToken(), err
 	})
 }
@@ -90,9 +92,9 @@ func (c *Client) Folders(ctx context.Context, parent string, subtree bool, opts 
 // Users yields the users placed in folder (home or extra group; with
 // subtree, anywhere below it too), by id.
 func (c *Client) Users(ctx context.Context, folder string, subtree bool, opts ...ReadOption) iter.Seq2[*pb.User, error] {
-	cons := c.consistency(opts)
+	o := c.options(opts)
 	return paged(ctx, c, func(ctx context.Context, token string) ([]*pb.User, uint64, string, error) {
-		r, err := c.DirectoryService.ListUsers(ctx, &pb.ListUsersRequest{Folder: folder, Subtree: subtree, PageToken: token, Consistency: cons})
+		r, err := c.DirectoryService.ListUsers(ctx, &pb.ListUsersRequest{Folder: folder, Subtree: subtree, PageToken: token, Consistency: o.cons, AsUser: o.asUser})
 		return r.GetUsers(), r.GetRevision(), r.GetNextPageToken(), err
 	})
 }
@@ -100,18 +102,18 @@ func (c *Client) Users(ctx context.Context, folder string, subtree bool, opts ..
 // Grants yields grants by id: those held by holder and on target, each
 // filter left out when nil.
 func (c *Client) Grants(ctx context.Context, holder, target *pb.ObjectRef, opts ...ReadOption) iter.Seq2[*pb.Grant, error] {
-	cons := c.consistency(opts)
+	o := c.options(opts)
 	return paged(ctx, c, func(ctx context.Context, token string) ([]*pb.Grant, uint64, string, error) {
-		r, err := c.DirectoryService.ListGrants(ctx, &pb.ListGrantsRequest{Holder: holder, Target: target, PageToken: token, Consistency: cons})
+		r, err := c.DirectoryService.ListGrants(ctx, &pb.ListGrantsRequest{Holder: holder, Target: target, PageToken: token, Consistency: o.cons, AsUser: o.asUser})
 		return r.GetGrants(), r.GetRevision(), r.GetNextPageToken(), err
 	})
 }
 
 // Locks yields locks by id, only those on target unless it is nil.
 func (c *Client) Locks(ctx context.Context, target *pb.ObjectRef, opts ...ReadOption) iter.Seq2[*pb.Lock, error] {
-	cons := c.consistency(opts)
+	o := c.options(opts)
 	return paged(ctx, c, func(ctx context.Context, token string) ([]*pb.Lock, uint64, string, error) {
-		r, err := c.DirectoryService.ListLocks(ctx, &pb.ListLocksRequest{Target: target, PageToken: token, Consistency: cons})
+		r, err := c.DirectoryService.ListLocks(ctx, &pb.ListLocksRequest{Target: target, PageToken: token, Consistency: o.cons, AsUser: o.asUser})
 		return r.GetLocks(), r.GetRevision(), r.GetNextPageToken(), err
 	})
 }

@@ -40,13 +40,9 @@ func (t *txn) mayAct(m *Mutation) error {
 		return newErr(op, id, ErrNotAllowed, "%s is never written on behalf of a user (acting as %s)", never, t.as.user)
 	}
 	for _, n := range needs {
-		c := checker{now: t.as.now}
-		r, err := t.s.resolveCheck(nil, "act", t.as.user, n.right, n.x, &c)
+		r, err := t.s.holds(nil, "act", t.as.user, n.right, n.x, t.as.now)
 		if err != nil {
 			return err
-		}
-		if r == 0 {
-			r = c.decide(nil)
 		}
 		if r != ReasonAllowed {
 			what := "nothing (a capability)"
@@ -57,6 +53,17 @@ func (t *txn) mayAct(m *Mutation) error {
 		}
 	}
 	return nil
+}
+
+// holds decides whether user may exercise right on x at time now, for a
+// caller confined to o: the decision rule's own answer, as Check gives it.
+func (s *state) holds(o Orgs, op, user, right string, x Ref, now int64) (Reason, error) {
+	c := checker{now: now}
+	r, err := s.resolveCheck(o, op, user, right, x, &c)
+	if err != nil || r != 0 {
+		return r, err
+	}
+	return c.decide(nil), nil
 }
 
 // needs lists the rights m needs, or says what m is when it is never
@@ -130,4 +137,120 @@ func (t *txn) needs(m *Mutation) (out []need, never string) {
 		return nil, "a grant's expiry"
 	}
 	return out, ""
+}
+
+// Reading as a user: directory reads made for user U return only what U
+// may read. A get of a record U may not read is refused (ErrNotAllowed)
+// naming it; a list leaves such records out, before it is paged, so the
+// pages hold only what U may read. A grant is read through what it is on
+// (its target; a capability grant's holder), a lock through its target.
+// Everything is decided at the read's one revision and decision time.
+
+// lens is who reads the directory: the organisations the caller is
+// confined to (nil: every one) and the user it reads for ("": no user,
+// every record), with the read's decision time.
+type lens struct {
+	orgs Orgs
+	as   string
+	now  int64
+}
+
+// focus sets the decision time of a read for a user, and refuses the read
+// when that user is outside the caller's organisations or unknown.
+func (ix *Index) focus(s *state, op string, l lens) (lens, error) {
+	if l.as == "" {
+		return l, nil
+	}
+	if err := l.orgs.see(s, op, UserRef(l.as)); err != nil {
+		return l, err
+	}
+	if _, ok := s.users.get(l.as); !ok {
+		return l, newErr(op, l.as, ErrNotFound, "reading as a user who does not exist")
+	}
+	l.now = ix.opts.Clock.Now().UnixNano()
+	return l, nil
+}
+
+// reads reports whether the lens's user may read x (always, with none).
+func (l lens) reads(s *state, x Ref) bool {
+	return l.mayRead(s, "read", x) == nil
+}
+
+// readsGrant reports whether the lens's user may read grant slot g: read
+// on its target, or on its holder when it grants capabilities.
+func (l lens) readsGrant(s *state, g int32) bool {
+	if l.as == "" {
+		return true
+	}
+	n := s.grant(g)
+	on := s.ref(n.tkind, n.target)
+	if on.IsZero() {
+		on = s.ref(n.hkind, n.holder)
+	}
+	return l.reads(s, on)
+}
+
+// mayRead refuses x, naming it and the reason, unless the lens's user may
+// read it.
+func (l lens) mayRead(s *state, op string, x Ref) error {
+	if l.as == "" {
+		return nil
+	}
+	r, err := s.holds(l.orgs, op, l.as, "read", x, l.now)
+	if err != nil {
+		return err
+	}
+	if r != ReasonAllowed {
+		return newErr(op, x.ID, ErrNotAllowed, "reading as %s, who lacks read on %s (%s)", l.as, x, r)
+	}
+	return nil
+}
+
+// Reader is the directory as one user may read it (see the comment above
+// lens): the reads of Index, each returning only what the user may read.
+// It is cheap to make, one for each call.
+type Reader struct {
+	ix *Index
+	l  lens
+}
+
+// ReadAs returns the directory as user may read it.
+func (ix *Index) ReadAs(user string) *Reader {
+	return &Reader{ix: ix, l: lens{as: user}}
+}
+
+// ReadAs returns the directory of the caller's organisations as user may
+// read it; user must be of those organisations.
+func (c *Confined) ReadAs(user string) *Reader {
+	return &Reader{ix: c.ix, l: lens{orgs: c.orgs, as: user}}
+}
+
+// GetFolder is Index.GetFolder, refused when the user may not read it.
+func (r *Reader) GetFolder(id string) (Folder, *PlacementRule, uint64, error) {
+	return r.ix.getFolder(r.l, id)
+}
+
+// GetUser is Index.GetUser, refused when the user may not read it.
+func (r *Reader) GetUser(id string) (User, uint64, error) {
+	return r.ix.getUser(r.l, id)
+}
+
+// ListFolders is Index.ListFolders with only the folders the user may read.
+func (r *Reader) ListFolders(parent string, subtree bool, after string, limit int) ([]Folder, string, uint64, error) {
+	return r.ix.listFolders(r.l, parent, subtree, after, limit)
+}
+
+// ListUsers is Index.ListUsers with only the users the user may read.
+func (r *Reader) ListUsers(folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {
+	return r.ix.listUsers(r.l, folder, subtree, after, limit)
+}
+
+// ListGrants is Index.ListGrants with only the grants the user may read.
+func (r *Reader) ListGrants(holder, target Ref, after string, limit int) ([]Grant, string, uint64, error) {
+	return r.ix.listGrants(r.l, holder, target, after, limit)
+}
+
+// ListLocks is Index.ListLocks with only the locks the user may read.
+func (r *Reader) ListLocks(target Ref, after string, limit int) ([]Lock, string, uint64, error) {
+	return r.ix.listLocks(r.l, target, after, limit)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,4 +267,152 @@ func TestActingAsInTheSeeds(t *testing.T) {
 			t.Errorf("the inspector, acting: %v: %v", m, err)
 		}
 	}
+}
+
+// refReads is what the reference says user may read: the folders, the
+// users, the grants (through what they are on) and the locks, sorted.
+func (m *refModel) refReads(user string, now time.Time) (folders, users, grants, locks []string) {
+	reads := func(x graph.Ref) bool { return m.check(user, "read", x, now).reason == graph.ReasonAllowed }
+	for id := range m.folders {
+		if reads(graph.FolderRef(id)) {
+			folders = append(folders, id)
+		}
+	}
+	for id := range m.users {
+		if reads(graph.UserRef(id)) {
+			users = append(users, id)
+		}
+	}
+	for id, g := range m.grants {
+		on := g.Target
+		if on.IsZero() {
+			on = g.Holder
+		}
+		if reads(on) {
+			grants = append(grants, id)
+		}
+	}
+	for id, l := range m.locks {
+		if reads(l.Target) {
+			locks = append(locks, id)
+		}
+	}
+	for _, s := range [][]string{folders, users, grants, locks} {
+		slices.Sort(s)
+	}
+	return folders, users, grants, locks
+}
+
+// pagesOf reads a list a few records a page, as a caller would, and
+// returns the ids of every page joined.
+func pagesOf(t *testing.T, list func(after string, limit int) ([]string, string, error)) []string {
+	t.Helper()
+	var all []string
+	after := ""
+	for {
+		ids, next, err := list(after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, ids...)
+		if next == "" {
+			return all
+		}
+		after = next
+	}
+}
+
+// TestReadingAsAgreesWithTheReference: on random worlds after random
+// writes, the directory read as a random user holds exactly what the
+// reference says that user may read, page after page, and a get of
+// anything else is refused with ErrNotAllowed.
+func TestReadingAsAgreesWithTheReference(t *testing.T) {
+	var seen, hidden int
+	for i := 0; i < propertyCases(t, 40); i++ {
+		seed := graphtest.Seed(t, i)
+		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			g, ix := builtWorld(t, seed)
+			for step := 0; step < 20; step++ {
+				batch := g.batch()
+				if next, err := g.m.write(batch, g.now); err == nil {
+					if _, err := ix.Write(context.Background(), "t", batch, graph.Preconditions{}); err != nil {
+						t.Fatal(err)
+					}
+					g.m = next
+				}
+				user := g.user()
+				if _, ok := g.m.users[user]; !ok {
+					continue
+				}
+				r := ix.ReadAs(user)
+				folders, users, grants, locks := g.m.refReads(user, g.now)
+				got := pagesOf(t, func(after string, limit int) ([]string, string, error) {
+					fs, next, _, err := r.ListFolders("", true, after, limit)
+					return idsOf(fs, func(f graph.Folder) string { return f.ID }), next, err
+				})
+				if !slices.Equal(got, folders) {
+					t.Fatalf("step %d, %s reads folders %v, reference %v", step, user, got, folders)
+				}
+				var gotUsers []string
+				for root, f := range g.m.folders {
+					if f.Parent != "" {
+						continue
+					}
+					us := pagesOf(t, func(after string, limit int) ([]string, string, error) {
+						us, next, _, err := r.ListUsers(root, true, after, limit)
+						return idsOf(us, func(u graph.User) string { return u.ID }), next, err
+					})
+					gotUsers = append(gotUsers, us...)
+				}
+				slices.Sort(gotUsers)
+				if !slices.Equal(gotUsers, users) {
+					t.Fatalf("step %d, %s reads users %v, reference %v", step, user, gotUsers, users)
+				}
+				gotGrants := pagesOf(t, func(after string, limit int) ([]string, string, error) {
+					gs, next, _, err := r.ListGrants(graph.Ref{}, graph.Ref{}, after, limit)
+					return idsOf(gs, func(g graph.Grant) string { return g.ID }), next, err
+				})
+				if !slices.Equal(gotGrants, grants) {
+					t.Fatalf("step %d, %s reads grants %v, reference %v", step, user, gotGrants, grants)
+				}
+				gotLocks := pagesOf(t, func(after string, limit int) ([]string, string, error) {
+					ls, next, _, err := r.ListLocks(graph.Ref{}, after, limit)
+					return idsOf(ls, func(l graph.Lock) string { return l.ID }), next, err
+				})
+				if !slices.Equal(gotLocks, locks) {
+					t.Fatalf("step %d, %s reads locks %v, reference %v", step, user, gotLocks, locks)
+				}
+				for id := range g.m.folders {
+					_, _, _, err := r.GetFolder(id)
+					if want := slices.Contains(folders, id); (err == nil) != want || err != nil && !errors.Is(err, graph.ErrNotAllowed) {
+						t.Fatalf("step %d, %s gets folder %s: %v, reference reads it: %v", step, user, id, err, want)
+					}
+				}
+				for id := range g.m.users {
+					_, _, err := r.GetUser(id)
+					if want := slices.Contains(users, id); (err == nil) != want || err != nil && !errors.Is(err, graph.ErrNotAllowed) {
+						t.Fatalf("step %d, %s gets user %s: %v, reference reads it: %v", step, user, id, err, want)
+					}
+				}
+				seen += len(folders) + len(users)
+				hidden += len(g.m.folders) + len(g.m.users) - len(folders) - len(users)
+			}
+		})
+		if !ok {
+			t.Fatalf("replay with CANOPY_SEED=%d go test ./graph -run TestReadingAsAgreesWithTheReference", seed)
+		}
+	}
+	t.Logf("records read as a user: %d visible, %d hidden", seen, hidden)
+	if seen == 0 || hidden == 0 {
+		t.Fatalf("the cases tried nothing useful: %d visible, %d hidden", seen, hidden)
+	}
+}
+
+// idsOf returns the ids of records, in their order.
+func idsOf[T any](xs []T, id func(T) string) []string {
+	out := make([]string, len(xs))
+	for k, x := range xs {
+		out[k] = id(x)
+	}
+	return out
 }

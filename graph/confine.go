@@ -123,34 +123,34 @@ func (ix *Index) Confine(o Orgs) *Confined {
 
 // GetFolder is Index.GetFolder, confined.
 func (c *Confined) GetFolder(id string) (Folder, *PlacementRule, uint64, error) {
-	return c.ix.getFolder(c.orgs, id)
+	return c.ix.getFolder(lens{orgs: c.orgs}, id)
 }
 
 // GetUser is Index.GetUser, confined.
 func (c *Confined) GetUser(id string) (User, uint64, error) {
-	return c.ix.getUser(c.orgs, id)
+	return c.ix.getUser(lens{orgs: c.orgs}, id)
 }
 
 // ListFolders is Index.ListFolders, confined: an empty parent lists the
 // caller's organisations only.
 func (c *Confined) ListFolders(parent string, subtree bool, after string, limit int) ([]Folder, string, uint64, error) {
-	return c.ix.listFolders(c.orgs, parent, subtree, after, limit)
+	return c.ix.listFolders(lens{orgs: c.orgs}, parent, subtree, after, limit)
 }
 
 // ListUsers is Index.ListUsers, confined.
 func (c *Confined) ListUsers(folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {
-	return c.ix.listUsers(c.orgs, folder, subtree, after, limit)
+	return c.ix.listUsers(lens{orgs: c.orgs}, folder, subtree, after, limit)
 }
 
 // ListGrants is Index.ListGrants, confined: it lists the grants of the
 // caller's organisations only.
 func (c *Confined) ListGrants(holder, target Ref, after string, limit int) ([]Grant, string, uint64, error) {
-	return c.ix.listGrants(c.orgs, holder, target, after, limit)
+	return c.ix.listGrants(lens{orgs: c.orgs}, holder, target, after, limit)
 }
 
 // ListLocks is Index.ListLocks, confined.
 func (c *Confined) ListLocks(target Ref, after string, limit int) ([]Lock, string, uint64, error) {
-	return c.ix.listLocks(c.orgs, target, after, limit)
+	return c.ix.listLocks(lens{orgs: c.orgs}, target, after, limit)
 }
 
 // Check is Index.Check, confined: a user or resource outside the caller's

@@ -4,18 +4,25 @@ import "slices"
 
 // GetFolder returns folder id and its placement rule (nil when it has none).
 func (ix *Index) GetFolder(id string) (Folder, *PlacementRule, uint64, error) {
-	return ix.getFolder(nil, id)
+	return ix.getFolder(lens{}, id)
 }
 
-func (ix *Index) getFolder(o Orgs, id string) (Folder, *PlacementRule, uint64, error) {
+func (ix *Index) getFolder(l lens, id string) (Folder, *PlacementRule, uint64, error) {
 	v := ix.read()
 	defer v.mu.RUnlock()
-	if err := o.see(v.s, "get_folder", FolderRef(id)); err != nil {
+	l, err := ix.focus(v.s, "get_folder", l)
+	if err != nil {
+		return Folder{}, nil, v.rev, err
+	}
+	if err := l.orgs.see(v.s, "get_folder", FolderRef(id)); err != nil {
 		return Folder{}, nil, v.rev, err
 	}
 	i, ok := v.s.folders.get(id)
 	if !ok {
 		return Folder{}, nil, v.rev, newErr("get_folder", id, ErrNotFound, "no such folder")
+	}
+	if err := l.mayRead(v.s, "get_folder", FolderRef(id)); err != nil {
+		return Folder{}, nil, v.rev, err
 	}
 	var rule *PlacementRule
 	if r := v.s.folder(i).rule; r != nil {
@@ -57,18 +64,25 @@ func (ix *Index) Catalogue() ([]Right, SelfRights, uint64) {
 
 // GetUser returns user id.
 func (ix *Index) GetUser(id string) (User, uint64, error) {
-	return ix.getUser(nil, id)
+	return ix.getUser(lens{}, id)
 }
 
-func (ix *Index) getUser(o Orgs, id string) (User, uint64, error) {
+func (ix *Index) getUser(l lens, id string) (User, uint64, error) {
 	v := ix.read()
 	defer v.mu.RUnlock()
-	if err := o.see(v.s, "get_user", UserRef(id)); err != nil {
+	l, err := ix.focus(v.s, "get_user", l)
+	if err != nil {
+		return User{}, v.rev, err
+	}
+	if err := l.orgs.see(v.s, "get_user", UserRef(id)); err != nil {
 		return User{}, v.rev, err
 	}
 	i, ok := v.s.users.get(id)
 	if !ok {
 		return User{}, v.rev, newErr("get_user", id, ErrNotFound, "no such user")
+	}
+	if err := l.mayRead(v.s, "get_user", UserRef(id)); err != nil {
+		return User{}, v.rev, err
 	}
 	return v.s.userView(i), v.rev, nil
 }
@@ -79,13 +93,17 @@ func (ix *Index) getUser(o Orgs, id string) (User, uint64, error) {
 // stands above the organisations: its children are their roots, and its
 // subtree is every folder.
 func (ix *Index) ListFolders(parent string, subtree bool, after string, limit int) ([]Folder, string, uint64, error) {
-	return ix.listFolders(nil, parent, subtree, after, limit)
+	return ix.listFolders(lens{}, parent, subtree, after, limit)
 }
 
-func (ix *Index) listFolders(o Orgs, parent string, subtree bool, after string, limit int) ([]Folder, string, uint64, error) {
+func (ix *Index) listFolders(l lens, parent string, subtree bool, after string, limit int) ([]Folder, string, uint64, error) {
 	v := ix.read()
 	defer v.mu.RUnlock()
-	s := v.s
+	s, o := v.s, l.orgs
+	l, err := ix.focus(v.s, "list_folders", l)
+	if err != nil {
+		return nil, "", v.rev, err
+	}
 	if parent != "" {
 		if err := o.see(s, "list_folders", FolderRef(parent)); err != nil {
 			return nil, "", v.rev, err
@@ -111,9 +129,11 @@ func (ix *Index) listFolders(o Orgs, parent string, subtree bool, after string, 
 	default:
 		slots = slices.Clone(s.folder(p).children)
 	}
-	ids := make([]string, len(slots))
-	for k, f := range slots {
-		ids[k] = s.folderID(f)
+	ids := make([]string, 0, len(slots))
+	for _, f := range slots {
+		if id := s.folderID(f); l.reads(s, FolderRef(id)) {
+			ids = append(ids, id)
+		}
 	}
 	pg := page(ids, after, limit, v.rev)
 	out := make([]Folder, len(pg.IDs))
@@ -127,14 +147,18 @@ func (ix *Index) listFolders(o Orgs, parent string, subtree bool, after string, 
 // ListUsers returns the users whose home or an extra group is folder (with
 // subtree, any folder below it too), sorted by id, paged like ListFolders.
 func (ix *Index) ListUsers(folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {
-	return ix.listUsers(nil, folder, subtree, after, limit)
+	return ix.listUsers(lens{}, folder, subtree, after, limit)
 }
 
-func (ix *Index) listUsers(o Orgs, folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {
+func (ix *Index) listUsers(l lens, folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {
 	v := ix.read()
 	defer v.mu.RUnlock()
 	s := v.s
-	if err := o.see(s, "list_users", FolderRef(folder)); err != nil {
+	l, err := ix.focus(v.s, "list_users", l)
+	if err != nil {
+		return nil, "", v.rev, err
+	}
+	if err := l.orgs.see(s, "list_users", FolderRef(folder)); err != nil {
 		return nil, "", v.rev, err
 	}
 	f, ok := s.folders.get(folder)
@@ -150,7 +174,9 @@ func (ix *Index) listUsers(o Orgs, folder string, subtree bool, after string, li
 	for u := range users {
 		if !seen[u] {
 			seen[u] = true
-			ids = append(ids, s.userID(u))
+			if id := s.userID(u); l.reads(s, UserRef(id)) {
+				ids = append(ids, id)
+			}
 		}
 	}
 	pg := page(ids, after, limit, v.rev)
@@ -165,13 +191,17 @@ func (ix *Index) listUsers(o Orgs, folder string, subtree bool, after string, li
 // ListGrants returns the grants held by holder and on target (a zero Ref
 // matches any), sorted by id, paged like ListFolders.
 func (ix *Index) ListGrants(holder, target Ref, after string, limit int) ([]Grant, string, uint64, error) {
-	return ix.listGrants(nil, holder, target, after, limit)
+	return ix.listGrants(lens{}, holder, target, after, limit)
 }
 
-func (ix *Index) listGrants(o Orgs, holder, target Ref, after string, limit int) ([]Grant, string, uint64, error) {
+func (ix *Index) listGrants(l lens, holder, target Ref, after string, limit int) ([]Grant, string, uint64, error) {
 	v := ix.read()
 	defer v.mu.RUnlock()
-	s := v.s
+	s, o := v.s, l.orgs
+	l, err := ix.focus(v.s, "list_grants", l)
+	if err != nil {
+		return nil, "", v.rev, err
+	}
 	for _, r := range []Ref{holder, target} {
 		if err := o.see(s, "list_grants", r); err != nil {
 			return nil, "", v.rev, err
@@ -183,7 +213,7 @@ func (ix *Index) listGrants(o Orgs, holder, target Ref, after string, limit int)
 	var ids []string
 	for id, i := range s.grants.all() {
 		g := s.grant(i)
-		if (holder.IsZero() || s.ref(g.hkind, g.holder) == holder) && (target.IsZero() || s.ref(g.tkind, g.target) == target) && o.hasGrant(s, i) {
+		if (holder.IsZero() || s.ref(g.hkind, g.holder) == holder) && (target.IsZero() || s.ref(g.tkind, g.target) == target) && o.hasGrant(s, i) && l.readsGrant(s, i) {
 			ids = append(ids, id)
 		}
 	}
@@ -199,13 +229,17 @@ func (ix *Index) listGrants(o Orgs, holder, target Ref, after string, limit int)
 // ListLocks returns the locks on target (a zero Ref matches any), sorted by
 // id, paged like ListFolders.
 func (ix *Index) ListLocks(target Ref, after string, limit int) ([]Lock, string, uint64, error) {
-	return ix.listLocks(nil, target, after, limit)
+	return ix.listLocks(lens{}, target, after, limit)
 }
 
-func (ix *Index) listLocks(o Orgs, target Ref, after string, limit int) ([]Lock, string, uint64, error) {
+func (ix *Index) listLocks(l lens, target Ref, after string, limit int) ([]Lock, string, uint64, error) {
 	v := ix.read()
 	defer v.mu.RUnlock()
-	s := v.s
+	s, o := v.s, l.orgs
+	l, err := ix.focus(v.s, "list_locks", l)
+	if err != nil {
+		return nil, "", v.rev, err
+	}
 	if err := o.see(s, "list_locks", target); err != nil {
 		return nil, "", v.rev, err
 	}
@@ -214,7 +248,7 @@ func (ix *Index) listLocks(o Orgs, target Ref, after string, limit int) ([]Lock,
 	}
 	var ids []string
 	for id, i := range s.locks.all() {
-		if (target.IsZero() || s.lock(i).l.Target == target) && o.hasLock(s, i) {
+		if (target.IsZero() || s.lock(i).l.Target == target) && o.hasLock(s, i) && l.reads(s, s.lock(i).l.Target) {
 			ids = append(ids, id)
 		}
 	}

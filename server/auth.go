@@ -300,9 +300,9 @@ func (t *Tokens) authenticate(ctx context.Context) (context.Context, error) {
 	}
 	c := &id.caller
 	method, _ := grpc.Method(ctx)
-	// A caller that acts for users may call Write; the handler holds it to
-	// naming the user (mustActFor).
-	if need := requiredScope(method); !c.may(need) && !(method == pb.DirectoryService_Write_FullMethodName && c.may(ScopeAct)) {
+	// A caller that acts for users may call Write and the directory's
+	// reads; the handler holds it to naming the user (mustActFor).
+	if need := requiredScope(method); !c.may(need) && !(actsFor(method) && c.may(ScopeAct)) {
 		return nil, status.Errorf(codes.PermissionDenied, "caller %q lacks the %q scope for %s", c.Name, need, method)
 	}
 	if c.orgs != nil && wholeService(method) {
@@ -369,12 +369,27 @@ func peerHost(ctx context.Context) string {
 	return host
 }
 
-// mustActFor refuses a write that names no user from a caller whose only
-// right to write is to act for users (ScopeAct).
-func mustActFor(ctx context.Context, asUser string) error {
+// actsFor reports whether a method may be called on behalf of a user
+// (naming as_user): Write and the directory's gets and lists.
+func actsFor(fullMethod string) bool {
+	switch fullMethod {
+	case pb.DirectoryService_Write_FullMethodName,
+		pb.DirectoryService_GetFolder_FullMethodName, pb.DirectoryService_ListFolders_FullMethodName,
+		pb.DirectoryService_GetUser_FullMethodName, pb.DirectoryService_ListUsers_FullMethodName,
+		pb.DirectoryService_ListGrants_FullMethodName, pb.DirectoryService_ListLocks_FullMethodName:
+		return true
+	}
+	return false
+}
+
+// mustActFor refuses a call that names no user from a caller whose only
+// right to it is to act for users (ScopeAct): scope is what the call
+// needs otherwise (write, read).
+func mustActFor(ctx context.Context, asUser string, scope Scope) error {
 	c := callerOf(ctx)
-	if c == nil || asUser != "" || c.may(ScopeWrite) {
+	if c == nil || asUser != "" || c.may(scope) {
 		return nil
 	}
-	return status.Errorf(codes.PermissionDenied, "caller %q writes only on behalf of a user (the %q scope): name the user in as_user", c.Name, ScopeAct)
+	verb := map[Scope]string{ScopeWrite: "writes", ScopeRead: "reads"}[scope]
+	return status.Errorf(codes.PermissionDenied, "caller %q %s only on behalf of a user (the %q scope): name the user in as_user", c.Name, verb, ScopeAct)
 }

@@ -129,6 +129,16 @@ func TestAuthMatrix(t *testing.T) {
 	if _, err := ts.dir.Write(as("act-token"), sub); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "on behalf of a user") {
 		t.Fatalf("acting for nobody: %v", err)
 	}
+	// It reads what the user may read, and only when it names the user.
+	if l, err := ts.dir.ListFolders(as("act-token"), &pb.ListFoldersRequest{AsUser: "boss", Subtree: true}); err != nil || len(l.GetFolders()) != 2 {
+		t.Fatalf("reading for a user: %v, %v; want org and team", l, err)
+	}
+	if _, err := ts.dir.ListFolders(as("act-token"), &pb.ListFoldersRequest{Subtree: true}); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "reads only on behalf of a user") {
+		t.Fatalf("reading for nobody: %v", err)
+	}
+	if _, err := ts.dir.GetCatalogue(as("act-token"), &pb.GetCatalogueRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("the catalogue, which is read for nobody: %v", err)
+	}
 	// The writer's name, not its token, is the actor in the change log.
 	s, err := ts.watch.Watch(as("admin-token"), &pb.WatchRequest{FromRevision: 2})
 	if err != nil {

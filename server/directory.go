@@ -50,7 +50,7 @@ func actor(ctx context.Context) string {
 }
 
 func (d *directory) Write(ctx context.Context, req *pb.WriteRequest) (*pb.WriteResponse, error) {
-	if err := mustActFor(ctx, req.GetAsUser()); err != nil {
+	if err := mustActFor(ctx, req.GetAsUser(), ScopeWrite); err != nil {
 		return nil, err
 	}
 	muts := make([]graph.Mutation, len(req.GetMutations()))
@@ -82,7 +82,11 @@ func (d *directory) GetFolder(ctx context.Context, req *pb.GetFolderRequest) (*p
 	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
 		return nil, d.status(ctx, err)
 	}
-	f, rule, rev, err := d.view(ctx).GetFolder(req.GetId())
+	r, err := d.reads(ctx, req.GetAsUser())
+	if err != nil {
+		return nil, err
+	}
+	f, rule, rev, err := r.GetFolder(req.GetId())
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -90,12 +94,16 @@ func (d *directory) GetFolder(ctx context.Context, req *pb.GetFolderRequest) (*p
 }
 
 func (d *directory) ListFolders(ctx context.Context, req *pb.ListFoldersRequest) (*pb.ListFoldersResponse, error) {
-	query := queryKey("list_folders", req.GetParent(), boolKey(req.GetSubtree()))
+	query := queryKey("list_folders", req.GetParent(), boolKey(req.GetSubtree()), req.GetAsUser())
 	after, size, err := d.startPage(ctx, "list_folders", query, req, d.pageSize)
 	if err != nil {
 		return nil, err
 	}
-	fs, next, rev, err := d.view(ctx).ListFolders(req.GetParent(), req.GetSubtree(), after, size)
+	r, err := d.reads(ctx, req.GetAsUser())
+	if err != nil {
+		return nil, err
+	}
+	fs, next, rev, err := r.ListFolders(req.GetParent(), req.GetSubtree(), after, size)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -142,7 +150,11 @@ func (d *directory) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.Ge
 	if err := d.consistent(ctx, req.GetConsistency()); err != nil {
 		return nil, d.status(ctx, err)
 	}
-	u, rev, err := d.view(ctx).GetUser(req.GetId())
+	r, err := d.reads(ctx, req.GetAsUser())
+	if err != nil {
+		return nil, err
+	}
+	u, rev, err := r.GetUser(req.GetId())
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -150,12 +162,16 @@ func (d *directory) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.Ge
 }
 
 func (d *directory) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*pb.ListUsersResponse, error) {
-	query := queryKey("list_users", req.GetFolder(), boolKey(req.GetSubtree()))
+	query := queryKey("list_users", req.GetFolder(), boolKey(req.GetSubtree()), req.GetAsUser())
 	after, size, err := d.startPage(ctx, "list_users", query, req, d.pageSize)
 	if err != nil {
 		return nil, err
 	}
-	us, next, rev, err := d.view(ctx).ListUsers(req.GetFolder(), req.GetSubtree(), after, size)
+	r, err := d.reads(ctx, req.GetAsUser())
+	if err != nil {
+		return nil, err
+	}
+	us, next, rev, err := r.ListUsers(req.GetFolder(), req.GetSubtree(), after, size)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -177,12 +193,16 @@ func (d *directory) ListGrants(ctx context.Context, req *pb.ListGrantsRequest) (
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
-	query := queryKey("list_grants", holder.String(), target.String())
+	query := queryKey("list_grants", holder.String(), target.String(), req.GetAsUser())
 	after, size, err := d.startPage(ctx, "list_grants", query, req, d.pageSize)
 	if err != nil {
 		return nil, err
 	}
-	gs, next, rev, err := d.view(ctx).ListGrants(holder, target, after, size)
+	r, err := d.reads(ctx, req.GetAsUser())
+	if err != nil {
+		return nil, err
+	}
+	gs, next, rev, err := r.ListGrants(holder, target, after, size)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
@@ -200,12 +220,16 @@ func (d *directory) ListLocks(ctx context.Context, req *pb.ListLocksRequest) (*p
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}
-	query := queryKey("list_locks", target.String())
+	query := queryKey("list_locks", target.String(), req.GetAsUser())
 	after, size, err := d.startPage(ctx, "list_locks", query, req, d.pageSize)
 	if err != nil {
 		return nil, err
 	}
-	ls, next, rev, err := d.view(ctx).ListLocks(target, after, size)
+	r, err := d.reads(ctx, req.GetAsUser())
+	if err != nil {
+		return nil, err
+	}
+	ls, next, rev, err := r.ListLocks(target, after, size)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -795,5 +796,61 @@ func TestWriteAsUser(t *testing.T) {
 	got, err := stream.Recv()
 	if err != nil || got.GetRevision() != w.GetRevision() || got.GetActedFor() != "tom" {
 		t.Fatalf("the change stream: %v, %v; want revision %d acted for tom", got, err, w.GetRevision())
+	}
+}
+
+// TestReadAsUser: the directory read on behalf of the IT1 teacher holds
+// IT1 and its learners, and nothing of IT2, in gets, lists and pages.
+func TestReadAsUser(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	ctx := ctxT(t)
+	if _, err := ts.dir.GetUser(ctx, &pb.GetUserRequest{Id: "carl", AsUser: "tom"}); err != nil {
+		t.Fatalf("the IT1 teacher reads an IT1 learner: %v", err)
+	}
+	_, err := ts.dir.GetUser(ctx, &pb.GetUserRequest{Id: "cara", AsUser: "tom"})
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "cara") || !strings.Contains(err.Error(), "read") {
+		t.Fatalf("the IT1 teacher reads an IT2 learner: %v", err)
+	}
+	if _, err := ts.dir.GetFolder(ctx, &pb.GetFolderRequest{Id: "it2", AsUser: "tom"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("the IT1 teacher reads IT2: %v", err)
+	}
+	var users []string
+	req := &pb.ListUsersRequest{Folder: "acme", Subtree: true, PageSize: 1, AsUser: "tom"}
+	for {
+		page, err := ts.dir.ListUsers(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range page.GetUsers() {
+			users = append(users, u.GetId())
+		}
+		if req.PageToken = page.GetNextPageToken(); req.PageToken == "" {
+			break
+		}
+	}
+	all, err := ts.dir.ListUsers(ctx, &pb.ListUsersRequest{Folder: "acme", Subtree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range all.GetUsers() {
+		d, err := ts.acc.Check(ctx, &pb.CheckRequest{User: "tom", Right: "read", Resource: &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_USER, Id: u.GetId()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.GetAllowed() != slices.Contains(users, u.GetId()) {
+			t.Fatalf("user %s: tom may read it %v, listed for tom %v (%v)", u.GetId(), d.GetAllowed(), !d.GetAllowed(), users)
+		}
+	}
+	if !slices.Contains(users, "carl") || slices.Contains(users, "cara") {
+		t.Fatalf("users listed for the IT1 teacher: %v", users)
+	}
+	// A page token is for the user it was read for.
+	first, err := ts.dir.ListUsers(ctx, &pb.ListUsersRequest{Folder: "acme", Subtree: true, PageSize: 1, AsUser: "tom"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.dir.ListUsers(ctx, &pb.ListUsersRequest{Folder: "acme", Subtree: true, PageSize: 1, PageToken: first.GetNextPageToken()}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("a page read for tom continued for everyone: %v", err)
 	}
 }

@@ -28,6 +28,36 @@ type view interface {
 	Write(ctx context.Context, actor string, muts []graph.Mutation, pre graph.Preconditions) (uint64, error)
 	WriteAs(ctx context.Context, actor, user string, muts []graph.Mutation, pre graph.Preconditions) (uint64, error)
 	Import(ctx context.Context, actor string, muts []graph.Mutation) (uint64, error)
+	ReadAs(user string) *graph.Reader
+}
+
+// directoryReads are the directory's gets and lists, as a view or a
+// graph.Reader (on behalf of a user) answers them.
+type directoryReads interface {
+	GetFolder(id string) (graph.Folder, *graph.PlacementRule, uint64, error)
+	GetUser(id string) (graph.User, uint64, error)
+	ListFolders(parent string, subtree bool, after string, limit int) ([]graph.Folder, string, uint64, error)
+	ListUsers(folder string, subtree bool, after string, limit int) ([]graph.User, string, uint64, error)
+	ListGrants(holder, target graph.Ref, after string, limit int) ([]graph.Grant, string, uint64, error)
+	ListLocks(target graph.Ref, after string, limit int) ([]graph.Lock, string, uint64, error)
+}
+
+var (
+	_ directoryReads = view(nil)
+	_ directoryReads = (*graph.Reader)(nil)
+)
+
+// reads returns the directory as the call of ctx may read it: on behalf
+// of asUser when it names one, else as view does. A caller that may only
+// act for users must name one.
+func (s *Server) reads(ctx context.Context, asUser string) (directoryReads, error) {
+	if err := mustActFor(ctx, asUser, ScopeRead); err != nil {
+		return nil, err
+	}
+	if asUser == "" {
+		return s.view(ctx), nil
+	}
+	return s.view(ctx).ReadAs(asUser), nil
 }
 
 var (

@@ -33,7 +33,7 @@ func (a *app) foldersCommand() *cobra.Command {
 				return err
 			}
 			out := &pb.ListFoldersResponse{}
-			for f, err := range cl.Folders(ctx, first(args), subtree, a.read()...) {
+			for f, err := range cl.Folders(ctx, first(args), subtree, a.readFor(cmd)...) {
 				if err != nil {
 					return err
 				}
@@ -60,7 +60,7 @@ func (a *app) foldersCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f, rule, err := cl.GetFolder(ctx, args[0], a.read()...)
+			f, rule, err := cl.GetFolder(ctx, args[0], a.readFor(cmd)...)
 			if err != nil {
 				return err
 			}
@@ -136,6 +136,8 @@ func (a *app) foldersCommand() *cobra.Command {
 		return nil
 	})
 	del.Flags().BoolVar(&cascade, "cascade", false, "also delete what is below it and what names it")
+	readAsUserFlag(list)
+	readAsUserFlag(get)
 	cmd.AddCommand(list, get, create, rename, relabel, move, del, a.treeCommand())
 	return cmd
 }

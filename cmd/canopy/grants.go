@@ -45,7 +45,7 @@ one user. A grant with no target gives capabilities.`,
 				return err
 			}
 			out := &pb.ListGrantsResponse{}
-			for g, err := range cl.Grants(ctx, h, t, a.read()...) {
+			for g, err := range cl.Grants(ctx, h, t, a.readFor(cmd)...) {
 				if err != nil {
 					return err
 				}
@@ -101,6 +101,7 @@ one user. A grant with no target gives capabilities.`,
 		b.RemoveGrant(args[0])
 		return nil
 	})
+	readAsUserFlag(list)
 	cmd.AddCommand(list, add, remove)
 	return cmd
 }

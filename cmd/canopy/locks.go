@@ -36,7 +36,7 @@ with its members, or on one user, whatever any grant says.`,
 				return err
 			}
 			out := &pb.ListLocksResponse{}
-			for l, err := range cl.Locks(ctx, t, a.read()...) {
+			for l, err := range cl.Locks(ctx, t, a.readFor(cmd)...) {
 				if err != nil {
 					return err
 				}
@@ -81,6 +81,7 @@ with its members, or on one user, whatever any grant says.`,
 		b.RemoveLock(args[0])
 		return nil
 	})
+	readAsUserFlag(list)
 	cmd.AddCommand(list, add, remove)
 	return cmd
 }

@@ -429,3 +429,17 @@ func TestWriteAsUser(t *testing.T) {
 		t.Errorf("a write tom may not make: %q", r.err)
 	}
 }
+
+// TestReadAsUser: --as-user on a directory read lists only what the user
+// may read, and refuses a get of anything else naming it.
+func TestReadAsUser(t *testing.T) {
+	s := atlas(t)
+	r := must(t, 0, s.Addr, "users", "list", "acme", "--subtree", "--as-user", "tom")
+	if !strings.Contains(r.out, "carl") || strings.Contains(r.out, "cara") || strings.Contains(r.out, "alice") {
+		t.Errorf("the users tom may read:\n%s", r.out)
+	}
+	r = must(t, 2, s.Addr, "folders", "get", "it2", "--as-user", "tom")
+	if !strings.Contains(r.err, "permission denied") || !strings.Contains(r.err, "read on folder:it2") {
+		t.Errorf("a folder tom may not read: %q", r.err)
+	}
+}

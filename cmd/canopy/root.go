@@ -239,6 +239,16 @@ func (a *app) call(cmd *cobra.Command) (*client.Client, context.Context, error) 
 	return cl, ctx, nil
 }
 
+// readFor is what the read flags ask for, and, with --as-user, reading
+// on behalf of that user (the directory's gets and lists).
+func (a *app) readFor(cmd *cobra.Command) []client.ReadOption {
+	opts := a.read()
+	if u, _ := cmd.Flags().GetString("as-user"); u != "" {
+		opts = append(opts, client.ReadAs(u))
+	}
+	return opts
+}
+
 // read is the consistency the read flags ask for.
 func (a *app) read() []client.ReadOption {
 	switch {

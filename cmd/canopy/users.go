@@ -34,7 +34,7 @@ func (a *app) usersCommand() *cobra.Command {
 				return err
 			}
 			out := &pb.ListUsersResponse{}
-			for u, err := range cl.Users(ctx, args[0], subtree, a.read()...) {
+			for u, err := range cl.Users(ctx, args[0], subtree, a.readFor(cmd)...) {
 				if err != nil {
 					return err
 				}
@@ -55,7 +55,7 @@ func (a *app) usersCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			u, err := cl.GetUser(ctx, args[0], a.read()...)
+			u, err := cl.GetUser(ctx, args[0], a.readFor(cmd)...)
 			if err != nil {
 				return err
 			}
@@ -179,6 +179,8 @@ func (a *app) usersCommand() *cobra.Command {
 		return nil
 	})
 	del.Flags().BoolVar(&cascade, "cascade", false, "also remove the grants and locks naming the user")
+	readAsUserFlag(list)
+	readAsUserFlag(get)
 	cmd.AddCommand(list, get, create, update, move, join, leave)
 	cmd.AddCommand(states...)
 	cmd.AddCommand(del)

@@ -54,3 +54,9 @@ func (a *app) writeCommand(c *cobra.Command, build func(args []string, b *client
 func asUserFlag(c *cobra.Command) {
 	c.Flags().String("as-user", "", "write on behalf of this user: refused unless they hold the rights the change needs")
 }
+
+// readAsUserFlag gives a directory read the --as-user flag (a.readFor
+// reads it).
+func readAsUserFlag(c *cobra.Command) {
+	c.Flags().String("as-user", "", "read on behalf of this user: only what they may read")
+}

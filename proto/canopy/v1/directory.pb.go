@@ -215,9 +215,12 @@ func (x *WriteResponse) GetRevision() uint64 {
 
 // GetFolderRequest names a folder.
 type GetFolderRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Consistency   *Consistency           `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Consistency *Consistency           `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// Read on behalf of this user: the folder is refused
+	// (PERMISSION_DENIED) unless the user may read it.
+	AsUser        string `protobuf:"bytes,3,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,6 +267,13 @@ func (x *GetFolderRequest) GetConsistency() *Consistency {
 		return x.Consistency
 	}
 	return nil
+}
+
+func (x *GetFolderRequest) GetAsUser() string {
+	if x != nil {
+		return x.AsUser
+	}
+	return ""
 }
 
 // GetFolderResponse is the folder and its placement rule, if any.
@@ -338,9 +348,12 @@ type ListFoldersRequest struct {
 	// At most this many (0: a server default of 1,000); more than the
 	// server's limit (10,000 by default) is refused. The same holds for the
 	// page_size of every list.
-	PageSize      uint32       `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string       `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Consistency   *Consistency `protobuf:"bytes,5,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	PageSize    uint32       `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken   string       `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Consistency *Consistency `protobuf:"bytes,5,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// Read on behalf of this user: only the folders the user
+	// may read are listed, and pages hold only those.
+	AsUser        string `protobuf:"bytes,6,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,6 +423,13 @@ func (x *ListFoldersRequest) GetConsistency() *Consistency {
 	return nil
 }
 
+func (x *ListFoldersRequest) GetAsUser() string {
+	if x != nil {
+		return x.AsUser
+	}
+	return ""
+}
+
 // ListFoldersResponse is one page of folders.
 type ListFoldersResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -474,9 +494,12 @@ func (x *ListFoldersResponse) GetRevision() uint64 {
 
 // GetUserRequest names a user.
 type GetUserRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Consistency   *Consistency           `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Consistency *Consistency           `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// Read on behalf of this user: the user is refused
+	// (PERMISSION_DENIED) unless the acting user may read it.
+	AsUser        string `protobuf:"bytes,3,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,6 +546,13 @@ func (x *GetUserRequest) GetConsistency() *Consistency {
 		return x.Consistency
 	}
 	return nil
+}
+
+func (x *GetUserRequest) GetAsUser() string {
+	if x != nil {
+		return x.AsUser
+	}
+	return ""
 }
 
 // GetUserResponse is the user.
@@ -580,12 +610,15 @@ func (x *GetUserResponse) GetRevision() uint64 {
 
 // ListUsersRequest names the folder whose users to list.
 type ListUsersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Folder        string                 `protobuf:"bytes,1,opt,name=folder,proto3" json:"folder,omitempty"`
-	Subtree       bool                   `protobuf:"varint,2,opt,name=subtree,proto3" json:"subtree,omitempty"`
-	PageSize      uint32                 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Consistency   *Consistency           `protobuf:"bytes,5,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Folder      string                 `protobuf:"bytes,1,opt,name=folder,proto3" json:"folder,omitempty"`
+	Subtree     bool                   `protobuf:"varint,2,opt,name=subtree,proto3" json:"subtree,omitempty"`
+	PageSize    uint32                 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken   string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Consistency *Consistency           `protobuf:"bytes,5,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// Read on behalf of this user: only the users the acting
+	// user may read are listed.
+	AsUser        string `protobuf:"bytes,6,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -655,6 +688,13 @@ func (x *ListUsersRequest) GetConsistency() *Consistency {
 	return nil
 }
 
+func (x *ListUsersRequest) GetAsUser() string {
+	if x != nil {
+		return x.AsUser
+	}
+	return ""
+}
+
 // ListUsersResponse is one page of users.
 type ListUsersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -718,12 +758,16 @@ func (x *ListUsersResponse) GetRevision() uint64 {
 
 // ListGrantsRequest filters grants; unset filters match everything.
 type ListGrantsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Holder        *ObjectRef             `protobuf:"bytes,1,opt,name=holder,proto3" json:"holder,omitempty"`
-	Target        *ObjectRef             `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
-	PageSize      uint32                 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Consistency   *Consistency           `protobuf:"bytes,5,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Holder      *ObjectRef             `protobuf:"bytes,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	Target      *ObjectRef             `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	PageSize    uint32                 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken   string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Consistency *Consistency           `protobuf:"bytes,5,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// Read on behalf of this user: only the grants on what
+	// the user may read (a grant's target; a capability grant's holder)
+	// are listed.
+	AsUser        string `protobuf:"bytes,6,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -793,6 +837,13 @@ func (x *ListGrantsRequest) GetConsistency() *Consistency {
 	return nil
 }
 
+func (x *ListGrantsRequest) GetAsUser() string {
+	if x != nil {
+		return x.AsUser
+	}
+	return ""
+}
+
 // ListGrantsResponse is one page of grants.
 type ListGrantsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -856,11 +907,14 @@ func (x *ListGrantsResponse) GetRevision() uint64 {
 
 // ListLocksRequest filters locks by target; unset matches everything.
 type ListLocksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Target        *ObjectRef             `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
-	PageSize      uint32                 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Consistency   *Consistency           `protobuf:"bytes,4,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Target      *ObjectRef             `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	PageSize    uint32                 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken   string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Consistency *Consistency           `protobuf:"bytes,4,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// Read on behalf of this user: only the locks on what the
+	// user may read are listed.
+	AsUser        string `protobuf:"bytes,5,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -921,6 +975,13 @@ func (x *ListLocksRequest) GetConsistency() *Consistency {
 		return x.Consistency
 	}
 	return nil
+}
+
+func (x *ListLocksRequest) GetAsUser() string {
+	if x != nil {
+		return x.AsUser
+	}
+	return ""
 }
 
 // ListLocksResponse is one page of locks.
@@ -1585,59 +1646,65 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\rpreconditions\x18\x02 \x01(\v2\x18.canopy.v1.PreconditionsR\rpreconditions\x12\x17\n" +
 	"\aas_user\x18\x03 \x01(\tR\x06asUser\"+\n" +
 	"\rWriteResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x04R\brevision\"\\\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\"u\n" +
 	"\x10GetFolderRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x128\n" +
-	"\vconsistency\x18\x02 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"\x9b\x01\n" +
+	"\vconsistency\x18\x02 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\x12\x17\n" +
+	"\aas_user\x18\x03 \x01(\tR\x06asUser\"\x9b\x01\n" +
 	"\x11GetFolderResponse\x12)\n" +
 	"\x06folder\x18\x01 \x01(\v2\x11.canopy.v1.FolderR\x06folder\x12?\n" +
 	"\x0eplacement_rule\x18\x02 \x01(\v2\x18.canopy.v1.PlacementRuleR\rplacementRule\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x04R\brevision\"\xbc\x01\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\"\xd5\x01\n" +
 	"\x12ListFoldersRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x18\n" +
 	"\asubtree\x18\x02 \x01(\bR\asubtree\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x128\n" +
-	"\vconsistency\x18\x05 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"\x86\x01\n" +
+	"\vconsistency\x18\x05 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\x12\x17\n" +
+	"\aas_user\x18\x06 \x01(\tR\x06asUser\"\x86\x01\n" +
 	"\x13ListFoldersResponse\x12+\n" +
 	"\afolders\x18\x01 \x03(\v2\x11.canopy.v1.FolderR\afolders\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x04R\brevision\"Z\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\"s\n" +
 	"\x0eGetUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x128\n" +
-	"\vconsistency\x18\x02 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"R\n" +
+	"\vconsistency\x18\x02 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\x12\x17\n" +
+	"\aas_user\x18\x03 \x01(\tR\x06asUser\"R\n" +
 	"\x0fGetUserResponse\x12#\n" +
 	"\x04user\x18\x01 \x01(\v2\x0f.canopy.v1.UserR\x04user\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x04R\brevision\"\xba\x01\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\"\xd3\x01\n" +
 	"\x10ListUsersRequest\x12\x16\n" +
 	"\x06folder\x18\x01 \x01(\tR\x06folder\x12\x18\n" +
 	"\asubtree\x18\x02 \x01(\bR\asubtree\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x128\n" +
-	"\vconsistency\x18\x05 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"~\n" +
+	"\vconsistency\x18\x05 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\x12\x17\n" +
+	"\aas_user\x18\x06 \x01(\tR\x06asUser\"~\n" +
 	"\x11ListUsersResponse\x12%\n" +
 	"\x05users\x18\x01 \x03(\v2\x0f.canopy.v1.UserR\x05users\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x04R\brevision\"\xe5\x01\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\"\xfe\x01\n" +
 	"\x11ListGrantsRequest\x12,\n" +
 	"\x06holder\x18\x01 \x01(\v2\x14.canopy.v1.ObjectRefR\x06holder\x12,\n" +
 	"\x06target\x18\x02 \x01(\v2\x14.canopy.v1.ObjectRefR\x06target\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x128\n" +
-	"\vconsistency\x18\x05 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"\x82\x01\n" +
+	"\vconsistency\x18\x05 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\x12\x17\n" +
+	"\aas_user\x18\x06 \x01(\tR\x06asUser\"\x82\x01\n" +
 	"\x12ListGrantsResponse\x12(\n" +
 	"\x06grants\x18\x01 \x03(\v2\x10.canopy.v1.GrantR\x06grants\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x04R\brevision\"\xb6\x01\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\"\xcf\x01\n" +
 	"\x10ListLocksRequest\x12,\n" +
 	"\x06target\x18\x01 \x01(\v2\x14.canopy.v1.ObjectRefR\x06target\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x128\n" +
-	"\vconsistency\x18\x04 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\"~\n" +
+	"\vconsistency\x18\x04 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\x12\x17\n" +
+	"\aas_user\x18\x05 \x01(\tR\x06asUser\"~\n" +
 	"\x11ListLocksResponse\x12%\n" +
 	"\x05locks\x18\x01 \x03(\v2\x0f.canopy.v1.LockR\x05locks\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
