@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -220,4 +221,19 @@ func (b *Batch) Commit(ctx context.Context) (uint64, error) {
 // Write applies mutations as one atomic batch and returns its revision.
 func (c *Client) Write(ctx context.Context, mutations ...*pb.Mutation) (uint64, error) {
 	return c.Batch().Add(mutations...).Commit(ctx)
+}
+
+// Preview validates the batch exactly as Commit would and returns what it
+// would change in access, committing nothing: for the first limit users
+// by id (0: the server's 100), what each would gain and lose, with the
+// full counts. A batch Commit would refuse is refused with the same error.
+func (b *Batch) Preview(ctx context.Context, limit int) (*pb.Preview, error) {
+	req := proto.Clone(&b.req).(*pb.WriteRequest)
+	req.DryRun, req.PreviewLimit = true, uint32(max(limit, 0))
+	r, err := b.c.DirectoryService.Write(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	b.c.saw(r.GetPreview().GetRevision())
+	return r.GetPreview(), nil
 }

@@ -42,6 +42,10 @@ type txn struct {
 	// as, when not nil, is the user the batch is written on behalf of:
 	// each mutation needs that user's rights (actas.go).
 	as *actingAs
+	// ends, when not nil, receives after each mutation applyBatch applies
+	// how many primitives have been applied, for a preview to tell which
+	// mutation each primitive is part of.
+	ends *[]int
 }
 
 // applyBatch applies muts in order. On error it rolls back what it applied
@@ -67,6 +71,9 @@ func (t *txn) applyBatch(muts []Mutation) error {
 				e.Msg = strings.TrimPrefix(fmt.Sprintf("%s (mutation %d)", e.Msg, i), " ")
 			}
 			return err
+		}
+		if t.ends != nil {
+			*t.ends = append(*t.ends, len(t.done))
 		}
 	}
 	return nil

@@ -115,14 +115,43 @@ func (ix *Index) Import(ctx context.Context, actor string, muts []Mutation) (uin
 }
 
 func (ix *Index) write(ctx context.Context, req *writeReq) (uint64, error) {
-	actor, muts := req.actor, req.muts
-	if len(muts) == 0 {
-		return 0, newErr("write", actor, ErrInvalid, "a batch needs at least one mutation")
-	}
-	if len(muts) > ix.opts.MaxBatch {
-		return 0, newErr("write", actor, ErrInvalid, "a batch holds at most %d mutations (the limit of mutations per write), not %d", ix.opts.MaxBatch, len(muts))
+	if err := ix.checkBatch(req); err != nil {
+		return 0, err
 	}
 	return ix.enqueue(ctx, req)
+}
+
+// checkBatch refuses a batch that is empty or too large, before it is
+// queued.
+func (ix *Index) checkBatch(req *writeReq) error {
+	actor, muts := req.actor, req.muts
+	if len(muts) == 0 {
+		return newErr("write", actor, ErrInvalid, "a batch needs at least one mutation")
+	}
+	if len(muts) > ix.opts.MaxBatch {
+		return newErr("write", actor, ErrInvalid, "a batch holds at most %d mutations (the limit of mutations per write), not %d", ix.opts.MaxBatch, len(muts))
+	}
+	return nil
+}
+
+// validate applies req's batch with t, as the write it is, to a state at
+// revision rev: its preconditions, what precheck refuses, the rules of
+// acting as a user and of confinement, and every mutation's own. On error
+// nothing of it stays applied.
+func (ix *Index) validate(t *txn, req *writeReq, rev uint64, now time.Time) error {
+	if err := req.pre.check(t.s, rev); err != nil {
+		return err
+	}
+	if !req.expire {
+		if err := precheck(req.muts, now, req.importing, ix.opts.IDs, ix.opts.MaxIDBytes); err != nil {
+			return err
+		}
+	}
+	t.table, t.orgs, t.as = newScopeTable(), req.orgs, nil
+	if req.as != "" {
+		t.as = &actingAs{user: req.as, now: now.UnixNano()}
+	}
+	return t.applyBatch(req.muts)
 }
 
 // enqueue hands a write to the writer and waits for its outcome.
@@ -309,26 +338,15 @@ func (ix *Index) tryGroup(group []*writeReq) error {
 		if req.bootstrap && rev != 0 {
 			continue // written by another node
 		}
-		if err := req.pre.check(sp.s, rev); err != nil {
-			req.err = err
-			continue
-		}
 		if req.expire {
 			// Against the trial state, which the earlier batches of the
 			// group have changed already.
 			if req.muts = ix.due(sp.s, now.UnixNano()); len(req.muts) == 0 {
 				continue
 			}
-		} else if err := precheck(req.muts, now, req.importing, ix.opts.IDs, ix.opts.MaxIDBytes); err != nil {
-			req.err = err
-			continue
 		}
 		mark := len(t.done)
-		t.table, t.orgs, t.as = newScopeTable(), req.orgs, nil
-		if req.as != "" {
-			t.as = &actingAs{user: req.as, now: now.UnixNano()}
-		}
-		if err := t.applyBatch(req.muts); err != nil {
+		if err := ix.validate(t, req, rev, now); err != nil {
 			req.err = err
 			continue
 		}

@@ -65,6 +65,13 @@ func (d *directory) Write(ctx context.Context, req *pb.WriteRequest) (*pb.WriteR
 		Revision: p.GetRevision(), FoldersExist: p.GetFoldersExist(), UsersExist: p.GetUsersExist(),
 		FoldersAbsent: p.GetFoldersAbsent(), UsersAbsent: p.GetUsersAbsent(),
 	}
+	if req.GetDryRun() {
+		p, err := d.view(ctx).Preview(ctx, graph.PreviewRequest{Actor: actor(ctx), AsUser: req.GetAsUser(), Mutations: muts, Pre: pre, Limit: int(req.GetPreviewLimit())})
+		if err != nil {
+			return nil, d.status(ctx, err)
+		}
+		return &pb.WriteResponse{Preview: fitPreview(previewToPB(p), d.opts.MaxResponseBytes)}, nil
+	}
 	var rev uint64
 	var err error
 	if u := req.GetAsUser(); u != "" {
@@ -259,6 +266,24 @@ func fitPage[T proto.Message](items []T, next string, id func(T) string, maxByte
 		}
 	}
 	return items, next
+}
+
+// fitPreview cuts a preview's list of changes to maxBytes, whole users
+// at a time from the end, so that it fits a default client; the counts
+// stay whole, and users_listed says how many are listed.
+func fitPreview(p *pb.Preview, maxBytes int) *pb.Preview {
+	size, start, listed := 0, 0, 0 // start: the first change of the current user
+	for i, ch := range p.GetChanges() {
+		if i == 0 || ch.GetUser() != p.Changes[i-1].GetUser() {
+			start = i
+			listed++
+		}
+		if size += proto.Size(ch) + 8; size > maxBytes && start > 0 {
+			p.Changes, p.UsersListed = p.Changes[:start], uint64(listed-1)
+			return p
+		}
+	}
+	return p
 }
 
 // importChunk is how many mutations Import commits as one batch.

@@ -854,3 +854,42 @@ func TestReadAsUser(t *testing.T) {
 		t.Fatalf("a page read for tom continued for everyone: %v", err)
 	}
 }
+
+// TestDryRun: a dry run answers with the change in access and commits
+// nothing; a batch the write would refuse is refused the same way.
+func TestDryRun(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	ctx := ctxT(t)
+	rev := ts.ix.Revision()
+	grant := MutationToPB(graph.Mutation{AddGrant: &graph.Grant{ID: "tom-assign", Holder: graph.UserRef("tom"), Target: graph.FolderRef("it1"), Rights: []string{"assign"}}})
+	out, err := ts.dir.Write(ctx, &pb.WriteRequest{DryRun: true, Mutations: []*pb.Mutation{grant}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := out.GetPreview()
+	if out.GetRevision() != 0 || p.GetRevision() != rev || ts.ix.Revision() != rev {
+		t.Fatalf("a dry run at %d: answered revision %d, preview at %d, index now at %d", rev, out.GetRevision(), p.GetRevision(), ts.ix.Revision())
+	}
+	if p.GetUsersAffected() != 1 || len(p.GetChanges()) != 1 {
+		t.Fatalf("preview: %v", p)
+	}
+	ch := p.GetChanges()[0]
+	if ch.GetUser() != "tom" || len(ch.GetGained()) != 1 || ch.GetGained()[0].GetOn().GetId() != "it1" || !slices.Equal(ch.GetGained()[0].GetRights(), []string{"assign"}) || len(ch.GetLost()) > 0 {
+		t.Fatalf("tom's change: %v", ch)
+	}
+	// it1 and carl: two records gained.
+	if len(p.GetTotals()) != 1 || p.GetTotals()[0].GetRight() != "assign" || p.GetTotals()[0].GetGained() != 2 {
+		t.Fatalf("totals: %v", p.GetTotals())
+	}
+	// The same batch written for tom is refused alike, dry or not.
+	for _, dry := range []bool{true, false} {
+		_, err := ts.dir.Write(ctx, &pb.WriteRequest{DryRun: dry, AsUser: "tom", Mutations: []*pb.Mutation{grant}})
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "assign") {
+			t.Fatalf("dry run %v, for tom: %v", dry, err)
+		}
+	}
+	if ts.ix.Revision() != rev {
+		t.Fatalf("the index moved to %d", ts.ix.Revision())
+	}
+}

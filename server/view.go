@@ -29,6 +29,7 @@ type view interface {
 	WriteAs(ctx context.Context, actor, user string, muts []graph.Mutation, pre graph.Preconditions) (uint64, error)
 	Import(ctx context.Context, actor string, muts []graph.Mutation) (uint64, error)
 	ReadAs(user string) *graph.Reader
+	Preview(ctx context.Context, req graph.PreviewRequest) (graph.Preview, error)
 }
 
 // directoryReads are the directory's gets and lists, as a view or a

@@ -529,6 +529,21 @@ func accessToPB(list []graph.AccessRegion) []*pb.AccessRegion {
 	return out
 }
 
+// previewToPB converts a dry run's preview.
+func previewToPB(p graph.Preview) *pb.Preview {
+	out := &pb.Preview{Revision: p.Revision, UsersAffected: uint64(p.Users), UsersListed: uint64(p.Listed)}
+	for _, ch := range p.Changes {
+		out.Changes = append(out.Changes, &pb.PreviewChange{
+			User: ch.User, Mutation: uint32(ch.Mutation), Part: uint32(ch.Part), Cause: MutationToPB(ch.Cause),
+			Gained: accessToPB(ch.Gained), Lost: accessToPB(ch.Lost),
+		})
+	}
+	for _, t := range p.Totals {
+		out.Totals = append(out.Totals, &pb.AccessTotal{Right: t.Right, Gained: uint64(t.Gained), Lost: uint64(t.Lost)})
+	}
+	return out
+}
+
 // WatchAccess subscribes to the hub before it asks the index to follow
 // the user, so every commit after the starting revision that changes the
 // user's access reaches it.

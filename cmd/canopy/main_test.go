@@ -443,3 +443,23 @@ func TestReadAsUser(t *testing.T) {
 		t.Errorf("a folder tom may not read: %q", r.err)
 	}
 }
+
+// TestDryRun: --dry-run on a write shows what it would do to access, line
+// by line, and writes nothing; a refused one is refused as the write is.
+func TestDryRun(t *testing.T) {
+	s := atlas(t)
+	rev := s.Index.Revision()
+	r := must(t, 0, s.Addr, "grants", "add", "tom-assign", "--holder", "user/tom", "--target", "folder/it1", "--rights", "assign", "--dry-run")
+	for _, w := range []string{"access: 1 user would change", "assign: 2 records gained, 0 lost", "+ tom assign on folder/it1  (mutation 0: {\"add_grant\""} {
+		if !strings.Contains(r.out, w) {
+			t.Errorf("the dry run lacks %q:\n%s", w, r.out)
+		}
+	}
+	r = must(t, 2, s.Addr, "grants", "add", "tom-assign", "--holder", "user/tom", "--target", "folder/it1", "--rights", "assign", "--dry-run", "--as-user", "tom")
+	if !strings.Contains(r.err, "permission denied") || !strings.Contains(r.err, "assign") {
+		t.Errorf("a dry run tom may not write: %q", r.err)
+	}
+	if s.Index.Revision() != rev {
+		t.Fatal("a dry run wrote")
+	}
+}

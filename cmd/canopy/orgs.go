@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -170,6 +171,8 @@ type planOut struct {
 	Revision uint64         `json:"revision,string"`
 	Changes  []changeOut    `json:"changes"`
 	Counts   map[string]int `json:"counts"`
+	// Access is what the changes would do to access (a Preview).
+	Access json.RawMessage `json:"access,omitempty"`
 }
 
 type changeOut struct {
@@ -179,9 +182,36 @@ type changeOut struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// showPlan prints the changes people should see and a summary.
-func (a *app) showPlan(rev uint64, plan []orgfile.Change, prune bool) error {
+// planBatch is the plan as one batch, applied only at revision rev.
+func planBatch(cl *client.Client, plan []orgfile.Change, rev uint64) *client.Batch {
+	b := cl.Batch().IfRevision(rev)
+	for _, c := range plan {
+		b.Add(server.MutationToPB(c.Mutation))
+	}
+	return b
+}
+
+// previewPlan asks the server what the plan would do to access, when it
+// fits one batch of at most batch mutations (nil otherwise, or when there
+// is nothing to do).
+func (a *app) previewPlan(cmd *cobra.Command, cl *client.Client, plan []orgfile.Change, rev uint64, batch int) (*pb.Preview, error) {
+	if len(plan) == 0 || len(plan) > batch {
+		return nil, nil
+	}
+	return a.preview(cmd, planBatch(cl, plan, rev))
+}
+
+// showPlan prints the changes people should see and a summary, and what
+// they would do to access when p is not nil.
+func (a *app) showPlan(rev uint64, plan []orgfile.Change, prune bool, p *pb.Preview) error {
 	out := planOut{Revision: rev, Counts: map[string]int{"create": 0, "change": 0, "move": 0, "delete": 0}}
+	if p != nil {
+		raw, err := previewJSON(p)
+		if err != nil {
+			return err
+		}
+		out.Access = raw
+	}
 	for _, c := range plan {
 		if !c.Quiet {
 			out.Changes = append(out.Changes, changeOut{c.Action, c.Kind, c.ID, c.Detail})
@@ -199,8 +229,10 @@ func (a *app) showPlan(rev uint64, plan []orgfile.Change, prune bool) error {
 		if !prune {
 			fmt.Fprint(w, "; without --prune nothing the file leaves out is deleted")
 		}
-		_, err := fmt.Fprintln(w)
-		return err
+		if _, err := fmt.Fprintln(w); err != nil || p == nil {
+			return err
+		}
+		return printPreview(w, p)
 	})
 }
 
@@ -218,12 +250,18 @@ matches, 1 when there are changes, 2 on an error.`,
   canopy diff -f org.yaml --prune -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, plan, rev, err := a.plan(cmd, file, prune)
+			cl, plan, rev, err := a.plan(cmd, file, prune)
 			if err != nil {
 				return err
 			}
-			if err := a.showPlan(rev, plan, prune); err != nil {
+			// A plan the server would refuse is shown all the same, and
+			// then the refusal.
+			p, perr := a.previewPlan(cmd, cl, plan, rev, maxBatch)
+			if err := a.showPlan(rev, plan, prune, p); err != nil {
 				return err
+			}
+			if perr != nil {
+				return fmt.Errorf("apply would be refused: %w", perr)
 			}
 			if len(plan) > 0 {
 				return errNo
@@ -233,9 +271,14 @@ matches, 1 when there are changes, 2 on an error.`,
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "the organisation file (- for standard input)")
 	c.Flags().BoolVar(&prune, "prune", false, "also delete what the file's organisations hold on the server but the file leaves out")
+	previewFlags(c)
 	c.MarkFlagRequired("file")
 	return c
 }
+
+// maxBatch is the largest plan diff previews: what apply writes as one
+// batch by default.
+const maxBatch = 10_000
 
 func (a *app) applyCommand() *cobra.Command {
 	var file string
@@ -261,8 +304,16 @@ apply is not atomic as a whole.`,
 			if err != nil {
 				return err
 			}
-			if err := a.showPlan(rev, plan, prune); err != nil {
+			var p *pb.Preview
+			var perr error
+			if dryRun {
+				p, perr = a.previewPlan(cmd, cl, plan, rev, batch)
+			}
+			if err := a.showPlan(rev, plan, prune, p); err != nil {
 				return err
+			}
+			if perr != nil {
+				return fmt.Errorf("apply would be refused: %w", perr)
 			}
 			if dryRun || len(plan) == 0 {
 				return nil
@@ -270,10 +321,7 @@ apply is not atomic as a whole.`,
 			if len(plan) > batch {
 				return a.importPlan(cmd, cl, plan)
 			}
-			b := cl.Batch().IfRevision(rev)
-			for _, c := range plan {
-				b.Add(server.MutationToPB(c.Mutation))
-			}
+			b := planBatch(cl, plan, rev)
 			_, ctx, err := a.call(cmd) // a deadline of its own, after the plan's reads
 			if err != nil {
 				return err
@@ -290,8 +338,9 @@ apply is not atomic as a whole.`,
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "the organisation file (- for standard input)")
 	c.Flags().BoolVar(&prune, "prune", false, "also delete what the file's organisations hold on the server but the file leaves out")
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "show the changes and write nothing")
-	c.Flags().IntVar(&batch, "batch", 10_000, "the most mutations written as one atomic batch; more stream through Import")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "show the changes and what they would do to access, and write nothing")
+	previewFlags(c)
+	c.Flags().IntVar(&batch, "batch", maxBatch, "the most mutations written as one atomic batch; more stream through Import")
 	c.MarkFlagRequired("file")
 	return c
 }

@@ -91,6 +91,9 @@ func TestApplyDiffExport(t *testing.T) {
 	if !strings.Contains(r.out, "- user cara") || !strings.Contains(r.out, "- grant access-it2-teacher") {
 		t.Errorf("dry run with prune:\n%s", r.out)
 	}
+	if !strings.Contains(r.out, "access: 0 users would change, against revision 3") {
+		t.Errorf("dry run with prune, what it does to access:\n%s", r.out) // it2-teacher has no members
+	}
 	if _, _, err := s.Index.GetUser("cara"); err != nil {
 		t.Fatal("a dry run deleted cara")
 	}

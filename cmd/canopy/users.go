@@ -118,7 +118,7 @@ func (a *app) usersCommand() *cobra.Command {
 			})
 		},
 	}
-	asUserFlag(update)
+	writeFlags(update)
 	update.Flags().StringVar(&newName, "name", "", "the new display name")
 	update.Flags().StringVar(&newClass, "class", "", "the new class")
 	move := a.writeCommand(&cobra.Command{

@@ -28,6 +28,13 @@ func (a *app) write(cmd *cobra.Command, build func(b *client.Batch) error) error
 	if u, _ := cmd.Flags().GetString("as-user"); u != "" {
 		b.AsUser(u)
 	}
+	if dry, _ := cmd.Flags().GetBool("dry-run"); dry {
+		p, err := a.preview(cmd, b)
+		if err != nil {
+			return err
+		}
+		return a.emit(&pb.WriteResponse{Preview: p}, func(w io.Writer) error { return printPreview(w, p) })
+	}
 	rev, err := b.Commit(ctx)
 	if err != nil {
 		return err
@@ -45,14 +52,16 @@ func (a *app) writeCommand(c *cobra.Command, build func(args []string, b *client
 		return a.write(cmd, func(b *client.Batch) error { return build(args, b) })
 	}
 	c.Flags().Uint64("if-revision", 0, "apply only if the store is still at this revision")
-	asUserFlag(c)
+	writeFlags(c)
 	return c
 }
 
-// asUserFlag gives a command that writes the --as-user flag (a.write
-// reads it).
-func asUserFlag(c *cobra.Command) {
+// writeFlags gives a command that writes the --as-user and --dry-run
+// flags (a.write reads them).
+func writeFlags(c *cobra.Command) {
 	c.Flags().String("as-user", "", "write on behalf of this user: refused unless they hold the rights the change needs")
+	c.Flags().Bool("dry-run", false, "validate the change and show what it would do to access; write nothing")
+	previewFlags(c)
 }
 
 // readAsUserFlag gives a directory read the --as-user flag (a.readFor

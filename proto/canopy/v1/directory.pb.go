@@ -112,7 +112,14 @@ type WriteRequest struct {
 	// gives there; rules, the catalogue and self rights never). A refusal
 	// is PERMISSION_DENIED naming the mutation, the right and the object.
 	// The change log records the caller and this user.
-	AsUser        string `protobuf:"bytes,3,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
+	AsUser string `protobuf:"bytes,3,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
+	// Commit nothing: validate the batch exactly as a write (the same
+	// refusals and errors, preconditions and as_user included) and answer
+	// with the change in access it would cause, in preview.
+	DryRun bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// With dry_run, list the changes of at most this many users (the first
+	// by id; 0: 100). The counts are always whole.
+	PreviewLimit  uint32 `protobuf:"varint,5,opt,name=preview_limit,json=previewLimit,proto3" json:"preview_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -168,10 +175,27 @@ func (x *WriteRequest) GetAsUser() string {
 	return ""
 }
 
-// WriteResponse carries the revision the batch was committed at.
+func (x *WriteRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *WriteRequest) GetPreviewLimit() uint32 {
+	if x != nil {
+		return x.PreviewLimit
+	}
+	return 0
+}
+
+// WriteResponse carries the revision the batch was committed at, or, for
+// a dry run, what it would change.
 type WriteResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Revision      uint64                 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Zero for a dry run.
+	Revision      uint64   `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	Preview       *Preview `protobuf:"bytes,2,opt,name=preview,proto3" json:"preview,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -213,6 +237,251 @@ func (x *WriteResponse) GetRevision() uint64 {
 	return 0
 }
 
+func (x *WriteResponse) GetPreview() *Preview {
+	if x != nil {
+		return x.Preview
+	}
+	return nil
+}
+
+// Preview is what a batch would change in access had it been committed
+// at revision, stated as the regions WatchAccess uses. As in access
+// streams, a grant counts until its expiry is recorded.
+type Preview struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The revision the batch was validated against.
+	Revision uint64 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	// How many users' access would change, and how many of them changes
+	// lists.
+	UsersAffected uint64 `protobuf:"varint,2,opt,name=users_affected,json=usersAffected,proto3" json:"users_affected,omitempty"`
+	UsersListed   uint64 `protobuf:"varint,3,opt,name=users_listed,json=usersListed,proto3" json:"users_listed,omitempty"`
+	// The listed users' changes, by user id, each user's in the batch's
+	// order.
+	Changes []*PreviewChange `protobuf:"bytes,4,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Per right, by name: how many records would be gained and lost over
+	// every user and change (each folder and user a region covers counts
+	// one, and so do the capabilities).
+	Totals        []*AccessTotal `protobuf:"bytes,5,rep,name=totals,proto3" json:"totals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Preview) Reset() {
+	*x = Preview{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Preview) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Preview) ProtoMessage() {}
+
+func (x *Preview) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Preview.ProtoReflect.Descriptor instead.
+func (*Preview) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Preview) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *Preview) GetUsersAffected() uint64 {
+	if x != nil {
+		return x.UsersAffected
+	}
+	return 0
+}
+
+func (x *Preview) GetUsersListed() uint64 {
+	if x != nil {
+		return x.UsersListed
+	}
+	return 0
+}
+
+func (x *Preview) GetChanges() []*PreviewChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *Preview) GetTotals() []*AccessTotal {
+	if x != nil {
+		return x.Totals
+	}
+	return nil
+}
+
+// PreviewChange is what one part of a batch would change in one user's
+// access.
+type PreviewChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// The index in the batch of the mutation it is part of.
+	Mutation uint32 `protobuf:"varint,2,opt,name=mutation,proto3" json:"mutation,omitempty"`
+	// The part itself (the mutation, or one step of its cascade), and its
+	// index among the batch's parts, in the order Watch would list them.
+	// The regions are read against the state right after it.
+	Part          uint32          `protobuf:"varint,3,opt,name=part,proto3" json:"part,omitempty"`
+	Cause         *Mutation       `protobuf:"bytes,4,opt,name=cause,proto3" json:"cause,omitempty"`
+	Gained        []*AccessRegion `protobuf:"bytes,5,rep,name=gained,proto3" json:"gained,omitempty"`
+	Lost          []*AccessRegion `protobuf:"bytes,6,rep,name=lost,proto3" json:"lost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewChange) Reset() {
+	*x = PreviewChange{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewChange) ProtoMessage() {}
+
+func (x *PreviewChange) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewChange.ProtoReflect.Descriptor instead.
+func (*PreviewChange) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PreviewChange) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *PreviewChange) GetMutation() uint32 {
+	if x != nil {
+		return x.Mutation
+	}
+	return 0
+}
+
+func (x *PreviewChange) GetPart() uint32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
+func (x *PreviewChange) GetCause() *Mutation {
+	if x != nil {
+		return x.Cause
+	}
+	return nil
+}
+
+func (x *PreviewChange) GetGained() []*AccessRegion {
+	if x != nil {
+		return x.Gained
+	}
+	return nil
+}
+
+func (x *PreviewChange) GetLost() []*AccessRegion {
+	if x != nil {
+		return x.Lost
+	}
+	return nil
+}
+
+// AccessTotal counts the records a preview gains and loses for a right.
+type AccessTotal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Right         string                 `protobuf:"bytes,1,opt,name=right,proto3" json:"right,omitempty"`
+	Gained        uint64                 `protobuf:"varint,2,opt,name=gained,proto3" json:"gained,omitempty"`
+	Lost          uint64                 `protobuf:"varint,3,opt,name=lost,proto3" json:"lost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessTotal) Reset() {
+	*x = AccessTotal{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessTotal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessTotal) ProtoMessage() {}
+
+func (x *AccessTotal) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessTotal.ProtoReflect.Descriptor instead.
+func (*AccessTotal) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AccessTotal) GetRight() string {
+	if x != nil {
+		return x.Right
+	}
+	return ""
+}
+
+func (x *AccessTotal) GetGained() uint64 {
+	if x != nil {
+		return x.Gained
+	}
+	return 0
+}
+
+func (x *AccessTotal) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
 // GetFolderRequest names a folder.
 type GetFolderRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -227,7 +496,7 @@ type GetFolderRequest struct {
 
 func (x *GetFolderRequest) Reset() {
 	*x = GetFolderRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[3]
+	mi := &file_canopy_v1_directory_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -239,7 +508,7 @@ func (x *GetFolderRequest) String() string {
 func (*GetFolderRequest) ProtoMessage() {}
 
 func (x *GetFolderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[3]
+	mi := &file_canopy_v1_directory_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -252,7 +521,7 @@ func (x *GetFolderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFolderRequest.ProtoReflect.Descriptor instead.
 func (*GetFolderRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{3}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetFolderRequest) GetId() string {
@@ -288,7 +557,7 @@ type GetFolderResponse struct {
 
 func (x *GetFolderResponse) Reset() {
 	*x = GetFolderResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[4]
+	mi := &file_canopy_v1_directory_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +569,7 @@ func (x *GetFolderResponse) String() string {
 func (*GetFolderResponse) ProtoMessage() {}
 
 func (x *GetFolderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[4]
+	mi := &file_canopy_v1_directory_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +582,7 @@ func (x *GetFolderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFolderResponse.ProtoReflect.Descriptor instead.
 func (*GetFolderResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{4}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetFolderResponse) GetFolder() *Folder {
@@ -360,7 +629,7 @@ type ListFoldersRequest struct {
 
 func (x *ListFoldersRequest) Reset() {
 	*x = ListFoldersRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[5]
+	mi := &file_canopy_v1_directory_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +641,7 @@ func (x *ListFoldersRequest) String() string {
 func (*ListFoldersRequest) ProtoMessage() {}
 
 func (x *ListFoldersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[5]
+	mi := &file_canopy_v1_directory_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +654,7 @@ func (x *ListFoldersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFoldersRequest.ProtoReflect.Descriptor instead.
 func (*ListFoldersRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{5}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListFoldersRequest) GetParent() string {
@@ -443,7 +712,7 @@ type ListFoldersResponse struct {
 
 func (x *ListFoldersResponse) Reset() {
 	*x = ListFoldersResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[6]
+	mi := &file_canopy_v1_directory_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +724,7 @@ func (x *ListFoldersResponse) String() string {
 func (*ListFoldersResponse) ProtoMessage() {}
 
 func (x *ListFoldersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[6]
+	mi := &file_canopy_v1_directory_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +737,7 @@ func (x *ListFoldersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFoldersResponse.ProtoReflect.Descriptor instead.
 func (*ListFoldersResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{6}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListFoldersResponse) GetFolders() []*Folder {
@@ -506,7 +775,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[7]
+	mi := &file_canopy_v1_directory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +787,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[7]
+	mi := &file_canopy_v1_directory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +800,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{7}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -566,7 +835,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[8]
+	mi := &file_canopy_v1_directory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +847,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[8]
+	mi := &file_canopy_v1_directory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +860,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{8}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetUserResponse) GetUser() *User {
@@ -625,7 +894,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[9]
+	mi := &file_canopy_v1_directory_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +906,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[9]
+	mi := &file_canopy_v1_directory_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +919,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{9}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListUsersRequest) GetFolder() string {
@@ -707,7 +976,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[10]
+	mi := &file_canopy_v1_directory_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +988,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[10]
+	mi := &file_canopy_v1_directory_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +1001,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{10}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -774,7 +1043,7 @@ type ListGrantsRequest struct {
 
 func (x *ListGrantsRequest) Reset() {
 	*x = ListGrantsRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[11]
+	mi := &file_canopy_v1_directory_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +1055,7 @@ func (x *ListGrantsRequest) String() string {
 func (*ListGrantsRequest) ProtoMessage() {}
 
 func (x *ListGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[11]
+	mi := &file_canopy_v1_directory_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +1068,7 @@ func (x *ListGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGrantsRequest.ProtoReflect.Descriptor instead.
 func (*ListGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{11}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListGrantsRequest) GetHolder() *ObjectRef {
@@ -856,7 +1125,7 @@ type ListGrantsResponse struct {
 
 func (x *ListGrantsResponse) Reset() {
 	*x = ListGrantsResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[12]
+	mi := &file_canopy_v1_directory_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +1137,7 @@ func (x *ListGrantsResponse) String() string {
 func (*ListGrantsResponse) ProtoMessage() {}
 
 func (x *ListGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[12]
+	mi := &file_canopy_v1_directory_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +1150,7 @@ func (x *ListGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGrantsResponse.ProtoReflect.Descriptor instead.
 func (*ListGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{12}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListGrantsResponse) GetGrants() []*Grant {
@@ -921,7 +1190,7 @@ type ListLocksRequest struct {
 
 func (x *ListLocksRequest) Reset() {
 	*x = ListLocksRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[13]
+	mi := &file_canopy_v1_directory_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1202,7 @@ func (x *ListLocksRequest) String() string {
 func (*ListLocksRequest) ProtoMessage() {}
 
 func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[13]
+	mi := &file_canopy_v1_directory_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1215,7 @@ func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksRequest.ProtoReflect.Descriptor instead.
 func (*ListLocksRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{13}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListLocksRequest) GetTarget() *ObjectRef {
@@ -996,7 +1265,7 @@ type ListLocksResponse struct {
 
 func (x *ListLocksResponse) Reset() {
 	*x = ListLocksResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[14]
+	mi := &file_canopy_v1_directory_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1277,7 @@ func (x *ListLocksResponse) String() string {
 func (*ListLocksResponse) ProtoMessage() {}
 
 func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[14]
+	mi := &file_canopy_v1_directory_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1290,7 @@ func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksResponse.ProtoReflect.Descriptor instead.
 func (*ListLocksResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{14}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListLocksResponse) GetLocks() []*Lock {
@@ -1055,7 +1324,7 @@ type ImportRequest struct {
 
 func (x *ImportRequest) Reset() {
 	*x = ImportRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[15]
+	mi := &file_canopy_v1_directory_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1336,7 @@ func (x *ImportRequest) String() string {
 func (*ImportRequest) ProtoMessage() {}
 
 func (x *ImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[15]
+	mi := &file_canopy_v1_directory_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1349,7 @@ func (x *ImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportRequest.ProtoReflect.Descriptor instead.
 func (*ImportRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{15}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ImportRequest) GetMutations() []*Mutation {
@@ -1103,7 +1372,7 @@ type ImportResponse struct {
 
 func (x *ImportResponse) Reset() {
 	*x = ImportResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[16]
+	mi := &file_canopy_v1_directory_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1384,7 @@ func (x *ImportResponse) String() string {
 func (*ImportResponse) ProtoMessage() {}
 
 func (x *ImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[16]
+	mi := &file_canopy_v1_directory_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1397,7 @@ func (x *ImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResponse.ProtoReflect.Descriptor instead.
 func (*ImportResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{16}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ImportResponse) GetCommittedMutations() uint64 {
@@ -1155,7 +1424,7 @@ type ExportRequest struct {
 
 func (x *ExportRequest) Reset() {
 	*x = ExportRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[17]
+	mi := &file_canopy_v1_directory_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1436,7 @@ func (x *ExportRequest) String() string {
 func (*ExportRequest) ProtoMessage() {}
 
 func (x *ExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[17]
+	mi := &file_canopy_v1_directory_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1449,7 @@ func (x *ExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
 func (*ExportRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{17}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ExportRequest) GetConsistency() *Consistency {
@@ -1202,7 +1471,7 @@ type ExportResponse struct {
 
 func (x *ExportResponse) Reset() {
 	*x = ExportResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[18]
+	mi := &file_canopy_v1_directory_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1483,7 @@ func (x *ExportResponse) String() string {
 func (*ExportResponse) ProtoMessage() {}
 
 func (x *ExportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[18]
+	mi := &file_canopy_v1_directory_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1496,7 @@ func (x *ExportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportResponse.ProtoReflect.Descriptor instead.
 func (*ExportResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{18}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExportResponse) GetMutations() []*Mutation {
@@ -1254,7 +1523,7 @@ type GetCatalogueRequest struct {
 
 func (x *GetCatalogueRequest) Reset() {
 	*x = GetCatalogueRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[19]
+	mi := &file_canopy_v1_directory_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1535,7 @@ func (x *GetCatalogueRequest) String() string {
 func (*GetCatalogueRequest) ProtoMessage() {}
 
 func (x *GetCatalogueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[19]
+	mi := &file_canopy_v1_directory_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1548,7 @@ func (x *GetCatalogueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCatalogueRequest.ProtoReflect.Descriptor instead.
 func (*GetCatalogueRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{19}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetCatalogueRequest) GetConsistency() *Consistency {
@@ -1301,7 +1570,7 @@ type GetCatalogueResponse struct {
 
 func (x *GetCatalogueResponse) Reset() {
 	*x = GetCatalogueResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[20]
+	mi := &file_canopy_v1_directory_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1582,7 @@ func (x *GetCatalogueResponse) String() string {
 func (*GetCatalogueResponse) ProtoMessage() {}
 
 func (x *GetCatalogueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[20]
+	mi := &file_canopy_v1_directory_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1595,7 @@ func (x *GetCatalogueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCatalogueResponse.ProtoReflect.Descriptor instead.
 func (*GetCatalogueResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{20}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetCatalogueResponse) GetRights() []*Right {
@@ -1359,7 +1628,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[21]
+	mi := &file_canopy_v1_directory_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1640,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[21]
+	mi := &file_canopy_v1_directory_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1653,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{21}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{24}
 }
 
 // GetStatusResponse describes the server and its index.
@@ -1412,7 +1681,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[22]
+	mi := &file_canopy_v1_directory_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1693,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[22]
+	mi := &file_canopy_v1_directory_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1706,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{22}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetStatusResponse) GetVersion() string {
@@ -1526,7 +1795,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[23]
+	mi := &file_canopy_v1_directory_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1807,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[23]
+	mi := &file_canopy_v1_directory_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1820,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{23}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{26}
 }
 
 // BackupResponse is one chunk of the store file; the first also says what
@@ -1573,7 +1842,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[24]
+	mi := &file_canopy_v1_directory_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1854,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[24]
+	mi := &file_canopy_v1_directory_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1867,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{24}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *BackupResponse) GetRevision() uint64 {
@@ -1633,20 +1902,40 @@ var File_canopy_v1_directory_proto protoreflect.FileDescriptor
 
 const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\n" +
-	"\x19canopy/v1/directory.proto\x12\tcanopy.v1\x1a\x15canopy/v1/model.proto\"\xbb\x01\n" +
+	"\x19canopy/v1/directory.proto\x12\tcanopy.v1\x1a\x15canopy/v1/model.proto\x1a\x15canopy/v1/watch.proto\"\xbb\x01\n" +
 	"\rPreconditions\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12#\n" +
 	"\rfolders_exist\x18\x02 \x03(\tR\ffoldersExist\x12\x1f\n" +
 	"\vusers_exist\x18\x03 \x03(\tR\n" +
 	"usersExist\x12%\n" +
 	"\x0efolders_absent\x18\x04 \x03(\tR\rfoldersAbsent\x12!\n" +
-	"\fusers_absent\x18\x05 \x03(\tR\vusersAbsent\"\x9a\x01\n" +
+	"\fusers_absent\x18\x05 \x03(\tR\vusersAbsent\"\xd8\x01\n" +
 	"\fWriteRequest\x121\n" +
 	"\tmutations\x18\x01 \x03(\v2\x13.canopy.v1.MutationR\tmutations\x12>\n" +
 	"\rpreconditions\x18\x02 \x01(\v2\x18.canopy.v1.PreconditionsR\rpreconditions\x12\x17\n" +
-	"\aas_user\x18\x03 \x01(\tR\x06asUser\"+\n" +
+	"\aas_user\x18\x03 \x01(\tR\x06asUser\x12\x17\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x12#\n" +
+	"\rpreview_limit\x18\x05 \x01(\rR\fpreviewLimit\"Y\n" +
 	"\rWriteResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x04R\brevision\"u\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\x12,\n" +
+	"\apreview\x18\x02 \x01(\v2\x12.canopy.v1.PreviewR\apreview\"\xd3\x01\n" +
+	"\aPreview\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\x12%\n" +
+	"\x0eusers_affected\x18\x02 \x01(\x04R\rusersAffected\x12!\n" +
+	"\fusers_listed\x18\x03 \x01(\x04R\vusersListed\x122\n" +
+	"\achanges\x18\x04 \x03(\v2\x18.canopy.v1.PreviewChangeR\achanges\x12.\n" +
+	"\x06totals\x18\x05 \x03(\v2\x16.canopy.v1.AccessTotalR\x06totals\"\xdc\x01\n" +
+	"\rPreviewChange\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
+	"\bmutation\x18\x02 \x01(\rR\bmutation\x12\x12\n" +
+	"\x04part\x18\x03 \x01(\rR\x04part\x12)\n" +
+	"\x05cause\x18\x04 \x01(\v2\x13.canopy.v1.MutationR\x05cause\x12/\n" +
+	"\x06gained\x18\x05 \x03(\v2\x17.canopy.v1.AccessRegionR\x06gained\x12+\n" +
+	"\x04lost\x18\x06 \x03(\v2\x17.canopy.v1.AccessRegionR\x04lost\"O\n" +
+	"\vAccessTotal\x12\x14\n" +
+	"\x05right\x18\x01 \x01(\tR\x05right\x12\x16\n" +
+	"\x06gained\x18\x02 \x01(\x04R\x06gained\x12\x12\n" +
+	"\x04lost\x18\x03 \x01(\x04R\x04lost\"u\n" +
 	"\x10GetFolderRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x128\n" +
 	"\vconsistency\x18\x02 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\x12\x17\n" +
@@ -1773,98 +2062,108 @@ func file_canopy_v1_directory_proto_rawDescGZIP() []byte {
 	return file_canopy_v1_directory_proto_rawDescData
 }
 
-var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_canopy_v1_directory_proto_goTypes = []any{
 	(*Preconditions)(nil),        // 0: canopy.v1.Preconditions
 	(*WriteRequest)(nil),         // 1: canopy.v1.WriteRequest
 	(*WriteResponse)(nil),        // 2: canopy.v1.WriteResponse
-	(*GetFolderRequest)(nil),     // 3: canopy.v1.GetFolderRequest
-	(*GetFolderResponse)(nil),    // 4: canopy.v1.GetFolderResponse
-	(*ListFoldersRequest)(nil),   // 5: canopy.v1.ListFoldersRequest
-	(*ListFoldersResponse)(nil),  // 6: canopy.v1.ListFoldersResponse
-	(*GetUserRequest)(nil),       // 7: canopy.v1.GetUserRequest
-	(*GetUserResponse)(nil),      // 8: canopy.v1.GetUserResponse
-	(*ListUsersRequest)(nil),     // 9: canopy.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),    // 10: canopy.v1.ListUsersResponse
-	(*ListGrantsRequest)(nil),    // 11: canopy.v1.ListGrantsRequest
-	(*ListGrantsResponse)(nil),   // 12: canopy.v1.ListGrantsResponse
-	(*ListLocksRequest)(nil),     // 13: canopy.v1.ListLocksRequest
-	(*ListLocksResponse)(nil),    // 14: canopy.v1.ListLocksResponse
-	(*ImportRequest)(nil),        // 15: canopy.v1.ImportRequest
-	(*ImportResponse)(nil),       // 16: canopy.v1.ImportResponse
-	(*ExportRequest)(nil),        // 17: canopy.v1.ExportRequest
-	(*ExportResponse)(nil),       // 18: canopy.v1.ExportResponse
-	(*GetCatalogueRequest)(nil),  // 19: canopy.v1.GetCatalogueRequest
-	(*GetCatalogueResponse)(nil), // 20: canopy.v1.GetCatalogueResponse
-	(*GetStatusRequest)(nil),     // 21: canopy.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),    // 22: canopy.v1.GetStatusResponse
-	(*BackupRequest)(nil),        // 23: canopy.v1.BackupRequest
-	(*BackupResponse)(nil),       // 24: canopy.v1.BackupResponse
-	(*Mutation)(nil),             // 25: canopy.v1.Mutation
-	(*Consistency)(nil),          // 26: canopy.v1.Consistency
-	(*Folder)(nil),               // 27: canopy.v1.Folder
-	(*PlacementRule)(nil),        // 28: canopy.v1.PlacementRule
-	(*User)(nil),                 // 29: canopy.v1.User
-	(*ObjectRef)(nil),            // 30: canopy.v1.ObjectRef
-	(*Grant)(nil),                // 31: canopy.v1.Grant
-	(*Lock)(nil),                 // 32: canopy.v1.Lock
-	(*Right)(nil),                // 33: canopy.v1.Right
-	(*SelfRights)(nil),           // 34: canopy.v1.SelfRights
+	(*Preview)(nil),              // 3: canopy.v1.Preview
+	(*PreviewChange)(nil),        // 4: canopy.v1.PreviewChange
+	(*AccessTotal)(nil),          // 5: canopy.v1.AccessTotal
+	(*GetFolderRequest)(nil),     // 6: canopy.v1.GetFolderRequest
+	(*GetFolderResponse)(nil),    // 7: canopy.v1.GetFolderResponse
+	(*ListFoldersRequest)(nil),   // 8: canopy.v1.ListFoldersRequest
+	(*ListFoldersResponse)(nil),  // 9: canopy.v1.ListFoldersResponse
+	(*GetUserRequest)(nil),       // 10: canopy.v1.GetUserRequest
+	(*GetUserResponse)(nil),      // 11: canopy.v1.GetUserResponse
+	(*ListUsersRequest)(nil),     // 12: canopy.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),    // 13: canopy.v1.ListUsersResponse
+	(*ListGrantsRequest)(nil),    // 14: canopy.v1.ListGrantsRequest
+	(*ListGrantsResponse)(nil),   // 15: canopy.v1.ListGrantsResponse
+	(*ListLocksRequest)(nil),     // 16: canopy.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),    // 17: canopy.v1.ListLocksResponse
+	(*ImportRequest)(nil),        // 18: canopy.v1.ImportRequest
+	(*ImportResponse)(nil),       // 19: canopy.v1.ImportResponse
+	(*ExportRequest)(nil),        // 20: canopy.v1.ExportRequest
+	(*ExportResponse)(nil),       // 21: canopy.v1.ExportResponse
+	(*GetCatalogueRequest)(nil),  // 22: canopy.v1.GetCatalogueRequest
+	(*GetCatalogueResponse)(nil), // 23: canopy.v1.GetCatalogueResponse
+	(*GetStatusRequest)(nil),     // 24: canopy.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),    // 25: canopy.v1.GetStatusResponse
+	(*BackupRequest)(nil),        // 26: canopy.v1.BackupRequest
+	(*BackupResponse)(nil),       // 27: canopy.v1.BackupResponse
+	(*Mutation)(nil),             // 28: canopy.v1.Mutation
+	(*AccessRegion)(nil),         // 29: canopy.v1.AccessRegion
+	(*Consistency)(nil),          // 30: canopy.v1.Consistency
+	(*Folder)(nil),               // 31: canopy.v1.Folder
+	(*PlacementRule)(nil),        // 32: canopy.v1.PlacementRule
+	(*User)(nil),                 // 33: canopy.v1.User
+	(*ObjectRef)(nil),            // 34: canopy.v1.ObjectRef
+	(*Grant)(nil),                // 35: canopy.v1.Grant
+	(*Lock)(nil),                 // 36: canopy.v1.Lock
+	(*Right)(nil),                // 37: canopy.v1.Right
+	(*SelfRights)(nil),           // 38: canopy.v1.SelfRights
 }
 var file_canopy_v1_directory_proto_depIdxs = []int32{
-	25, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
+	28, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
 	0,  // 1: canopy.v1.WriteRequest.preconditions:type_name -> canopy.v1.Preconditions
-	26, // 2: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
-	27, // 3: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
-	28, // 4: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
-	26, // 5: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
-	27, // 6: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
-	26, // 7: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
-	29, // 8: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
-	26, // 9: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
-	29, // 10: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
-	30, // 11: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
-	30, // 12: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
-	26, // 13: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
-	31, // 14: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
-	30, // 15: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
-	26, // 16: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
-	32, // 17: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
-	25, // 18: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
-	26, // 19: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
-	25, // 20: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
-	26, // 21: canopy.v1.GetCatalogueRequest.consistency:type_name -> canopy.v1.Consistency
-	33, // 22: canopy.v1.GetCatalogueResponse.rights:type_name -> canopy.v1.Right
-	34, // 23: canopy.v1.GetCatalogueResponse.self_rights:type_name -> canopy.v1.SelfRights
-	1,  // 24: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
-	3,  // 25: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
-	5,  // 26: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
-	7,  // 27: canopy.v1.DirectoryService.GetUser:input_type -> canopy.v1.GetUserRequest
-	9,  // 28: canopy.v1.DirectoryService.ListUsers:input_type -> canopy.v1.ListUsersRequest
-	11, // 29: canopy.v1.DirectoryService.ListGrants:input_type -> canopy.v1.ListGrantsRequest
-	13, // 30: canopy.v1.DirectoryService.ListLocks:input_type -> canopy.v1.ListLocksRequest
-	15, // 31: canopy.v1.DirectoryService.Import:input_type -> canopy.v1.ImportRequest
-	17, // 32: canopy.v1.DirectoryService.Export:input_type -> canopy.v1.ExportRequest
-	19, // 33: canopy.v1.DirectoryService.GetCatalogue:input_type -> canopy.v1.GetCatalogueRequest
-	21, // 34: canopy.v1.DirectoryService.GetStatus:input_type -> canopy.v1.GetStatusRequest
-	23, // 35: canopy.v1.DirectoryService.Backup:input_type -> canopy.v1.BackupRequest
-	2,  // 36: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
-	4,  // 37: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
-	6,  // 38: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
-	8,  // 39: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
-	10, // 40: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
-	12, // 41: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
-	14, // 42: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
-	16, // 43: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
-	18, // 44: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
-	20, // 45: canopy.v1.DirectoryService.GetCatalogue:output_type -> canopy.v1.GetCatalogueResponse
-	22, // 46: canopy.v1.DirectoryService.GetStatus:output_type -> canopy.v1.GetStatusResponse
-	24, // 47: canopy.v1.DirectoryService.Backup:output_type -> canopy.v1.BackupResponse
-	36, // [36:48] is the sub-list for method output_type
-	24, // [24:36] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	3,  // 2: canopy.v1.WriteResponse.preview:type_name -> canopy.v1.Preview
+	4,  // 3: canopy.v1.Preview.changes:type_name -> canopy.v1.PreviewChange
+	5,  // 4: canopy.v1.Preview.totals:type_name -> canopy.v1.AccessTotal
+	28, // 5: canopy.v1.PreviewChange.cause:type_name -> canopy.v1.Mutation
+	29, // 6: canopy.v1.PreviewChange.gained:type_name -> canopy.v1.AccessRegion
+	29, // 7: canopy.v1.PreviewChange.lost:type_name -> canopy.v1.AccessRegion
+	30, // 8: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
+	31, // 9: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
+	32, // 10: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
+	30, // 11: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
+	31, // 12: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
+	30, // 13: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
+	33, // 14: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
+	30, // 15: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
+	33, // 16: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
+	34, // 17: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
+	34, // 18: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
+	30, // 19: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
+	35, // 20: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
+	34, // 21: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
+	30, // 22: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
+	36, // 23: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
+	28, // 24: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
+	30, // 25: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
+	28, // 26: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
+	30, // 27: canopy.v1.GetCatalogueRequest.consistency:type_name -> canopy.v1.Consistency
+	37, // 28: canopy.v1.GetCatalogueResponse.rights:type_name -> canopy.v1.Right
+	38, // 29: canopy.v1.GetCatalogueResponse.self_rights:type_name -> canopy.v1.SelfRights
+	1,  // 30: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
+	6,  // 31: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
+	8,  // 32: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
+	10, // 33: canopy.v1.DirectoryService.GetUser:input_type -> canopy.v1.GetUserRequest
+	12, // 34: canopy.v1.DirectoryService.ListUsers:input_type -> canopy.v1.ListUsersRequest
+	14, // 35: canopy.v1.DirectoryService.ListGrants:input_type -> canopy.v1.ListGrantsRequest
+	16, // 36: canopy.v1.DirectoryService.ListLocks:input_type -> canopy.v1.ListLocksRequest
+	18, // 37: canopy.v1.DirectoryService.Import:input_type -> canopy.v1.ImportRequest
+	20, // 38: canopy.v1.DirectoryService.Export:input_type -> canopy.v1.ExportRequest
+	22, // 39: canopy.v1.DirectoryService.GetCatalogue:input_type -> canopy.v1.GetCatalogueRequest
+	24, // 40: canopy.v1.DirectoryService.GetStatus:input_type -> canopy.v1.GetStatusRequest
+	26, // 41: canopy.v1.DirectoryService.Backup:input_type -> canopy.v1.BackupRequest
+	2,  // 42: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
+	7,  // 43: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
+	9,  // 44: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
+	11, // 45: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
+	13, // 46: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
+	15, // 47: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
+	17, // 48: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
+	19, // 49: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
+	21, // 50: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
+	23, // 51: canopy.v1.DirectoryService.GetCatalogue:output_type -> canopy.v1.GetCatalogueResponse
+	25, // 52: canopy.v1.DirectoryService.GetStatus:output_type -> canopy.v1.GetStatusResponse
+	27, // 53: canopy.v1.DirectoryService.Backup:output_type -> canopy.v1.BackupResponse
+	42, // [42:54] is the sub-list for method output_type
+	30, // [30:42] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_directory_proto_init() }
@@ -1873,13 +2172,14 @@ func file_canopy_v1_directory_proto_init() {
 		return
 	}
 	file_canopy_v1_model_proto_init()
+	file_canopy_v1_watch_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_directory_proto_rawDesc), len(file_canopy_v1_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
