@@ -145,8 +145,14 @@ func (s *state) planFor(m, inv *Mutation, w string) *accessJob {
 		return grant(*m.AddGrant)
 	case m.RemoveGrant != nil:
 		return grant(*inv.AddGrant)
-	case m.ExpireGrant != nil:
-		if g, ok := s.grants.get(m.ExpireGrant.ID); ok {
+	case m.ExpireGrant != nil, m.StartGrant != nil:
+		id := ""
+		if m.ExpireGrant != nil {
+			id = m.ExpireGrant.ID
+		} else {
+			id = m.StartGrant.ID
+		}
+		if g, ok := s.grants.get(id); ok {
 			return grant(s.grantView(g))
 		}
 	case m.AddLock != nil, m.RemoveLock != nil:

@@ -30,6 +30,10 @@ type accessSet map[held]bool
 // effect until its expiry is recorded, whatever the clock says.
 func (m *refModel) streamView() (*refModel, time.Time) {
 	c := m.clone()
+	for id, u := range c.users {
+		u.ActiveUntil = time.Time{} // active until the end is recorded
+		c.users[id] = u
+	}
 	for id, g := range c.grants {
 		g.ExpiresAt = time.Time{}
 		if g.Expired {

@@ -135,6 +135,8 @@ func (t *txn) needs(m *Mutation) (out []need, never string) {
 		return nil, "the self rights"
 	case m.ExpireGrant != nil:
 		return nil, "a grant's expiry"
+	case m.StartGrant != nil:
+		return nil, "a grant's start"
 	}
 	return out, ""
 }

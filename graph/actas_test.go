@@ -97,10 +97,7 @@ func (m *refModel) actedWrite(user string, batch []graph.Mutation, now time.Time
 	// What depends on the clock, or only the service writes, is refused
 	// for the whole batch first, as for any write.
 	for _, mu := range batch {
-		if mu.ExpireGrant != nil {
-			return m, errRefused
-		}
-		if g := mu.AddGrant; g != nil && (g.Expired || !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now)) {
+		if refusedByClock(mu, now) {
 			return m, errRefused
 		}
 	}

@@ -125,6 +125,9 @@ func (t *txn) apply(m *Mutation) error {
 	if m.unexpire != nil {
 		return t.setExpired(m.unexpire.ID, false)
 	}
+	if m.unstart != nil {
+		return t.setStarted(m.unstart.ID, false)
+	}
 	w := m.which()
 	if w < 0 {
 		return newErr("write", "", ErrInvalid, "a mutation must set exactly one operation")
@@ -175,6 +178,8 @@ func (t *txn) apply(m *Mutation) error {
 		return t.setSelfRights(op, *m.SetSelfRights)
 	case m.ExpireGrant != nil:
 		return t.expireGrant(op, *m.ExpireGrant)
+	case m.StartGrant != nil:
+		return t.startGrant(op, *m.StartGrant)
 	}
 	return newErr(op, "", ErrInvalid, "unhandled mutation")
 }

@@ -121,7 +121,7 @@ func (s *state) resolveCheck(o Orgs, op, user, right string, x Ref, c *checker) 
 		return ReasonUnknownUser, nil
 	}
 	c.user = u
-	if !s.user(u).active {
+	if !s.activeAt(s.user(u), c.now) {
 		return ReasonNotActive, nil
 	}
 	return 0, nil
@@ -186,6 +186,9 @@ func (c *checker) decide(ex *Explanation) Reason {
 				continue
 			}
 			gi := g.grant
+			if !g.started(c.now) {
+				continue // not yet: it applies from its start on
+			}
 			if g.expired(c.now) {
 				if better(expired, gi) {
 					expired = gi

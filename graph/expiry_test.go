@@ -201,3 +201,83 @@ func TestFarExpiry(t *testing.T) {
 		t.Fatalf("grants expiring in 2300 and 9999: %+v, %v", ex, err)
 	}
 }
+
+// TestTimeBoxedAccess: the inspector's grant applies from its start to
+// its expiry to the instant, and the account stops being active at its
+// end, before the service records either; then the service records the
+// start, the expiry and the end (disabling the account) as system, in
+// order, each once.
+func TestTimeBoxedAccess(t *testing.T) {
+	ctx := context.Background()
+	clock := graphtest.NewClock(graphtest.Start)
+	log := newCommitLog()
+	ix := openLogged(t, clock, nil, log)
+	h := graphtest.Start.Add
+	if _, err := ix.Write(ctx, "admin", []graph.Mutation{
+		{CreateFolder: &graph.Folder{ID: "college"}},
+		{CreateUser: &graph.User{ID: "lena", Class: "learner", Home: "college"}},
+		{CreateUser: &graph.User{ID: "inspector", Class: "staff", Home: "college", ActiveUntil: h(72 * time.Hour)}},
+		{AddGrant: &graph.Grant{ID: "visit", Holder: graph.UserRef("inspector"), Target: graph.UserRef("lena"), Rights: []string{"read"},
+			StartsAt: h(24 * time.Hour), ExpiresAt: h(48 * time.Hour)}},
+	}, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	reason := func() graph.Reason {
+		d, err := ix.Check("inspector", "read", graph.UserRef("lena"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Reason
+	}
+	steps := []struct {
+		at   time.Duration
+		want graph.Reason
+	}{
+		{24*time.Hour - 1, graph.ReasonNoGrant}, {24 * time.Hour, graph.ReasonAllowed},
+		{48*time.Hour - 1, graph.ReasonAllowed}, {48 * time.Hour, graph.ReasonExpired},
+		{72*time.Hour - 1, graph.ReasonExpired}, {72 * time.Hour, graph.ReasonNotActive},
+	}
+	at := time.Duration(0)
+	for _, s := range steps {
+		clock.Advance(s.at - at)
+		at = s.at
+		if got := reason(); got != s.want {
+			t.Fatalf("at start+%v: %v, want %v", s.at, got, s.want)
+		}
+	}
+	rev, n, err := ix.ExpireDue(ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("recording what fell due: %d changes, %v", n, err)
+	}
+	c := log.last()
+	want := []graph.Mutation{
+		{StartGrant: &graph.Delete{ID: "visit"}},
+		{ExpireGrant: &graph.Delete{ID: "visit"}},
+		{SetUserState: &graph.StateChange{ID: "inspector", State: graph.StateDisabled}},
+	}
+	if c.Revision != rev || c.Actor != graph.SystemActor || !reflect.DeepEqual(c.Mutations, want) {
+		t.Fatalf("commit %d by %q: %v; want by system: %v", c.Revision, c.Actor, c.Mutations, want)
+	}
+	if _, n, _ := ix.ExpireDue(ctx); n != 0 {
+		t.Fatalf("recorded twice: %d", n)
+	}
+	u, _, err := ix.GetUser("inspector")
+	if err != nil || u.State != graph.StateDisabled || !u.ActiveUntil.IsZero() {
+		t.Fatalf("the inspector after the visit: %+v, %v", u, err)
+	}
+	if reason() != graph.ReasonNotActive {
+		t.Fatal("the inspector is active again")
+	}
+	// What the clock decides is refused when written: an end in the past,
+	// an end for a user who is not active, the service's own marks.
+	for _, m := range []graph.Mutation{
+		{SetUserState: &graph.StateChange{ID: "lena", State: graph.StateActive, ActiveUntil: h(time.Hour)}},
+		{SetUserState: &graph.StateChange{ID: "lena", State: graph.StateDisabled, ActiveUntil: h(100 * time.Hour)}},
+		{StartGrant: &graph.Delete{ID: "visit"}},
+		{AddGrant: &graph.Grant{ID: "late", Holder: graph.UserRef("lena"), Rights: []string{"read"}, StartsAt: h(200 * time.Hour), ExpiresAt: h(100 * time.Hour)}},
+	} {
+		if _, err := ix.Write(ctx, "admin", []graph.Mutation{m}, graph.Preconditions{}); !errors.Is(err, graph.ErrInvalid) {
+			t.Errorf("%v: %v, want invalid", m, err)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package graph
 
 // The writes of grants and locks (txn, apply.go).
 
+import "time"
+
 // resolve finds the slot r names and the root of its organisation.
 func (t *txn) resolve(op, id, what string, r Ref) (slot, org int32, err error) {
 	s := t.s
@@ -72,10 +74,20 @@ func (t *txn) addGrant(op string, g Grant) error {
 	} else if g.Expired {
 		return newErr(op, g.ID, ErrInvalid, "a grant that never expires cannot be marked expired")
 	}
-	exp := expiresOf(g)
-	i := s.grants.insert(g.ID, grantNode{holder: holder, target: target, rights: set, expires: exp,
-		hkind: g.Holder.Kind, tkind: g.Target.Kind, marked: g.Expired, expiresAt: instantOf(g.ExpiresAt), id: s.txt.put(g.ID), reason: s.txt.put(g.Reason)})
-	s.listGrant(i, heldGrant{rights: set, expires: exp, target: target, grant: i, tkind: g.Target.Kind})
+	if !g.StartsAt.IsZero() {
+		g.StartsAt = g.StartsAt.UTC()
+		if !g.ExpiresAt.IsZero() && !g.StartsAt.Before(g.ExpiresAt) {
+			return newErr(op, g.ID, ErrInvalid, "the grant starts at %s, not before it expires at %s",
+				g.StartsAt.Format(time.RFC3339Nano), g.ExpiresAt.Format(time.RFC3339Nano))
+		}
+	} else if g.Started {
+		return newErr(op, g.ID, ErrInvalid, "a grant with no start cannot be marked started")
+	}
+	exp, start := expiresOf(g), startsOf(g)
+	i := s.grants.insert(g.ID, grantNode{holder: holder, target: target, rights: set, expires: exp, starts: start,
+		hkind: g.Holder.Kind, tkind: g.Target.Kind, marked: g.Expired, started: g.Started,
+		expiresAt: instantOf(g.ExpiresAt), startsAt: instantOf(g.StartsAt), id: s.txt.put(g.ID), reason: s.txt.put(g.Reason)})
+	s.listGrant(i, heldGrant{rights: set, expires: exp, starts: start, target: target, grant: i, tkind: g.Target.Kind})
 	t.record(Mutation{AddGrant: &g}, Mutation{RemoveGrant: &Delete{ID: g.ID}})
 	return nil
 }
@@ -110,6 +122,44 @@ func (t *txn) expireGrant(op string, d Delete) error {
 		return newErr(op, d.ID, ErrAlreadyExists, "the grant's expiry is already recorded")
 	}
 	return t.setExpired(d.ID, true)
+}
+
+// startGrant marks a grant as announced started; whether its start has
+// passed is checked when the batch is made, as for expiries.
+func (t *txn) startGrant(op string, d Delete) error {
+	i, ok := t.s.grants.get(d.ID)
+	if !ok {
+		return newErr(op, d.ID, ErrNotFound, "no such grant")
+	}
+	g := t.s.grant(i)
+	switch {
+	case g.startsAt == instant{}:
+		return newErr(op, d.ID, ErrInvalid, "the grant has no start")
+	case g.started:
+		return newErr(op, d.ID, ErrAlreadyExists, "the grant's start is already recorded")
+	}
+	return t.setStarted(d.ID, true)
+}
+
+// setStarted sets or clears a grant's Started flag, in the grant and in
+// its holder's copy, and records the change.
+func (t *txn) setStarted(id string, started bool) error {
+	s := t.s
+	i, ok := s.grants.get(id)
+	if !ok {
+		return newErr("start_grant", id, ErrNotFound, "no such grant")
+	}
+	n := s.grant(i)
+	n.started = started
+	n.starts = 0
+	if !started {
+		n.starts = unixNano(n.startsAt.time())
+	}
+	(*s.heldList(n))[n.heldAt].starts = n.starts
+	if started {
+		t.record(Mutation{StartGrant: &Delete{ID: id}}, Mutation{unstart: &Delete{ID: id}})
+	}
+	return nil
 }
 
 // setExpired sets or clears a grant's Expired flag, in the grant and in

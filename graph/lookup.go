@@ -29,12 +29,13 @@ func page(ids []string, after string, limit int, rev uint64) Page {
 }
 
 // reaching returns the grants that reach user u (held by u or by a folder
-// u is a member of), unexpired at now and giving one of the rights in want.
-func (s *state) reaching(u *userNode, want rightSet, now int64) []int32 {
+// u is a member of), in effect at now (with pending, also those whose
+// start is still to come) and giving one of the rights in want.
+func (s *state) reaching(u *userNode, want rightSet, now int64, pending bool) []int32 {
 	var out []int32
 	pick := func(list []heldGrant) {
 		for _, h := range list {
-			if h.rights.meets(want) && !h.expired(now) {
+			if h.rights.meets(want) && !h.expired(now) && (pending || h.started(now)) {
 				out = append(out, h.grant)
 			}
 		}
@@ -91,12 +92,12 @@ func (ix *Index) lookupResources(o Orgs, user, right string, kind Kind, after st
 		return Page{}, newErr(op, user, ErrNotFound, "no such user")
 	}
 	u := s.user(ui)
-	if !u.active {
+	now := ix.opts.Clock.Now().UnixNano()
+	if !s.activeAt(u, now) {
 		return Page{Revision: v.rev}, nil
 	}
-	now := ix.opts.Clock.Now().UnixNano()
 	want := s.cat.grantedBy[slot]
-	grants := s.reaching(u, want, now)
+	grants := s.reaching(u, want, now, false)
 	folderSeen := make(map[int32]bool)
 	userSeen := make(map[int32]bool)
 	var sub []int32
@@ -177,7 +178,7 @@ func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit
 	consider := func(list []int32) {
 		for _, gi := range list {
 			g := s.grant(gi)
-			if !g.rights.meets(want) || g.expired(c.now) {
+			if !g.rights.meets(want) || !g.inEffect(c.now) {
 				continue
 			}
 			if g.hkind == KindUser {
@@ -198,7 +199,7 @@ func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit
 	}
 	var ids []string
 	for m := range subjects {
-		if s.user(m).active && o.hasUser(s, m) {
+		if s.activeAt(s.user(m), c.now) && o.hasUser(s, m) {
 			ids = append(ids, s.userID(m))
 		}
 	}
@@ -206,7 +207,8 @@ func (ix *Index) lookupSubjects(o Orgs, right string, x Ref, after string, limit
 }
 
 // Access is everything that reaches one user: the grants held by the user
-// or by a folder the user is a member of, unexpired now, and the user's
+// or by a folder the user is a member of, unexpired now (among them those
+// whose start is still to come: Grant.StartsAt says when), and the user's
 // self rights. Nothing is allowed while the user is not active, whatever
 // the entries say.
 type Access struct {
@@ -248,7 +250,7 @@ func (ix *Index) effectiveAccess(o Orgs, user string) (Access, error) {
 	u := s.user(ui)
 	now := ix.opts.Clock.Now().UnixNano()
 	a := Access{Revision: v.rev, User: s.userView(ui), SelfRights: s.cat.list(s.cat.expand(s.cat.self))}
-	grants := s.reaching(u, ^rightSet(0), now)
+	grants := s.reaching(u, ^rightSet(0), now, true)
 	for _, gi := range grants {
 		g := s.grant(gi)
 		e := AccessEntry{Grant: s.grantView(gi)}

@@ -25,6 +25,12 @@ func (t *txn) createUser(op string, u User) error {
 	if !u.State.valid() {
 		return newErr(op, u.ID, ErrInvalid, "state %q is not active, disabled or archived", u.State)
 	}
+	if !u.ActiveUntil.IsZero() {
+		if u.State != StateActive {
+			return newErr(op, u.ID, ErrInvalid, "only an active user may be active until a time, not a %s one", u.State)
+		}
+		u.ActiveUntil = u.ActiveUntil.UTC()
+	}
 	home, ok := s.folders.get(u.Home)
 	if !ok {
 		return newErr(op, u.ID, ErrNotFound, "home folder %q does not exist", u.Home)
@@ -59,6 +65,7 @@ func (t *txn) createUser(op string, u User) error {
 		at[k] = s.addExtra(e, i)
 	}
 	s.setExtras(s.user(i), extras, at)
+	s.setActiveUntil(s.user(i), u.ActiveUntil)
 	t.record(Mutation{CreateUser: &u}, Mutation{DeleteUser: &Delete{ID: u.ID}})
 	return nil
 }
@@ -128,10 +135,17 @@ func (t *txn) setUserState(op string, c StateChange) error {
 	if !c.State.valid() {
 		return newErr(op, c.ID, ErrInvalid, "state %q is not active, disabled or archived", c.State)
 	}
+	if !c.ActiveUntil.IsZero() {
+		if c.State != StateActive {
+			return newErr(op, c.ID, ErrInvalid, "only an active user may be active until a time, not a %s one", c.State)
+		}
+		c.ActiveUntil = c.ActiveUntil.UTC()
+	}
 	n := t.s.user(i)
-	old := states[n.state]
+	old := StateChange{ID: c.ID, State: states[n.state], ActiveUntil: t.s.activeUntil(n)}
 	n.state, n.active = stateNumber(c.State), c.State == StateActive
-	t.record(Mutation{SetUserState: &c}, Mutation{SetUserState: &StateChange{ID: c.ID, State: old}})
+	t.s.setActiveUntil(n, c.ActiveUntil)
+	t.record(Mutation{SetUserState: &c}, Mutation{SetUserState: &old})
 	return nil
 }
 

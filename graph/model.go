@@ -101,6 +101,11 @@ type User struct {
 	State  State    `json:"state"`
 	Home   string   `json:"home"`
 	Extras []string `json:"extras,omitempty"`
+	// ActiveUntil, when set, is when an active user stops being active:
+	// decisions find the user not active from then on, and the service
+	// records it by setting the state to disabled (as SystemActor). Only an
+	// active user may have it.
+	ActiveUntil time.Time `json:"active_until,omitzero"`
 }
 
 // Grant gives its Holder (a user, or every member of a folder) Rights on its
@@ -119,6 +124,13 @@ type Grant struct {
 	// set (and always once it is); the flag keeps the announcement from
 	// being made twice, and access streams count the grant until it is set.
 	Expired bool `json:"expired,omitempty"`
+	// StartsAt, when set, is when the grant begins to apply: before it,
+	// decisions pass over it. It must come before ExpiresAt.
+	StartsAt time.Time `json:"starts_at,omitzero"`
+	// Started is set by the service once it has committed the grant's
+	// start_grant change, announcing that it began to apply (as Expired
+	// announces its end); access streams count the grant from then on.
+	Started bool `json:"started,omitempty"`
 }
 
 // Lock denies Rights on its Target (a folder subtree with its members, or one

@@ -1,6 +1,9 @@
 package graph
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Mutation is one change in a write batch. Exactly one field is set.
 //
@@ -36,10 +39,15 @@ type Mutation struct {
 	// changes no decision, since a grant is expired from its ExpiresAt on,
 	// but it tells change-stream subscribers that the access ended.
 	ExpireGrant *Delete `json:"expire_grant,omitempty"`
+	// StartGrant records that a grant has reached its StartsAt, as
+	// ExpireGrant records its expiry: written by the service alone.
+	StartGrant *Delete `json:"start_grant,omitempty"`
 
 	// unexpire undoes ExpireGrant in a rolled-back batch. It is never
 	// committed, so it is neither exported nor encoded.
 	unexpire *Delete
+	// unstart undoes StartGrant in a rolled-back batch, likewise.
+	unstart *Delete
 }
 
 // Rename sets a folder's display name.
@@ -77,10 +85,12 @@ type UserUpdate struct {
 	Class string `json:"class"`
 }
 
-// StateChange sets a user's state.
+// StateChange sets a user's state, and with it ActiveUntil (only for the
+// state active; the zero time for none).
 type StateChange struct {
-	ID    string `json:"id"`
-	State State  `json:"state"`
+	ID          string    `json:"id"`
+	State       State     `json:"state"`
+	ActiveUntil time.Time `json:"active_until,omitzero"`
 }
 
 // Membership places User in Folder as an extra group, or takes it out.
@@ -95,7 +105,7 @@ var opNames = [...]string{
 	"create_user", "update_user", "move_user", "set_user_state", "delete_user",
 	"add_extra_group", "remove_extra_group", "add_grant", "remove_grant", "add_lock", "remove_lock",
 	"set_placement_rule", "remove_placement_rule", "put_right", "delete_right", "set_self_rights",
-	"expire_grant",
+	"expire_grant", "start_grant",
 }
 
 // which returns the index in opNames of the one operation m sets, or -1
@@ -108,7 +118,7 @@ func (m *Mutation) which() int {
 		m.CreateUser != nil, m.UpdateUser != nil, m.MoveUser != nil, m.SetUserState != nil, m.DeleteUser != nil,
 		m.AddExtraGroup != nil, m.DelExtraGroup != nil, m.AddGrant != nil, m.RemoveGrant != nil, m.AddLock != nil, m.RemoveLock != nil,
 		m.SetRule != nil, m.RemoveRule != nil, m.PutRight != nil, m.DeleteRight != nil, m.SetSelfRights != nil,
-		m.ExpireGrant != nil,
+		m.ExpireGrant != nil, m.StartGrant != nil,
 	} {
 		if set {
 			if w >= 0 {

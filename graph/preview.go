@@ -231,8 +231,14 @@ func (s *state) affected(m, inv *Mutation) []string {
 				a.holder(s.grantView(g).Holder)
 			}
 		}
-	case m.ExpireGrant != nil:
-		if g, ok := s.grants.get(m.ExpireGrant.ID); ok {
+	case m.ExpireGrant != nil, m.StartGrant != nil:
+		id := ""
+		if m.ExpireGrant != nil {
+			id = m.ExpireGrant.ID
+		} else {
+			id = m.StartGrant.ID
+		}
+		if g, ok := s.grants.get(id); ok {
 			a.holder(s.grantView(g).Holder)
 		}
 	case m.AddLock != nil, m.RemoveLock != nil:

@@ -320,8 +320,11 @@ func (g *gen) mutation() graph.Mutation {
 		for k := r.IntN(4); k > 0; k-- {
 			u.Extras = append(u.Extras, g.inOrg(g.orgOf(graph.FolderRef(u.Home))))
 		}
-		if r.IntN(6) == 0 {
+		switch r.IntN(6) {
+		case 0:
 			u.State = graph.StateDisabled
+		case 1:
+			u.ActiveUntil = g.now.Add(time.Duration(1+r.IntN(100)) * time.Hour)
 		}
 		return graph.Mutation{CreateUser: &u}
 	case n < 42:
@@ -330,7 +333,14 @@ func (g *gen) mutation() graph.Mutation {
 	case n < 44:
 		return graph.Mutation{UpdateUser: &graph.UserUpdate{ID: g.user(), Name: "N", Class: g.pick(classes)}}
 	case n < 47:
-		return graph.Mutation{SetUserState: &graph.StateChange{ID: g.user(), State: graph.State(g.pick([]string{"active", "active", "disabled", "archived", "bogus"}))}}
+		c := graph.StateChange{ID: g.user(), State: graph.State(g.pick([]string{"active", "active", "disabled", "archived", "bogus"}))}
+		switch r.IntN(5) {
+		case 0:
+			c.ActiveUntil = g.now.Add(time.Duration(1+r.IntN(100)) * time.Hour) // refused unless active
+		case 1:
+			c.ActiveUntil = g.now.Add(-time.Hour) // refused: not in the future
+		}
+		return graph.Mutation{SetUserState: &c}
 	case n < 49:
 		return graph.Mutation{DeleteUser: &graph.Delete{ID: g.user(), Cascade: r.IntN(2) == 0}}
 	case n < 54:
@@ -354,6 +364,12 @@ func (g *gen) mutation() graph.Mutation {
 			gr.ExpiresAt = g.now.Add(time.Duration(1+r.IntN(100)) * time.Hour)
 		case k == 7:
 			gr.ExpiresAt = g.now.Add(-time.Hour)
+		}
+		switch k := r.IntN(10); {
+		case k < 3:
+			gr.StartsAt = g.now.Add(time.Duration(r.IntN(100)-10) * time.Hour) // sometimes past, sometimes after the expiry
+		case k == 3:
+			gr.Started = true // refused: the service's mark
 		}
 		return graph.Mutation{AddGrant: &gr}
 	case n < 80:

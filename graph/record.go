@@ -75,6 +75,8 @@ func touched(m *Mutation) (RecordKind, string) {
 		return RecordGrant, m.RemoveGrant.ID
 	case m.ExpireGrant != nil:
 		return RecordGrant, m.ExpireGrant.ID
+	case m.StartGrant != nil:
+		return RecordGrant, m.StartGrant.ID
 	case m.AddLock != nil:
 		return RecordLock, m.AddLock.ID
 	case m.RemoveLock != nil:

@@ -77,10 +77,7 @@ func (m *refModel) deepest() int {
 func (m *refModel) write(batch []graph.Mutation, now time.Time) (*refModel, error) {
 	c := m.clone()
 	for _, mu := range batch {
-		if mu.ExpireGrant != nil {
-			return m, errRefused // only the service writes it
-		}
-		if g := mu.AddGrant; g != nil && (g.Expired || !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now)) {
+		if refusedByClock(mu, now) {
 			return m, errRefused
 		}
 		if err := c.apply(mu); err != nil {
@@ -97,24 +94,75 @@ func (m *refModel) write(batch []graph.Mutation, now time.Time) (*refModel, erro
 // grant past its expiry whose expiry is not yet recorded, earliest first,
 // then by id.
 func (m *refModel) due(now time.Time) []graph.Mutation {
-	var ids []string
+	// What falls due, in order of time, then kind (starts, expiries, ends
+	// of users' activity), then id.
+	type item struct {
+		at   time.Time
+		kind int
+		id   string
+	}
+	var items []item
 	for id, g := range m.grants {
+		if !g.StartsAt.IsZero() && !g.StartsAt.After(now) && !g.Started {
+			items = append(items, item{g.StartsAt, 0, id})
+		}
 		if !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now) && !g.Expired {
-			ids = append(ids, id)
+			items = append(items, item{g.ExpiresAt, 1, id})
 		}
 	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := m.grants[ids[i]], m.grants[ids[j]]
-		if !a.ExpiresAt.Equal(b.ExpiresAt) {
-			return a.ExpiresAt.Before(b.ExpiresAt)
+	for id, u := range m.users {
+		if u.State == graph.StateActive && !u.ActiveUntil.IsZero() && !u.ActiveUntil.After(now) {
+			items = append(items, item{u.ActiveUntil, 2, id})
 		}
-		return a.ID < b.ID
+	}
+	sort.Slice(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		if !a.at.Equal(b.at) {
+			return a.at.Before(b.at)
+		}
+		if a.kind != b.kind {
+			return a.kind < b.kind
+		}
+		return a.id < b.id
 	})
 	var out []graph.Mutation
-	for _, id := range ids {
-		out = append(out, graph.Mutation{ExpireGrant: &graph.Delete{ID: id}})
+	for _, it := range items {
+		switch it.kind {
+		case 0:
+			out = append(out, graph.Mutation{StartGrant: &graph.Delete{ID: it.id}})
+		case 1:
+			out = append(out, graph.Mutation{ExpireGrant: &graph.Delete{ID: it.id}})
+		default:
+			out = append(out, graph.Mutation{SetUserState: &graph.StateChange{ID: it.id, State: graph.StateDisabled}})
+		}
 	}
 	return out
+}
+
+// started reports whether grant g has begun to apply at now: it has no
+// start, its start is recorded, or its start has come.
+func started(g graph.Grant, now time.Time) bool {
+	return g.StartsAt.IsZero() || g.Started || !now.Before(g.StartsAt)
+}
+
+// refusedByClock reports whether a written batch is refused for mu before
+// anything is applied: what only the service writes (expire_grant,
+// start_grant, the expired and started marks), and an expiry or an
+// active-until that is not in the future.
+func refusedByClock(mu graph.Mutation, now time.Time) bool {
+	if mu.ExpireGrant != nil || mu.StartGrant != nil {
+		return true
+	}
+	if g := mu.AddGrant; g != nil && (g.Expired || g.Started || !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now)) {
+		return true
+	}
+	if u := mu.CreateUser; u != nil && !u.ActiveUntil.IsZero() && !u.ActiveUntil.After(now) {
+		return true
+	}
+	if c := mu.SetUserState; c != nil && !c.ActiveUntil.IsZero() && !c.ActiveUntil.After(now) {
+		return true
+	}
+	return false
 }
 
 func norm(s []string) []string {
@@ -348,6 +396,12 @@ func (m *refModel) apply(mu graph.Mutation) error {
 			}
 		}
 		u.Extras = norm(u.Extras)
+		if !u.ActiveUntil.IsZero() {
+			if u.State != graph.StateActive {
+				return refuse
+			}
+			u.ActiveUntil = u.ActiveUntil.UTC()
+		}
 		m.users[u.ID] = u
 		if !m.placementHolds() {
 			return refuse
@@ -379,7 +433,13 @@ func (m *refModel) apply(mu graph.Mutation) error {
 		if !ok || (s != graph.StateActive && s != graph.StateDisabled && s != graph.StateArchived) {
 			return refuse
 		}
-		u.State = s
+		if until := mu.SetUserState.ActiveUntil; !until.IsZero() && s != graph.StateActive {
+			return refuse
+		}
+		u.State, u.ActiveUntil = s, mu.SetUserState.ActiveUntil
+		if !u.ActiveUntil.IsZero() {
+			u.ActiveUntil = u.ActiveUntil.UTC()
+		}
 		m.users[u.ID] = u
 	case mu.DeleteUser != nil:
 		d := *mu.DeleteUser
@@ -418,8 +478,14 @@ func (m *refModel) apply(mu graph.Mutation) error {
 			len(g.Rights) == 0 || !m.known(g.Rights) {
 			return refuse
 		}
-		if g.Expired && g.ExpiresAt.IsZero() {
+		if g.Expired && g.ExpiresAt.IsZero() || g.Started && g.StartsAt.IsZero() {
 			return refuse
+		}
+		if !g.StartsAt.IsZero() {
+			g.StartsAt = g.StartsAt.UTC()
+			if !g.ExpiresAt.IsZero() && !g.StartsAt.Before(g.ExpiresAt) {
+				return refuse
+			}
 		}
 		g.Rights = norm(g.Rights)
 		if !g.ExpiresAt.IsZero() {
@@ -437,6 +503,13 @@ func (m *refModel) apply(mu graph.Mutation) error {
 			return refuse
 		}
 		g.Expired = true
+		m.grants[g.ID] = g
+	case mu.StartGrant != nil:
+		g, ok := m.grants[mu.StartGrant.ID]
+		if !ok || g.StartsAt.IsZero() || g.Started {
+			return refuse
+		}
+		g.Started = true
 		m.grants[g.ID] = g
 	case mu.AddLock != nil:
 		l := *mu.AddLock
@@ -602,12 +675,12 @@ func (m *refModel) check(user, right string, x graph.Ref, now time.Time) refDeci
 		d.reason = graph.ReasonUnknownUser
 		return d
 	}
-	if u.State != graph.StateActive {
+	if u.State != graph.StateActive || !u.ActiveUntil.IsZero() && !now.Before(u.ActiveUntil) {
 		d.reason = graph.ReasonNotActive
 		return d
 	}
 	for id, g := range m.grants {
-		if !m.reaches(g, u) || !m.gives(g.Rights, right) || !m.covers(g.Target, x) {
+		if !m.reaches(g, u) || !m.gives(g.Rights, right) || !m.covers(g.Target, x) || !started(g, now) {
 			continue
 		}
 		if !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {
@@ -702,7 +775,7 @@ func (m *refModel) effective(user string, now time.Time) []refEntry {
 	var out []refEntry
 	for id, g := range m.grants {
 		if !m.reaches(g, u) || !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {
-			continue
+			continue // unexpired, and those still to start among them
 		}
 		e := refEntry{grant: id}
 		for r := range m.rights {

@@ -157,6 +157,8 @@ func (t *scopeTable) scopeOf(s *state, m, inv *Mutation) []int32 {
 		ref(inv.AddGrant.Target)
 	case m.ExpireGrant != nil:
 		grant(m.ExpireGrant.ID)
+	case m.StartGrant != nil:
+		grant(m.StartGrant.ID)
 	case m.AddLock != nil:
 		ref(m.AddLock.Target)
 	case m.RemoveLock != nil:

@@ -38,6 +38,7 @@ type folderNode struct {
 type userNode struct {
 	home   int32
 	active bool  // state == StateActive
+	timed  bool  // active until a time (userLinks.until)
 	nx     uint8 // extra groups in ex, or extrasApart
 	ex     [inlineExtras]int32
 	links  int32 // 1 + its slot in the state's links; 0 when it has none
@@ -71,6 +72,37 @@ type userLinks struct {
 	on              []int32     // grants whose target is the user
 	locks           []int32     // locks whose target is the user
 	extras, extraAt []int32     // its extra groups, when more than inlineExtras
+	until           int64       // User.ActiveUntil in unix nanoseconds, when timed
+	untilAt         instant     // User.ActiveUntil as given
+}
+
+// activeAt reports whether user u is active at now: its state is active
+// and its ActiveUntil, if any, is still to come.
+func (s *state) activeAt(u *userNode, now int64) bool {
+	return u.active && (!u.timed || now < s.linksOf(u).until)
+}
+
+// activeUntil returns user u's ActiveUntil, the zero time for none.
+func (s *state) activeUntil(u *userNode) time.Time {
+	if !u.timed {
+		return time.Time{}
+	}
+	return s.linksOf(u).untilAt.time()
+}
+
+// setActiveUntil sets user u's ActiveUntil (the zero time for none).
+func (s *state) setActiveUntil(u *userNode, at time.Time) {
+	if at.IsZero() {
+		if u.timed {
+			l := s.linksOf(u)
+			l.until, l.untilAt = 0, instant{}
+		}
+		u.timed = false
+		return
+	}
+	l := s.ownLinks(u)
+	l.until, l.untilAt = unixNano(at), instantOf(at)
+	u.timed = true
 }
 
 // linksOf returns user u's links, or nil when it has none.
@@ -171,12 +203,19 @@ func (s *state) setExtras(u *userNode, extras, at []int32) {
 type heldGrant struct {
 	rights  rightSet
 	expires int64 // unix nanoseconds; 0 for never
+	starts  int64 // unix nanoseconds; 0 once it applies (startsOf)
 	target  int32 // none for a capability
 	grant   int32 // the grant's slot
 	tkind   Kind
 }
 
 func (h *heldGrant) expired(now int64) bool { return h.expires != 0 && now >= h.expires }
+
+// started reports whether the grant has begun to apply at now.
+func (h *heldGrant) started(now int64) bool { return h.starts == 0 || now >= h.starts }
+
+// inEffect reports whether the grant applies at now: started, unexpired.
+func (h *heldGrant) inEffect(now int64) bool { return h.started(now) && !h.expired(now) }
 
 // expiredMark is the expiry a grant is given, inside the index, once its
 // expiry is recorded (Grant.Expired): the earliest instant after the epoch.
@@ -198,10 +237,23 @@ func expiresOf(g Grant) int64 {
 	return unixNano(g.ExpiresAt)
 }
 
+// startsOf returns a grant's start as the index keeps it: unix
+// nanoseconds until its start is recorded (Grant.Started), 0 when it has
+// none or once recorded. Access streams, at streamNow, find a grant with
+// a start not in effect exactly until its start is recorded, as for
+// expiries.
+func startsOf(g Grant) int64 {
+	if g.Started || g.StartsAt.IsZero() {
+		return 0
+	}
+	return unixNano(g.StartsAt)
+}
+
 // grantNode is a grant with its references resolved to slots.
 type grantNode struct {
 	rights  rightSet
 	expires int64 // unix nanoseconds; 0 for never
+	starts  int64 // startsOf
 	target  int32 // none for a capability
 	holder  int32
 	// heldAt and onAt are the grant's places in its holder's list and in
@@ -213,7 +265,9 @@ type grantNode struct {
 	// (their ids are those of the slots), its rights in rights.
 	hkind, tkind Kind
 	marked       bool    // Grant.Expired: the expiry is recorded
+	started      bool    // Grant.Started: the start is recorded
 	expiresAt    instant // Grant.ExpiresAt
+	startsAt     instant // Grant.StartsAt
 	id, reason   text
 }
 
@@ -235,6 +289,11 @@ func instantOf(t time.Time) instant { return instant{t.Unix() - zeroToUnix, int3
 func (i instant) time() time.Time { return time.Unix(i.sec+zeroToUnix, int64(i.nsec)).UTC() }
 
 func (g *grantNode) expired(now int64) bool { return g.expires != 0 && now >= g.expires }
+
+// inEffect reports whether the grant applies at now: started, unexpired.
+func (g *grantNode) inEffect(now int64) bool {
+	return (g.starts == 0 || now >= g.starts) && !g.expired(now)
+}
 
 // expiry is the grant's expiry as the index keeps it (expiresOf).
 func (g *grantNode) expiry() int64 {
@@ -580,6 +639,7 @@ func (s *state) folderView(i int32) Folder {
 func (s *state) userView(i int32) User {
 	n := s.user(i)
 	u := User{ID: s.txt.get(n.id), Name: s.txt.get(n.name), Class: s.txt.get(n.class), State: states[n.state], Home: s.folderID(n.home)}
+	u.ActiveUntil = s.activeUntil(n)
 	for _, e := range s.extras(n) {
 		u.Extras = append(u.Extras, s.folderID(e))
 	}
@@ -589,7 +649,8 @@ func (s *state) userView(i int32) User {
 func (s *state) grantView(i int32) Grant {
 	n := s.grant(i)
 	return Grant{ID: s.txt.get(n.id), Holder: s.ref(n.hkind, n.holder), Target: s.ref(n.tkind, n.target), Rights: s.cat.list(n.rights),
-		ExpiresAt: n.expiresAt.time(), Reason: s.txt.get(n.reason), Expired: n.marked}
+		ExpiresAt: n.expiresAt.time(), Reason: s.txt.get(n.reason), Expired: n.marked,
+		StartsAt: n.startsAt.time(), Started: n.started}
 }
 
 func (s *state) lockView(i int32) Lock {

@@ -38,7 +38,7 @@ func (s *state) viewerOf(id string, memo *folderMemo[access]) viewer {
 	}
 	n := s.user(u)
 	v.w, v.active, v.self = u, n.active, s.cat.expand(s.cat.self)
-	for _, gi := range s.reaching(n, ^rightSet(0), streamNow) {
+	for _, gi := range s.reaching(n, ^rightSet(0), streamNow, false) {
 		g := s.grant(gi)
 		rights := s.cat.expand(g.rights)
 		switch g.tkind {

@@ -390,14 +390,18 @@ func (ix *Index) tryGroup(group []*writeReq) error {
 }
 
 // precheck refuses, in a batch a caller wrote, what depends on the clock
-// (an expiry that is not in the future; kept in an import), what only
-// the service may write (expire_grant, a grant already marked expired,
+// (an expiry or an active-until that is not in the future; kept in an
+// import), what only the service may write (expire_grant, start_grant, a
+// grant already marked expired or started,
 // outside an import), and ids the grammar ids refuses or longer than
 // maxID bytes. It is checked when a batch is written, never when one is
 // replayed or a store is loaded.
 func precheck(muts []Mutation, now time.Time, importing bool, ids IDGrammar, maxID int) error {
 	for i := range muts {
 		yieldAfter(i)
+		if e := muts[i].StartGrant; e != nil {
+			return newErr("start_grant", e.ID, ErrInvalid, "only the service records that a grant started")
+		}
 		if e := muts[i].ExpireGrant; e != nil {
 			return newErr("expire_grant", e.ID, ErrInvalid, "only the service records that a grant expired")
 		}
@@ -409,17 +413,43 @@ func precheck(muts []Mutation, now time.Time, importing bool, ids IDGrammar, max
 				return newErr(op, id, ErrInvalid, "id is %d bytes long; the limit of id length is %d", len(id), maxID)
 			}
 		}
+		if importing {
+			continue
+		}
+		if err := precheckUntil(&muts[i], now); err != nil {
+			return err
+		}
 		g := muts[i].AddGrant
-		if g == nil || importing {
+		if g == nil {
 			continue
 		}
 		if g.Expired {
 			return newErr("add_grant", g.ID, ErrInvalid, "expired is set by the service, not by a write")
 		}
+		if g.Started {
+			return newErr("add_grant", g.ID, ErrInvalid, "started is set by the service, not by a write")
+		}
 		if !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now) {
 			return newErr("add_grant", g.ID, ErrInvalid, "expiry %s is not after now (%s)",
 				g.ExpiresAt.UTC().Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
 		}
+	}
+	return nil
+}
+
+// precheckUntil refuses a user made active until a time that is not
+// after now: like an expiry, it must be in the future when written.
+func precheckUntil(m *Mutation, now time.Time) error {
+	op, id, at := "", "", time.Time{}
+	switch {
+	case m.CreateUser != nil:
+		op, id, at = "create_user", m.CreateUser.ID, m.CreateUser.ActiveUntil
+	case m.SetUserState != nil:
+		op, id, at = "set_user_state", m.SetUserState.ID, m.SetUserState.ActiveUntil
+	}
+	if !at.IsZero() && !at.After(now) {
+		return newErr(op, id, ErrInvalid, "active until %s, which is not after now (%s)",
+			at.UTC().Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
 	}
 	return nil
 }

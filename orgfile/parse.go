@@ -251,7 +251,7 @@ func (d *decoder) folder(n *yaml.Node, parent string) {
 }
 
 func (d *decoder) user(n *yaml.Node) {
-	fs := d.fields(n, "user", "id", "name", "class", "home", "extra_groups", "state")
+	fs := d.fields(n, "user", "id", "name", "class", "home", "extra_groups", "state", "active_until")
 	id, ok := d.id(n, fs, "user", "user")
 	u := graph.User{ID: id, Name: d.str(fs["name"], "user "+id+": name"), Class: d.str(fs["class"], "user "+id+": class"),
 		Home: d.str(fs["home"], "user "+id+": home"), State: graph.StateActive}
@@ -282,13 +282,19 @@ func (d *decoder) user(n *yaml.Node) {
 			d.at(s, "user %s: state %q: want active, disabled or archived", id, st)
 		}
 	}
+	if e := fs["active_until"]; e != nil {
+		u.ActiveUntil = d.when(e, "user", id, "active_until")
+		if u.State != graph.StateActive {
+			d.at(e, "user %s: active_until: only an active user may have it, not a %s one", id, u.State)
+		}
+	}
 	if ok {
 		d.f.Users = append(d.f.Users, u)
 	}
 }
 
 func (d *decoder) grant(n *yaml.Node) {
-	fs := d.fields(n, "grant", "id", "holder", "target", "rights", "expires_at", "reason")
+	fs := d.fields(n, "grant", "id", "holder", "target", "rights", "starts_at", "expires_at", "reason")
 	id, ok := d.id(n, fs, "grant", "grant")
 	g := graph.Grant{ID: id, Reason: d.str(fs["reason"], "grant "+id+": reason")}
 	if fs["holder"] == nil {
@@ -308,15 +314,26 @@ func (d *decoder) grant(n *yaml.Node) {
 		}
 	}
 	if e := fs["expires_at"]; e != nil {
-		t, err := time.Parse(time.RFC3339, d.str(e, "expires_at"))
-		if err != nil {
-			d.at(e, "grant %s: expires_at %q: want an RFC 3339 time such as 2026-03-06T17:00:00Z", id, e.Value)
+		g.ExpiresAt = d.when(e, "grant", id, "expires_at")
+	}
+	if e := fs["starts_at"]; e != nil {
+		g.StartsAt = d.when(e, "grant", id, "starts_at")
+		if !g.ExpiresAt.IsZero() && !g.StartsAt.Before(g.ExpiresAt) {
+			d.at(e, "grant %s: starts_at %s is not before expires_at", id, e.Value)
 		}
-		g.ExpiresAt = t.UTC()
 	}
 	if ok {
 		d.f.Grants = append(d.f.Grants, g)
 	}
+}
+
+// when reads a time field of the kind's record id, in RFC 3339.
+func (d *decoder) when(e *yaml.Node, kind, id, field string) time.Time {
+	t, err := time.Parse(time.RFC3339, d.str(e, field))
+	if err != nil {
+		d.at(e, "%s %s: %s %q: want an RFC 3339 time such as 2026-03-06T17:00:00Z", kind, id, field, e.Value)
+	}
+	return t.UTC()
 }
 
 func (d *decoder) lock(n *yaml.Node) {

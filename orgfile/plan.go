@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/canopy-authz/canopy/graph"
 )
@@ -344,8 +345,9 @@ func (p *planner) users() {
 				p.add("create", "extra_group", w.ID+" in "+g, "", graph.Mutation{AddExtraGroup: &graph.Membership{User: w.ID, Folder: g}})
 			}
 		}
-		if c.State != w.State {
-			p.add("change", "user", w.ID, fmt.Sprintf("state %s -> %s", c.State, w.State), graph.Mutation{SetUserState: &graph.StateChange{ID: w.ID, State: w.State}})
+		if c.State != w.State || !c.ActiveUntil.Equal(w.ActiveUntil) {
+			p.add("change", "user", w.ID, fmt.Sprintf("state %s -> %s", stateWords(c), stateWords(w)),
+				graph.Mutation{SetUserState: &graph.StateChange{ID: w.ID, State: w.State, ActiveUntil: w.ActiveUntil}})
 		}
 		if len(p.out) > before {
 			p.touched[p.wantOrg[w.Home]] = true
@@ -353,10 +355,19 @@ func (p *planner) users() {
 	}
 }
 
+// stateWords says a user's state, with its end when it has one.
+func stateWords(u graph.User) string {
+	if u.ActiveUntil.IsZero() {
+		return string(u.State)
+	}
+	return string(u.State) + " until " + u.ActiveUntil.UTC().Format(time.RFC3339)
+}
+
 // sameGrant compares grants as a file states them (the server's Expired
-// flag is not part of that).
+// and Started flags are not part of that).
 func sameGrant(a, b graph.Grant) bool {
-	return a.Holder == b.Holder && a.Target == b.Target && sameSet(a.Rights, b.Rights) && a.ExpiresAt.Equal(b.ExpiresAt) && a.Reason == b.Reason
+	return a.Holder == b.Holder && a.Target == b.Target && sameSet(a.Rights, b.Rights) && a.ExpiresAt.Equal(b.ExpiresAt) &&
+		a.StartsAt.Equal(b.StartsAt) && a.Reason == b.Reason
 }
 
 func sameLock(a, b graph.Lock) bool {
@@ -398,6 +409,9 @@ func (p *planner) put(kind, id string, existed bool, remove, add graph.Mutation,
 
 func grantWords(g graph.Grant) string {
 	s := fmt.Sprintf("%s gets %s on %s", refWords(g.Holder), strings.Join(g.Rights, ", "), refWords(g.Target))
+	if !g.StartsAt.IsZero() {
+		s += " from " + g.StartsAt.UTC().Format(time.RFC3339)
+	}
 	if !g.ExpiresAt.IsZero() {
 		s += " until " + g.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z07:00")
 	}

@@ -164,6 +164,9 @@ func Render(f *File) []byte {
 			if u.State != "" && u.State != graph.StateActive {
 				parts = append(parts, "state: "+string(u.State))
 			}
+			if !u.ActiveUntil.IsZero() {
+				parts = append(parts, "active_until: "+scalar(u.ActiveUntil.UTC().Format(time.RFC3339Nano)))
+			}
 			fmt.Fprintf(&b, "  - {%s}\n", strings.Join(parts, ", "))
 		}
 	}
@@ -175,6 +178,9 @@ func Render(f *File) []byte {
 				parts = append(parts, "target: "+scalar(refWords(g.Target)))
 			}
 			parts = append(parts, "rights: "+list(g.Rights))
+			if !g.StartsAt.IsZero() {
+				parts = append(parts, "starts_at: "+scalar(g.StartsAt.UTC().Format(time.RFC3339Nano)))
+			}
 			if !g.ExpiresAt.IsZero() {
 				parts = append(parts, "expires_at: "+scalar(g.ExpiresAt.UTC().Format(time.RFC3339Nano)))
 			}

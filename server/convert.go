@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -93,7 +94,7 @@ func folderFromPB(f *pb.Folder) *graph.Folder {
 }
 
 func userToPB(u graph.User) *pb.User {
-	return &pb.User{Id: u.ID, Name: u.Name, Class: u.Class, State: stateToPB(u.State), Home: u.Home, ExtraGroups: u.Extras}
+	return &pb.User{Id: u.ID, Name: u.Name, Class: u.Class, State: stateToPB(u.State), Home: u.Home, ExtraGroups: u.Extras, ActiveUntil: timeToPB(u.ActiveUntil)}
 }
 
 func userFromPB(u *pb.User) (*graph.User, error) {
@@ -101,15 +102,36 @@ func userFromPB(u *pb.User) (*graph.User, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &graph.User{ID: u.GetId(), Name: u.GetName(), Class: u.GetClass(), State: st, Home: u.GetHome(), Extras: u.GetExtraGroups()}, nil
+	until, err := timeFromPB(u.GetActiveUntil(), "user", u.GetId(), "active_until")
+	if err != nil {
+		return nil, err
+	}
+	return &graph.User{ID: u.GetId(), Name: u.GetName(), Class: u.GetClass(), State: st, Home: u.GetHome(), Extras: u.GetExtraGroups(), ActiveUntil: until}, nil
+}
+
+// timeToPB is a time on the wire: unset for the zero time.
+func timeToPB(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// timeFromPB reads field of the kind's record id: the zero time when
+// unset, and an error naming the record when it is not a valid time.
+func timeFromPB(ts *timestamppb.Timestamp, kind, id, field string) (time.Time, error) {
+	if ts == nil {
+		return time.Time{}, nil
+	}
+	if err := ts.CheckValid(); err != nil {
+		return time.Time{}, invalidf("%s %q: %s: %v", kind, id, field, err)
+	}
+	return ts.AsTime(), nil
 }
 
 func grantToPB(g graph.Grant) *pb.Grant {
-	out := &pb.Grant{Id: g.ID, Holder: RefToPB(g.Holder), Target: RefToPB(g.Target), Rights: g.Rights, Reason: g.Reason, Expired: g.Expired}
-	if !g.ExpiresAt.IsZero() {
-		out.ExpiresAt = timestamppb.New(g.ExpiresAt)
-	}
-	return out
+	return &pb.Grant{Id: g.ID, Holder: RefToPB(g.Holder), Target: RefToPB(g.Target), Rights: g.Rights, Reason: g.Reason, Expired: g.Expired,
+		ExpiresAt: timeToPB(g.ExpiresAt), StartsAt: timeToPB(g.StartsAt), Started: g.Started}
 }
 
 func grantFromPB(g *pb.Grant) (*graph.Grant, error) {
@@ -121,12 +143,12 @@ func grantFromPB(g *pb.Grant) (*graph.Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &graph.Grant{ID: g.GetId(), Holder: holder, Target: target, Rights: g.GetRights(), Reason: g.GetReason(), Expired: g.GetExpired()}
-	if g.ExpiresAt != nil {
-		if err := g.ExpiresAt.CheckValid(); err != nil {
-			return nil, invalidf("grant %q: expires_at: %v", g.GetId(), err)
-		}
-		out.ExpiresAt = g.ExpiresAt.AsTime()
+	out := &graph.Grant{ID: g.GetId(), Holder: holder, Target: target, Rights: g.GetRights(), Reason: g.GetReason(), Expired: g.GetExpired(), Started: g.GetStarted()}
+	if out.ExpiresAt, err = timeFromPB(g.GetExpiresAt(), "grant", g.GetId(), "expires_at"); err != nil {
+		return nil, err
+	}
+	if out.StartsAt, err = timeFromPB(g.GetStartsAt(), "grant", g.GetId(), "starts_at"); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -179,7 +201,11 @@ func mutationFromPB(m *pb.Mutation, i int) (graph.Mutation, error) {
 	case *pb.Mutation_SetUserState:
 		var st graph.State
 		st, err = stateFromPB(op.SetUserState.GetState(), op.SetUserState.GetId())
-		out.SetUserState = &graph.StateChange{ID: op.SetUserState.GetId(), State: st}
+		var until time.Time
+		if err == nil {
+			until, err = timeFromPB(op.SetUserState.GetActiveUntil(), "user", op.SetUserState.GetId(), "active_until")
+		}
+		out.SetUserState = &graph.StateChange{ID: op.SetUserState.GetId(), State: st, ActiveUntil: until}
 	case *pb.Mutation_DeleteUser:
 		out.DeleteUser = &graph.Delete{ID: op.DeleteUser.GetId(), Cascade: op.DeleteUser.GetCascade()}
 	case *pb.Mutation_AddExtraGroup:
@@ -192,6 +218,8 @@ func mutationFromPB(m *pb.Mutation, i int) (graph.Mutation, error) {
 		out.RemoveGrant = &graph.Delete{ID: op.RemoveGrant.GetId()}
 	case *pb.Mutation_ExpireGrant:
 		out.ExpireGrant = &graph.Delete{ID: op.ExpireGrant.GetId()}
+	case *pb.Mutation_StartGrant:
+		out.StartGrant = &graph.Delete{ID: op.StartGrant.GetId()}
 	case *pb.Mutation_AddLock:
 		out.AddLock, err = lockFromPB(op.AddLock)
 	case *pb.Mutation_RemoveLock:
@@ -236,7 +264,7 @@ func MutationToPB(m graph.Mutation) *pb.Mutation {
 	case m.MoveUser != nil:
 		return &pb.Mutation{Op: &pb.Mutation_MoveUser{MoveUser: &pb.MoveUser{Id: m.MoveUser.ID, To: m.MoveUser.To}}}
 	case m.SetUserState != nil:
-		return &pb.Mutation{Op: &pb.Mutation_SetUserState{SetUserState: &pb.SetUserState{Id: m.SetUserState.ID, State: stateToPB(m.SetUserState.State)}}}
+		return &pb.Mutation{Op: &pb.Mutation_SetUserState{SetUserState: &pb.SetUserState{Id: m.SetUserState.ID, State: stateToPB(m.SetUserState.State), ActiveUntil: timeToPB(m.SetUserState.ActiveUntil)}}}
 	case m.DeleteUser != nil:
 		return &pb.Mutation{Op: &pb.Mutation_DeleteUser{DeleteUser: &pb.DeleteUser{Id: m.DeleteUser.ID, Cascade: m.DeleteUser.Cascade}}}
 	case m.AddExtraGroup != nil:
@@ -249,6 +277,8 @@ func MutationToPB(m graph.Mutation) *pb.Mutation {
 		return &pb.Mutation{Op: &pb.Mutation_RemoveGrant{RemoveGrant: &pb.RemoveGrant{Id: m.RemoveGrant.ID}}}
 	case m.ExpireGrant != nil:
 		return &pb.Mutation{Op: &pb.Mutation_ExpireGrant{ExpireGrant: &pb.ExpireGrant{Id: m.ExpireGrant.ID}}}
+	case m.StartGrant != nil:
+		return &pb.Mutation{Op: &pb.Mutation_StartGrant{StartGrant: &pb.StartGrant{Id: m.StartGrant.ID}}}
 	case m.AddLock != nil:
 		return &pb.Mutation{Op: &pb.Mutation_AddLock{AddLock: lockToPB(*m.AddLock)}}
 	case m.RemoveLock != nil:

@@ -305,7 +305,7 @@ func changeKind(m *graph.Mutation) pb.ChangeKind {
 		return pb.ChangeKind_CHANGE_KIND_USERS
 	case m.AddExtraGroup != nil, m.DelExtraGroup != nil:
 		return pb.ChangeKind_CHANGE_KIND_MEMBERSHIPS
-	case m.AddGrant != nil, m.RemoveGrant != nil, m.ExpireGrant != nil:
+	case m.AddGrant != nil, m.RemoveGrant != nil, m.ExpireGrant != nil, m.StartGrant != nil:
 		return pb.ChangeKind_CHANGE_KIND_GRANTS
 	case m.AddLock != nil, m.RemoveLock != nil:
 		return pb.ChangeKind_CHANGE_KIND_LOCKS

@@ -58,12 +58,13 @@ one user. A grant with no target gives capabilities.`,
 	list.Flags().StringVar(&holder, "holder", "", "only grants held by this folder/ID or user/ID")
 	list.Flags().StringVar(&target, "target", "", "only grants on this folder/ID or user/ID")
 	var rights []string
-	var expires, reason string
+	var expires, starts, reason string
 	add := a.writeCommand(&cobra.Command{
 		Use:   "add ID --holder REF [--target REF] --rights R,...",
 		Short: "Add a grant; without --target it grants capabilities",
 		Example: `  canopy grants add access-invigilators --holder folder/invigilators --target folder/candidates --rights read
-  canopy grants add role-admin --holder folder/admin-main --rights user_administrator`,
+  canopy grants add role-admin --holder folder/admin-main --rights user_administrator
+  canopy grants add visit --holder user/inspector --target folder/parallel-group --rights read --starts 2026-03-02T08:00:00Z --expires 2026-03-06T17:00:00Z`,
 		Args: cobra.ExactArgs(1),
 	}, func(args []string, b *client.Batch) error {
 		h, err := parseRef(holder)
@@ -75,12 +76,19 @@ one user. A grant with no target gives capabilities.`,
 			return err
 		}
 		g := &pb.Grant{Id: args[0], Holder: h, Target: t, Rights: rights, Reason: reason}
-		if expires != "" {
-			at, err := parseWhen(expires, time.Now())
+		now := time.Now()
+		for _, w := range []struct {
+			flag string
+			to   **timestamppb.Timestamp
+		}{{expires, &g.ExpiresAt}, {starts, &g.StartsAt}} {
+			if w.flag == "" {
+				continue
+			}
+			at, err := parseWhen(w.flag, now)
 			if err != nil {
 				return err
 			}
-			g.ExpiresAt = timestamppb.New(at)
+			*w.to = timestamppb.New(at)
 		}
 		b.AddGrantWith(g)
 		return nil
@@ -89,6 +97,7 @@ one user. A grant with no target gives capabilities.`,
 	add.Flags().StringVar(&target, "target", "", "what it covers: folder/ID or user/ID (none: capabilities)")
 	add.Flags().StringSliceVar(&rights, "rights", nil, "the rights it gives, comma-separated")
 	add.Flags().StringVar(&expires, "expires", "", "when it ends: an RFC 3339 time, or a duration from now such as 72h")
+	add.Flags().StringVar(&starts, "starts", "", "when it begins to apply (before, it gives nothing): an RFC 3339 time, or a duration from now")
 	add.Flags().StringVar(&reason, "reason", "", "why it exists, for the record")
 	add.MarkFlagRequired("holder")
 	add.MarkFlagRequired("rights")
@@ -129,7 +138,14 @@ func grantTable(w io.Writer, grants []*pb.Grant) error {
 				exp += " (expired)"
 			}
 		}
-		rows = append(rows, []string{g.GetId(), refString(g.GetHolder()), refString(g.GetTarget()), strings.Join(g.GetRights(), ","), exp, orDash(g.GetReason())})
+		start := "-"
+		if g.GetStartsAt() != nil {
+			start = g.GetStartsAt().AsTime().UTC().Format(time.RFC3339)
+			if g.GetStarted() {
+				start += " (started)"
+			}
+		}
+		rows = append(rows, []string{g.GetId(), refString(g.GetHolder()), refString(g.GetTarget()), strings.Join(g.GetRights(), ","), start, exp, orDash(g.GetReason())})
 	}
-	return table(w, "ID\tHOLDER\tTARGET\tRIGHTS\tEXPIRES\tREASON", rows)
+	return table(w, "ID\tHOLDER\tTARGET\tRIGHTS\tSTARTS\tEXPIRES\tREASON", rows)
 }

@@ -463,3 +463,24 @@ func TestDryRun(t *testing.T) {
 		t.Fatal("a dry run wrote")
 	}
 }
+
+// TestTimeBoxedFlags: --active-until and --starts reach the server, and
+// the tables show them.
+func TestTimeBoxedFlags(t *testing.T) {
+	s := atlas(t)
+	must(t, 0, s.Addr, "users", "create", "inspector", "--class", "staff", "--home", "admin-sub", "--active-until", "2099-03-06T17:00:00Z")
+	must(t, 0, s.Addr, "grants", "add", "visit", "--holder", "user/inspector", "--target", "folder/it1", "--rights", "read",
+		"--starts", "2099-03-02T08:00:00Z", "--expires", "2099-03-06T17:00:00Z")
+	if r := must(t, 0, s.Addr, "users", "get", "inspector"); !strings.Contains(r.out, "active until 2099-03-06T17:00:00Z") {
+		t.Errorf("the inspector:\n%s", r.out)
+	}
+	if r := must(t, 0, s.Addr, "grants", "list", "--holder", "user/inspector"); !strings.Contains(r.out, "2099-03-02T08:00:00Z") {
+		t.Errorf("the visit:\n%s", r.out)
+	}
+	// Before its start the grant gives nothing.
+	must(t, 1, s.Addr, "check", "inspector", "read", "user/carl")
+	must(t, 0, s.Addr, "users", "enable", "inspector", "--active-until", "2099-04-01T00:00:00Z")
+	if r := must(t, 0, s.Addr, "users", "get", "inspector"); !strings.Contains(r.out, "active until 2099-04-01T00:00:00Z") {
+		t.Errorf("the inspector, extended:\n%s", r.out)
+	}
+}

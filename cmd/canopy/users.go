@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/canopy-authz/canopy/client"
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -64,21 +66,26 @@ func (a *app) usersCommand() *cobra.Command {
 	}
 	var name, class, home string
 	var extras []string
-	var state string
+	var state, until string
 	create := a.writeCommand(&cobra.Command{
 		Use:   "create ID",
 		Short: "Create a user in a home folder, optionally with extra groups",
 		Example: `  canopy users create carl --class candidate --home it1
-  canopy users create inspector --class external --home ofsted --extra parallel-group --state disabled`,
+  canopy users create inspector --class external --home ofsted --extra parallel-group --active-until 2026-03-06T17:00:00Z`,
 		Args: cobra.ExactArgs(1),
 	}, func(args []string, b *client.Batch) error {
 		st, err := parseState(state)
 		if err != nil {
 			return err
 		}
-		b.Add(&pb.Mutation{Op: &pb.Mutation_CreateUser{CreateUser: &pb.User{Id: args[0], Name: name, Class: class, Home: home, ExtraGroups: extras, State: st}}})
+		u := &pb.User{Id: args[0], Name: name, Class: class, Home: home, ExtraGroups: extras, State: st}
+		if u.ActiveUntil, err = untilFlag(until); err != nil {
+			return err
+		}
+		b.Add(&pb.Mutation{Op: &pb.Mutation_CreateUser{CreateUser: u}})
 		return nil
 	})
+	create.Flags().StringVar(&until, "active-until", "", "the user stops being active then, and the service disables them: an RFC 3339 time, or a duration from now such as 96h")
 	create.Flags().StringVar(&name, "name", "", "display name")
 	create.Flags().StringVar(&class, "class", "", "the user's class, such as staff or candidate (required)")
 	create.Flags().StringVar(&home, "home", "", "the home folder (required)")
@@ -158,15 +165,24 @@ func (a *app) usersCommand() *cobra.Command {
 		{"enable", pb.UserState_USER_STATE_ACTIVE, "Make a user active again"},
 		{"archive", pb.UserState_USER_STATE_ARCHIVED, "Archive a user: kept, but allowed nothing"},
 	} {
-		states = append(states, a.writeCommand(&cobra.Command{
+		c := a.writeCommand(&cobra.Command{
 			Use:     s.verb + " ID",
 			Short:   s.what,
 			Example: "  canopy users " + s.verb + " inspector",
 			Args:    cobra.ExactArgs(1),
 		}, func(args []string, b *client.Batch) error {
-			b.SetUserState(args[0], s.state)
+			at, err := untilFlag(until)
+			if err != nil {
+				return err
+			}
+			b.Add(&pb.Mutation{Op: &pb.Mutation_SetUserState{SetUserState: &pb.SetUserState{Id: args[0], State: s.state, ActiveUntil: at}}})
 			return nil
-		}))
+		})
+		if s.state == pb.UserState_USER_STATE_ACTIVE {
+			c.Flags().StringVar(&until, "active-until", "", "active only until then: an RFC 3339 time, or a duration from now such as 96h")
+			c.Example += "\n  canopy users enable inspector --active-until 96h"
+		}
+		states = append(states, c)
 	}
 	var cascade bool
 	del := a.writeCommand(&cobra.Command{
@@ -191,7 +207,11 @@ func (a *app) usersCommand() *cobra.Command {
 func userTable(w io.Writer, users []*pb.User) error {
 	var rows [][]string
 	for _, u := range users {
-		rows = append(rows, []string{u.GetId(), orDash(u.GetName()), u.GetClass(), stateWord(u.GetState()), u.GetHome(), orDash(strings.Join(u.GetExtraGroups(), ","))})
+		state := stateWord(u.GetState())
+		if u.GetActiveUntil() != nil {
+			state += " until " + u.GetActiveUntil().AsTime().UTC().Format(time.RFC3339)
+		}
+		rows = append(rows, []string{u.GetId(), orDash(u.GetName()), u.GetClass(), state, u.GetHome(), orDash(strings.Join(u.GetExtraGroups(), ","))})
 	}
 	return table(w, "ID\tNAME\tCLASS\tSTATE\tHOME\tEXTRA GROUPS", rows)
 }
@@ -203,4 +223,16 @@ func parseState(s string) (pb.UserState, error) {
 		return 0, fmt.Errorf("state %q: want active, disabled or archived", s)
 	}
 	return pb.UserState(v), nil
+}
+
+// untilFlag reads an --active-until flag: nil when it is not given.
+func untilFlag(v string) (*timestamppb.Timestamp, error) {
+	if v == "" {
+		return nil, nil
+	}
+	at, err := parseWhen(v, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return timestamppb.New(at), nil
 }

@@ -71,8 +71,11 @@ func Random(r *rand.Rand, now time.Time) *orgfile.File {
 		if r.IntN(3) == 0 {
 			u.Name = "User " + id
 		}
-		if r.IntN(5) == 0 {
+		switch r.IntN(10) {
+		case 0, 1:
 			u.State = []graph.State{graph.StateDisabled, graph.StateArchived}[r.IntN(2)]
+		case 2:
+			u.ActiveUntil = now.Add(time.Duration(1+r.IntN(1000)) * time.Hour)
 		}
 		for range r.IntN(3) {
 			g := byOrg[org][r.IntN(len(byOrg[org]))]
@@ -120,6 +123,12 @@ func Random(r *rand.Rand, now time.Time) *orgfile.File {
 		}
 		if r.IntN(4) == 0 {
 			g.ExpiresAt = now.Add(time.Duration(1+r.IntN(1000)) * time.Hour)
+		}
+		if r.IntN(6) == 0 {
+			g.StartsAt = now.Add(time.Duration(r.IntN(500)) * time.Hour)
+			if !g.ExpiresAt.IsZero() && !g.StartsAt.Before(g.ExpiresAt) {
+				g.StartsAt = time.Time{}
+			}
 		}
 		if r.IntN(3) == 0 {
 			g.Reason = "because: it's needed"
@@ -182,7 +191,7 @@ func reparse(f *orgfile.File) *orgfile.File {
 func Edit(r *rand.Rand, f *orgfile.File, now time.Time) *orgfile.File {
 	for try := 0; ; try++ {
 		g := reparse(f)
-		mutate(r, g)
+		mutate(r, g, now)
 		g = reparse(g)
 		ix, err := orgfile.Load(context.Background(), g, graph.ClockFunc(func() time.Time { return now }))
 		if ix != nil {
@@ -197,7 +206,7 @@ func Edit(r *rand.Rand, f *orgfile.File, now time.Time) *orgfile.File {
 	}
 }
 
-func mutate(r *rand.Rand, f *orgfile.File) {
+func mutate(r *rand.Rand, f *orgfile.File, now time.Time) {
 	// Drop some folders that are leaves, with what names them.
 	gone := map[string]bool{}
 	for _, x := range f.Folders {
@@ -266,7 +275,10 @@ func mutate(r *rand.Rand, f *orgfile.File) {
 			u.Class = []string{"staff", "candidate"}[r.IntN(2)]
 			u.Name = "Changed"
 		case 2:
-			u.State = []graph.State{graph.StateActive, graph.StateDisabled}[r.IntN(2)]
+			u.State, u.ActiveUntil = []graph.State{graph.StateActive, graph.StateDisabled}[r.IntN(2)], time.Time{}
+			if u.State == graph.StateActive && r.IntN(2) == 0 {
+				u.ActiveUntil = now.Add(time.Duration(1+r.IntN(1000)) * time.Hour)
+			}
 		case 3:
 			u.Extras = slices.DeleteFunc(u.Extras, func(string) bool { return r.IntN(2) == 0 })
 			cands := inOrg(org)

@@ -258,9 +258,14 @@ type User struct {
 	// A short lower-case word such as "candidate" or "staff".
 	Class string `protobuf:"bytes,3,opt,name=class,proto3" json:"class,omitempty"`
 	// Unspecified on create means active.
-	State         UserState `protobuf:"varint,4,opt,name=state,proto3,enum=canopy.v1.UserState" json:"state,omitempty"`
-	Home          string    `protobuf:"bytes,5,opt,name=home,proto3" json:"home,omitempty"`
-	ExtraGroups   []string  `protobuf:"bytes,6,rep,name=extra_groups,json=extraGroups,proto3" json:"extra_groups,omitempty"`
+	State       UserState `protobuf:"varint,4,opt,name=state,proto3,enum=canopy.v1.UserState" json:"state,omitempty"`
+	Home        string    `protobuf:"bytes,5,opt,name=home,proto3" json:"home,omitempty"`
+	ExtraGroups []string  `protobuf:"bytes,6,rep,name=extra_groups,json=extraGroups,proto3" json:"extra_groups,omitempty"`
+	// When set, an active user stops being active at this instant:
+	// decisions find them not active from then on, and the service records
+	// it by disabling them (a set_user_state change by "system"). Only an
+	// active user may have it, and it must be in the future when written.
+	ActiveUntil   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=active_until,json=activeUntil,proto3" json:"active_until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -337,6 +342,13 @@ func (x *User) GetExtraGroups() []string {
 	return nil
 }
 
+func (x *User) GetActiveUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActiveUntil
+	}
+	return nil
+}
+
 // Grant gives its holder (a user, or every member of a folder) rights on its
 // target: a folder (with everything below it and every member of it), one
 // user, or nothing at all for capabilities.
@@ -353,7 +365,15 @@ type Grant struct {
 	// Set by the service once it has recorded that the grant reached
 	// expires_at (an expire_grant change). A grant is expired from expires_at
 	// on either way. Write refuses it; Import keeps it.
-	Expired       bool `protobuf:"varint,7,opt,name=expired,proto3" json:"expired,omitempty"`
+	Expired bool `protobuf:"varint,7,opt,name=expired,proto3" json:"expired,omitempty"`
+	// When set, the grant applies only from this instant on (decisions pass
+	// over it before); it must come before expires_at. The service records
+	// the start (a start_grant change by "system"), which WatchAccess
+	// reports as the access gained.
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	// Set by the service once it has recorded the start. Write refuses it;
+	// Import keeps it.
+	Started       bool `protobuf:"varint,9,opt,name=started,proto3" json:"started,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -433,6 +453,20 @@ func (x *Grant) GetReason() string {
 func (x *Grant) GetExpired() bool {
 	if x != nil {
 		return x.Expired
+	}
+	return false
+}
+
+func (x *Grant) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *Grant) GetStarted() bool {
+	if x != nil {
+		return x.Started
 	}
 	return false
 }
@@ -988,9 +1022,12 @@ func (x *MoveUser) GetTo() string {
 
 // SetUserState activates, disables or archives a user.
 type SetUserState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	State         UserState              `protobuf:"varint,2,opt,name=state,proto3,enum=canopy.v1.UserState" json:"state,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	State UserState              `protobuf:"varint,2,opt,name=state,proto3,enum=canopy.v1.UserState" json:"state,omitempty"`
+	// With the state active: active until this instant (see User.active_until);
+	// unset for no end. Setting the state always sets this too.
+	ActiveUntil   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=active_until,json=activeUntil,proto3" json:"active_until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1037,6 +1074,13 @@ func (x *SetUserState) GetState() UserState {
 		return x.State
 	}
 	return UserState_USER_STATE_UNSPECIFIED
+}
+
+func (x *SetUserState) GetActiveUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActiveUntil
+	}
+	return nil
 }
 
 // DeleteUser removes a user; with cascade, also the grants and locks naming the user.
@@ -1237,6 +1281,52 @@ func (x *ExpireGrant) GetId() string {
 	return ""
 }
 
+// StartGrant records that a grant reached its starts_at. Only the service
+// writes it, as "system".
+type StartGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartGrant) Reset() {
+	*x = StartGrant{}
+	mi := &file_canopy_v1_model_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartGrant) ProtoMessage() {}
+
+func (x *StartGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_model_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartGrant.ProtoReflect.Descriptor instead.
+func (*StartGrant) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *StartGrant) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 // RemoveLock removes a lock.
 type RemoveLock struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1247,7 +1337,7 @@ type RemoveLock struct {
 
 func (x *RemoveLock) Reset() {
 	*x = RemoveLock{}
-	mi := &file_canopy_v1_model_proto_msgTypes[19]
+	mi := &file_canopy_v1_model_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1349,7 @@ func (x *RemoveLock) String() string {
 func (*RemoveLock) ProtoMessage() {}
 
 func (x *RemoveLock) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_model_proto_msgTypes[19]
+	mi := &file_canopy_v1_model_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1362,7 @@ func (x *RemoveLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveLock.ProtoReflect.Descriptor instead.
 func (*RemoveLock) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_model_proto_rawDescGZIP(), []int{19}
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveLock) GetId() string {
@@ -1292,7 +1382,7 @@ type RemovePlacementRule struct {
 
 func (x *RemovePlacementRule) Reset() {
 	*x = RemovePlacementRule{}
-	mi := &file_canopy_v1_model_proto_msgTypes[20]
+	mi := &file_canopy_v1_model_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1394,7 @@ func (x *RemovePlacementRule) String() string {
 func (*RemovePlacementRule) ProtoMessage() {}
 
 func (x *RemovePlacementRule) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_model_proto_msgTypes[20]
+	mi := &file_canopy_v1_model_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1407,7 @@ func (x *RemovePlacementRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePlacementRule.ProtoReflect.Descriptor instead.
 func (*RemovePlacementRule) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_model_proto_rawDescGZIP(), []int{20}
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemovePlacementRule) GetFolder() string {
@@ -1337,7 +1427,7 @@ type DeleteRight struct {
 
 func (x *DeleteRight) Reset() {
 	*x = DeleteRight{}
-	mi := &file_canopy_v1_model_proto_msgTypes[21]
+	mi := &file_canopy_v1_model_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1439,7 @@ func (x *DeleteRight) String() string {
 func (*DeleteRight) ProtoMessage() {}
 
 func (x *DeleteRight) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_model_proto_msgTypes[21]
+	mi := &file_canopy_v1_model_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1452,7 @@ func (x *DeleteRight) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRight.ProtoReflect.Descriptor instead.
 func (*DeleteRight) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_model_proto_rawDescGZIP(), []int{21}
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteRight) GetName() string {
@@ -1399,6 +1489,7 @@ type Mutation struct {
 	//	*Mutation_DeleteRight
 	//	*Mutation_SetSelfRights
 	//	*Mutation_ExpireGrant
+	//	*Mutation_StartGrant
 	Op            isMutation_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1406,7 +1497,7 @@ type Mutation struct {
 
 func (x *Mutation) Reset() {
 	*x = Mutation{}
-	mi := &file_canopy_v1_model_proto_msgTypes[22]
+	mi := &file_canopy_v1_model_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1509,7 @@ func (x *Mutation) String() string {
 func (*Mutation) ProtoMessage() {}
 
 func (x *Mutation) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_model_proto_msgTypes[22]
+	mi := &file_canopy_v1_model_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1522,7 @@ func (x *Mutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mutation.ProtoReflect.Descriptor instead.
 func (*Mutation) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_model_proto_rawDescGZIP(), []int{22}
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Mutation) GetOp() isMutation_Op {
@@ -1639,6 +1730,15 @@ func (x *Mutation) GetExpireGrant() *ExpireGrant {
 	return nil
 }
 
+func (x *Mutation) GetStartGrant() *StartGrant {
+	if x != nil {
+		if x, ok := x.Op.(*Mutation_StartGrant); ok {
+			return x.StartGrant
+		}
+	}
+	return nil
+}
+
 type isMutation_Op interface {
 	isMutation_Op()
 }
@@ -1731,6 +1831,10 @@ type Mutation_ExpireGrant struct {
 	ExpireGrant *ExpireGrant `protobuf:"bytes,22,opt,name=expire_grant,json=expireGrant,proto3,oneof"`
 }
 
+type Mutation_StartGrant struct {
+	StartGrant *StartGrant `protobuf:"bytes,23,opt,name=start_grant,json=startGrant,proto3,oneof"`
+}
+
 func (*Mutation_CreateFolder) isMutation_Op() {}
 
 func (*Mutation_RenameFolder) isMutation_Op() {}
@@ -1775,6 +1879,8 @@ func (*Mutation_SetSelfRights) isMutation_Op() {}
 
 func (*Mutation_ExpireGrant) isMutation_Op() {}
 
+func (*Mutation_StartGrant) isMutation_Op() {}
+
 // Consistency says how fresh a read must be. Unset means minimize latency.
 type Consistency struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1790,7 +1896,7 @@ type Consistency struct {
 
 func (x *Consistency) Reset() {
 	*x = Consistency{}
-	mi := &file_canopy_v1_model_proto_msgTypes[23]
+	mi := &file_canopy_v1_model_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +1908,7 @@ func (x *Consistency) String() string {
 func (*Consistency) ProtoMessage() {}
 
 func (x *Consistency) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_model_proto_msgTypes[23]
+	mi := &file_canopy_v1_model_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +1921,7 @@ func (x *Consistency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consistency.ProtoReflect.Descriptor instead.
 func (*Consistency) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_model_proto_rawDescGZIP(), []int{23}
+	return file_canopy_v1_model_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Consistency) GetRequirement() isConsistency_Requirement {
@@ -1892,14 +1998,15 @@ const file_canopy_v1_model_proto_rawDesc = "" +
 	"\x06labels\x18\x04 \x03(\v2\x1d.canopy.v1.Folder.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa3\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe2\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05class\x18\x03 \x01(\tR\x05class\x12*\n" +
 	"\x05state\x18\x04 \x01(\x0e2\x14.canopy.v1.UserStateR\x05state\x12\x12\n" +
 	"\x04home\x18\x05 \x01(\tR\x04home\x12!\n" +
-	"\fextra_groups\x18\x06 \x03(\tR\vextraGroups\"\xf8\x01\n" +
+	"\fextra_groups\x18\x06 \x03(\tR\vextraGroups\x12=\n" +
+	"\factive_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vactiveUntil\"\xcb\x02\n" +
 	"\x05Grant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x06holder\x18\x02 \x01(\v2\x14.canopy.v1.ObjectRefR\x06holder\x12,\n" +
@@ -1908,7 +2015,9 @@ const file_canopy_v1_model_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x18\n" +
-	"\aexpired\x18\a \x01(\bR\aexpired\"t\n" +
+	"\aexpired\x18\a \x01(\bR\aexpired\x127\n" +
+	"\tstarts_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x12\x18\n" +
+	"\astarted\x18\t \x01(\bR\astarted\"t\n" +
 	"\x04Lock\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x06target\x18\x02 \x01(\v2\x14.canopy.v1.ObjectRefR\x06target\x12\x16\n" +
@@ -1946,10 +2055,11 @@ const file_canopy_v1_model_proto_rawDesc = "" +
 	"\x05class\x18\x03 \x01(\tR\x05class\"*\n" +
 	"\bMoveUser\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
-	"\x02to\x18\x02 \x01(\tR\x02to\"J\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"\x89\x01\n" +
 	"\fSetUserState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
-	"\x05state\x18\x02 \x01(\x0e2\x14.canopy.v1.UserStateR\x05state\"6\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x14.canopy.v1.UserStateR\x05state\x12=\n" +
+	"\factive_until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vactiveUntil\"6\n" +
 	"\n" +
 	"DeleteUser\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
@@ -1963,13 +2073,15 @@ const file_canopy_v1_model_proto_rawDesc = "" +
 	"\vExpireGrant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
 	"\n" +
+	"StartGrant\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
+	"\n" +
 	"RemoveLock\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"-\n" +
 	"\x13RemovePlacementRule\x12\x16\n" +
 	"\x06folder\x18\x01 \x01(\tR\x06folder\"!\n" +
 	"\vDeleteRight\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xce\n" +
-	"\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x88\v\n" +
 	"\bMutation\x128\n" +
 	"\rcreate_folder\x18\x01 \x01(\v2\x11.canopy.v1.FolderH\x00R\fcreateFolder\x12>\n" +
 	"\rrename_folder\x18\x02 \x01(\v2\x17.canopy.v1.RenameFolderH\x00R\frenameFolder\x12A\n" +
@@ -1998,7 +2110,9 @@ const file_canopy_v1_model_proto_rawDesc = "" +
 	"\tput_right\x18\x13 \x01(\v2\x10.canopy.v1.RightH\x00R\bputRight\x12;\n" +
 	"\fdelete_right\x18\x14 \x01(\v2\x16.canopy.v1.DeleteRightH\x00R\vdeleteRight\x12?\n" +
 	"\x0fset_self_rights\x18\x15 \x01(\v2\x15.canopy.v1.SelfRightsH\x00R\rsetSelfRights\x12;\n" +
-	"\fexpire_grant\x18\x16 \x01(\v2\x16.canopy.v1.ExpireGrantH\x00R\vexpireGrantB\x04\n" +
+	"\fexpire_grant\x18\x16 \x01(\v2\x16.canopy.v1.ExpireGrantH\x00R\vexpireGrant\x128\n" +
+	"\vstart_grant\x18\x17 \x01(\v2\x15.canopy.v1.StartGrantH\x00R\n" +
+	"startGrantB\x04\n" +
 	"\x02op\"\xa4\x01\n" +
 	"\vConsistency\x12+\n" +
 	"\x10minimize_latency\x18\x01 \x01(\bH\x00R\x0fminimizeLatency\x12,\n" +
@@ -2029,7 +2143,7 @@ func file_canopy_v1_model_proto_rawDescGZIP() []byte {
 }
 
 var file_canopy_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_canopy_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_canopy_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_canopy_v1_model_proto_goTypes = []any{
 	(ObjectKind)(0),               // 0: canopy.v1.ObjectKind
 	(UserState)(0),                // 1: canopy.v1.UserState
@@ -2052,52 +2166,57 @@ var file_canopy_v1_model_proto_goTypes = []any{
 	(*Membership)(nil),            // 18: canopy.v1.Membership
 	(*RemoveGrant)(nil),           // 19: canopy.v1.RemoveGrant
 	(*ExpireGrant)(nil),           // 20: canopy.v1.ExpireGrant
-	(*RemoveLock)(nil),            // 21: canopy.v1.RemoveLock
-	(*RemovePlacementRule)(nil),   // 22: canopy.v1.RemovePlacementRule
-	(*DeleteRight)(nil),           // 23: canopy.v1.DeleteRight
-	(*Mutation)(nil),              // 24: canopy.v1.Mutation
-	(*Consistency)(nil),           // 25: canopy.v1.Consistency
-	nil,                           // 26: canopy.v1.Folder.LabelsEntry
-	nil,                           // 27: canopy.v1.RelabelFolder.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*StartGrant)(nil),            // 21: canopy.v1.StartGrant
+	(*RemoveLock)(nil),            // 22: canopy.v1.RemoveLock
+	(*RemovePlacementRule)(nil),   // 23: canopy.v1.RemovePlacementRule
+	(*DeleteRight)(nil),           // 24: canopy.v1.DeleteRight
+	(*Mutation)(nil),              // 25: canopy.v1.Mutation
+	(*Consistency)(nil),           // 26: canopy.v1.Consistency
+	nil,                           // 27: canopy.v1.Folder.LabelsEntry
+	nil,                           // 28: canopy.v1.RelabelFolder.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
 }
 var file_canopy_v1_model_proto_depIdxs = []int32{
 	0,  // 0: canopy.v1.ObjectRef.kind:type_name -> canopy.v1.ObjectKind
-	26, // 1: canopy.v1.Folder.labels:type_name -> canopy.v1.Folder.LabelsEntry
+	27, // 1: canopy.v1.Folder.labels:type_name -> canopy.v1.Folder.LabelsEntry
 	1,  // 2: canopy.v1.User.state:type_name -> canopy.v1.UserState
-	2,  // 3: canopy.v1.Grant.holder:type_name -> canopy.v1.ObjectRef
-	2,  // 4: canopy.v1.Grant.target:type_name -> canopy.v1.ObjectRef
-	28, // 5: canopy.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	2,  // 6: canopy.v1.Lock.target:type_name -> canopy.v1.ObjectRef
-	27, // 7: canopy.v1.RelabelFolder.labels:type_name -> canopy.v1.RelabelFolder.LabelsEntry
-	1,  // 8: canopy.v1.SetUserState.state:type_name -> canopy.v1.UserState
-	3,  // 9: canopy.v1.Mutation.create_folder:type_name -> canopy.v1.Folder
-	10, // 10: canopy.v1.Mutation.rename_folder:type_name -> canopy.v1.RenameFolder
-	11, // 11: canopy.v1.Mutation.relabel_folder:type_name -> canopy.v1.RelabelFolder
-	12, // 12: canopy.v1.Mutation.move_folder:type_name -> canopy.v1.MoveFolder
-	13, // 13: canopy.v1.Mutation.delete_folder:type_name -> canopy.v1.DeleteFolder
-	4,  // 14: canopy.v1.Mutation.create_user:type_name -> canopy.v1.User
-	14, // 15: canopy.v1.Mutation.update_user:type_name -> canopy.v1.UpdateUser
-	15, // 16: canopy.v1.Mutation.move_user:type_name -> canopy.v1.MoveUser
-	16, // 17: canopy.v1.Mutation.set_user_state:type_name -> canopy.v1.SetUserState
-	17, // 18: canopy.v1.Mutation.delete_user:type_name -> canopy.v1.DeleteUser
-	18, // 19: canopy.v1.Mutation.add_extra_group:type_name -> canopy.v1.Membership
-	18, // 20: canopy.v1.Mutation.remove_extra_group:type_name -> canopy.v1.Membership
-	5,  // 21: canopy.v1.Mutation.add_grant:type_name -> canopy.v1.Grant
-	19, // 22: canopy.v1.Mutation.remove_grant:type_name -> canopy.v1.RemoveGrant
-	6,  // 23: canopy.v1.Mutation.add_lock:type_name -> canopy.v1.Lock
-	21, // 24: canopy.v1.Mutation.remove_lock:type_name -> canopy.v1.RemoveLock
-	7,  // 25: canopy.v1.Mutation.set_placement_rule:type_name -> canopy.v1.PlacementRule
-	22, // 26: canopy.v1.Mutation.remove_placement_rule:type_name -> canopy.v1.RemovePlacementRule
-	8,  // 27: canopy.v1.Mutation.put_right:type_name -> canopy.v1.Right
-	23, // 28: canopy.v1.Mutation.delete_right:type_name -> canopy.v1.DeleteRight
-	9,  // 29: canopy.v1.Mutation.set_self_rights:type_name -> canopy.v1.SelfRights
-	20, // 30: canopy.v1.Mutation.expire_grant:type_name -> canopy.v1.ExpireGrant
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	29, // 3: canopy.v1.User.active_until:type_name -> google.protobuf.Timestamp
+	2,  // 4: canopy.v1.Grant.holder:type_name -> canopy.v1.ObjectRef
+	2,  // 5: canopy.v1.Grant.target:type_name -> canopy.v1.ObjectRef
+	29, // 6: canopy.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	29, // 7: canopy.v1.Grant.starts_at:type_name -> google.protobuf.Timestamp
+	2,  // 8: canopy.v1.Lock.target:type_name -> canopy.v1.ObjectRef
+	28, // 9: canopy.v1.RelabelFolder.labels:type_name -> canopy.v1.RelabelFolder.LabelsEntry
+	1,  // 10: canopy.v1.SetUserState.state:type_name -> canopy.v1.UserState
+	29, // 11: canopy.v1.SetUserState.active_until:type_name -> google.protobuf.Timestamp
+	3,  // 12: canopy.v1.Mutation.create_folder:type_name -> canopy.v1.Folder
+	10, // 13: canopy.v1.Mutation.rename_folder:type_name -> canopy.v1.RenameFolder
+	11, // 14: canopy.v1.Mutation.relabel_folder:type_name -> canopy.v1.RelabelFolder
+	12, // 15: canopy.v1.Mutation.move_folder:type_name -> canopy.v1.MoveFolder
+	13, // 16: canopy.v1.Mutation.delete_folder:type_name -> canopy.v1.DeleteFolder
+	4,  // 17: canopy.v1.Mutation.create_user:type_name -> canopy.v1.User
+	14, // 18: canopy.v1.Mutation.update_user:type_name -> canopy.v1.UpdateUser
+	15, // 19: canopy.v1.Mutation.move_user:type_name -> canopy.v1.MoveUser
+	16, // 20: canopy.v1.Mutation.set_user_state:type_name -> canopy.v1.SetUserState
+	17, // 21: canopy.v1.Mutation.delete_user:type_name -> canopy.v1.DeleteUser
+	18, // 22: canopy.v1.Mutation.add_extra_group:type_name -> canopy.v1.Membership
+	18, // 23: canopy.v1.Mutation.remove_extra_group:type_name -> canopy.v1.Membership
+	5,  // 24: canopy.v1.Mutation.add_grant:type_name -> canopy.v1.Grant
+	19, // 25: canopy.v1.Mutation.remove_grant:type_name -> canopy.v1.RemoveGrant
+	6,  // 26: canopy.v1.Mutation.add_lock:type_name -> canopy.v1.Lock
+	22, // 27: canopy.v1.Mutation.remove_lock:type_name -> canopy.v1.RemoveLock
+	7,  // 28: canopy.v1.Mutation.set_placement_rule:type_name -> canopy.v1.PlacementRule
+	23, // 29: canopy.v1.Mutation.remove_placement_rule:type_name -> canopy.v1.RemovePlacementRule
+	8,  // 30: canopy.v1.Mutation.put_right:type_name -> canopy.v1.Right
+	24, // 31: canopy.v1.Mutation.delete_right:type_name -> canopy.v1.DeleteRight
+	9,  // 32: canopy.v1.Mutation.set_self_rights:type_name -> canopy.v1.SelfRights
+	20, // 33: canopy.v1.Mutation.expire_grant:type_name -> canopy.v1.ExpireGrant
+	21, // 34: canopy.v1.Mutation.start_grant:type_name -> canopy.v1.StartGrant
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_model_proto_init() }
@@ -2105,7 +2224,7 @@ func file_canopy_v1_model_proto_init() {
 	if File_canopy_v1_model_proto != nil {
 		return
 	}
-	file_canopy_v1_model_proto_msgTypes[22].OneofWrappers = []any{
+	file_canopy_v1_model_proto_msgTypes[23].OneofWrappers = []any{
 		(*Mutation_CreateFolder)(nil),
 		(*Mutation_RenameFolder)(nil),
 		(*Mutation_RelabelFolder)(nil),
@@ -2128,8 +2247,9 @@ func file_canopy_v1_model_proto_init() {
 		(*Mutation_DeleteRight)(nil),
 		(*Mutation_SetSelfRights)(nil),
 		(*Mutation_ExpireGrant)(nil),
+		(*Mutation_StartGrant)(nil),
 	}
-	file_canopy_v1_model_proto_msgTypes[23].OneofWrappers = []any{
+	file_canopy_v1_model_proto_msgTypes[24].OneofWrappers = []any{
 		(*Consistency_MinimizeLatency)(nil),
 		(*Consistency_AtLeastRevision)(nil),
 		(*Consistency_FullyConsistent)(nil),
@@ -2140,7 +2260,7 @@ func file_canopy_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_model_proto_rawDesc), len(file_canopy_v1_model_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
