@@ -146,13 +146,7 @@ func (s *state) planFor(m, inv *Mutation, w string) *accessJob {
 	case m.RemoveGrant != nil:
 		return grant(*inv.AddGrant)
 	case m.ExpireGrant != nil, m.StartGrant != nil:
-		id := ""
-		if m.ExpireGrant != nil {
-			id = m.ExpireGrant.ID
-		} else {
-			id = m.StartGrant.ID
-		}
-		if g, ok := s.grants.get(id); ok {
+		if g, ok := s.grants.get(m.markedGrant()); ok {
 			return grant(s.grantView(g))
 		}
 	case m.AddLock != nil, m.RemoveLock != nil:

@@ -130,6 +130,18 @@ func (m *Mutation) which() int {
 	return w
 }
 
+// markedGrant returns the grant a start_grant or expire_grant names, ""
+// for any other mutation.
+func (m *Mutation) markedGrant() string {
+	switch {
+	case m.ExpireGrant != nil:
+		return m.ExpireGrant.ID
+	case m.StartGrant != nil:
+		return m.StartGrant.ID
+	}
+	return ""
+}
+
 // op returns the name of the mutation's operation and the id it names, for
 // messages; ok is false when the mutation sets no field or several.
 func (m *Mutation) op() (name, id string, ok bool) {

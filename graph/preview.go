@@ -232,13 +232,7 @@ func (s *state) affected(m, inv *Mutation) []string {
 			}
 		}
 	case m.ExpireGrant != nil, m.StartGrant != nil:
-		id := ""
-		if m.ExpireGrant != nil {
-			id = m.ExpireGrant.ID
-		} else {
-			id = m.StartGrant.ID
-		}
-		if g, ok := s.grants.get(id); ok {
+		if g, ok := s.grants.get(m.markedGrant()); ok {
 			a.holder(s.grantView(g).Holder)
 		}
 	case m.AddLock != nil, m.RemoveLock != nil:

@@ -10,12 +10,7 @@ import (
 // caller confined to some organisations (a token's organisations), the
 // graph.Confined part. *graph.Index and *graph.Confined both are one.
 type view interface {
-	GetFolder(id string) (graph.Folder, *graph.PlacementRule, uint64, error)
-	GetUser(id string) (graph.User, uint64, error)
-	ListFolders(parent string, subtree bool, after string, limit int) ([]graph.Folder, string, uint64, error)
-	ListUsers(folder string, subtree bool, after string, limit int) ([]graph.User, string, uint64, error)
-	ListGrants(holder, target graph.Ref, after string, limit int) ([]graph.Grant, string, uint64, error)
-	ListLocks(target graph.Ref, after string, limit int) ([]graph.Lock, string, uint64, error)
+	directoryReads
 	Check(user, right string, x graph.Ref) (graph.Decision, error)
 	CheckMany(reqs []graph.CheckRequest) ([]graph.Decision, []error, uint64)
 	Explain(user, right string, x graph.Ref) (graph.Explanation, error)
@@ -43,10 +38,7 @@ type directoryReads interface {
 	ListLocks(target graph.Ref, after string, limit int) ([]graph.Lock, string, uint64, error)
 }
 
-var (
-	_ directoryReads = view(nil)
-	_ directoryReads = (*graph.Reader)(nil)
-)
+var _ directoryReads = (*graph.Reader)(nil)
 
 // reads returns the directory as the call of ctx may read it: on behalf
 // of asUser when it names one, else as view does. A caller that may only
