@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
@@ -896,5 +897,26 @@ func TestDryRun(t *testing.T) {
 	}
 	if ts.ix.Revision() != rev {
 		t.Fatalf("the index moved to %d", ts.ix.Revision())
+	}
+}
+
+// TestFitPreview: a preview too large for one response keeps whole users
+// from the start, says how many it lists, and keeps its counts.
+func TestFitPreview(t *testing.T) {
+	p := &pb.Preview{UsersAffected: 3, UsersListed: 3}
+	for _, u := range []string{"a", "a", "b", "c"} {
+		p.Changes = append(p.Changes, &pb.PreviewChange{User: u, Gained: []*pb.AccessRegion{{Rights: []string{strings.Repeat("r", 100)}}}})
+	}
+	one := proto.Size(p.Changes[0]) + 8
+	got := fitPreview(proto.Clone(p).(*pb.Preview), 3*one)
+	if len(got.GetChanges()) != 3 || got.GetUsersListed() != 2 || got.GetUsersAffected() != 3 {
+		t.Fatalf("cut to three changes' room: %d changes, %d of %d users listed", len(got.GetChanges()), got.GetUsersListed(), got.GetUsersAffected())
+	}
+	got = fitPreview(proto.Clone(p).(*pb.Preview), one)
+	if len(got.GetChanges()) != 2 || got.GetUsersListed() != 1 {
+		t.Fatalf("the first user is kept whole even past the limit: %d changes, %d listed", len(got.GetChanges()), got.GetUsersListed())
+	}
+	if got = fitPreview(proto.Clone(p).(*pb.Preview), 100*one); len(got.GetChanges()) != 4 || got.GetUsersListed() != 3 {
+		t.Fatalf("room for all: %d changes, %d listed", len(got.GetChanges()), got.GetUsersListed())
 	}
 }
