@@ -123,10 +123,10 @@ func (t *txn) record(m Mutation, inverse Mutation) {
 // apply checks and applies one mutation.
 func (t *txn) apply(m *Mutation) error {
 	if m.unexpire != nil {
-		return t.setExpired(m.unexpire.ID, false)
+		return t.setMark(m.unexpire.ID, dueExpiry, false)
 	}
 	if m.unstart != nil {
-		return t.setStarted(m.unstart.ID, false)
+		return t.setMark(m.unstart.ID, dueStart, false)
 	}
 	w := m.which()
 	if w < 0 {
@@ -177,9 +177,9 @@ func (t *txn) apply(m *Mutation) error {
 	case m.SetSelfRights != nil:
 		return t.setSelfRights(op, *m.SetSelfRights)
 	case m.ExpireGrant != nil:
-		return t.expireGrant(op, *m.ExpireGrant)
+		return t.markGrant(op, *m.ExpireGrant, dueExpiry)
 	case m.StartGrant != nil:
-		return t.startGrant(op, *m.StartGrant)
+		return t.markGrant(op, *m.StartGrant, dueStart)
 	}
 	return newErr(op, "", ErrInvalid, "unhandled mutation")
 }

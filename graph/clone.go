@@ -35,6 +35,7 @@ func (s *state) clone(r *room) *state {
 		heldGone:  slices.Clone(s.heldGone),
 		cat:       s.cat.clone(),
 		rules:     s.rules,
+		timed:     s.timed,
 		txt:       s.txt.share(),
 	}
 	c.folders.key, c.users.key, c.grants.key = c.folderKey, c.userKey, c.grantKey

@@ -113,10 +113,11 @@ func (ix *Index) noteExpiries(s *state, muts []Mutation) {
 			added = true
 		}
 	}
-	// Entries of removed grants are dropped when they reach the top; a
-	// store that adds and removes many grants would otherwise keep them
-	// until their time, so rebuild when they outnumber the live ones.
-	if added && len(ix.exp) > 1024 && len(ix.exp) > 2*s.grants.len() {
+	// Entries of removed grants and users are dropped when they reach the
+	// top; a store that adds and removes many would otherwise keep them
+	// until their time, so rebuild when they outnumber the most that can
+	// be live (a start and an expiry per grant, an end per timed user).
+	if added && len(ix.exp) > 1024 && len(ix.exp) > 2*(2*s.grants.len()+s.timed) {
 		ix.exp = ix.exp[:0]
 		ix.rebuildExpiries(s)
 	}
@@ -143,9 +144,11 @@ func (ix *Index) rebuildExpiries(s *state) {
 			ix.exp = append(ix.exp, expiryItem{at: g.starts, kind: dueStart, id: s.grantID(int32(i))})
 		}
 	}
-	for u, live := range s.users.live {
-		if n := s.user(int32(u)); live && n.active && n.timed {
-			ix.exp = append(ix.exp, expiryItem{at: s.linksOf(n).until, kind: dueEnd, id: s.userID(int32(u))})
+	if s.timed > 0 { // else start-up need not visit every user
+		for u, live := range s.users.live {
+			if n := s.user(int32(u)); live && n.active && n.timed {
+				ix.exp = append(ix.exp, expiryItem{at: s.linksOf(n).until, kind: dueEnd, id: s.userID(int32(u))})
+			}
 		}
 	}
 	heap.Init(&ix.exp)

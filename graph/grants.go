@@ -106,75 +106,55 @@ func (t *txn) removeGrant(op string, d Delete) error {
 	return nil
 }
 
-// expireGrant marks a grant as announced expired. Whether its expiry has
-// passed depends on the clock, so that is checked when the batch is made
-// (Index.ExpireDue), never here.
-func (t *txn) expireGrant(op string, d Delete) error {
+// markGrant records that a grant reached its start or its expiry (kind
+// dueStart or dueExpiry). Whether that time has passed depends on the
+// clock, so it is checked when the batch is made (Index.ExpireDue), never
+// here.
+func (t *txn) markGrant(op string, d Delete, kind dueKind) error {
 	i, ok := t.s.grants.get(d.ID)
 	if !ok {
 		return newErr(op, d.ID, ErrNotFound, "no such grant")
 	}
 	g := t.s.grant(i)
-	switch {
-	case g.expiresAt == instant{}:
-		return newErr(op, d.ID, ErrInvalid, "the grant never expires")
-	case g.marked:
-		return newErr(op, d.ID, ErrAlreadyExists, "the grant's expiry is already recorded")
+	has, done, none, what := g.expiresAt != instant{}, g.marked, "the grant never expires", "expiry"
+	if kind == dueStart {
+		has, done, none, what = g.startsAt != instant{}, g.started, "the grant has no start", "start"
 	}
-	return t.setExpired(d.ID, true)
+	switch {
+	case !has:
+		return newErr(op, d.ID, ErrInvalid, "%s", none)
+	case done:
+		return newErr(op, d.ID, ErrAlreadyExists, "the grant's %s is already recorded", what)
+	}
+	return t.setMark(d.ID, kind, true)
 }
 
-// startGrant marks a grant as announced started; whether its start has
-// passed is checked when the batch is made, as for expiries.
-func (t *txn) startGrant(op string, d Delete) error {
-	i, ok := t.s.grants.get(d.ID)
-	if !ok {
-		return newErr(op, d.ID, ErrNotFound, "no such grant")
-	}
-	g := t.s.grant(i)
-	switch {
-	case g.startsAt == instant{}:
-		return newErr(op, d.ID, ErrInvalid, "the grant has no start")
-	case g.started:
-		return newErr(op, d.ID, ErrAlreadyExists, "the grant's start is already recorded")
-	}
-	return t.setStarted(d.ID, true)
-}
-
-// setStarted sets or clears a grant's Started flag, in the grant and in
-// its holder's copy, and records the change.
-func (t *txn) setStarted(id string, started bool) error {
+// setMark sets or clears a grant's Started (kind dueStart) or Expired
+// (dueExpiry) flag, in the grant and in its holder's copy, and records
+// the change when it sets it.
+func (t *txn) setMark(id string, kind dueKind, on bool) error {
 	s := t.s
 	i, ok := s.grants.get(id)
 	if !ok {
-		return newErr("start_grant", id, ErrNotFound, "no such grant")
+		return newErr("mark_grant", id, ErrNotFound, "no such grant")
 	}
 	n := s.grant(i)
-	n.started = started
-	n.starts = 0
-	if !started {
-		n.starts = unixNano(n.startsAt.time())
+	held := &(*s.heldList(n))[n.heldAt]
+	if kind == dueStart {
+		n.started, n.starts = on, 0
+		if !on {
+			n.starts = unixNano(n.startsAt.time())
+		}
+		held.starts = n.starts
+		if on {
+			t.record(Mutation{StartGrant: &Delete{ID: id}}, Mutation{unstart: &Delete{ID: id}})
+		}
+		return nil
 	}
-	(*s.heldList(n))[n.heldAt].starts = n.starts
-	if started {
-		t.record(Mutation{StartGrant: &Delete{ID: id}}, Mutation{unstart: &Delete{ID: id}})
-	}
-	return nil
-}
-
-// setExpired sets or clears a grant's Expired flag, in the grant and in
-// its holder's copy, and records the change.
-func (t *txn) setExpired(id string, expired bool) error {
-	s := t.s
-	i, ok := s.grants.get(id)
-	if !ok {
-		return newErr("expire_grant", id, ErrNotFound, "no such grant")
-	}
-	n := s.grant(i)
-	n.marked = expired
+	n.marked = on
 	n.expires = n.expiry()
-	(*s.heldList(n))[n.heldAt].expires = n.expires
-	if expired {
+	held.expires = n.expires
+	if on {
 		t.record(Mutation{ExpireGrant: &Delete{ID: id}}, Mutation{unexpire: &Delete{ID: id}})
 	}
 	return nil

@@ -5,6 +5,7 @@ package graph
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 func (t *txn) createUser(op string, u User) error {
@@ -187,6 +188,7 @@ func (t *txn) deleteUser(op string, d Delete) error {
 	for k, e := range s.extras(n) {
 		s.dropExtra(e, i, s.extraAt(n)[k])
 	}
+	s.setActiveUntil(n, time.Time{}) // before its links go
 	s.dropLinks(n)
 	s.txt.drop(n.id, n.name, n.class)
 	s.users.remove(d.ID, i)

@@ -96,12 +96,16 @@ func (s *state) setActiveUntil(u *userNode, at time.Time) {
 		if u.timed {
 			l := s.linksOf(u)
 			l.until, l.untilAt = 0, instant{}
+			s.timed--
 		}
 		u.timed = false
 		return
 	}
 	l := s.ownLinks(u)
 	l.until, l.untilAt = unixNano(at), instantOf(at)
+	if !u.timed {
+		s.timed++
+	}
 	u.timed = true
 }
 
@@ -423,6 +427,7 @@ type state struct {
 	caps      []int32 // grants with no target
 	cat       catalogue
 	rules     int   // number of placement rules
+	timed     int   // number of users with an ActiveUntil (userNode.timed)
 	txt       texts // the ids and names of folders, users and grants
 
 	// jobs is not data: memory the access jobs run on this state reuse

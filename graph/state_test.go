@@ -73,3 +73,44 @@ func TestUnixNano(t *testing.T) {
 		t.Errorf("the far ends are %d and %d", unixNano(times[0]), unixNano(times[len(times)-1]))
 	}
 }
+
+// TestTimedCount: the state's count of users with an ActiveUntil follows
+// creates, state changes, deletes and their undoing, so the due-queue's
+// rebuild threshold counts what can be live.
+func TestTimedCount(t *testing.T) {
+	s := newState()
+	tx := &txn{s: s}
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	recount := func() int {
+		n := 0
+		for u, live := range s.users.live {
+			if live && s.user(int32(u)).timed {
+				n++
+			}
+		}
+		return n
+	}
+	steps := []Mutation{
+		{CreateFolder: &Folder{ID: "o"}},
+		{CreateUser: &User{ID: "a", Class: "staff", Home: "o", ActiveUntil: at}},
+		{CreateUser: &User{ID: "b", Class: "staff", Home: "o"}},
+		{SetUserState: &StateChange{ID: "b", State: StateActive, ActiveUntil: at}},
+		{SetUserState: &StateChange{ID: "b", State: StateActive, ActiveUntil: at.Add(time.Hour)}},
+		{SetUserState: &StateChange{ID: "a", State: StateDisabled}},
+		{DeleteUser: &Delete{ID: "b"}},
+	}
+	for i := range steps {
+		if err := tx.apply(&steps[i]); err != nil {
+			t.Fatal(err)
+		}
+		if s.timed != recount() {
+			t.Fatalf("after %v: counted %d, there are %d", steps[i], s.timed, recount())
+		}
+	}
+	for mark := len(tx.done) - 1; mark >= 0; mark-- {
+		tx.rollbackTo(mark)
+		if s.timed != recount() {
+			t.Fatalf("undone to %d: counted %d, there are %d", mark, s.timed, recount())
+		}
+	}
+}
