@@ -31,6 +31,10 @@ type txn struct {
 	scoped bool
 	scopes [][]int32
 	table  *scopeTable
+	// audited also records each primitive's subjects (subjects[i] for
+	// done[i]), for the audit trail (history.go).
+	audited  bool
+	subjects [][]Object
 	// maxDepth, when positive, is the most levels a tree may have (its
 	// root is level 1); set for written batches only, so that a store or a
 	// feed deeper than today's limit still loads and applies.
@@ -107,6 +111,9 @@ func (t *txn) rollbackTo(mark int) {
 	if t.scoped {
 		t.scopes = t.scopes[:mark]
 	}
+	if t.audited {
+		t.subjects = t.subjects[:mark]
+	}
 }
 
 func (t *txn) record(m Mutation, inverse Mutation) {
@@ -117,6 +124,9 @@ func (t *txn) record(m Mutation, inverse Mutation) {
 	t.undo = append(t.undo, inverse)
 	if t.scoped {
 		t.scopes = append(t.scopes, t.table.scopeOf(t.s, &m, &inverse))
+	}
+	if t.audited {
+		t.subjects = append(t.subjects, t.s.subjectsOf(&m, &inverse))
 	}
 }
 

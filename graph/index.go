@@ -40,7 +40,11 @@ type Commit struct {
 	// log written before scopes were kept has none (Touched is nil).
 	Places  []Place
 	Touched [][]int32
-	Records []Record
+	// Subjects[i] lists the objects Mutations[i] touched, for the audit
+	// trail (history.go). It is filled only in the commits handed to the
+	// journal, and not kept in the change log.
+	Subjects [][]Object
+	Records  []Record
 	// Access holds the changes the batch made to the effective access of
 	// the users being watched (Index.WatchAccess), in mutation order. It
 	// is filled only in the commits handed to Options.OnAccess, and not

@@ -320,7 +320,7 @@ func (ix *Index) tryGroup(group []*writeReq) error {
 
 	sp := ix.spare()
 	base := sp.rev
-	t := &txn{s: sp.s, scoped: true, maxDepth: ix.opts.MaxDepth}
+	t := &txn{s: sp.s, scoped: true, audited: ix.opts.Journal != nil, maxDepth: ix.opts.MaxDepth}
 	// The primitives of the whole group, in arrays sized once: growing
 	// them copies every pointer they hold (see paged), and the commits
 	// take their parts without a copy.
@@ -329,6 +329,9 @@ func (ix *Index) tryGroup(group []*writeReq) error {
 		total += len(req.muts)
 	}
 	t.done, t.undo, t.scopes = make([]Mutation, 0, total), make([]Mutation, 0, total), make([][]int32, 0, total)
+	if t.audited {
+		t.subjects = make([][]Object, 0, total)
+	}
 	for _, req := range group {
 		if err := req.ctx.Err(); err != nil {
 			req.err = fmt.Errorf("write: %w", err)
@@ -353,7 +356,9 @@ func (ix *Index) tryGroup(group []*writeReq) error {
 		prims := t.done[mark:len(t.done):len(t.done)]
 		touched := t.scopes[mark:len(t.scopes):len(t.scopes)]
 		var recs []Record
+		var subjects [][]Object
 		if ix.opts.Journal != nil {
+			subjects = t.subjects[mark:len(t.subjects):len(t.subjects)]
 			var err error
 			if recs, err = sp.s.records(prims); err != nil {
 				t.rollbackTo(mark)
@@ -361,7 +366,7 @@ func (ix *Index) tryGroup(group []*writeReq) error {
 				continue
 			}
 		}
-		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, ActedFor: req.as, Mutations: prims, Places: t.table.places, Touched: touched, Records: recs})
+		commits = append(commits, Commit{Revision: rev + 1, Time: now, Actor: req.actor, ActedFor: req.as, Mutations: prims, Places: t.table.places, Touched: touched, Subjects: subjects, Records: recs})
 		accepted = append(accepted, req)
 	}
 	var err error

@@ -85,7 +85,7 @@ func (d *DB) init() error {
 				return fmt.Errorf("store: write the store id: %w", err)
 			}
 		}
-		names := [][]byte{bucketLog}
+		names := [][]byte{bucketLog, bucketAuditBatch, bucketAudit, bucketAuditBy}
 		for _, k := range graph.RecordKinds {
 			names = append(names, kindBucket(k))
 		}
@@ -171,8 +171,8 @@ func (d *DB) Load(fn func(graph.Record) error) (uint64, error) {
 }
 
 // Append stores commits in one transaction, so one fsync covers the whole
-// group: each commit's records and its change-log entry, and the new
-// revision. It refuses with graph.ErrConflict, storing nothing, when the
+// group: each commit's records, its change-log entry and its audit trail
+// (audit.go), and the new revision. It refuses with graph.ErrConflict, storing nothing, when the
 // stored revision is not base or the commits do not follow it. It returns
 // after bbolt has synced the file.
 func (d *DB) Append(ctx context.Context, base uint64, commits []graph.Commit) error {
@@ -188,6 +188,7 @@ func (d *DB) Append(ctx context.Context, base uint64, commits []graph.Commit) er
 			return fmt.Errorf("store: append after revision %d, but the store is at %d: %w", base, rev, graph.ErrConflict)
 		}
 		logB := tx.Bucket(bucketLog)
+		var auditKeys [][]byte
 		for _, c := range commits {
 			if c.Revision != rev+1 {
 				return fmt.Errorf("store: commit revision %d does not follow %d: %w", c.Revision, rev, graph.ErrConflict)
@@ -199,6 +200,9 @@ func (d *DB) Append(ctx context.Context, base uint64, commits []graph.Commit) er
 			}
 			if err := logB.Put(revKey(c.Revision), entry); err != nil {
 				return fmt.Errorf("store: write log entry %d: %w", c.Revision, err)
+			}
+			if auditKeys, err = appendAudit(tx, &c, auditKeys); err != nil {
+				return err
 			}
 			for _, r := range c.Records {
 				b := tx.Bucket(kindBucket(r.Kind))
@@ -214,6 +218,9 @@ func (d *DB) Append(ctx context.Context, base uint64, commits []graph.Commit) er
 					return fmt.Errorf("store: revision %d: write %s %q: %w", c.Revision, r.Kind, r.ID, err)
 				}
 			}
+		}
+		if err := putAuditKeys(tx, auditKeys); err != nil {
+			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyRevision, revKey(rev))
 	})

@@ -17,6 +17,8 @@ import (
 //	  "id"      -> 32 hex digits: the store's identity, new on restore
 //	log                       the change log, one entry per revision
 //	  revKey(rev) -> graph.MarshalCommit of the commit
+//	audit-batch, audit, audit-by
+//	                          the audit trail, apart from the log (audit.go)
 //	right, self, folder, rule, user, grant, lock
 //	                          the current state, one bucket per graph.RecordKind
 //	  id -> JSON of the entity (graph.Record.Value)

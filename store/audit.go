@@ -1,0 +1,377 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"math"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/canopy-authz/canopy/graph"
+)
+
+// The audit trail (graph/history.go) is kept in three buckets, written in
+// the transaction of the commit they record, and compacted by age alone,
+// apart from the change log:
+//
+//	audit-batch  revKey(rev) -> JSON auditBatch: time, actor, acted-for
+//	audit        rowKey(rev, i) -> JSON auditRow: mutation i of rev, its
+//	             subjects and organisations
+//	audit-by     the indexes, each key a tag, a uint16 length and a name,
+//	             then a position; values are empty:
+//	               'o', "kind/id", rowKey(rev, i): the rows touching an object
+//	               'a', actor, revKey(rev): the batches an actor committed
+//	               'f', user, revKey(rev): the batches written for a user
+//
+// Positions are big-endian, so that one object's rows, or one actor's
+// batches, are contiguous and in revision order, and a query walks back
+// from its newest without reading anything else.
+var (
+	bucketAuditBatch = []byte("audit-batch")
+	bucketAudit      = []byte("audit")
+	bucketAuditBy    = []byte("audit-by")
+)
+
+// The tags of audit-by's three indexes.
+const (
+	tagObject   = 'o'
+	tagActor    = 'a'
+	tagActedFor = 'f'
+)
+
+// auditBatch is what the rows of one revision share.
+type auditBatch struct {
+	Time     time.Time `json:"time"`
+	Actor    string    `json:"actor"`
+	ActedFor string    `json:"acted_for,omitempty"`
+}
+
+// auditRow is one primitive mutation of the trail. All marks a change to
+// the whole service; otherwise Orgs are the organisations it touched
+// (graph.Commit.Orgs).
+type auditRow struct {
+	Mutation graph.Mutation `json:"m"`
+	Subjects []string       `json:"s,omitempty"`
+	All      bool           `json:"all,omitempty"`
+	Orgs     []string       `json:"orgs,omitempty"`
+}
+
+// rowKey encodes a row's position: the revision, then the index.
+func rowKey(m graph.HistoryMark) []byte {
+	b := make([]byte, 12)
+	binary.BigEndian.PutUint64(b, m.Revision)
+	binary.BigEndian.PutUint32(b[8:], uint32(m.Index))
+	return b
+}
+
+// parseRowKey decodes the last 12 bytes of k.
+func parseRowKey(k []byte) graph.HistoryMark {
+	k = k[len(k)-12:]
+	return graph.HistoryMark{Revision: binary.BigEndian.Uint64(k), Index: int(binary.BigEndian.Uint32(k[8:]))}
+}
+
+// byPrefix returns the start of the audit-by keys of one name.
+func byPrefix(tag byte, name string) []byte {
+	b := make([]byte, 0, 3+len(name)+12)
+	b = append(b, tag)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(name)))
+	return append(b, name...)
+}
+
+// batchKeys returns the audit-by keys of a batch.
+func batchKeys(b auditBatch, rev uint64) [][]byte {
+	keys := [][]byte{append(byPrefix(tagActor, b.Actor), revKey(rev)...)}
+	if b.ActedFor != "" {
+		keys = append(keys, append(byPrefix(tagActedFor, b.ActedFor), revKey(rev)...))
+	}
+	return keys
+}
+
+// rowKeys appends the audit-by keys of the row at m to keys.
+func rowKeys(keys [][]byte, row *auditRow, m graph.HistoryMark) [][]byte {
+	for _, s := range row.Subjects {
+		keys = append(keys, append(byPrefix(tagObject, s), rowKey(m)...))
+	}
+	return keys
+}
+
+// fill is how full bbolt packs the pages of the buckets only ever
+// appended to in key order: fuller than its default half, which suits
+// keys that land anywhere.
+const fill = 0.95
+
+// appendAudit records commit c in the trail, inside tx, and appends the
+// keys it needs in audit-by to keys: Append puts them all at once, in
+// order, since bbolt inserts one key at a time into an unsplit page and a
+// large import's keys in random order cost time quadratic in the page.
+func appendAudit(tx *bolt.Tx, c *graph.Commit, keys [][]byte) ([][]byte, error) {
+	batch := auditBatch{Time: c.Time, Actor: c.Actor, ActedFor: c.ActedFor}
+	hb, err := json.Marshal(batch)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode audit of revision %d: %w", c.Revision, err)
+	}
+	batches, rows := tx.Bucket(bucketAuditBatch), tx.Bucket(bucketAudit)
+	batches.FillPercent, rows.FillPercent = fill, fill
+	if err := batches.Put(revKey(c.Revision), hb); err != nil {
+		return nil, fmt.Errorf("store: write audit of revision %d: %w", c.Revision, err)
+	}
+	keys = append(keys, batchKeys(batch, c.Revision)...)
+	for i := range c.Mutations {
+		m := graph.HistoryMark{Revision: c.Revision, Index: i}
+		row := auditRow{Mutation: c.Mutations[i]}
+		if i < len(c.Subjects) {
+			for _, o := range c.Subjects[i] {
+				row.Subjects = append(row.Subjects, o.String())
+			}
+		}
+		row.Orgs = c.Orgs(i)
+		row.All = row.Orgs == nil
+		v, err := json.Marshal(row)
+		if err != nil {
+			return nil, fmt.Errorf("store: encode audit row %s: %w", m, err)
+		}
+		if err := rows.Put(rowKey(m), v); err != nil {
+			return nil, fmt.Errorf("store: write audit row %s: %w", m, err)
+		}
+		keys = rowKeys(keys, &row, m)
+	}
+	return keys, nil
+}
+
+// putAuditKeys puts the audit-by keys appendAudit gathered, in order.
+func putAuditKeys(tx *bolt.Tx, keys [][]byte) error {
+	slices.SortFunc(keys, bytes.Compare)
+	by := tx.Bucket(bucketAuditBy)
+	for _, k := range keys {
+		if err := by.Put(k, nil); err != nil {
+			return fmt.Errorf("store: index the audit trail: %w", err)
+		}
+	}
+	return nil
+}
+
+// auditRows yields the rows of the trail newest first, from the one
+// before end: those of q's index when q names an object, an actor or a
+// user acted for, else all of them. The value is nil when the row is gone.
+func auditRows(tx *bolt.Tx, q *graph.HistoryQuery, end graph.HistoryMark) iter.Seq2[graph.HistoryMark, []byte] {
+	rows := tx.Bucket(bucketAudit)
+	return func(yield func(graph.HistoryMark, []byte) bool) {
+		var prefix []byte
+		switch {
+		case !q.Object.IsZero():
+			prefix = byPrefix(tagObject, q.Object.String())
+			c := tx.Bucket(bucketAuditBy).Cursor()
+			for k, _ := seekBefore(c, append(prefix, rowKey(end)...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+				m := parseRowKey(k)
+				if !yield(m, rows.Get(rowKey(m))) {
+					return
+				}
+			}
+			return
+		case q.Actor != "":
+			prefix = byPrefix(tagActor, q.Actor)
+		case q.ActedFor != "":
+			prefix = byPrefix(tagActedFor, q.ActedFor)
+		default:
+			c := rows.Cursor()
+			for k, v := seekBefore(c, rowKey(end)); k != nil; k, v = c.Prev() {
+				if !yield(parseRowKey(k), v) {
+					return
+				}
+			}
+			return
+		}
+		// The batches of one actor or acted-for user, then their rows.
+		c, rc := tx.Bucket(bucketAuditBy).Cursor(), rows.Cursor()
+		for k := lastUpTo(c, prefix, revKey(end.Revision)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+			rev := binary.BigEndian.Uint64(k[len(k)-8:])
+			from := graph.HistoryMark{Revision: rev + 1}
+			if rev == end.Revision {
+				from = end
+			}
+			for rk, rv := seekBefore(rc, rowKey(from)); rk != nil && binary.BigEndian.Uint64(rk) == rev; rk, rv = rc.Prev() {
+				if !yield(parseRowKey(rk), rv) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// lastUpTo moves c to the last key that is prefix followed by at most
+// suffix, and returns it (nil when there is none).
+func lastUpTo(c *bolt.Cursor, prefix, suffix []byte) []byte {
+	key := append(bytes.Clone(prefix), suffix...)
+	k, _ := c.Seek(key)
+	if k != nil && bytes.Equal(k, key) {
+		return k
+	}
+	if k == nil {
+		k, _ = c.Last()
+		return k
+	}
+	k, _ = c.Prev()
+	return k
+}
+
+// History returns the entries of the audit trail q selects, newest first.
+// With q.Object, q.Actor or q.ActedFor set it reads that index, so its
+// cost follows the object's or the actor's history, not the trail's size;
+// the other tests filter what the index gives. A scan stops at the first
+// batch older than q.Since: commit times follow revisions.
+func (d *DB) History(ctx context.Context, q graph.HistoryQuery) (graph.HistoryPage, error) {
+	var page graph.HistoryPage
+	if q.Limit < 1 {
+		return page, fmt.Errorf("store: history: limit %d: want at least 1", q.Limit)
+	}
+	// The newest position to return, excluded.
+	end := graph.HistoryMark{Revision: math.MaxUint64}
+	if q.To > 0 && q.To < math.MaxUint64 {
+		end = graph.HistoryMark{Revision: q.To + 1}
+	}
+	if !q.Before.IsZero() && rowLess(q.Before, end) {
+		end = q.Before
+	}
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		batches := tx.Bucket(bucketAuditBatch)
+		var cached uint64
+		var batch auditBatch
+		for m, v := range auditRows(tx, &q, end) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if m.Revision < q.From {
+				break
+			}
+			if v == nil {
+				continue // compacted away
+			}
+			if m.Revision != cached {
+				bv := batches.Get(revKey(m.Revision))
+				if bv == nil {
+					continue
+				}
+				batch = auditBatch{}
+				if err := json.Unmarshal(bv, &batch); err != nil {
+					return fmt.Errorf("store: decode audit of revision %d: %w", m.Revision, err)
+				}
+				cached = m.Revision
+			}
+			if !q.Since.IsZero() && batch.Time.Before(q.Since) {
+				break
+			}
+			var row auditRow
+			if err := json.Unmarshal(v, &row); err != nil {
+				return fmt.Errorf("store: decode audit row %s: %w", m, err)
+			}
+			orgs := row.Orgs
+			if !row.All && orgs == nil {
+				orgs = []string{}
+			}
+			if !q.Matches(batch.Time, batch.Actor, batch.ActedFor, orgs) {
+				continue
+			}
+			if len(page.Entries) == q.Limit {
+				page.More = true
+				break
+			}
+			page.Entries = append(page.Entries, graph.HistoryEntry{HistoryMark: m, Time: batch.Time, Actor: batch.Actor, ActedFor: batch.ActedFor, Mutation: row.Mutation})
+		}
+		return nil
+	})
+	if err != nil {
+		return graph.HistoryPage{}, fmt.Errorf("store: history: %w", err)
+	}
+	return page, nil
+}
+
+// rowLess reports whether a is older than b.
+func rowLess(a, b graph.HistoryMark) bool {
+	return a.Revision < b.Revision || a.Revision == b.Revision && a.Index < b.Index
+}
+
+// seekBefore moves c to the last key before key and returns it and its
+// value (nil when there is none).
+func seekBefore(c *bolt.Cursor, key []byte) ([]byte, []byte) {
+	if k, _ := c.Seek(key); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// CompactAudit removes from the audit trail the batches committed more than
+// age before now, in short transactions, and returns how many entries it
+// removed. Zero age keeps everything.
+func (d *DB) CompactAudit(now time.Time, age time.Duration) (int, error) {
+	if age <= 0 {
+		return 0, nil
+	}
+	removed := 0
+	for {
+		n, more, err := d.compactAuditSome(now.Add(-age))
+		removed += n
+		if err != nil || !more {
+			return removed, err
+		}
+	}
+}
+
+// compactAuditSome removes up to compactChunk entries of batches committed
+// before cut, oldest first, and reports whether there may be more. A
+// batch's shared part goes with its last entry.
+func (d *DB) compactAuditSome(cut time.Time) (int, bool, error) {
+	n := 0
+	more := false
+	err := d.bolt.Update(func(tx *bolt.Tx) error {
+		batches, rows, by := tx.Bucket(bucketAuditBatch).Cursor(), tx.Bucket(bucketAudit).Cursor(), tx.Bucket(bucketAuditBy)
+		for k, v := batches.First(); k != nil; k, v = batches.First() {
+			rev, err := parseRevKey(k)
+			if err != nil {
+				return fmt.Errorf("store: audit: %w", err)
+			}
+			var batch auditBatch
+			if err := json.Unmarshal(v, &batch); err != nil {
+				return fmt.Errorf("store: decode audit of revision %d: %w", rev, err)
+			}
+			if !batch.Time.Before(cut) {
+				return nil
+			}
+			for rk, rv := rows.Seek(revKey(rev)); rk != nil && bytes.HasPrefix(rk, k); rk, rv = rows.Seek(revKey(rev)) {
+				if n == compactChunk {
+					more = true
+					return nil
+				}
+				m := parseRowKey(rk)
+				var row auditRow
+				if err := json.Unmarshal(rv, &row); err != nil {
+					return fmt.Errorf("store: decode audit row %s: %w", m, err)
+				}
+				for _, key := range rowKeys(nil, &row, m) {
+					if err := by.Delete(key); err != nil {
+						return fmt.Errorf("store: compact audit row %s: %w", m, err)
+					}
+				}
+				if err := rows.Delete(); err != nil {
+					return fmt.Errorf("store: compact audit row %s: %w", m, err)
+				}
+				n++
+			}
+			for _, key := range batchKeys(batch, rev) {
+				if err := by.Delete(key); err != nil {
+					return fmt.Errorf("store: compact audit of revision %d: %w", rev, err)
+				}
+			}
+			if err := batches.Delete(); err != nil {
+				return fmt.Errorf("store: compact audit of revision %d: %w", rev, err)
+			}
+		}
+		return nil
+	})
+	return n, more, err
+}
