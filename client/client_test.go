@@ -212,6 +212,18 @@ func TestIterators(t *testing.T) {
 	if rev != in.Index.Revision() || n < 2504 {
 		t.Fatalf("export: %d mutations at %d", n, rev)
 	}
+	// acme's history, newest first, over pages of 100: the creation of
+	// every folder in it, the grant on it, and acme's own creation.
+	var hist []string
+	for e, err := range c.History(ctx, &pb.HistoryRequest{Object: "folder/acme"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist = append(hist, e.GetMutation().GetCreateFolder().GetId())
+	}
+	if len(hist) != 2503 || hist[0] != "f2499" || hist[len(hist)-1] != "acme" {
+		t.Fatalf("acme's history: %d entries, %v ... %v", len(hist), hist[:1], hist[len(hist)-1:])
+	}
 	ds, err := c.BatchCheck(ctx, []client.CheckItem{{User: "boss", Right: "edit", Resource: client.Folder("f0002")}, {User: "boss", Right: "assign", Resource: client.Folder("f0002")}})
 	if err != nil || len(ds) != 2 || !ds[0].Allowed || ds[1].Allowed || ds[1].Reason != pb.Reason_REASON_NO_GRANT {
 		t.Fatalf("batch check: %+v, %v", ds, err)

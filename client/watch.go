@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 )
@@ -147,4 +148,18 @@ func (c *Client) WatchAccess(ctx context.Context, user string) iter.Seq2[*pb.Wat
 			}
 		}
 	}
+}
+
+// History yields the audit trail's entries that q selects (its page_size
+// and page_token set the first page; later pages follow by themselves),
+// newest first: who changed what, and when.
+func (c *Client) History(ctx context.Context, q *pb.HistoryRequest) iter.Seq2[*pb.HistoryEntry, error] {
+	q = proto.CloneOf(q)
+	return paged(ctx, c, func(ctx context.Context, token string) ([]*pb.HistoryEntry, uint64, string, error) {
+		if token != "" {
+			q.PageToken = token
+		}
+		r, err := c.WatchService.History(ctx, q)
+		return r.GetEntries(), 0, r.GetNextPageToken(), err
+	})
 }

@@ -357,6 +357,25 @@ func TestConfinedTokenEveryRPC(t *testing.T) {
 				return err
 			},
 		},
+		// The trail holds what the token may see: another organisation's
+		// records have no history for it, as records that never existed
+		// have none, and deleted records of its own keep theirs.
+		pb.WatchService_History_FullMethodName: {
+			inside: func(ctx context.Context) ([]proto.Message, error) {
+				var out []proto.Message
+				for _, req := range []*pb.HistoryRequest{{}, {Object: "user/aptem-user"}, {Object: "folder/aptem"}, {Actor: "root"}, {Object: "grant/atlas-grant"}} {
+					r, err := ts.watch.History(ctx, req)
+					if err != nil {
+						return nil, err
+					}
+					if req.Object == "grant/atlas-grant" && len(r.GetEntries()) != 1 {
+						t.Fatalf("atlas-grant's history: %v", r)
+					}
+					out = append(out, r)
+				}
+				return out, nil
+			},
+		},
 		pb.WatchService_WatchAccess_FullMethodName: {
 			inside: func(ctx context.Context) ([]proto.Message, error) {
 				s, err := ts.watch.WatchAccess(ctx, &pb.WatchAccessRequest{User: "atlas-user"})

@@ -36,6 +36,8 @@ type Options struct {
 	Log    Log
 	Hub    *Hub
 	Logger *slog.Logger
+	// Audit answers History; nil refuses it as Unimplemented.
+	Audit Audit
 	// MaxBatchCheck is the most items one BatchCheck may carry (0: 10,000).
 	MaxBatchCheck int
 	// MaxMessageBytes is the largest request message the server takes

@@ -74,7 +74,7 @@ func startServerGraph(t testing.TB, opts Options, gopts graph.Options) *testServ
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	opts.Index, opts.Log, opts.Hub, opts.Logger = ix, db, hub, logger
+	opts.Index, opts.Log, opts.Audit, opts.Hub, opts.Logger = ix, db, db, hub, logger
 	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

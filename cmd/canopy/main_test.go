@@ -83,7 +83,7 @@ func TestEveryCommandSaysWhatItDoes(t *testing.T) {
 	}
 	walk((&app{}).rootCommand())
 	r := must(t, 0, "", "--help")
-	for _, want := range []string{"Directory:", "Access:", "Change streams:", "check", "explain", "watch-access", "completion"} {
+	for _, want := range []string{"Directory:", "Access:", "Change streams and the audit trail:", "check", "explain", "watch-access", "completion"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("canopy --help lacks %q:\n%s", want, r.out)
 		}
@@ -482,5 +482,29 @@ func TestTimeBoxedFlags(t *testing.T) {
 	must(t, 0, s.Addr, "users", "enable", "inspector", "--active-until", "2099-04-01T00:00:00Z")
 	if r := must(t, 0, s.Addr, "users", "get", "inspector"); !strings.Contains(r.out, "active until 2099-04-01T00:00:00Z") {
 		t.Errorf("the inspector, extended:\n%s", r.out)
+	}
+}
+
+// TestHistory: canopy history prints an object's trail newest first, an
+// actor's, and the JSON of the entries with -o json; a malformed object
+// is refused naming it.
+func TestHistory(t *testing.T) {
+	s := atlas(t)
+	must(t, 0, s.Addr, "users", "update", "carl", "--name", "Carl C.", "--class", "candidate", "--as-user", "tom")
+	must(t, 0, s.Addr, "users", "move", "carl", "it2")
+	r := must(t, 0, s.Addr, "history", "user/carl")
+	lines := strings.Split(strings.TrimSpace(r.out), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "REVISION") || !strings.Contains(lines[1], `"move_user"`) ||
+		!strings.Contains(lines[2], " tom ") || !strings.Contains(lines[3], `"create_user"`) {
+		t.Fatalf("carl's history:\n%s", r.out)
+	}
+	if r := must(t, 0, s.Addr, "history", "--acted-for", "tom", "-o", "json"); !strings.Contains(r.out, `"acted_for": "tom"`) || strings.Count(r.out, `"revision"`) != 1 {
+		t.Fatalf("written for tom:\n%s", r.out)
+	}
+	if r := must(t, 0, s.Addr, "history", "--limit", "1"); strings.Count(r.out, "\n") != 2 || !strings.Contains(r.out, "move_user") {
+		t.Fatalf("the newest entry:\n%s", r.out)
+	}
+	if r := must(t, 2, s.Addr, "history", "team/x"); !strings.Contains(r.err, `"team/x"`) {
+		t.Fatalf("a malformed object: %q", r.err)
 	}
 }

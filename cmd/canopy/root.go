@@ -92,7 +92,7 @@ Exit codes: 0 success (for check: allowed), 1 a "no" (check denied),
 		return fmt.Errorf("output %q: want table, json or yaml", a.output)
 	}
 	root.AddGroup(&cobra.Group{ID: "dir", Title: "Directory:"}, &cobra.Group{ID: "code", Title: "Organisations as code:"}, &cobra.Group{ID: "access", Title: "Access:"},
-		&cobra.Group{ID: "watch", Title: "Change streams:"}, &cobra.Group{ID: "server", Title: "Server and configuration:"})
+		&cobra.Group{ID: "watch", Title: "Change streams and the audit trail:"}, &cobra.Group{ID: "server", Title: "Server and configuration:"})
 	for _, c := range []*cobra.Command{a.foldersCommand(), a.usersCommand(), a.grantsCommand(), a.locksCommand(), a.rulesCommand(), a.rightsCommand()} {
 		c.GroupID = "dir"
 		root.AddCommand(c)
@@ -105,7 +105,7 @@ Exit codes: 0 success (for check: allowed), 1 a "no" (check denied),
 		c.GroupID = "access"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.watchCommand(), a.watchAccessCommand()} {
+	for _, c := range []*cobra.Command{a.watchCommand(), a.watchAccessCommand(), a.historyCommand()} {
 		c.GroupID = "watch"
 		root.AddCommand(c)
 	}

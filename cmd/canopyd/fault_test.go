@@ -136,10 +136,11 @@ func TestKillNineLosesNothing(t *testing.T) {
 }
 
 // gapless checks that the change log replays from revision 1 to the head
-// with no revision missing or repeated, and that the index the server
+// with no revision missing or repeated, that the index the server
 // rebuilt from its file on starting equals the replay: the log's every
 // commit applied, in order, to a fresh index of the test's own, compared
-// record by record with the server's export.
+// record by record with the server's export; and that the audit trail
+// holds exactly the log's mutations.
 func gapless(t *testing.T, ctx context.Context, conn *grpc.ClientConn) {
 	t.Helper()
 	st, err := pb.NewDirectoryServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
@@ -158,6 +159,7 @@ func gapless(t *testing.T, ctx context.Context, conn *grpc.ClientConn) {
 	}
 	defer replay.Close()
 	var commit []graph.Mutation
+	var logged []*pb.HistoryEntry // the log as the trail should hold it
 	for want := uint64(1); want <= st.GetRevision(); {
 		m, err := w.Recv()
 		if err != nil {
@@ -171,6 +173,7 @@ func gapless(t *testing.T, ctx context.Context, conn *grpc.ClientConn) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			logged = append(logged, &pb.HistoryEntry{Revision: m.GetRevision(), Index: uint32(len(commit)), CommitTime: m.GetCommitTime(), Actor: m.GetActor(), Mutation: pm})
 			commit = append(commit, gm)
 		}
 		if m.GetMore() {
@@ -199,6 +202,21 @@ func gapless(t *testing.T, ctx context.Context, conn *grpc.ClientConn) {
 	}
 	if !slices.EqualFunc(got, want, func(a, b *pb.Mutation) bool { return proto.Equal(a, b) }) {
 		t.Fatalf("the index rebuilt from the file (%d records at revision %d) is not the replay of its log (%d records)", len(got), st.GetRevision(), len(want))
+	}
+	var trail []*pb.HistoryEntry
+	for req := (&pb.HistoryRequest{ToRevision: st.GetRevision(), PageSize: 1000}); ; {
+		r, err := pb.NewWatchServiceClient(conn).History(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trail = append(trail, r.GetEntries()...)
+		if req.PageToken = r.GetNextPageToken(); req.PageToken == "" {
+			break
+		}
+	}
+	slices.Reverse(trail)
+	if !slices.EqualFunc(trail, logged, func(a, b *pb.HistoryEntry) bool { return proto.Equal(a, b) }) {
+		t.Fatalf("the audit trail (%d entries) is not the log (%d mutations)", len(trail), len(logged))
 	}
 }
 

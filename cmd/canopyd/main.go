@@ -69,6 +69,7 @@ type config struct {
 	tlsClientCA     string
 	keepRevisions   uint64
 	keepAge         time.Duration
+	auditAge        time.Duration
 	version         bool
 	maxWait         time.Duration
 	allowance       uint64
@@ -126,6 +127,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Uint64Var(&c.allowance, "revision-allowance", 1000, "how far past the newest committed revision a read or Watch may ask for; further is refused at once")
 	fs.Uint64Var(&c.keepRevisions, "log-keep-revisions", 100_000, "change-log entries kept at least, by count (0: no count floor)")
 	fs.DurationVar(&c.keepAge, "log-keep-age", 7*24*time.Hour, "change-log entries kept at least, by age (0: no age floor); an entry goes when outside both")
+	fs.DurationVar(&c.auditAge, "audit-keep-age", 365*24*time.Hour, "how long the audit trail (History) keeps a committed mutation, apart from the change log (0: for ever)")
 	// The config file first, then the environment, then the command line.
 	if err := applyConfigFile(fs, args); err != nil {
 		return c, err
@@ -269,7 +271,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	db.registerMetrics(reg)
 
 	// Serve first, NOT_SERVING, so probes see the process while the index loads.
-	srv, err := server.New(server.Options{Log: db.log, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
+	srv, err := server.New(server.Options{Log: db.log, Audit: db.audit, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
 		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}, MaxWait: c.maxWait, RevisionAllowance: c.allowance, MaxStreams: c.maxStreams,
 		MaxMessageBytes: c.maxMessage, MaxBatchCheck: c.maxBatchCheck,
 		MaxPageSize: c.maxPage, MaxLookupResults: c.maxLookup, RequestTimeout: c.requestTimeout, MaxResponseBytes: c.maxResponse})
@@ -327,7 +329,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	srv.Ready(ix)
 	go srv.ProbeStore(ctx, 2*time.Second)
-	go maintainLoop(ctx, db, ix, store.Retention{Revisions: c.keepRevisions, Age: c.keepAge}, logger)
+	go maintainLoop(ctx, db, ix, store.Retention{Revisions: c.keepRevisions, Age: c.keepAge}, c.auditAge, logger)
 	go ix.RunExpiry(ctx, func(err error) { logger.Error("record grant expiries", "err", err) })
 	logger.Info("serving gRPC", "addr", lis.Addr().String())
 

@@ -50,10 +50,14 @@ func (s *storeConfig) flags(fs *flag.FlagSet) {
 type openedStore struct {
 	journal graph.Journal
 	log     server.Log
-	where   string // for the log: the file, or etcd's endpoints and prefix
+	// audit answers History; nil when the store keeps no audit trail.
+	audit server.Audit
+	where string // for the log: the file, or etcd's endpoints and prefix
 	// registerMetrics registers the store's own metrics.
 	registerMetrics func(prometheus.Registerer)
 	compact         func(time.Time, store.Retention) (int, error)
+	// compactAudit removes what is older than the audit trail keeps.
+	compactAudit func(now time.Time, age time.Duration) (int, error)
 	// snapshot writes a snapshot of ix when one is due; nil when the
 	// store needs none.
 	snapshot func(context.Context, *graph.Index) (bool, error)
@@ -68,7 +72,7 @@ func openStore(ctx context.Context, c config) (*openedStore, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &openedStore{journal: db, log: db, where: db.Path(), registerMetrics: db.RegisterMetrics, compact: db.Compact, close: db.Close}, nil
+		return &openedStore{journal: db, log: db, audit: db, where: db.Path(), registerMetrics: db.RegisterMetrics, compact: db.Compact, compactAudit: db.CompactAudit, close: db.Close}, nil
 	case "etcd":
 		return openEtcd(ctx, c.store)
 	}
@@ -133,10 +137,10 @@ func openEtcd(ctx context.Context, s storeConfig) (*openedStore, error) {
 	}, nil
 }
 
-// maintainLoop compacts the change log, and writes a snapshot when one
-// is due, every minute until ctx ends. Each compaction transaction is
-// short, so writers barely notice.
-func maintainLoop(ctx context.Context, st *openedStore, ix *graph.Index, r store.Retention, logger *slog.Logger) {
+// maintainLoop compacts the change log and the audit trail, and writes a
+// snapshot when one is due, every minute until ctx ends. Each compaction
+// transaction is short, so writers barely notice.
+func maintainLoop(ctx context.Context, st *openedStore, ix *graph.Index, r store.Retention, auditAge time.Duration, logger *slog.Logger) {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	for {
@@ -151,6 +155,13 @@ func maintainLoop(ctx context.Context, st *openedStore, ix *graph.Index, r store
 			logger.Error("compact the change log", "err", err)
 		} else if n > 0 {
 			logger.Info("compacted the change log", "removed", n)
+		}
+		if st.compactAudit != nil {
+			if n, err := st.compactAudit(time.Now(), auditAge); err != nil {
+				logger.Error("compact the audit trail", "err", err)
+			} else if n > 0 {
+				logger.Info("compacted the audit trail", "removed", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -43,7 +43,7 @@ func New(dir, addr string, extra ...grpc.ServerOption) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	s.API, err = server.New(server.Options{Index: s.Index, Log: db, Hub: s.Hub, Logger: slog.New(slog.DiscardHandler)})
+	s.API, err = server.New(server.Options{Index: s.Index, Log: db, Audit: db, Hub: s.Hub, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		s.Index.Close()
 		db.Close()

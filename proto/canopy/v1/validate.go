@@ -162,3 +162,14 @@ func (r *ListLocksRequest) Validate() error {
 
 // Validate checks that a user is named.
 func (r *WatchAccessRequest) Validate() error { return required("user", r.GetUser()) }
+
+// Validate checks the request's shape.
+func (r *HistoryRequest) Validate() error {
+	if t, u := r.GetSince(), r.GetUntil(); t != nil && u != nil && !t.AsTime().Before(u.AsTime()) {
+		return fmt.Errorf("since %s is not before until %s", t.AsTime().Format("2006-01-02T15:04:05Z07:00"), u.AsTime().Format("2006-01-02T15:04:05Z07:00"))
+	}
+	if f, to := r.GetFromRevision(), r.GetToRevision(); to > 0 && f > to {
+		return fmt.Errorf("from_revision %d is after to_revision %d", f, to)
+	}
+	return validPage(r.GetPageSize())
+}

@@ -536,6 +536,276 @@ func (x *WatchAccessResponse) GetLost() []*AccessRegion {
 	return nil
 }
 
+// HistoryRequest selects entries of the audit trail. Every field set must
+// match; an empty request selects the whole trail.
+type HistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the mutations that touched this object, as KIND/ID: folder/ID,
+	// user/ID, grant/ID, lock/ID or right/NAME. A mutation touches what it
+	// changes and what it names, as they were then: a folder's creation,
+	// move or deletion touches its parents too; a user's, its folders; a
+	// grant (added, removed, started, expired), its holder and target; a
+	// lock, its target; a placement rule, its folder. Deleted objects keep
+	// their history. The server finds it from an index, in time
+	// proportional to the object's history.
+	Object string `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	// Only the mutations of batches this actor committed (the caller's
+	// name, or "system" for the service's own expiries and starts).
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Only the mutations of batches written on behalf of this user
+	// (WriteRequest.as_user).
+	ActedFor string `protobuf:"bytes,3,opt,name=acted_for,json=actedFor,proto3" json:"acted_for,omitempty"`
+	// Only revisions from this one on (0: from the oldest kept).
+	FromRevision uint64 `protobuf:"varint,4,opt,name=from_revision,json=fromRevision,proto3" json:"from_revision,omitempty"`
+	// Only revisions up to this one, included (0: up to the newest).
+	ToRevision uint64 `protobuf:"varint,5,opt,name=to_revision,json=toRevision,proto3" json:"to_revision,omitempty"`
+	// Only batches committed at or after this time.
+	Since *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
+	// Only batches committed before this time.
+	Until *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=until,proto3" json:"until,omitempty"`
+	// The most entries to return (0: 100; at most the server's limit on
+	// list pages, 10,000 by default).
+	PageSize uint32 `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page of the same query.
+	PageToken     string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryRequest) Reset() {
+	*x = HistoryRequest{}
+	mi := &file_canopy_v1_watch_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryRequest) ProtoMessage() {}
+
+func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_watch_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
+func (*HistoryRequest) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HistoryRequest) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetActedFor() string {
+	if x != nil {
+		return x.ActedFor
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetFromRevision() uint64 {
+	if x != nil {
+		return x.FromRevision
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetToRevision() uint64 {
+	if x != nil {
+		return x.ToRevision
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *HistoryRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *HistoryRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// HistoryEntry is one committed primitive mutation (cascades expanded).
+type HistoryEntry struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Revision uint64                 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The mutation's position among the primitive mutations of its batch.
+	Index      uint32                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	CommitTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`
+	Actor      string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The user the batch was written on behalf of; empty when none.
+	ActedFor      string    `protobuf:"bytes,5,opt,name=acted_for,json=actedFor,proto3" json:"acted_for,omitempty"`
+	Mutation      *Mutation `protobuf:"bytes,6,opt,name=mutation,proto3" json:"mutation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryEntry) Reset() {
+	*x = HistoryEntry{}
+	mi := &file_canopy_v1_watch_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryEntry) ProtoMessage() {}
+
+func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_watch_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
+func (*HistoryEntry) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HistoryEntry) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetCommitTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CommitTime
+	}
+	return nil
+}
+
+func (x *HistoryEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *HistoryEntry) GetActedFor() string {
+	if x != nil {
+		return x.ActedFor
+	}
+	return ""
+}
+
+func (x *HistoryEntry) GetMutation() *Mutation {
+	if x != nil {
+		return x.Mutation
+	}
+	return nil
+}
+
+// HistoryResponse is one page of the trail, newest first.
+type HistoryResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*HistoryEntry        `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Set when older entries match too: pass it as page_token.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryResponse) Reset() {
+	*x = HistoryResponse{}
+	mi := &file_canopy_v1_watch_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryResponse) ProtoMessage() {}
+
+func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_watch_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
+func (*HistoryResponse) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_watch_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *HistoryResponse) GetEntries() []*HistoryEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *HistoryResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_canopy_v1_watch_proto protoreflect.FileDescriptor
 
 const file_canopy_v1_watch_proto_rawDesc = "" +
@@ -571,7 +841,30 @@ const file_canopy_v1_watch_proto_rawDesc = "" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12)\n" +
 	"\x05cause\x18\x04 \x01(\v2\x13.canopy.v1.MutationR\x05cause\x12/\n" +
 	"\x06gained\x18\x05 \x03(\v2\x17.canopy.v1.AccessRegionR\x06gained\x12+\n" +
-	"\x04lost\x18\x06 \x03(\v2\x17.canopy.v1.AccessRegionR\x04lost*\xbc\x01\n" +
+	"\x04lost\x18\x06 \x03(\v2\x17.canopy.v1.AccessRegionR\x04lost\"\xc1\x02\n" +
+	"\x0eHistoryRequest\x12\x16\n" +
+	"\x06object\x18\x01 \x01(\tR\x06object\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1b\n" +
+	"\tacted_for\x18\x03 \x01(\tR\bactedFor\x12#\n" +
+	"\rfrom_revision\x18\x04 \x01(\x04R\ffromRevision\x12\x1f\n" +
+	"\vto_revision\x18\x05 \x01(\x04R\n" +
+	"toRevision\x120\n" +
+	"\x05since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x1b\n" +
+	"\tpage_size\x18\b \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\"\xe1\x01\n" +
+	"\fHistoryEntry\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12;\n" +
+	"\vcommit_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"commitTime\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x1b\n" +
+	"\tacted_for\x18\x05 \x01(\tR\bactedFor\x12/\n" +
+	"\bmutation\x18\x06 \x01(\v2\x13.canopy.v1.MutationR\bmutation\"l\n" +
+	"\x0fHistoryResponse\x121\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.canopy.v1.HistoryEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xbc\x01\n" +
 	"\n" +
 	"ChangeKind\x12\x1b\n" +
 	"\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -580,10 +873,11 @@ const file_canopy_v1_watch_proto_rawDesc = "" +
 	"\x17CHANGE_KIND_MEMBERSHIPS\x10\x03\x12\x16\n" +
 	"\x12CHANGE_KIND_GRANTS\x10\x04\x12\x15\n" +
 	"\x11CHANGE_KIND_LOCKS\x10\x05\x12\x15\n" +
-	"\x11CHANGE_KIND_RULES\x10\x062\x9c\x01\n" +
+	"\x11CHANGE_KIND_RULES\x10\x062\xde\x01\n" +
 	"\fWatchService\x12<\n" +
 	"\x05Watch\x12\x17.canopy.v1.WatchRequest\x1a\x18.canopy.v1.WatchResponse0\x01\x12N\n" +
-	"\vWatchAccess\x12\x1d.canopy.v1.WatchAccessRequest\x1a\x1e.canopy.v1.WatchAccessResponse0\x01B9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
+	"\vWatchAccess\x12\x1d.canopy.v1.WatchAccessRequest\x1a\x1e.canopy.v1.WatchAccessResponse0\x01\x12@\n" +
+	"\aHistory\x12\x19.canopy.v1.HistoryRequest\x1a\x1a.canopy.v1.HistoryResponseB9Z7github.com/canopy-authz/canopy/proto/canopy/v1;canopyv1b\x06proto3"
 
 var (
 	file_canopy_v1_watch_proto_rawDescOnce sync.Once
@@ -598,7 +892,7 @@ func file_canopy_v1_watch_proto_rawDescGZIP() []byte {
 }
 
 var file_canopy_v1_watch_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_canopy_v1_watch_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_canopy_v1_watch_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_canopy_v1_watch_proto_goTypes = []any{
 	(ChangeKind)(0),               // 0: canopy.v1.ChangeKind
 	(*WatchFilter)(nil),           // 1: canopy.v1.WatchFilter
@@ -607,30 +901,40 @@ var file_canopy_v1_watch_proto_goTypes = []any{
 	(*WatchAccessRequest)(nil),    // 4: canopy.v1.WatchAccessRequest
 	(*AccessRegion)(nil),          // 5: canopy.v1.AccessRegion
 	(*WatchAccessResponse)(nil),   // 6: canopy.v1.WatchAccessResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*Mutation)(nil),              // 8: canopy.v1.Mutation
-	(*ObjectRef)(nil),             // 9: canopy.v1.ObjectRef
+	(*HistoryRequest)(nil),        // 7: canopy.v1.HistoryRequest
+	(*HistoryEntry)(nil),          // 8: canopy.v1.HistoryEntry
+	(*HistoryResponse)(nil),       // 9: canopy.v1.HistoryResponse
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Mutation)(nil),              // 11: canopy.v1.Mutation
+	(*ObjectRef)(nil),             // 12: canopy.v1.ObjectRef
 }
 var file_canopy_v1_watch_proto_depIdxs = []int32{
 	0,  // 0: canopy.v1.WatchFilter.kinds:type_name -> canopy.v1.ChangeKind
 	1,  // 1: canopy.v1.WatchRequest.filter:type_name -> canopy.v1.WatchFilter
-	7,  // 2: canopy.v1.WatchResponse.commit_time:type_name -> google.protobuf.Timestamp
-	8,  // 3: canopy.v1.WatchResponse.mutations:type_name -> canopy.v1.Mutation
-	9,  // 4: canopy.v1.AccessRegion.on:type_name -> canopy.v1.ObjectRef
-	9,  // 5: canopy.v1.AccessRegion.except:type_name -> canopy.v1.ObjectRef
-	7,  // 6: canopy.v1.WatchAccessResponse.commit_time:type_name -> google.protobuf.Timestamp
-	8,  // 7: canopy.v1.WatchAccessResponse.cause:type_name -> canopy.v1.Mutation
+	10, // 2: canopy.v1.WatchResponse.commit_time:type_name -> google.protobuf.Timestamp
+	11, // 3: canopy.v1.WatchResponse.mutations:type_name -> canopy.v1.Mutation
+	12, // 4: canopy.v1.AccessRegion.on:type_name -> canopy.v1.ObjectRef
+	12, // 5: canopy.v1.AccessRegion.except:type_name -> canopy.v1.ObjectRef
+	10, // 6: canopy.v1.WatchAccessResponse.commit_time:type_name -> google.protobuf.Timestamp
+	11, // 7: canopy.v1.WatchAccessResponse.cause:type_name -> canopy.v1.Mutation
 	5,  // 8: canopy.v1.WatchAccessResponse.gained:type_name -> canopy.v1.AccessRegion
 	5,  // 9: canopy.v1.WatchAccessResponse.lost:type_name -> canopy.v1.AccessRegion
-	2,  // 10: canopy.v1.WatchService.Watch:input_type -> canopy.v1.WatchRequest
-	4,  // 11: canopy.v1.WatchService.WatchAccess:input_type -> canopy.v1.WatchAccessRequest
-	3,  // 12: canopy.v1.WatchService.Watch:output_type -> canopy.v1.WatchResponse
-	6,  // 13: canopy.v1.WatchService.WatchAccess:output_type -> canopy.v1.WatchAccessResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 10: canopy.v1.HistoryRequest.since:type_name -> google.protobuf.Timestamp
+	10, // 11: canopy.v1.HistoryRequest.until:type_name -> google.protobuf.Timestamp
+	10, // 12: canopy.v1.HistoryEntry.commit_time:type_name -> google.protobuf.Timestamp
+	11, // 13: canopy.v1.HistoryEntry.mutation:type_name -> canopy.v1.Mutation
+	8,  // 14: canopy.v1.HistoryResponse.entries:type_name -> canopy.v1.HistoryEntry
+	2,  // 15: canopy.v1.WatchService.Watch:input_type -> canopy.v1.WatchRequest
+	4,  // 16: canopy.v1.WatchService.WatchAccess:input_type -> canopy.v1.WatchAccessRequest
+	7,  // 17: canopy.v1.WatchService.History:input_type -> canopy.v1.HistoryRequest
+	3,  // 18: canopy.v1.WatchService.Watch:output_type -> canopy.v1.WatchResponse
+	6,  // 19: canopy.v1.WatchService.WatchAccess:output_type -> canopy.v1.WatchAccessResponse
+	9,  // 20: canopy.v1.WatchService.History:output_type -> canopy.v1.HistoryResponse
+	18, // [18:21] is the sub-list for method output_type
+	15, // [15:18] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_watch_proto_init() }
@@ -645,7 +949,7 @@ func file_canopy_v1_watch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_watch_proto_rawDesc), len(file_canopy_v1_watch_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

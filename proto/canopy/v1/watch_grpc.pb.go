@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	WatchService_Watch_FullMethodName       = "/canopy.v1.WatchService/Watch"
 	WatchService_WatchAccess_FullMethodName = "/canopy.v1.WatchService/WatchAccess"
+	WatchService_History_FullMethodName     = "/canopy.v1.WatchService/History"
 )
 
 // WatchServiceClient is the client API for WatchService service.
@@ -38,6 +39,12 @@ type WatchServiceClient interface {
 	// sends nothing. It always starts from the current revision: a client
 	// that reconnects gets the whole access again and replaces its copy.
 	WatchAccess(ctx context.Context, in *WatchAccessRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAccessResponse], error)
+	// History returns the audit trail: who changed what and when. It gives
+	// the committed mutations that touched one object, or that one actor
+	// made, newest first, a page at a time. The trail is kept for its own
+	// retention (canopyd --audit-keep-age, one year by default), apart from
+	// the change log that Watch replays.
+	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
 }
 
 type watchServiceClient struct {
@@ -86,6 +93,16 @@ func (c *watchServiceClient) WatchAccess(ctx context.Context, in *WatchAccessReq
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type WatchService_WatchAccessClient = grpc.ServerStreamingClient[WatchAccessResponse]
 
+func (c *watchServiceClient) History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HistoryResponse)
+	err := c.cc.Invoke(ctx, WatchService_History_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WatchServiceServer is the server API for WatchService service.
 // All implementations must embed UnimplementedWatchServiceServer
 // for forward compatibility.
@@ -101,6 +118,12 @@ type WatchServiceServer interface {
 	// sends nothing. It always starts from the current revision: a client
 	// that reconnects gets the whole access again and replaces its copy.
 	WatchAccess(*WatchAccessRequest, grpc.ServerStreamingServer[WatchAccessResponse]) error
+	// History returns the audit trail: who changed what and when. It gives
+	// the committed mutations that touched one object, or that one actor
+	// made, newest first, a page at a time. The trail is kept for its own
+	// retention (canopyd --audit-keep-age, one year by default), apart from
+	// the change log that Watch replays.
+	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
 	mustEmbedUnimplementedWatchServiceServer()
 }
 
@@ -116,6 +139,9 @@ func (UnimplementedWatchServiceServer) Watch(*WatchRequest, grpc.ServerStreaming
 }
 func (UnimplementedWatchServiceServer) WatchAccess(*WatchAccessRequest, grpc.ServerStreamingServer[WatchAccessResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchAccess not implemented")
+}
+func (UnimplementedWatchServiceServer) History(context.Context, *HistoryRequest) (*HistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method History not implemented")
 }
 func (UnimplementedWatchServiceServer) mustEmbedUnimplementedWatchServiceServer() {}
 func (UnimplementedWatchServiceServer) testEmbeddedByValue()                      {}
@@ -160,13 +186,36 @@ func _WatchService_WatchAccess_Handler(srv interface{}, stream grpc.ServerStream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type WatchService_WatchAccessServer = grpc.ServerStreamingServer[WatchAccessResponse]
 
+func _WatchService_History_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WatchServiceServer).History(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WatchService_History_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WatchServiceServer).History(ctx, req.(*HistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WatchService_ServiceDesc is the grpc.ServiceDesc for WatchService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var WatchService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "canopy.v1.WatchService",
 	HandlerType: (*WatchServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "History",
+			Handler:    _WatchService_History_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Watch",
