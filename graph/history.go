@@ -42,6 +42,16 @@ func (o Object) String() string { return string(o.Kind) + "/" + o.ID }
 // IsZero reports whether o names nothing.
 func (o Object) IsZero() bool { return o == Object{} }
 
+// MarshalText encodes o as kind/id, as a change log keeps it.
+func (o Object) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// UnmarshalText decodes what MarshalText encoded.
+func (o *Object) UnmarshalText(b []byte) error {
+	var err error
+	*o, err = ParseObject(string(b))
+	return err
+}
+
 // ParseObject reads kind/id, refusing another kind or an empty id with
 // ErrInvalid naming the text.
 func ParseObject(s string) (Object, error) {
@@ -213,6 +223,11 @@ type HistoryMark struct {
 // IsZero reports whether m is no position.
 func (m HistoryMark) IsZero() bool { return m == HistoryMark{} }
 
+// Before reports whether m is older than o.
+func (m HistoryMark) Before(o HistoryMark) bool {
+	return m.Revision < o.Revision || m.Revision == o.Revision && m.Index < o.Index
+}
+
 // String returns revision.index.
 func (m HistoryMark) String() string { return fmt.Sprintf("%d.%d", m.Revision, m.Index) }
 
@@ -240,6 +255,19 @@ type HistoryEntry struct {
 type HistoryPage struct {
 	Entries []HistoryEntry
 	More    bool
+}
+
+// Selects reports whether q selects mutation i of commit c, which carries
+// its subjects: for a store reading the change log rather than its trail.
+func (q *HistoryQuery) Selects(c *Commit, i int) bool {
+	m := HistoryMark{Revision: c.Revision, Index: i}
+	switch {
+	case q.From > 0 && c.Revision < q.From, q.To > 0 && c.Revision > q.To, !q.Before.IsZero() && !m.Before(q.Before):
+		return false
+	case !q.Object.IsZero() && (i >= len(c.Subjects) || !slices.Contains(c.Subjects[i], q.Object)):
+		return false
+	}
+	return q.Matches(c.Time, c.Actor, c.ActedFor, c.Orgs(i))
 }
 
 // Matches reports whether an entry of a batch with this time, actor and

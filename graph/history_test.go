@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/graph/graphtest"
 	"github.com/canopy-authz/canopy/store"
+	"github.com/canopy-authz/canopy/store/etcdstore"
+	"github.com/canopy-authz/canopy/store/etcdstore/etcdtest"
 )
 
 // refTrailEntry is one primitive mutation of the reference's audit trail.
@@ -193,20 +196,68 @@ func (e *refTrailEntry) selects(q graph.HistoryQuery) bool {
 // trail, newest first; and after the trail is compacted by age, exactly
 // those of them committed within the age.
 func TestHistoryAgreesWithTheReference(t *testing.T) {
+	testHistory(t, propertyCases(t, 20), func(t *testing.T, seed uint64) trailStore {
+		db, err := store.Open(t.TempDir(), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return trailStore{journal: db, history: db.History, compact: db.CompactAudit}
+	})
+}
+
+// TestHistoryOverEtcd is TestHistoryAgreesWithTheReference with the
+// second store, over a real etcd: its trail built from the log at random
+// moments, so that queries read the trail, the log after it, or both.
+func TestHistoryOverEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs etcd")
+	}
+	c := etcdtest.Start(t, 1)
+	testHistory(t, propertyCases(t, 10), func(t *testing.T, seed uint64) trailStore {
+		s, err := etcdstore.Open(context.Background(), c.Client(t), etcdstore.Options{Prefix: fmt.Sprintf("/history/%d/", seed)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(seed, 7))
+		history := func(ctx context.Context, q graph.HistoryQuery) (graph.HistoryPage, error) {
+			if r.IntN(3) == 0 {
+				if _, err := s.IndexAudit(ctx); err != nil {
+					return graph.HistoryPage{}, err
+				}
+			}
+			return s.History(ctx, q)
+		}
+		compact := func(now time.Time, age time.Duration) (int, error) {
+			if _, err := s.IndexAudit(context.Background()); err != nil {
+				return 0, err
+			}
+			return s.CompactAudit(context.Background(), now, age)
+		}
+		return trailStore{journal: s, history: history, compact: compact}
+	})
+}
+
+// trailStore is a store with an audit trail, as the test uses it.
+type trailStore struct {
+	journal graph.Journal
+	history func(context.Context, graph.HistoryQuery) (graph.HistoryPage, error)
+	compact func(now time.Time, age time.Duration) (int, error)
+}
+
+// testHistory runs the cases of TestHistoryAgreesWithTheReference over
+// the stores open makes.
+func testHistory(t *testing.T, cases int, open func(t *testing.T, seed uint64) trailStore) {
 	var queries, entries, emptyQueries, compacted int
-	for i := 0; i < propertyCases(t, 20); i++ {
+	for i := 0; i < cases; i++ {
 		seed := graphtest.Seed(t, i)
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			g := newGen(seed)
 			g.now = graphtest.Start
 			clock := graphtest.NewClock(g.now)
-			db, err := store.Open(t.TempDir(), store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
+			db := open(t, seed)
 			log := newCommitLog()
-			ix := openWith(t, graph.Options{Clock: clock, Journal: db, OnCommit: log.publish})
+			ix := openWith(t, graph.Options{Clock: clock, Journal: db.journal, OnCommit: log.publish})
 			g.m = newRef()
 			g.build(t, ix)
 			ctx := context.Background()
@@ -246,7 +297,7 @@ func TestHistoryAgreesWithTheReference(t *testing.T) {
 				}
 				var got []graph.HistoryEntry
 				for pages := 0; ; pages++ {
-					p, err := db.History(ctx, q)
+					p, err := db.history(ctx, q)
 					if err != nil {
 						t.Fatalf("%+v: %v", q, err)
 					}
@@ -329,7 +380,7 @@ func TestHistoryAgreesWithTheReference(t *testing.T) {
 			}
 			// Compacted by age, the trail keeps what is younger.
 			age := time.Duration(1+g.r.IntN(60)) * time.Hour
-			n, err := db.CompactAudit(g.now, age)
+			n, err := db.compact(g.now, age)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -353,7 +404,7 @@ func TestHistoryAgreesWithTheReference(t *testing.T) {
 			}
 		})
 		if !ok {
-			t.Fatalf("replay with CANOPY_SEED=%d go test ./graph -run TestHistoryAgreesWithTheReference", seed)
+			t.Fatalf("replay with CANOPY_SEED=%d go test ./graph -run %s", seed, t.Name())
 		}
 	}
 	t.Logf("%d history queries compared, %d entries (%d queries empty), %d entries compacted away", queries, entries, emptyQueries, compacted)

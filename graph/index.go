@@ -41,8 +41,9 @@ type Commit struct {
 	Places  []Place
 	Touched [][]int32
 	// Subjects[i] lists the objects Mutations[i] touched, for the audit
-	// trail (history.go). It is filled only in the commits handed to the
-	// journal, and not kept in the change log.
+	// trail (history.go). It is filled in the commits handed to the
+	// journal; a change log keeps it when its store builds the trail from
+	// the log (etcdstore), and then gives it back.
 	Subjects [][]Object
 	Records  []Record
 	// Access holds the changes the batch made to the effective access of

@@ -15,8 +15,9 @@ type logEntry struct {
 	Actor     string     `json:"actor"`
 	ActedFor  string     `json:"acted_for,omitempty"` // Commit.ActedFor
 	Mutations []Mutation `json:"mutations"`
-	Places    []Place    `json:"places,omitempty"`  // Commit.Places
-	Touched   [][]int32  `json:"touched,omitempty"` // Commit.Touched
+	Places    []Place    `json:"places,omitempty"`   // Commit.Places
+	Touched   [][]int32  `json:"touched,omitempty"`  // Commit.Touched
+	Subjects  [][]Object `json:"subjects,omitempty"` // Commit.Subjects
 	// Scopes is how logs written before places were kept said the same:
 	// each mutation's folders, ancestors included. It is read, never
 	// written.
@@ -24,9 +25,10 @@ type logEntry struct {
 }
 
 // MarshalCommit encodes c as a change log keeps it: its revision, time,
-// actor, mutations and places, without its records or access changes.
+// actor, mutations, places and subjects (when it has them), without its
+// records or access changes.
 func MarshalCommit(c Commit) ([]byte, error) {
-	b, err := json.Marshal(logEntry{Revision: c.Revision, Time: c.Time, Actor: c.Actor, ActedFor: c.ActedFor, Mutations: c.Mutations, Places: c.Places, Touched: c.Touched})
+	b, err := json.Marshal(logEntry{Revision: c.Revision, Time: c.Time, Actor: c.Actor, ActedFor: c.ActedFor, Mutations: c.Mutations, Places: c.Places, Touched: c.Touched, Subjects: c.Subjects})
 	if err != nil {
 		return nil, fmt.Errorf("encode log entry %d: %w", c.Revision, err)
 	}
@@ -43,5 +45,5 @@ func UnmarshalCommit(b []byte) (Commit, error) {
 	if e.Touched == nil && e.Scopes != nil {
 		e.Places, e.Touched = PlacesFromScopes(e.Scopes)
 	}
-	return Commit{Revision: e.Revision, Time: e.Time, Actor: e.Actor, ActedFor: e.ActedFor, Mutations: e.Mutations, Places: e.Places, Touched: e.Touched}, nil
+	return Commit{Revision: e.Revision, Time: e.Time, Actor: e.Actor, ActedFor: e.ActedFor, Mutations: e.Mutations, Places: e.Places, Touched: e.Touched, Subjects: e.Subjects}, nil
 }

@@ -235,7 +235,7 @@ func (d *DB) History(ctx context.Context, q graph.HistoryQuery) (graph.HistoryPa
 	if q.To > 0 && q.To < math.MaxUint64 {
 		end = graph.HistoryMark{Revision: q.To + 1}
 	}
-	if !q.Before.IsZero() && rowLess(q.Before, end) {
+	if !q.Before.IsZero() && q.Before.Before(end) {
 		end = q.Before
 	}
 	err := d.bolt.View(func(tx *bolt.Tx) error {
@@ -289,11 +289,6 @@ func (d *DB) History(ctx context.Context, q graph.HistoryQuery) (graph.HistoryPa
 		return graph.HistoryPage{}, fmt.Errorf("store: history: %w", err)
 	}
 	return page, nil
-}
-
-// rowLess reports whether a is older than b.
-func rowLess(a, b graph.HistoryMark) bool {
-	return a.Revision < b.Revision || a.Revision == b.Revision && a.Index < b.Index
 }
 
 // seekBefore moves c to the last key before key and returns it and its

@@ -194,7 +194,9 @@ func (d *DB) Append(ctx context.Context, base uint64, commits []graph.Commit) er
 				return fmt.Errorf("store: commit revision %d does not follow %d: %w", c.Revision, rev, graph.ErrConflict)
 			}
 			rev = c.Revision
-			entry, err := graph.MarshalCommit(c)
+			logged := c
+			logged.Subjects = nil // the trail keeps them; the log need not
+			entry, err := graph.MarshalCommit(logged)
 			if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}

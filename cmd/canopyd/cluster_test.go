@@ -114,4 +114,23 @@ func TestThreeNodesOverEtcd(t *testing.T) {
 	if got := answers(t, ctx, pb.NewAccessServiceClient(nodes[1].conn), f); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("node 1 after its restart answers\n%v\nnode 0\n%v", got, want)
 	}
+
+	// Every node tells the root's history alike, newest first, with the
+	// folders created in it on three nodes, whether or not the trail has
+	// been built up to them yet.
+	var histories []string
+	for i, n := range nodes {
+		h, err := pb.NewWatchServiceClient(n.conn).History(ctx, &pb.HistoryRequest{Object: "folder/" + root, PageSize: 3})
+		if err != nil {
+			t.Fatalf("history on node %d: %v", i, err)
+		}
+		var ids []string
+		for _, e := range h.GetEntries() {
+			ids = append(ids, e.GetMutation().GetCreateFolder().GetId())
+		}
+		histories = append(histories, fmt.Sprint(ids))
+	}
+	if want := "[while-down moved-watch-2 moved-watch-1]"; histories[0] != want || histories[1] != want || histories[2] != want {
+		t.Fatalf("the root's history on the three nodes: %v, want %s each", histories, want)
+	}
 }

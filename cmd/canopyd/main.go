@@ -329,6 +329,9 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	srv.Ready(ix)
 	go srv.ProbeStore(ctx, 2*time.Second)
+	if db.indexAudit != nil {
+		go auditLoop(ctx, db, logger)
+	}
 	go maintainLoop(ctx, db, ix, store.Retention{Revisions: c.keepRevisions, Age: c.keepAge}, c.auditAge, logger)
 	go ix.RunExpiry(ctx, func(err error) { logger.Error("record grant expiries", "err", err) })
 	logger.Info("serving gRPC", "addr", lis.Addr().String())

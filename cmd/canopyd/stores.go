@@ -58,6 +58,9 @@ type openedStore struct {
 	compact         func(time.Time, store.Retention) (int, error)
 	// compactAudit removes what is older than the audit trail keeps.
 	compactAudit func(now time.Time, age time.Duration) (int, error)
+	// indexAudit builds the audit trail from the change log, for a store
+	// that builds it apart from its appends; nil when there is none.
+	indexAudit func(context.Context) (int, error)
 	// snapshot writes a snapshot of ix when one is due; nil when the
 	// store needs none.
 	snapshot func(context.Context, *graph.Index) (bool, error)
@@ -112,8 +115,13 @@ func openEtcd(ctx context.Context, s storeConfig) (*openedStore, error) {
 		return nil, err
 	}
 	return &openedStore{
-		journal:         es,
-		log:             es,
+		journal:    es,
+		log:        es,
+		audit:      es,
+		indexAudit: es.IndexAudit,
+		compactAudit: func(now time.Time, age time.Duration) (int, error) {
+			return es.CompactAudit(context.Background(), now, age)
+		},
 		where:           fmt.Sprintf("etcd %s %s", s.endpoints, s.prefix),
 		registerMetrics: func(prometheus.Registerer) {},
 		compact: func(now time.Time, r store.Retention) (int, error) {
@@ -135,6 +143,27 @@ func openEtcd(ctx context.Context, s storeConfig) (*openedStore, error) {
 		},
 		close: client.Close,
 	}, nil
+}
+
+// auditEvery is how often a node builds the audit trail of a store that
+// builds it from the log: History reads what is newer from the log
+// itself, so this bounds how much that is.
+const auditEvery = time.Second
+
+// auditLoop builds the audit trail every auditEvery until ctx ends.
+func auditLoop(ctx context.Context, st *openedStore, logger *slog.Logger) {
+	tick := time.NewTicker(auditEvery)
+	defer tick.Stop()
+	for {
+		if _, err := st.indexAudit(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("build the audit trail", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // maintainLoop compacts the change log and the audit trail, and writes a

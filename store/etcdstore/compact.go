@@ -28,7 +28,9 @@ func (s *Store) NewestSnapshot(ctx context.Context) (uint64, error) {
 // Compact removes the groups of the log that are outside the retention
 // window at time now (as store.DB.Compact: outside both of its windows)
 // and wholly at or before the newest snapshot, so that a node can always
-// start from a snapshot and the log after it. It returns how many
+// start from a snapshot and the log after it, and in the audit trail
+// already, which is built from the log: it builds the trail first
+// (IndexAudit). It returns how many
 // commits it removed. etcd keeps old versions of keys until etcd itself
 // is compacted (its --auto-compaction-retention).
 func (s *Store) Compact(ctx context.Context, now time.Time, r store.Retention) (int, error) {
@@ -43,6 +45,13 @@ func (s *Store) Compact(ctx context.Context, now time.Time, r store.Retention) (
 	if err != nil {
 		return 0, err
 	}
+	if _, err := s.IndexAudit(ctx); err != nil {
+		return 0, err
+	}
+	through, err := s.auditThrough(ctx)
+	if err != nil {
+		return 0, err
+	}
 	resp, err := s.kv.Get(ctx, s.key(prefixLog), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(1000))
 	if err != nil {
 		return 0, fmt.Errorf("etcdstore: list the log: %w", err)
@@ -54,7 +63,7 @@ func (s *Store) Compact(ctx context.Context, now time.Time, r store.Retention) (
 			return removed, fmt.Errorf("etcdstore: decode %s: %w", kv.Key, err)
 		}
 		inWindow := r.Revisions > 0 && head-g.Last < r.Revisions || r.Age > 0 && now.Sub(g.Time) <= r.Age
-		if g.Last > snap || g.Last >= head || inWindow {
+		if g.Last > snap || g.Last > through || g.Last >= head || inWindow {
 			break
 		}
 		if err := s.dropWithParts(ctx, string(kv.Key), g.ID, g.Parts); err != nil {

@@ -535,6 +535,27 @@ func TestLargeBatchWholeOnEveryNode(t *testing.T) {
 	if n := keys(t, c.Client(t), "/l/part/"); n < 2 {
 		t.Fatalf("the batch was kept in %d parts", n)
 	}
+	// Its audit trail, read from the log and then from the trail built
+	// in transactions within etcd's limit on operations.
+	s := open(t, c, "/l/", 0)
+	for _, build := range []bool{false, true} {
+		if build {
+			start := time.Now()
+			n, err := s.IndexAudit(ctx)
+			if err != nil || n < 100_000 {
+				t.Fatalf("built the trail of %d mutations: %v", n, err)
+			}
+			t.Logf("built the trail of %d mutations in %s", n, time.Since(start).Round(time.Millisecond))
+		}
+		p, err := s.History(ctx, graph.HistoryQuery{Object: graph.Object{Kind: graph.RecordFolder, ID: "big"}, Limit: 2})
+		if err != nil || len(p.Entries) != 2 || !p.More || p.Entries[0].Mutation.CreateFolder.ID != "f99998" || p.Entries[0].Revision != rev {
+			t.Fatalf("built %v: big's history: %+v, %v", build, p, err)
+		}
+		p, err = s.History(ctx, graph.HistoryQuery{Object: graph.Object{Kind: graph.RecordFolder, ID: "f5"}, Limit: 2})
+		if err != nil || len(p.Entries) != 1 || p.More || p.Entries[0].Index != 6 {
+			t.Fatalf("built %v: f5's history: %+v, %v", build, p, err)
+		}
+	}
 }
 
 // TestWatchAccessOnAnotherNode: a user's access watched on node B changes
