@@ -93,3 +93,51 @@ func BenchmarkRebuild(b *testing.B) {
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/rebuild")
 	b.ReportMetric(float64(size>>20), "file-MiB")
 }
+
+// BenchmarkHistory measures History on the trail of the DESIGN.md
+// organisation (a tenth of it unless CANOPY_BENCH_FULL=1), imported: one
+// user's history (its creation and the grants naming it), and the newest
+// page of 100 of an organisation's root folder, whose history holds the
+// creation of everything directly in it.
+func BenchmarkHistory(b *testing.B) {
+	shape := orggen.Design().Scale(0.1)
+	if os.Getenv("CANOPY_BENCH_FULL") != "" {
+		shape = orggen.Design()
+	}
+	db, err := store.Open(b.TempDir(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ix, err := graph.Open(context.Background(), graph.Options{Clock: graphtest.NewClock(orggen.Start), Journal: db})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	org := orggen.Generate(shape, 20_000)
+	for _, batch := range org.Batches {
+		if _, err := ix.Write(context.Background(), "bench", batch, graph.Preconditions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		q    graph.HistoryQuery
+	}{
+		{"user", graph.HistoryQuery{Object: graph.Object{Kind: graph.RecordUser, ID: org.Users[len(org.Users)/2]}, Limit: 100}},
+		{"root", graph.HistoryQuery{Object: graph.Object{Kind: graph.RecordFolder, ID: org.Folders[0]}, Limit: 100}},
+		{"actor", graph.HistoryQuery{Actor: "bench", Limit: 100}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				p, err := db.History(context.Background(), c.q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(p.Entries)
+			}
+			b.ReportMetric(float64(n), "entries")
+		})
+	}
+}
