@@ -6,6 +6,7 @@ GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 BUF_VERSION                ?= v1.75.0
 PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
+GRPC_GATEWAY_VERSION       ?= v2.33.0
 DATA      ?= data
 BENCHTIME ?= 1s
 # Fuzz budgets are execution counts, not durations: with Go 1.26 a duration
@@ -23,8 +24,8 @@ build: ## build canopyd, canopy and canopyload into bin/ (stamped with the commi
 	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
 
 .PHONY: run
-run: ## run canopyd on 127.0.0.1:7070 with its bbolt store in ./data (the ATLAS example loaded when empty)
-	$(GO) run ./cmd/canopyd --data $(DATA) --example atlas
+run: ## run canopyd on 127.0.0.1:7070 (HTTP/JSON on 7080) with its bbolt store in ./data (the ATLAS example loaded when empty)
+	$(GO) run ./cmd/canopyd --data $(DATA) --example atlas --http-listen 127.0.0.1:7080
 
 .PHONY: cluster
 cluster: build ## run a local cluster to try: etcd and three canopyd nodes sharing it, on 127.0.0.1 (data in ./data/cluster)
@@ -47,6 +48,8 @@ tools: ## install the pinned buf and protoc plugins into GOBIN
 	$(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	$(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
+	$(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 
 .PHONY: proto
 proto: ## lint the protos and regenerate the Go beside them

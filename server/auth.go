@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"sigs.k8s.io/yaml"
@@ -356,11 +357,20 @@ func peerIdentity(ctx context.Context) string {
 	return "anonymous@" + peerHost(ctx)
 }
 
-// peerHost is the peer's address without its port ("" when unknown).
+// peerHost is the peer's address without its port ("" when unknown). A
+// call through the HTTP gateway (server/gateway), which reaches the server
+// over an in-process connection, is its HTTP client's: the gateway adds
+// that address last to x-forwarded-for, after whatever the client sent.
 func peerHost(ctx context.Context) string {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return ""
+	}
+	if p.Addr.Network() == InProcessNetwork {
+		if fwd := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(fwd) > 0 {
+			hops := strings.Split(fwd[len(fwd)-1], ",")
+			return strings.TrimSpace(hops[len(hops)-1])
+		}
 	}
 	host, _, err := net.SplitHostPort(p.Addr.String())
 	if err != nil {
@@ -368,6 +378,10 @@ func peerHost(ctx context.Context) string {
 	}
 	return host
 }
+
+// InProcessNetwork is the network of in-process connections (grpc-go's
+// bufconn), the HTTP gateway's way in.
+const InProcessNetwork = "bufconn"
 
 // actsFor reports whether a method may be called on behalf of a user
 // (naming as_user): Write and the directory's gets and lists.

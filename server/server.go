@@ -277,3 +277,6 @@ type pageRequest interface {
 }
 
 func (s *Server) status(ctx context.Context, err error) error { return toStatus(ctx, s.logger, err) }
+
+// MaxMessageBytes is the largest request message the server takes.
+func (s *Server) MaxMessageBytes() int { return s.opts.MaxMessageBytes }

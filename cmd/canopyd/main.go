@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/scenario"
 	"github.com/canopy-authz/canopy/server"
+	"github.com/canopy-authz/canopy/server/gateway"
 	"github.com/canopy-authz/canopy/store"
 )
 
@@ -60,6 +62,7 @@ type config struct {
 	tokens          string
 	insecureNoAuth  bool
 	metricsListen   string
+	httpListen      string
 	pprof           bool
 	config          string
 	rateLimit       float64
@@ -101,6 +104,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running calls may finish after SIGTERM")
 	fs.StringVar(&c.tokens, "tokens", "", "tokens file (YAML: name, sha256 of the token, scopes); none: no authentication")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback with no tokens file")
+	fs.StringVar(&c.httpListen, "http-listen", "", "serve the API as HTTP/JSON (and its OpenAPI document at /openapi.json) on this address too; off when empty")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 0, "calls per second each caller may make on average (0: no limit)")
 	fs.IntVar(&c.rateBurst, "rate-burst", 1000, "calls each caller may make at once, with --rate-limit")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate to serve TLS with (with --tls-key)")
@@ -239,8 +243,12 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		if tokens, err = server.LoadTokens(c.tokens); err != nil {
 			return err
 		}
-	} else if !isLoopback(c.listen) && !c.insecureNoAuth {
-		return fmt.Errorf("refusing to serve %s beyond loopback with no tokens file: give --tokens, or --insecure-no-auth to mean it", c.listen)
+	} else if !c.insecureNoAuth {
+		for _, addr := range []string{c.listen, c.httpListen} {
+			if addr != "" && !isLoopback(addr) {
+				return fmt.Errorf("refusing to serve %s beyond loopback with no tokens file: give --tokens, or --insecure-no-auth to mean it", addr)
+			}
+		}
 	}
 	if c.restore != "" {
 		rev, err := store.Restore(c.data, c.restore, func(db *store.DB) (uint64, error) {
@@ -303,6 +311,13 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
 	defer g.Stop()
+	if c.httpListen != "" {
+		stop, err := serveHTTP(ctx, c.httpListen, srv, tlsFiles, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	logger.Info("listening, not serving until the index is loaded", "addr", lis.Addr().String())
 
 	start := time.Now()
@@ -421,6 +436,34 @@ func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, log
 		}
 	}()
 	return hs, nil
+}
+
+// serveHTTP serves the HTTP/JSON gateway on addr, with TLS when the gRPC
+// listener has it (the same certificate, reloaded alike). stop closes it.
+func serveHTTP(ctx context.Context, addr string, srv *server.Server, tlsFiles *server.TLSFiles, logger *slog.Logger) (stop func(), err error) {
+	gw, err := gateway.New(ctx, srv, gateway.Options{})
+	if err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		gw.Close()
+		return nil, fmt.Errorf("http listen on %s: %w", addr, err)
+	}
+	if tlsFiles != nil {
+		lis = tls.NewListener(lis, tlsFiles.Config())
+	}
+	hs := &http.Server{Handler: gw.Handler, ReadHeaderTimeout: 5 * time.Second}
+	logger.Info("serving HTTP/JSON", "addr", lis.Addr().String(), "tls", tlsFiles != nil)
+	go func() {
+		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("HTTP/JSON server", "err", err)
+		}
+	}()
+	return func() {
+		hs.Close()
+		gw.Close()
+	}, nil
 }
 
 // isLoopback reports whether a listen address is on loopback only.

@@ -16,6 +16,11 @@ func TestRefusesOpenListenWithoutTokens(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "beyond loopback") {
 			t.Errorf("%s: %v", addr, err)
 		}
+		// The HTTP/JSON listener alike.
+		err = run(context.Background(), []string{"--listen", "127.0.0.1:0", "--http-listen", addr, "--data", t.TempDir()}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "beyond loopback") || !strings.Contains(err.Error(), addr) {
+			t.Errorf("--http-listen %s: %v", addr, err)
+		}
 	}
 }
 

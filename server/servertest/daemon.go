@@ -68,6 +68,7 @@ type Daemon struct {
 	Cmd     *exec.Cmd
 	Addr    string // the gRPC listener, host:port
 	Metrics string // the metrics listener, host:port
+	HTTP    string // the HTTP/JSON listener (--http-listen), host:port, if any
 	logs    chan logLine
 }
 
@@ -108,7 +109,7 @@ func Launch(bin string, metrics bool, args ...string) (*Daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	addrc, metricsc, ended := make(chan string, 1), make(chan string, 1), make(chan struct{})
+	addrc, metricsc, httpc, ended := make(chan string, 1), make(chan string, 1), make(chan string, 1), make(chan struct{})
 	d := &Daemon{Cmd: cmd, logs: make(chan logLine, 1000)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -123,6 +124,8 @@ func Launch(bin string, metrics bool, args ...string) (*Daemon, error) {
 				addrc <- line.Addr
 			case "serving metrics":
 				metricsc <- line.Addr
+			case "serving HTTP/JSON":
+				httpc <- line.Addr
 			}
 			for sent := false; !sent; {
 				select {
@@ -151,6 +154,10 @@ func Launch(bin string, metrics bool, args ...string) (*Daemon, error) {
 			d.Kill()
 			return nil, fmt.Errorf("%s did not start serving within a minute", bin)
 		}
+	}
+	select { // logged before gRPC is served, if at all
+	case d.HTTP = <-httpc:
+	default:
 	}
 	return d, nil
 }

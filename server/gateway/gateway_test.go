@@ -1,0 +1,167 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/canopy-authz/canopy/graph"
+	"github.com/canopy-authz/canopy/scenario"
+	"github.com/canopy-authz/canopy/server/gateway"
+	"github.com/canopy-authz/canopy/server/servertest"
+)
+
+// start serves the ATLAS example over HTTP/JSON.
+func start(t *testing.T) (*servertest.Server, string) {
+	t.Helper()
+	s := servertest.Start(t)
+	f, err := scenario.Example("atlas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Index.Write(context.Background(), "test", f.Steps[0].Write, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(context.Background(), s.API, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	hs := httptest.NewServer(g.Handler)
+	t.Cleanup(hs.Close)
+	return s, hs.URL
+}
+
+// call sends body (nil for none) and returns the status and the decoded
+// JSON answer.
+func call(t *testing.T, method, url, body string, header ...string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: %d %s: not JSON: %v", method, url, resp.StatusCode, raw, err)
+	}
+	return resp.StatusCode, out
+}
+
+// TestHTTPJSON: the gateway answers the API's calls in its own field
+// names and enum values, maps errors to HTTP statuses with the message
+// naming the id, records the HTTP client as the actor, and serves the
+// OpenAPI document.
+func TestHTTPJSON(t *testing.T) {
+	_, url := start(t)
+	code, r := call(t, "POST", url+"/v1/check", `{"user":"tom","right":"edit","resource":{"kind":"OBJECT_KIND_USER","id":"carl"}}`)
+	if code != 200 || r["allowed"] != true || r["reason"] != "REASON_ALLOWED" {
+		t.Fatalf("check: %d %v", code, r)
+	}
+	code, r = call(t, "POST", url+"/v1/check", `{"user":"tom","right":"assign","resource":{"kind":"OBJECT_KIND_USER","id":"carl"}}`)
+	if code != 200 || r["allowed"] != false || r["reason"] != "REASON_NO_GRANT" {
+		t.Fatalf("a denied check is a 200 with allowed false: %d %v", code, r)
+	}
+	code, r = call(t, "POST", url+"/v1/explain", `{"user":"tom","right":"edit","resource":{"kind":"OBJECT_KIND_USER","id":"carl"}}`)
+	if b, _ := json.Marshal(r); code != 200 || !strings.Contains(string(b), "access-it1-teacher") {
+		t.Fatalf("explain: %d %s", code, b)
+	}
+	// A write, as the HTTP client: the actor is its address, whatever
+	// X-Forwarded-For it sends.
+	code, r = call(t, "POST", url+"/v1/write", `{"mutations":[{"create_folder":{"id":"it4","parent":"candidates"}}]}`, "X-Forwarded-For", "6.6.6.6")
+	if code != 200 || r["revision"] == nil {
+		t.Fatalf("write: %d %v", code, r)
+	}
+	code, r = call(t, "GET", url+"/v1/folders/it4", "")
+	if f, _ := r["folder"].(map[string]any); code != 200 || f["parent"] != "candidates" {
+		t.Fatalf("get the folder: %d %v", code, r)
+	}
+	code, r = call(t, "GET", url+"/v1/history?object=folder/it4", "")
+	entries, _ := r["entries"].([]any)
+	if code != 200 || len(entries) != 1 || entries[0].(map[string]any)["actor"] != "anonymous@127.0.0.1" {
+		t.Fatalf("its history: %d %v", code, r)
+	}
+	// Errors: the gRPC code as an HTTP status, the message naming the id.
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+		says               string
+	}{
+		{"GET", "/v1/folders/nowhere", "", 404, `"nowhere"`},
+		{"POST", "/v1/write", `{"mutations":[{"create_folder":{"id":"it4","parent":"candidates"}}]}`, 409, `"it4"`},
+		{"POST", "/v1/check", `{"user":"tom","right":"fly","resource":{"kind":"OBJECT_KIND_USER","id":"carl"}}`, 400, `"fly"`},
+		{"POST", "/v1/check", `{"user":"tom","right":"read","resource":{"kind":"OBJECT_KIND_USER","id":"nobody"}}`, 404, `"nobody"`},
+		{"POST", "/v1/check", `{"user":`, 400, ""},
+		{"GET", "/v1/history?object=team/x", "", 400, `"team/x"`},
+		{"POST", "/v1/write", `{"mutations":[{"delete_folder":{"id":"candidates"}}]}`, 400, `"candidates"`},
+	} {
+		code, r := call(t, c.method, url+c.path, c.body)
+		if msg, _ := r["message"].(string); code != c.status || !strings.Contains(msg, c.says) {
+			t.Errorf("%s %s %s: %d %v, want %d naming %s", c.method, c.path, c.body, code, r, c.status, c.says)
+		}
+	}
+	code, r = call(t, "GET", url+"/openapi.json", "")
+	if paths, _ := r["paths"].(map[string]any); code != 200 || r["swagger"] != "2.0" || paths["/v1/check"] == nil || paths["/v1/history"] == nil {
+		t.Fatalf("the OpenAPI document: %d, %d paths", code, len(paths))
+	}
+}
+
+// TestHTTPStreams: a stream answers one JSON object a line as each
+// message comes: Watch replays the log and then follows a write made
+// while it is open.
+func TestHTTPStreams(t *testing.T) {
+	s, url := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url+"/v1/watch?from_revision=2&filter.kinds=CHANGE_KIND_FOLDERS", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	lines.Buffer(nil, 4<<20)
+	next := func() map[string]any {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("the stream ended: %v", lines.Err())
+		}
+		var m struct {
+			Result map[string]any `json:"result"`
+			Error  map[string]any `json:"error"`
+		}
+		if err := json.Unmarshal(lines.Bytes(), &m); err != nil || m.Result == nil {
+			t.Fatalf("a line of the stream: %s (%v)", lines.Bytes(), err)
+		}
+		return m.Result
+	}
+	if first := next(); first["revision"] != "2" || len(first["mutations"].([]any)) != 10 {
+		t.Fatalf("the replay: %v", first)
+	}
+	rev, err := s.Index.Write(ctx, "test", []graph.Mutation{{CreateFolder: &graph.Folder{ID: "live", Parent: "acme"}}}, graph.Preconditions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := next()
+	if b, _ := json.Marshal(live); live["revision"] != strconv.FormatUint(rev, 10) || !strings.Contains(string(b), `"live"`) {
+		t.Fatalf("the live change: %s", b)
+	}
+}
