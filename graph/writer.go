@@ -371,7 +371,9 @@ func (ix *Index) tryGroup(group []*writeReq) error {
 	}
 	var err error
 	if len(commits) > 0 && ix.opts.Journal != nil {
-		err = ix.opts.Journal.Append(context.Background(), base, commits)
+		// In the context of the group's first write, for its values (a
+		// trace), never its end: the group is every writer's.
+		err = ix.opts.Journal.Append(context.WithoutCancel(accepted[0].ctx), base, commits)
 	}
 	if err != nil {
 		t.rollbackTo(0) // the spare is the live state again

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
@@ -174,13 +176,18 @@ func (a *access) LookupResources(req *pb.LookupResourcesRequest, stream grpc.Ser
 	if err != nil {
 		return err
 	}
+	ctx, sp := a.span(ctx, "canopy.lookup", attribute.String("canopy.lookup", "resources"), attribute.String("canopy.right", req.GetRight()))
 	p, err := a.view(ctx).LookupResources(req.GetUser(), req.GetRight(), kind, after, limit)
 	if err != nil {
+		endSpan(sp, err)
 		return a.status(ctx, err)
 	}
-	return streamPage(ctx, a.opts.DeadlineMargin, p, query, func(ids []string, rev uint64, next string) error {
+	err = streamPage(ctx, a.opts.DeadlineMargin, p, query, func(ids []string, rev uint64, next string) error {
+		sp.AddEvent("page", trace.WithAttributes(attribute.Int("canopy.results", len(ids)), attribute.Int64("canopy.revision", int64(rev))))
 		return stream.Send(&pb.LookupResourcesResponse{Ids: ids, Revision: rev, NextPageToken: next})
 	})
+	endSpan(sp, err)
+	return err
 }
 
 func (a *access) LookupSubjects(req *pb.LookupSubjectsRequest, stream grpc.ServerStreamingServer[pb.LookupSubjectsResponse]) error {
@@ -194,13 +201,18 @@ func (a *access) LookupSubjects(req *pb.LookupSubjectsRequest, stream grpc.Serve
 	if err != nil {
 		return err
 	}
+	ctx, sp := a.span(ctx, "canopy.lookup", attribute.String("canopy.lookup", "subjects"), attribute.String("canopy.right", req.GetRight()))
 	p, err := a.view(ctx).LookupSubjects(req.GetRight(), x, after, limit)
 	if err != nil {
+		endSpan(sp, err)
 		return a.status(ctx, err)
 	}
-	return streamPage(ctx, a.opts.DeadlineMargin, p, query, func(ids []string, rev uint64, next string) error {
+	err = streamPage(ctx, a.opts.DeadlineMargin, p, query, func(ids []string, rev uint64, next string) error {
+		sp.AddEvent("page", trace.WithAttributes(attribute.Int("canopy.results", len(ids)), attribute.Int64("canopy.revision", int64(rev))))
 		return stream.Send(&pb.LookupSubjectsResponse{UserIds: ids, Revision: rev, NextPageToken: next})
 	})
+	endSpan(sp, err)
+	return err
 }
 
 func (a *access) EffectiveAccess(ctx context.Context, req *pb.EffectiveAccessRequest) (*pb.EffectiveAccessResponse, error) {

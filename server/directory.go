@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -74,11 +75,14 @@ func (d *directory) Write(ctx context.Context, req *pb.WriteRequest) (*pb.WriteR
 	}
 	var rev uint64
 	var err error
+	wctx, sp := d.span(ctx, "canopy.write", attribute.Int("canopy.mutations", len(muts)))
 	if u := req.GetAsUser(); u != "" {
-		rev, err = d.view(ctx).WriteAs(ctx, actor(ctx), u, muts, pre)
+		rev, err = d.view(ctx).WriteAs(wctx, actor(ctx), u, muts, pre)
 	} else {
-		rev, err = d.view(ctx).Write(ctx, actor(ctx), muts, pre)
+		rev, err = d.view(ctx).Write(wctx, actor(ctx), muts, pre)
 	}
+	sp.SetAttributes(attribute.Int64("canopy.revision", int64(rev)))
+	endSpan(sp, err)
 	if err != nil {
 		return nil, d.status(ctx, err)
 	}

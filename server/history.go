@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -62,7 +63,10 @@ func (w *watch) History(ctx context.Context, req *pb.HistoryRequest) (*pb.Histor
 			return nil, w.status(ctx, invalidf("page token %q is not one this server issued", req.GetPageToken()))
 		}
 	}
-	page, err := w.opts.Audit.History(ctx, q)
+	hctx, sp := w.span(ctx, "canopy.history", attribute.Bool("canopy.history.object", !q.Object.IsZero()), attribute.Int("canopy.limit", q.Limit))
+	page, err := w.opts.Audit.History(hctx, q)
+	sp.SetAttributes(attribute.Int("canopy.entries", len(page.Entries)))
+	endSpan(sp, err)
 	if err != nil {
 		return nil, w.status(ctx, fmt.Errorf("history: %w", err))
 	}

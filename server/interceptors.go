@@ -75,13 +75,13 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	stream = append(stream, selector.StreamServerInterceptor(s.deadlineStream, selector.MatchFunc(isLookup)))
 	unary = append(unary, rejectMalformed, validator.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(rec))
 	stream = append(stream, rejectMalformedStream, validator.StreamServerInterceptor(), recovery.StreamServerInterceptor(rec))
-	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...), grpc.ForceServerCodecV2(newCodec()),
+	return append(s.statsHandler(), grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...), grpc.ForceServerCodecV2(newCodec()),
 		grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes),
 		// A call runs on one of a few long-lived goroutines whose stacks
 		// have grown already, not on a new one that grows its stack each
 		// time (a seventh of canopyd's processor time on Check); when all
 		// are busy (long streams), grpc-go starts a goroutine as before.
-		grpc.NumStreamWorkers(uint32(16 * runtime.GOMAXPROCS(0)))}
+		grpc.NumStreamWorkers(uint32(16*runtime.GOMAXPROCS(0))))
 }
 
 // bounded returns ctx bounded by the server's request deadline, and

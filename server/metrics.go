@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/canopy-authz/canopy/graph"
@@ -156,9 +158,10 @@ func (m *Metrics) timeCheck(d time.Duration) {
 }
 
 // Journal wraps j so that every commit group is timed and sized, and
-// conflicts counted. A graph.Feed stays one.
-func (m *Metrics) Journal(j graph.Journal) graph.Journal {
-	t := &timedJournal{j, m}
+// conflicts counted, and, with tp, traced (canopy.store.append, in the
+// trace of the group's first write). A graph.Feed stays one.
+func (m *Metrics) Journal(j graph.Journal, tp trace.TracerProvider) graph.Journal {
+	t := &timedJournal{j, m, tracer(tp)}
 	if f, ok := j.(graph.Feed); ok {
 		return &timedFeed{t, f}
 	}
@@ -181,12 +184,16 @@ func (t *timedFeed) Follow(ctx context.Context, from uint64, fn func(graph.Commi
 
 type timedJournal struct {
 	graph.Journal
-	m *Metrics
+	m      *Metrics
+	tracer trace.Tracer
 }
 
 func (t *timedJournal) Append(ctx context.Context, base uint64, commits []graph.Commit) error {
 	start := time.Now()
+	ctx, sp := t.tracer.Start(ctx, "canopy.store.append", trace.WithAttributes(attribute.Int("canopy.commits", len(commits)),
+		attribute.Int64("canopy.revision.first", int64(base+1)), attribute.Int64("canopy.revision.last", int64(base)+int64(len(commits)))))
 	err := t.Journal.Append(ctx, base, commits)
+	endSpan(sp, err)
 	if errors.Is(err, graph.ErrConflict) {
 		t.m.conflicts.Inc()
 	} else if err != nil {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -38,6 +40,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Audit answers History; nil refuses it as Unimplemented.
 	Audit Audit
+	// TracerProvider, if set, traces every call and the steps inside
+	// (tracing.go); nil traces nothing.
+	TracerProvider trace.TracerProvider
 	// MaxBatchCheck is the most items one BatchCheck may carry (0: 10,000).
 	MaxBatchCheck int
 	// MaxMessageBytes is the largest request message the server takes
@@ -91,6 +96,7 @@ type Server struct {
 	hub      *Hub
 	logger   *slog.Logger
 	opts     Options
+	tracer   trace.Tracer
 	health   *health.Server
 	shutdown atomic.Bool
 	loaded   atomic.Bool // set once ix is; handlers run only after
@@ -137,7 +143,7 @@ func New(opts Options) (*Server, error) {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = time.Minute
 	}
-	s := &Server{log: opts.Log, hub: opts.Hub, logger: opts.Logger, opts: opts, health: health.NewServer()}
+	s := &Server{log: opts.Log, hub: opts.Hub, logger: opts.Logger, opts: opts, health: health.NewServer(), tracer: tracer(opts.TracerProvider)}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	if opts.Index != nil {
 		s.Ready(opts.Index)
@@ -216,10 +222,12 @@ func (s *Server) consistent(ctx context.Context, c *pb.Consistency) error {
 	}
 	wait, cancel := context.WithTimeout(ctx, s.opts.MaxWait)
 	defer cancel()
+	wait, sp := s.span(wait, "canopy.wait_for_revision", attribute.Int64("canopy.revision.wanted", int64(want)), attribute.Int64("canopy.revision.had", int64(s.ix.Revision())))
 	err := s.ix.WaitFor(wait, want)
 	if err != nil && ctx.Err() == nil && wait.Err() != nil {
-		return status.Errorf(codes.DeadlineExceeded, "revision %d not reached within the server's longest wait of %v (at %d)", want, s.opts.MaxWait, s.ix.Revision())
+		err = status.Errorf(codes.DeadlineExceeded, "revision %d not reached within the server's longest wait of %v (at %d)", want, s.opts.MaxWait, s.ix.Revision())
 	}
+	endSpan(sp, err)
 	return err
 }
 

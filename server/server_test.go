@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -65,6 +66,9 @@ func startServerGraph(t testing.TB, opts Options, gopts graph.Options) *testServ
 	hub := NewHub(0)
 	clock := graphtest.NewClock(graphtest.Start)
 	gopts.Clock, gopts.Journal, gopts.OnCommit, gopts.OnAccess = clock, db, hub.Publish, hub.PublishAccess
+	if opts.TracerProvider != nil { // the journal traced, as canopyd's
+		gopts.Journal = NewMetrics(prometheus.NewRegistry()).Journal(db, opts.TracerProvider)
+	}
 	ix, err := graph.Open(context.Background(), gopts)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -453,24 +454,32 @@ func (w *watch) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 	if next == 0 {
 		next = last + 1
 	}
-	for {
-		commits, err := w.log.ReadLog(next, replayChunk)
-		if err != nil {
-			return w.status(ctx, fmt.Errorf("watch from revision %d: %w", next, err))
-		}
-		if len(commits) == 0 {
-			break
-		}
-		if commits[0].Revision != next {
-			// Compacted away, before this call or while it replayed.
-			return w.outOfRange(ctx, next)
-		}
-		for _, c := range commits {
-			if err := send(stream, commitToPB(c, sel, id, w.opts.MaxResponseBytes)); err != nil {
-				return err
+	_, sp := w.span(ctx, "canopy.watch.replay", attribute.Int64("canopy.revision.from", int64(next)))
+	err = func() error {
+		for {
+			commits, err := w.log.ReadLog(next, replayChunk)
+			if err != nil {
+				return w.status(ctx, fmt.Errorf("watch from revision %d: %w", next, err))
 			}
-			next = c.Revision + 1
+			if len(commits) == 0 {
+				return nil
+			}
+			if commits[0].Revision != next {
+				// Compacted away, before this call or while it replayed.
+				return w.outOfRange(ctx, next)
+			}
+			for _, c := range commits {
+				if err := send(stream, commitToPB(c, sel, id, w.opts.MaxResponseBytes)); err != nil {
+					return err
+				}
+				next = c.Revision + 1
+			}
 		}
+	}()
+	sp.SetAttributes(attribute.Int64("canopy.revision.next", int64(next)))
+	endSpan(sp, err)
+	if err != nil {
+		return err
 	}
 	resume := func() string { return fmt.Sprintf("resume from revision %d", next) }
 	return w.follow(ctx, sub, nil, "watch", resume, func(c *published) error {

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"sigs.k8s.io/yaml"
@@ -279,7 +280,23 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	db.registerMetrics(reg)
 
 	// Serve first, NOT_SERVING, so probes see the process while the index loads.
-	srv, err := server.New(server.Options{Log: db.log, Audit: db.audit, Hub: hub, Logger: logger, Tokens: tokens, Metrics: metrics,
+	tp, err := startTracing(ctx)
+	if err != nil {
+		return err
+	}
+	var tracer trace.TracerProvider // nil: nothing is traced
+	if tp != nil {
+		tracer = tp
+		defer func() {
+			flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(flush); err != nil {
+				logger.Error("send the last traces", "err", err)
+			}
+		}()
+		logger.Info("tracing to OTLP")
+	}
+	srv, err := server.New(server.Options{Log: db.log, Audit: db.audit, Hub: hub, TracerProvider: tracer, Logger: logger, Tokens: tokens, Metrics: metrics,
 		RateLimit: server.RateLimit{PerSecond: c.rateLimit, Burst: c.rateBurst}, MaxWait: c.maxWait, RevisionAllowance: c.allowance, MaxStreams: c.maxStreams,
 		MaxMessageBytes: c.maxMessage, MaxBatchCheck: c.maxBatchCheck,
 		MaxPageSize: c.maxPage, MaxLookupResults: c.maxLookup, RequestTimeout: c.requestTimeout, MaxResponseBytes: c.maxResponse})
@@ -321,7 +338,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	logger.Info("listening, not serving until the index is loaded", "addr", lis.Addr().String())
 
 	start := time.Now()
-	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db.journal), OnCommit: hub.Publish, OnAccess: hub.PublishAccess, IDs: ids, MaxDepth: c.maxDepth,
+	ix, err := graph.Open(ctx, graph.Options{Clock: graph.ClockFunc(time.Now), Journal: metrics.Journal(db.journal, tracer), OnCommit: hub.Publish, OnAccess: hub.PublishAccess, IDs: ids, MaxDepth: c.maxDepth,
 		MaxBatch: c.maxMutations, MaxIDBytes: c.maxIDBytes,
 		OnFeedError: func(err error) { logger.Error("follow the store's change log; trying again", "err", err) },
 		OnReload: func(rev uint64) {

@@ -74,6 +74,14 @@ func New(ctx context.Context, api *server.Server, opts Options) (*Gateway, error
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{},
 		}),
+		// A caller's trace goes on through the gateway (W3C trace context).
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			switch k := strings.ToLower(key); k {
+			case "traceparent", "tracestate", "baggage":
+				return k, true
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
 	)
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		pb.RegisterAccessServiceHandler, pb.RegisterDirectoryServiceHandler, pb.RegisterWatchServiceHandler,

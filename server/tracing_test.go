@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/scenario"
+)
+
+// TestTracing: with a tracer provider, each call is a span continuing the
+// caller's trace (its traceparent), and inside a write the commit is a
+// span of its own, under the write's; lookups, the Watch replay and the
+// audit trail have spans with their counts. No span carries the caller's
+// token, nor anything of a request but ids, counts and revisions.
+func TestTracing(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tokens, err := ParseTokens([]byte(fmt.Sprintf("tokens:\n  - {name: console, sha256: %s, scopes: [admin]}\n", hashOf("secret-token"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServerOpts(t, Options{TracerProvider: tp, Tokens: tokens})
+	// The caller's trace, as a traceparent header.
+	traceID := "4bf92f3577b34da6a3ce929d0e0e4736"
+	ctx := metadata.AppendToOutgoingContext(ctxT(t), "authorization", "Bearer secret-token", "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	atlas, err := scenario.Example("atlas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: toPB(atlas.Steps[0].Write)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.acc.Check(ctx, &pb.CheckRequest{User: "tom", Right: "edit", Resource: &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_USER, Id: "carl"}}); err != nil {
+		t.Fatal(err)
+	}
+	lr, err := ts.acc.LookupResources(ctx, &pb.LookupResourcesRequest{User: "tom", Right: "read", Kind: pb.ObjectKind_OBJECT_KIND_USER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvAll(t, lr)
+	wctx, cancel := context.WithCancel(ctx)
+	w, err := ts.watch.Watch(wctx, &pb.WatchRequest{FromRevision: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := ts.watch.History(ctx, &pb.HistoryRequest{Object: "user/carl"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.ForceFlush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	spans := map[string][]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		if s.Name() == "canopy.store.append" && attr(s, "canopy.revision.last") == "1" {
+			continue // the bootstrap, written as the index opened: a trace of its own
+		}
+		spans[s.Name()] = append(spans[s.Name()], s)
+		if s.SpanContext().TraceID().String() != traceID {
+			t.Errorf("span %s is in trace %s, not the caller's", s.Name(), s.SpanContext().TraceID())
+		}
+		for _, a := range s.Attributes() {
+			if strings.Contains(a.Value.Emit(), "secret-token") || strings.Contains(strings.ToLower(string(a.Key)), "authorization") {
+				t.Errorf("span %s carries %s=%s", s.Name(), a.Key, a.Value.Emit())
+			}
+		}
+		for _, e := range s.Events() {
+			for _, a := range e.Attributes {
+				if strings.Contains(a.Value.Emit(), "secret-token") {
+					t.Errorf("span %s's event %s carries the token", s.Name(), e.Name)
+				}
+			}
+		}
+	}
+	for _, name := range []string{"canopy.v1.DirectoryService/Write", "canopy.v1.AccessService/Check", "canopy.v1.AccessService/LookupResources",
+		"canopy.v1.WatchService/Watch", "canopy.v1.WatchService/History", "canopy.write", "canopy.store.append", "canopy.lookup", "canopy.watch.replay", "canopy.history"} {
+		if len(spans[name]) == 0 {
+			names := slices.Sorted(func(yield func(string) bool) {
+				for n := range spans {
+					if !yield(n) {
+						return
+					}
+				}
+			})
+			t.Fatalf("no %s span; spans: %v", name, names)
+		}
+	}
+	// The commit under the write, the write under the call.
+	write, commit, call := spans["canopy.write"][0], spans["canopy.store.append"][0], spans["canopy.v1.DirectoryService/Write"][0]
+	if commit.Parent().SpanID() != write.SpanContext().SpanID() || write.Parent().SpanID() != call.SpanContext().SpanID() {
+		t.Fatalf("the commit's parent is %s, the write's %s; want %s and %s", commit.Parent().SpanID(), write.Parent().SpanID(), write.SpanContext().SpanID(), call.SpanContext().SpanID())
+	}
+	if v := attr(write, "canopy.mutations"); v != fmt.Sprint(len(atlas.Steps[0].Write)) {
+		t.Errorf("the write's mutations: %s", v)
+	}
+	if v := attr(commit, "canopy.revision.last"); v != "2" {
+		t.Errorf("the commit's last revision: %s", v)
+	}
+	if v := attr(spans["canopy.history"][0], "canopy.entries"); v != "1" {
+		t.Errorf("the history's entries: %s", v)
+	}
+	if s := spans["canopy.v1.AccessService/Check"][0]; s.SpanKind() != trace.SpanKindServer {
+		t.Errorf("the check's span is %s", s.SpanKind())
+	}
+}
+
+// attr returns the value of a span's attribute, "" when it has none.
+func attr(s sdktrace.ReadOnlySpan, key string) string {
+	for _, a := range s.Attributes() {
+		if string(a.Key) == key {
+			return a.Value.Emit()
+		}
+	}
+	return ""
+}
