@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -196,5 +197,25 @@ func TestRequiredScopes(t *testing.T) {
 		if got := requiredScope(method); got != want {
 			t.Errorf("%s: %q, want %q", method, got, want)
 		}
+	}
+}
+
+// TestStatusSaysWhoIsAsking: GetStatus names the caller and its scopes
+// and organisations; without tokens, anyone may do anything.
+func TestStatusSaysWhoIsAsking(t *testing.T) {
+	open := startServer(t)
+	st, err := open.dir.GetStatus(ctxT(t), &pb.GetStatusRequest{})
+	if c := st.GetCaller(); err != nil || c.GetName() != "anonymous@bufconn" || !slices.Equal(c.GetScopes(), []string{"admin"}) {
+		t.Fatalf("without tokens: %v, %v", st, err)
+	}
+	tokens, err := ParseTokens([]byte(fmt.Sprintf("tokens:\n  - {name: console, sha256: %s, scopes: [read, check], organisations: [acme]}\n", hashOf("t1"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServerWith(t, tokens)
+	ctx := metadata.AppendToOutgoingContext(ctxT(t), "authorization", "Bearer t1")
+	st, err = ts.dir.GetStatus(ctx, &pb.GetStatusRequest{})
+	if c := st.GetCaller(); err != nil || c.GetName() != "console" || !slices.Equal(c.GetScopes(), []string{"read", "check"}) || !slices.Equal(c.GetOrganisations(), []string{"acme"}) {
+		t.Fatalf("with a token: %v, %v", st, err)
 	}
 }

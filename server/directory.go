@@ -154,7 +154,22 @@ func (d *directory) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.
 		Version: b.Version, Commit: b.Commit, Revision: st.Revision,
 		Folders: uint64(st.Folders), Users: uint64(st.Users), Grants: uint64(st.Grants), Locks: uint64(st.Locks),
 		PlacementRules: uint64(st.Rules), Rights: uint64(st.Rights), Organisations: uint64(len(orgs)),
+		Caller: callerInfo(ctx),
 	}, nil
+}
+
+// callerInfo says who the caller of ctx is: with no tokens file, anyone
+// may do anything.
+func callerInfo(ctx context.Context) *pb.CallerInfo {
+	c := callerOf(ctx)
+	if c == nil {
+		return &pb.CallerInfo{Name: peerIdentity(ctx), Scopes: []string{string(ScopeAdmin)}}
+	}
+	out := &pb.CallerInfo{Name: c.Name, Organisations: c.Organisations}
+	for _, s := range c.Scopes {
+		out.Scopes = append(out.Scopes, string(s))
+	}
+	return out
 }
 
 func (d *directory) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.GetUserResponse, error) {

@@ -1674,7 +1674,10 @@ type GetStatusResponse struct {
 	Organisations uint64 `protobuf:"varint,10,opt,name=organisations,proto3" json:"organisations,omitempty"`
 	// The store's identity, new whenever a backup is restored: revisions
 	// are comparable only within one store_id.
-	StoreId       string `protobuf:"bytes,11,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	StoreId string `protobuf:"bytes,11,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// Who is asking, as the server sees the call: what a console shows,
+	// and offers only what the caller may do.
+	Caller        *CallerInfo `protobuf:"bytes,12,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1786,6 +1789,77 @@ func (x *GetStatusResponse) GetStoreId() string {
 	return ""
 }
 
+func (x *GetStatusResponse) GetCaller() *CallerInfo {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+// CallerInfo is the caller of a call: its name (a token's, a client
+// certificate's subject, or anonymous@host), its scopes (every scope,
+// "admin", on a server without tokens), and the organisations it is
+// confined to (none: every organisation).
+type CallerInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Scopes        []string               `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Organisations []string               `protobuf:"bytes,3,rep,name=organisations,proto3" json:"organisations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallerInfo) Reset() {
+	*x = CallerInfo{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallerInfo) ProtoMessage() {}
+
+func (x *CallerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallerInfo.ProtoReflect.Descriptor instead.
+func (*CallerInfo) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CallerInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CallerInfo) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *CallerInfo) GetOrganisations() []string {
+	if x != nil {
+		return x.Organisations
+	}
+	return nil
+}
+
 // BackupRequest asks for a copy of the store.
 type BackupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1795,7 +1869,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[26]
+	mi := &file_canopy_v1_directory_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1807,7 +1881,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[26]
+	mi := &file_canopy_v1_directory_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1820,7 +1894,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{26}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{27}
 }
 
 // BackupResponse is one chunk of the store file; the first also says what
@@ -1842,7 +1916,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[27]
+	mi := &file_canopy_v1_directory_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1928,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[27]
+	mi := &file_canopy_v1_directory_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1941,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{27}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BackupResponse) GetRevision() uint64 {
@@ -2015,7 +2089,7 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\vself_rights\x18\x02 \x01(\v2\x15.canopy.v1.SelfRightsR\n" +
 	"selfRights\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x04R\brevision\"\x12\n" +
-	"\x10GetStatusRequest\"\xc1\x02\n" +
+	"\x10GetStatusRequest\"\xf0\x02\n" +
 	"\x11GetStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x1a\n" +
@@ -2028,7 +2102,13 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\x06rights\x18\t \x01(\x04R\x06rights\x12$\n" +
 	"\rorganisations\x18\n" +
 	" \x01(\x04R\rorganisations\x12\x19\n" +
-	"\bstore_id\x18\v \x01(\tR\astoreId\"\x0f\n" +
+	"\bstore_id\x18\v \x01(\tR\astoreId\x12-\n" +
+	"\x06caller\x18\f \x01(\v2\x15.canopy.v1.CallerInfoR\x06caller\"^\n" +
+	"\n" +
+	"CallerInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12$\n" +
+	"\rorganisations\x18\x03 \x03(\tR\rorganisations\"\x0f\n" +
 	"\rBackupRequest\"n\n" +
 	"\x0eBackupResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x12\n" +
@@ -2062,7 +2142,7 @@ func file_canopy_v1_directory_proto_rawDescGZIP() []byte {
 	return file_canopy_v1_directory_proto_rawDescData
 }
 
-var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_canopy_v1_directory_proto_goTypes = []any{
 	(*Preconditions)(nil),        // 0: canopy.v1.Preconditions
 	(*WriteRequest)(nil),         // 1: canopy.v1.WriteRequest
@@ -2090,80 +2170,82 @@ var file_canopy_v1_directory_proto_goTypes = []any{
 	(*GetCatalogueResponse)(nil), // 23: canopy.v1.GetCatalogueResponse
 	(*GetStatusRequest)(nil),     // 24: canopy.v1.GetStatusRequest
 	(*GetStatusResponse)(nil),    // 25: canopy.v1.GetStatusResponse
-	(*BackupRequest)(nil),        // 26: canopy.v1.BackupRequest
-	(*BackupResponse)(nil),       // 27: canopy.v1.BackupResponse
-	(*Mutation)(nil),             // 28: canopy.v1.Mutation
-	(*AccessRegion)(nil),         // 29: canopy.v1.AccessRegion
-	(*Consistency)(nil),          // 30: canopy.v1.Consistency
-	(*Folder)(nil),               // 31: canopy.v1.Folder
-	(*PlacementRule)(nil),        // 32: canopy.v1.PlacementRule
-	(*User)(nil),                 // 33: canopy.v1.User
-	(*ObjectRef)(nil),            // 34: canopy.v1.ObjectRef
-	(*Grant)(nil),                // 35: canopy.v1.Grant
-	(*Lock)(nil),                 // 36: canopy.v1.Lock
-	(*Right)(nil),                // 37: canopy.v1.Right
-	(*SelfRights)(nil),           // 38: canopy.v1.SelfRights
+	(*CallerInfo)(nil),           // 26: canopy.v1.CallerInfo
+	(*BackupRequest)(nil),        // 27: canopy.v1.BackupRequest
+	(*BackupResponse)(nil),       // 28: canopy.v1.BackupResponse
+	(*Mutation)(nil),             // 29: canopy.v1.Mutation
+	(*AccessRegion)(nil),         // 30: canopy.v1.AccessRegion
+	(*Consistency)(nil),          // 31: canopy.v1.Consistency
+	(*Folder)(nil),               // 32: canopy.v1.Folder
+	(*PlacementRule)(nil),        // 33: canopy.v1.PlacementRule
+	(*User)(nil),                 // 34: canopy.v1.User
+	(*ObjectRef)(nil),            // 35: canopy.v1.ObjectRef
+	(*Grant)(nil),                // 36: canopy.v1.Grant
+	(*Lock)(nil),                 // 37: canopy.v1.Lock
+	(*Right)(nil),                // 38: canopy.v1.Right
+	(*SelfRights)(nil),           // 39: canopy.v1.SelfRights
 }
 var file_canopy_v1_directory_proto_depIdxs = []int32{
-	28, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
+	29, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
 	0,  // 1: canopy.v1.WriteRequest.preconditions:type_name -> canopy.v1.Preconditions
 	3,  // 2: canopy.v1.WriteResponse.preview:type_name -> canopy.v1.Preview
 	4,  // 3: canopy.v1.Preview.changes:type_name -> canopy.v1.PreviewChange
 	5,  // 4: canopy.v1.Preview.totals:type_name -> canopy.v1.AccessTotal
-	28, // 5: canopy.v1.PreviewChange.cause:type_name -> canopy.v1.Mutation
-	29, // 6: canopy.v1.PreviewChange.gained:type_name -> canopy.v1.AccessRegion
-	29, // 7: canopy.v1.PreviewChange.lost:type_name -> canopy.v1.AccessRegion
-	30, // 8: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
-	31, // 9: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
-	32, // 10: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
-	30, // 11: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
-	31, // 12: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
-	30, // 13: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
-	33, // 14: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
-	30, // 15: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
-	33, // 16: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
-	34, // 17: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
-	34, // 18: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
-	30, // 19: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
-	35, // 20: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
-	34, // 21: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
-	30, // 22: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
-	36, // 23: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
-	28, // 24: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
-	30, // 25: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
-	28, // 26: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
-	30, // 27: canopy.v1.GetCatalogueRequest.consistency:type_name -> canopy.v1.Consistency
-	37, // 28: canopy.v1.GetCatalogueResponse.rights:type_name -> canopy.v1.Right
-	38, // 29: canopy.v1.GetCatalogueResponse.self_rights:type_name -> canopy.v1.SelfRights
-	1,  // 30: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
-	6,  // 31: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
-	8,  // 32: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
-	10, // 33: canopy.v1.DirectoryService.GetUser:input_type -> canopy.v1.GetUserRequest
-	12, // 34: canopy.v1.DirectoryService.ListUsers:input_type -> canopy.v1.ListUsersRequest
-	14, // 35: canopy.v1.DirectoryService.ListGrants:input_type -> canopy.v1.ListGrantsRequest
-	16, // 36: canopy.v1.DirectoryService.ListLocks:input_type -> canopy.v1.ListLocksRequest
-	18, // 37: canopy.v1.DirectoryService.Import:input_type -> canopy.v1.ImportRequest
-	20, // 38: canopy.v1.DirectoryService.Export:input_type -> canopy.v1.ExportRequest
-	22, // 39: canopy.v1.DirectoryService.GetCatalogue:input_type -> canopy.v1.GetCatalogueRequest
-	24, // 40: canopy.v1.DirectoryService.GetStatus:input_type -> canopy.v1.GetStatusRequest
-	26, // 41: canopy.v1.DirectoryService.Backup:input_type -> canopy.v1.BackupRequest
-	2,  // 42: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
-	7,  // 43: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
-	9,  // 44: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
-	11, // 45: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
-	13, // 46: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
-	15, // 47: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
-	17, // 48: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
-	19, // 49: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
-	21, // 50: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
-	23, // 51: canopy.v1.DirectoryService.GetCatalogue:output_type -> canopy.v1.GetCatalogueResponse
-	25, // 52: canopy.v1.DirectoryService.GetStatus:output_type -> canopy.v1.GetStatusResponse
-	27, // 53: canopy.v1.DirectoryService.Backup:output_type -> canopy.v1.BackupResponse
-	42, // [42:54] is the sub-list for method output_type
-	30, // [30:42] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	29, // 5: canopy.v1.PreviewChange.cause:type_name -> canopy.v1.Mutation
+	30, // 6: canopy.v1.PreviewChange.gained:type_name -> canopy.v1.AccessRegion
+	30, // 7: canopy.v1.PreviewChange.lost:type_name -> canopy.v1.AccessRegion
+	31, // 8: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
+	32, // 9: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
+	33, // 10: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
+	31, // 11: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
+	32, // 12: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
+	31, // 13: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
+	34, // 14: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
+	31, // 15: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
+	34, // 16: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
+	35, // 17: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
+	35, // 18: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
+	31, // 19: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
+	36, // 20: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
+	35, // 21: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
+	31, // 22: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
+	37, // 23: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
+	29, // 24: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
+	31, // 25: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
+	29, // 26: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
+	31, // 27: canopy.v1.GetCatalogueRequest.consistency:type_name -> canopy.v1.Consistency
+	38, // 28: canopy.v1.GetCatalogueResponse.rights:type_name -> canopy.v1.Right
+	39, // 29: canopy.v1.GetCatalogueResponse.self_rights:type_name -> canopy.v1.SelfRights
+	26, // 30: canopy.v1.GetStatusResponse.caller:type_name -> canopy.v1.CallerInfo
+	1,  // 31: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
+	6,  // 32: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
+	8,  // 33: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
+	10, // 34: canopy.v1.DirectoryService.GetUser:input_type -> canopy.v1.GetUserRequest
+	12, // 35: canopy.v1.DirectoryService.ListUsers:input_type -> canopy.v1.ListUsersRequest
+	14, // 36: canopy.v1.DirectoryService.ListGrants:input_type -> canopy.v1.ListGrantsRequest
+	16, // 37: canopy.v1.DirectoryService.ListLocks:input_type -> canopy.v1.ListLocksRequest
+	18, // 38: canopy.v1.DirectoryService.Import:input_type -> canopy.v1.ImportRequest
+	20, // 39: canopy.v1.DirectoryService.Export:input_type -> canopy.v1.ExportRequest
+	22, // 40: canopy.v1.DirectoryService.GetCatalogue:input_type -> canopy.v1.GetCatalogueRequest
+	24, // 41: canopy.v1.DirectoryService.GetStatus:input_type -> canopy.v1.GetStatusRequest
+	27, // 42: canopy.v1.DirectoryService.Backup:input_type -> canopy.v1.BackupRequest
+	2,  // 43: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
+	7,  // 44: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
+	9,  // 45: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
+	11, // 46: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
+	13, // 47: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
+	15, // 48: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
+	17, // 49: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
+	19, // 50: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
+	21, // 51: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
+	23, // 52: canopy.v1.DirectoryService.GetCatalogue:output_type -> canopy.v1.GetCatalogueResponse
+	25, // 53: canopy.v1.DirectoryService.GetStatus:output_type -> canopy.v1.GetStatusResponse
+	28, // 54: canopy.v1.DirectoryService.Backup:output_type -> canopy.v1.BackupResponse
+	43, // [43:55] is the sub-list for method output_type
+	31, // [31:43] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_directory_proto_init() }
@@ -2179,7 +2261,7 @@ func file_canopy_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_directory_proto_rawDesc), len(file_canopy_v1_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
