@@ -24,8 +24,8 @@ build: ## build canopyd, canopy and canopyload into bin/ (stamped with the commi
 	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
 
 .PHONY: run
-run: ## run canopyd on 127.0.0.1:7070 (HTTP/JSON on 7080) with its bbolt store in ./data (the ATLAS example loaded when empty)
-	$(GO) run ./cmd/canopyd --data $(DATA) --example atlas --http-listen 127.0.0.1:7080
+run: ## run canopyd on 127.0.0.1:7070 (HTTP/JSON on 7080, the console on 7090) with its bbolt store in ./data (the ATLAS example loaded when empty)
+	$(GO) run ./cmd/canopyd --data $(DATA) --example atlas --http-listen 127.0.0.1:7080 --console-listen 127.0.0.1:7090
 
 .PHONY: cluster
 cluster: build ## run a local cluster to try: etcd and three canopyd nodes sharing it, on 127.0.0.1 (data in ./data/cluster)

@@ -36,6 +36,7 @@ import (
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/scenario"
 	"github.com/canopy-authz/canopy/server"
+	"github.com/canopy-authz/canopy/server/console"
 	"github.com/canopy-authz/canopy/server/gateway"
 	"github.com/canopy-authz/canopy/store"
 )
@@ -64,6 +65,7 @@ type config struct {
 	insecureNoAuth  bool
 	metricsListen   string
 	httpListen      string
+	consoleListen   string
 	pprof           bool
 	config          string
 	rateLimit       float64
@@ -106,6 +108,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.tokens, "tokens", "", "tokens file (YAML: name, sha256 of the token, scopes); none: no authentication")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback with no tokens file")
 	fs.StringVar(&c.httpListen, "http-listen", "", "serve the API as HTTP/JSON (and its OpenAPI document at /openapi.json) on this address too; off when empty")
+	fs.StringVar(&c.consoleListen, "console-listen", "", "serve the web console (and the HTTP/JSON API it calls) on this address; off when empty")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 0, "calls per second each caller may make on average (0: no limit)")
 	fs.IntVar(&c.rateBurst, "rate-burst", 1000, "calls each caller may make at once, with --rate-limit")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate to serve TLS with (with --tls-key)")
@@ -245,7 +248,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 			return err
 		}
 	} else if !c.insecureNoAuth {
-		for _, addr := range []string{c.listen, c.httpListen} {
+		for _, addr := range []string{c.listen, c.httpListen, c.consoleListen} {
 			if addr != "" && !isLoopback(addr) {
 				return fmt.Errorf("refusing to serve %s beyond loopback with no tokens file: give --tokens, or --insecure-no-auth to mean it", addr)
 			}
@@ -328,12 +331,25 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
 	defer g.Stop()
-	if c.httpListen != "" {
-		stop, err := serveHTTP(ctx, c.httpListen, srv, tlsFiles, logger)
+	if c.httpListen != "" || c.consoleListen != "" {
+		gw, err := gateway.New(ctx, srv, gateway.Options{})
 		if err != nil {
 			return err
 		}
-		defer stop()
+		defer gw.Close()
+		for _, l := range []struct {
+			addr, what string
+			h          http.Handler
+		}{{c.httpListen, "HTTP/JSON", gw.Handler}, {c.consoleListen, "the console", console.Handler(gw.Handler)}} {
+			if l.addr == "" {
+				continue
+			}
+			stop, err := serveHTTP(l.addr, l.what, l.h, tlsFiles, logger)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 	}
 	logger.Info("listening, not serving until the index is loaded", "addr", lis.Addr().String())
 
@@ -455,32 +471,25 @@ func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, log
 	return hs, nil
 }
 
-// serveHTTP serves the HTTP/JSON gateway on addr, with TLS when the gRPC
-// listener has it (the same certificate, reloaded alike). stop closes it.
-func serveHTTP(ctx context.Context, addr string, srv *server.Server, tlsFiles *server.TLSFiles, logger *slog.Logger) (stop func(), err error) {
-	gw, err := gateway.New(ctx, srv, gateway.Options{})
-	if err != nil {
-		return nil, err
-	}
+// serveHTTP serves h on addr, with TLS when the gRPC listener has it (the
+// same certificate, reloaded alike), logging "serving " and what. stop
+// closes it.
+func serveHTTP(addr, what string, h http.Handler, tlsFiles *server.TLSFiles, logger *slog.Logger) (stop func(), err error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		gw.Close()
-		return nil, fmt.Errorf("http listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("listen for %s on %s: %w", what, addr, err)
 	}
 	if tlsFiles != nil {
 		lis = tls.NewListener(lis, tlsFiles.Config())
 	}
-	hs := &http.Server{Handler: gw.Handler, ReadHeaderTimeout: 5 * time.Second}
-	logger.Info("serving HTTP/JSON", "addr", lis.Addr().String(), "tls", tlsFiles != nil)
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	logger.Info("serving "+what, "addr", lis.Addr().String(), "tls", tlsFiles != nil)
 	go func() {
 		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("HTTP/JSON server", "err", err)
+			logger.Error("serve "+what, "err", err)
 		}
 	}()
-	return func() {
-		hs.Close()
-		gw.Close()
-	}, nil
+	return func() { hs.Close() }, nil
 }
 
 // isLoopback reports whether a listen address is on loopback only.

@@ -69,6 +69,7 @@ type Daemon struct {
 	Addr    string // the gRPC listener, host:port
 	Metrics string // the metrics listener, host:port
 	HTTP    string // the HTTP/JSON listener (--http-listen), host:port, if any
+	Console string // the console's listener (--console-listen), host:port, if any
 	logs    chan logLine
 }
 
@@ -109,7 +110,7 @@ func Launch(bin string, metrics bool, args ...string) (*Daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	addrc, metricsc, httpc, ended := make(chan string, 1), make(chan string, 1), make(chan string, 1), make(chan struct{})
+	addrc, metricsc, httpc, consolec, ended := make(chan string, 1), make(chan string, 1), make(chan string, 1), make(chan string, 1), make(chan struct{})
 	d := &Daemon{Cmd: cmd, logs: make(chan logLine, 1000)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -126,6 +127,8 @@ func Launch(bin string, metrics bool, args ...string) (*Daemon, error) {
 				metricsc <- line.Addr
 			case "serving HTTP/JSON":
 				httpc <- line.Addr
+			case "serving the console":
+				consolec <- line.Addr
 			}
 			for sent := false; !sent; {
 				select {
@@ -157,6 +160,10 @@ func Launch(bin string, metrics bool, args ...string) (*Daemon, error) {
 	}
 	select { // logged before gRPC is served, if at all
 	case d.HTTP = <-httpc:
+	default:
+	}
+	select {
+	case d.Console = <-consolec:
 	default:
 	}
 	return d, nil
