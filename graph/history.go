@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -80,6 +81,13 @@ func (s *state) subjectsOf(m, inv *Mutation) []Object {
 			add(RecordUser, r.ID)
 		}
 	}
+	placed := func(u *User) {
+		add(RecordUser, u.ID)
+		add(RecordFolder, u.Home)
+		for _, e := range u.Extras {
+			add(RecordFolder, e)
+		}
+	}
 	grant := func(g *Grant) {
 		add(RecordGrant, g.ID)
 		ref(g.Holder)
@@ -109,12 +117,7 @@ func (s *state) subjectsOf(m, inv *Mutation) []Object {
 		add(RecordFolder, m.DeleteFolder.ID)
 		add(RecordFolder, inv.CreateFolder.Parent)
 	case m.CreateUser != nil:
-		u := m.CreateUser
-		add(RecordUser, u.ID)
-		add(RecordFolder, u.Home)
-		for _, e := range u.Extras {
-			add(RecordFolder, e)
-		}
+		placed(m.CreateUser)
 	case m.UpdateUser != nil:
 		add(RecordUser, m.UpdateUser.ID)
 	case m.MoveUser != nil:
@@ -124,12 +127,7 @@ func (s *state) subjectsOf(m, inv *Mutation) []Object {
 	case m.SetUserState != nil:
 		add(RecordUser, m.SetUserState.ID)
 	case m.DeleteUser != nil:
-		u := inv.CreateUser
-		add(RecordUser, u.ID)
-		add(RecordFolder, u.Home)
-		for _, e := range u.Extras {
-			add(RecordFolder, e)
-		}
+		placed(inv.CreateUser)
 	case m.AddExtraGroup != nil:
 		add(RecordUser, m.AddExtraGroup.User)
 		add(RecordFolder, m.AddExtraGroup.Folder)
@@ -210,6 +208,23 @@ type HistoryQuery struct {
 	Before HistoryMark
 	// Limit is the most entries to return (at least 1).
 	Limit int
+}
+
+// End returns the position a store's walk back from the newest entry
+// starts before (excluded): the newest that To and Before allow. It
+// refuses a Limit below 1.
+func (q *HistoryQuery) End() (HistoryMark, error) {
+	if q.Limit < 1 {
+		return HistoryMark{}, fmt.Errorf("history: limit %d: want at least 1", q.Limit)
+	}
+	end := HistoryMark{Revision: math.MaxUint64}
+	if q.To > 0 && q.To < math.MaxUint64 {
+		end = HistoryMark{Revision: q.To + 1}
+	}
+	if !q.Before.IsZero() && q.Before.Before(end) {
+		end = q.Before
+	}
+	return end, nil
 }
 
 // HistoryMark is the position of one entry in the trail: its revision and

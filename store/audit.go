@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"math"
 	"slices"
 	"time"
 
@@ -227,18 +226,11 @@ func lastUpTo(c *bolt.Cursor, prefix, suffix []byte) []byte {
 // batch older than q.Since: commit times follow revisions.
 func (d *DB) History(ctx context.Context, q graph.HistoryQuery) (graph.HistoryPage, error) {
 	var page graph.HistoryPage
-	if q.Limit < 1 {
-		return page, fmt.Errorf("store: history: limit %d: want at least 1", q.Limit)
+	end, err := q.End()
+	if err != nil {
+		return page, fmt.Errorf("store: %w", err)
 	}
-	// The newest position to return, excluded.
-	end := graph.HistoryMark{Revision: math.MaxUint64}
-	if q.To > 0 && q.To < math.MaxUint64 {
-		end = graph.HistoryMark{Revision: q.To + 1}
-	}
-	if !q.Before.IsZero() && q.Before.Before(end) {
-		end = q.Before
-	}
-	err := d.bolt.View(func(tx *bolt.Tx) error {
+	err = d.bolt.View(func(tx *bolt.Tx) error {
 		batches := tx.Bucket(bucketAuditBatch)
 		var cached uint64
 		var batch auditBatch

@@ -226,15 +226,9 @@ func (s *Store) moved(err error) error {
 // batch older than q.Since.
 func (s *Store) History(ctx context.Context, q graph.HistoryQuery) (graph.HistoryPage, error) {
 	var page graph.HistoryPage
-	if q.Limit < 1 {
-		return page, fmt.Errorf("etcdstore: history: limit %d: want at least 1", q.Limit)
-	}
-	end := graph.HistoryMark{Revision: math.MaxUint64}
-	if q.To > 0 && q.To < math.MaxUint64 {
-		end = graph.HistoryMark{Revision: q.To + 1}
-	}
-	if !q.Before.IsZero() && q.Before.Before(end) {
-		end = q.Before
+	end, err := q.End()
+	if err != nil {
+		return page, fmt.Errorf("etcdstore: %w", err)
 	}
 	through, err := s.auditThrough(ctx)
 	if err != nil {
