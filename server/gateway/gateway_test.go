@@ -19,7 +19,7 @@ import (
 )
 
 // start serves the ATLAS example over HTTP/JSON.
-func start(t *testing.T) (*servertest.Server, string) {
+func start(t testing.TB) (*servertest.Server, string) {
 	t.Helper()
 	s := servertest.Start(t)
 	f, err := scenario.Example("atlas")
