@@ -412,3 +412,25 @@ func testHistory(t *testing.T, cases int, open func(t *testing.T, seed uint64) t
 		t.Fatal("the cases tried nothing useful")
 	}
 }
+
+// FuzzHistoryText: an object or a position of the trail either parses
+// and prints back as the same text, or is refused; never something else.
+func FuzzHistoryText(f *testing.F) {
+	for _, s := range []string{"user/c1", "folder/a/b", "right/read", "team/x", "user/", "/x", "12.0", "1.2", "0.0", "01.2", "1.-2", "1.2x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if o, err := graph.ParseObject(s); err == nil {
+			if o.String() != s || o.IsZero() {
+				t.Fatalf("object %q reads as %+v, which prints %q", s, o, o.String())
+			}
+			var back graph.Object
+			if err := back.UnmarshalText([]byte(s)); err != nil || back != o {
+				t.Fatalf("object %q: UnmarshalText gives %+v, %v", s, back, err)
+			}
+		}
+		if m, err := graph.ParseHistoryMark(s); err == nil && m.String() != s {
+			t.Fatalf("position %q reads as %+v, which prints %q", s, m, m.String())
+		}
+	})
+}
