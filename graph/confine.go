@@ -137,6 +137,11 @@ func (c *Confined) ListFolders(parent string, subtree bool, after string, limit 
 	return c.ix.listFolders(lens{orgs: c.orgs}, parent, subtree, after, limit)
 }
 
+// FolderCounts is Index.FolderCounts, confined.
+func (c *Confined) FolderCounts(id string) (FolderCounts, uint64, error) {
+	return c.ix.folderCounts(lens{orgs: c.orgs}, id)
+}
+
 // ListUsers is Index.ListUsers, confined.
 func (c *Confined) ListUsers(folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {
 	return c.ix.listUsers(lens{orgs: c.orgs}, folder, subtree, after, limit)

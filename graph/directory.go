@@ -144,6 +144,34 @@ func (ix *Index) listFolders(l lens, parent string, subtree bool, after string, 
 	return out, pg.Next, v.rev, nil
 }
 
+// FolderCounts are what is placed at one folder itself, not below it.
+type FolderCounts struct {
+	Children int // folders directly below it
+	Users    int // users whose home it is
+	Members  int // users with it as an extra group
+	Grants   int // grants whose target it is
+	Locks    int // locks on it
+}
+
+// FolderCounts returns what is placed at folder id, and the revision.
+func (ix *Index) FolderCounts(id string) (FolderCounts, uint64, error) {
+	return ix.folderCounts(lens{}, id)
+}
+
+func (ix *Index) folderCounts(l lens, id string) (FolderCounts, uint64, error) {
+	v := ix.read()
+	defer v.mu.RUnlock()
+	if err := l.orgs.see(v.s, "folder_counts", FolderRef(id)); err != nil {
+		return FolderCounts{}, v.rev, err
+	}
+	f, ok := v.s.folders.get(id)
+	if !ok {
+		return FolderCounts{}, v.rev, newErr("folder_counts", id, ErrNotFound, "no such folder")
+	}
+	n := v.s.folder(f)
+	return FolderCounts{Children: len(n.children), Users: len(n.homes), Members: len(n.extras), Grants: len(n.on), Locks: len(n.locks)}, v.rev, nil
+}
+
 // ListUsers returns the users whose home or an extra group is folder (with
 // subtree, any folder below it too), sorted by id, paged like ListFolders.
 func (ix *Index) ListUsers(folder string, subtree bool, after string, limit int) ([]User, string, uint64, error) {

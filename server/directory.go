@@ -124,6 +124,20 @@ func (d *directory) ListFolders(ctx context.Context, req *pb.ListFoldersRequest)
 	}
 	out.Folders, next = fitPage(out.Folders, next, func(x *pb.Folder) string { return x.GetId() }, d.opts.MaxResponseBytes)
 	out.NextPageToken = encodeToken(query, next)
+	if req.GetWithCounts() {
+		if req.GetAsUser() != "" {
+			return nil, d.status(ctx, invalidf("list_folders: with_counts is not read on behalf of a user (as_user %q)", req.GetAsUser()))
+		}
+		for _, f := range out.Folders {
+			c, _, err := d.view(ctx).FolderCounts(f.GetId())
+			if err != nil {
+				// Gone since the page was read: counted as empty.
+				c = graph.FolderCounts{}
+			}
+			out.Counts = append(out.Counts, &pb.FolderCounts{Children: uint64(c.Children), Users: uint64(c.Users), Members: uint64(c.Members),
+				Grants: uint64(c.Grants), Locks: uint64(c.Locks)})
+		}
+	}
 	return out, nil
 }
 

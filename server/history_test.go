@@ -114,3 +114,26 @@ func TestHistory(t *testing.T) {
 		t.Fatalf("without a trail: %v", err)
 	}
 }
+
+// TestListFoldersWithCounts: with_counts says what is placed at each
+// folder listed, beside it; not on behalf of a user.
+func TestListFoldersWithCounts(t *testing.T) {
+	ts := startServer(t)
+	loadAtlas(t, ts)
+	r, err := ts.dir.ListFolders(ctxT(t), &pb.ListFoldersRequest{Parent: "candidates", WithCounts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.GetCounts()) != len(r.GetFolders()) || len(r.GetFolders()) != 3 {
+		t.Fatalf("%d folders, %d counts", len(r.GetFolders()), len(r.GetCounts()))
+	}
+	if f, c := r.GetFolders()[0], r.GetCounts()[0]; f.GetId() != "it1" || c.GetUsers() != 1 || c.GetGrants() != 1 || c.GetChildren() != 0 || c.GetLocks() != 0 {
+		t.Fatalf("%s: %v", f.GetId(), c)
+	}
+	if r, _ := ts.dir.ListFolders(ctxT(t), &pb.ListFoldersRequest{Parent: "candidates"}); len(r.GetCounts()) != 0 {
+		t.Fatal("counts without with_counts")
+	}
+	if _, err := ts.dir.ListFolders(ctxT(t), &pb.ListFoldersRequest{Parent: "candidates", WithCounts: true, AsUser: "tom"}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("with_counts for a user: %v", err)
+	}
+}

@@ -25,6 +25,7 @@ type view interface {
 	Import(ctx context.Context, actor string, muts []graph.Mutation) (uint64, error)
 	ReadAs(user string) *graph.Reader
 	Preview(ctx context.Context, req graph.PreviewRequest) (graph.Preview, error)
+	FolderCounts(id string) (graph.FolderCounts, uint64, error)
 }
 
 // directoryReads are the directory's gets and lists, as a view or a

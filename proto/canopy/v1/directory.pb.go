@@ -622,7 +622,10 @@ type ListFoldersRequest struct {
 	Consistency *Consistency `protobuf:"bytes,5,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	// Read on behalf of this user: only the folders the user
 	// may read are listed, and pages hold only those.
-	AsUser        string `protobuf:"bytes,6,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
+	AsUser string `protobuf:"bytes,6,opt,name=as_user,json=asUser,proto3" json:"as_user,omitempty"`
+	// Also say, for each folder listed, what is placed at it (counts,
+	// beside folders). Not with as_user.
+	WithCounts    bool `protobuf:"varint,7,opt,name=with_counts,json=withCounts,proto3" json:"with_counts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -699,6 +702,13 @@ func (x *ListFoldersRequest) GetAsUser() string {
 	return ""
 }
 
+func (x *ListFoldersRequest) GetWithCounts() bool {
+	if x != nil {
+		return x.WithCounts
+	}
+	return false
+}
+
 // ListFoldersResponse is one page of folders.
 type ListFoldersResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -706,6 +716,8 @@ type ListFoldersResponse struct {
 	// Empty when this page is the last.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	Revision      uint64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// With with_counts: counts[i] is what is placed at folders[i].
+	Counts        []*FolderCounts `protobuf:"bytes,4,rep,name=counts,proto3" json:"counts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -761,6 +773,95 @@ func (x *ListFoldersResponse) GetRevision() uint64 {
 	return 0
 }
 
+func (x *ListFoldersResponse) GetCounts() []*FolderCounts {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+// FolderCounts is what is placed at one folder itself (not below it).
+type FolderCounts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Folders directly below it.
+	Children uint64 `protobuf:"varint,1,opt,name=children,proto3" json:"children,omitempty"`
+	// Users whose home it is.
+	Users uint64 `protobuf:"varint,2,opt,name=users,proto3" json:"users,omitempty"`
+	// Users with it as an extra group.
+	Members uint64 `protobuf:"varint,3,opt,name=members,proto3" json:"members,omitempty"`
+	// Grants whose target it is.
+	Grants uint64 `protobuf:"varint,4,opt,name=grants,proto3" json:"grants,omitempty"`
+	// Locks on it.
+	Locks         uint64 `protobuf:"varint,5,opt,name=locks,proto3" json:"locks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FolderCounts) Reset() {
+	*x = FolderCounts{}
+	mi := &file_canopy_v1_directory_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FolderCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FolderCounts) ProtoMessage() {}
+
+func (x *FolderCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_canopy_v1_directory_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FolderCounts.ProtoReflect.Descriptor instead.
+func (*FolderCounts) Descriptor() ([]byte, []int) {
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *FolderCounts) GetChildren() uint64 {
+	if x != nil {
+		return x.Children
+	}
+	return 0
+}
+
+func (x *FolderCounts) GetUsers() uint64 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
+}
+
+func (x *FolderCounts) GetMembers() uint64 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *FolderCounts) GetGrants() uint64 {
+	if x != nil {
+		return x.Grants
+	}
+	return 0
+}
+
+func (x *FolderCounts) GetLocks() uint64 {
+	if x != nil {
+		return x.Locks
+	}
+	return 0
+}
+
 // GetUserRequest names a user.
 type GetUserRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -775,7 +876,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[10]
+	mi := &file_canopy_v1_directory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +888,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[10]
+	mi := &file_canopy_v1_directory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +901,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{10}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -835,7 +936,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[11]
+	mi := &file_canopy_v1_directory_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +948,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[11]
+	mi := &file_canopy_v1_directory_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +961,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{11}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetUserResponse) GetUser() *User {
@@ -894,7 +995,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[12]
+	mi := &file_canopy_v1_directory_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1007,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[12]
+	mi := &file_canopy_v1_directory_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1020,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{12}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListUsersRequest) GetFolder() string {
@@ -976,7 +1077,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[13]
+	mi := &file_canopy_v1_directory_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1089,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[13]
+	mi := &file_canopy_v1_directory_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1102,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{13}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1043,7 +1144,7 @@ type ListGrantsRequest struct {
 
 func (x *ListGrantsRequest) Reset() {
 	*x = ListGrantsRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[14]
+	mi := &file_canopy_v1_directory_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1156,7 @@ func (x *ListGrantsRequest) String() string {
 func (*ListGrantsRequest) ProtoMessage() {}
 
 func (x *ListGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[14]
+	mi := &file_canopy_v1_directory_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1169,7 @@ func (x *ListGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGrantsRequest.ProtoReflect.Descriptor instead.
 func (*ListGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{14}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListGrantsRequest) GetHolder() *ObjectRef {
@@ -1125,7 +1226,7 @@ type ListGrantsResponse struct {
 
 func (x *ListGrantsResponse) Reset() {
 	*x = ListGrantsResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[15]
+	mi := &file_canopy_v1_directory_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1238,7 @@ func (x *ListGrantsResponse) String() string {
 func (*ListGrantsResponse) ProtoMessage() {}
 
 func (x *ListGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[15]
+	mi := &file_canopy_v1_directory_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1251,7 @@ func (x *ListGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGrantsResponse.ProtoReflect.Descriptor instead.
 func (*ListGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{15}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListGrantsResponse) GetGrants() []*Grant {
@@ -1190,7 +1291,7 @@ type ListLocksRequest struct {
 
 func (x *ListLocksRequest) Reset() {
 	*x = ListLocksRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[16]
+	mi := &file_canopy_v1_directory_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1303,7 @@ func (x *ListLocksRequest) String() string {
 func (*ListLocksRequest) ProtoMessage() {}
 
 func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[16]
+	mi := &file_canopy_v1_directory_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1316,7 @@ func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksRequest.ProtoReflect.Descriptor instead.
 func (*ListLocksRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{16}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListLocksRequest) GetTarget() *ObjectRef {
@@ -1265,7 +1366,7 @@ type ListLocksResponse struct {
 
 func (x *ListLocksResponse) Reset() {
 	*x = ListLocksResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[17]
+	mi := &file_canopy_v1_directory_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1378,7 @@ func (x *ListLocksResponse) String() string {
 func (*ListLocksResponse) ProtoMessage() {}
 
 func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[17]
+	mi := &file_canopy_v1_directory_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1391,7 @@ func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksResponse.ProtoReflect.Descriptor instead.
 func (*ListLocksResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{17}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListLocksResponse) GetLocks() []*Lock {
@@ -1324,7 +1425,7 @@ type ImportRequest struct {
 
 func (x *ImportRequest) Reset() {
 	*x = ImportRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[18]
+	mi := &file_canopy_v1_directory_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1437,7 @@ func (x *ImportRequest) String() string {
 func (*ImportRequest) ProtoMessage() {}
 
 func (x *ImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[18]
+	mi := &file_canopy_v1_directory_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1450,7 @@ func (x *ImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportRequest.ProtoReflect.Descriptor instead.
 func (*ImportRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{18}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ImportRequest) GetMutations() []*Mutation {
@@ -1372,7 +1473,7 @@ type ImportResponse struct {
 
 func (x *ImportResponse) Reset() {
 	*x = ImportResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[19]
+	mi := &file_canopy_v1_directory_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1485,7 @@ func (x *ImportResponse) String() string {
 func (*ImportResponse) ProtoMessage() {}
 
 func (x *ImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[19]
+	mi := &file_canopy_v1_directory_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1498,7 @@ func (x *ImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResponse.ProtoReflect.Descriptor instead.
 func (*ImportResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{19}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ImportResponse) GetCommittedMutations() uint64 {
@@ -1424,7 +1525,7 @@ type ExportRequest struct {
 
 func (x *ExportRequest) Reset() {
 	*x = ExportRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[20]
+	mi := &file_canopy_v1_directory_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1537,7 @@ func (x *ExportRequest) String() string {
 func (*ExportRequest) ProtoMessage() {}
 
 func (x *ExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[20]
+	mi := &file_canopy_v1_directory_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1550,7 @@ func (x *ExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
 func (*ExportRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{20}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExportRequest) GetConsistency() *Consistency {
@@ -1471,7 +1572,7 @@ type ExportResponse struct {
 
 func (x *ExportResponse) Reset() {
 	*x = ExportResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[21]
+	mi := &file_canopy_v1_directory_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1584,7 @@ func (x *ExportResponse) String() string {
 func (*ExportResponse) ProtoMessage() {}
 
 func (x *ExportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[21]
+	mi := &file_canopy_v1_directory_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1597,7 @@ func (x *ExportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportResponse.ProtoReflect.Descriptor instead.
 func (*ExportResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{21}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ExportResponse) GetMutations() []*Mutation {
@@ -1523,7 +1624,7 @@ type GetCatalogueRequest struct {
 
 func (x *GetCatalogueRequest) Reset() {
 	*x = GetCatalogueRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[22]
+	mi := &file_canopy_v1_directory_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1636,7 @@ func (x *GetCatalogueRequest) String() string {
 func (*GetCatalogueRequest) ProtoMessage() {}
 
 func (x *GetCatalogueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[22]
+	mi := &file_canopy_v1_directory_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1649,7 @@ func (x *GetCatalogueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCatalogueRequest.ProtoReflect.Descriptor instead.
 func (*GetCatalogueRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{22}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetCatalogueRequest) GetConsistency() *Consistency {
@@ -1570,7 +1671,7 @@ type GetCatalogueResponse struct {
 
 func (x *GetCatalogueResponse) Reset() {
 	*x = GetCatalogueResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[23]
+	mi := &file_canopy_v1_directory_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1683,7 @@ func (x *GetCatalogueResponse) String() string {
 func (*GetCatalogueResponse) ProtoMessage() {}
 
 func (x *GetCatalogueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[23]
+	mi := &file_canopy_v1_directory_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1696,7 @@ func (x *GetCatalogueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCatalogueResponse.ProtoReflect.Descriptor instead.
 func (*GetCatalogueResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{23}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetCatalogueResponse) GetRights() []*Right {
@@ -1628,7 +1729,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[24]
+	mi := &file_canopy_v1_directory_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1741,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[24]
+	mi := &file_canopy_v1_directory_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1754,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{24}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{25}
 }
 
 // GetStatusResponse describes the server and its index.
@@ -1684,7 +1785,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[25]
+	mi := &file_canopy_v1_directory_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1797,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[25]
+	mi := &file_canopy_v1_directory_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1810,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{25}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetStatusResponse) GetVersion() string {
@@ -1811,7 +1912,7 @@ type CallerInfo struct {
 
 func (x *CallerInfo) Reset() {
 	*x = CallerInfo{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[26]
+	mi := &file_canopy_v1_directory_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +1924,7 @@ func (x *CallerInfo) String() string {
 func (*CallerInfo) ProtoMessage() {}
 
 func (x *CallerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[26]
+	mi := &file_canopy_v1_directory_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +1937,7 @@ func (x *CallerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallerInfo.ProtoReflect.Descriptor instead.
 func (*CallerInfo) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{26}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CallerInfo) GetName() string {
@@ -1869,7 +1970,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[27]
+	mi := &file_canopy_v1_directory_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +1982,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[27]
+	mi := &file_canopy_v1_directory_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +1995,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{27}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{28}
 }
 
 // BackupResponse is one chunk of the store file; the first also says what
@@ -1916,7 +2017,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_canopy_v1_directory_proto_msgTypes[28]
+	mi := &file_canopy_v1_directory_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2029,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canopy_v1_directory_proto_msgTypes[28]
+	mi := &file_canopy_v1_directory_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2042,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{28}
+	return file_canopy_v1_directory_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *BackupResponse) GetRevision() uint64 {
@@ -2017,7 +2118,7 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\x11GetFolderResponse\x12)\n" +
 	"\x06folder\x18\x01 \x01(\v2\x11.canopy.v1.FolderR\x06folder\x12?\n" +
 	"\x0eplacement_rule\x18\x02 \x01(\v2\x18.canopy.v1.PlacementRuleR\rplacementRule\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x04R\brevision\"\xd5\x01\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\"\xf6\x01\n" +
 	"\x12ListFoldersRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x18\n" +
 	"\asubtree\x18\x02 \x01(\bR\asubtree\x12\x1b\n" +
@@ -2025,11 +2126,20 @@ const file_canopy_v1_directory_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x128\n" +
 	"\vconsistency\x18\x05 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\x12\x17\n" +
-	"\aas_user\x18\x06 \x01(\tR\x06asUser\"\x86\x01\n" +
+	"\aas_user\x18\x06 \x01(\tR\x06asUser\x12\x1f\n" +
+	"\vwith_counts\x18\a \x01(\bR\n" +
+	"withCounts\"\xb7\x01\n" +
 	"\x13ListFoldersResponse\x12+\n" +
 	"\afolders\x18\x01 \x03(\v2\x11.canopy.v1.FolderR\afolders\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x04R\brevision\"s\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\x12/\n" +
+	"\x06counts\x18\x04 \x03(\v2\x17.canopy.v1.FolderCountsR\x06counts\"\x88\x01\n" +
+	"\fFolderCounts\x12\x1a\n" +
+	"\bchildren\x18\x01 \x01(\x04R\bchildren\x12\x14\n" +
+	"\x05users\x18\x02 \x01(\x04R\x05users\x12\x18\n" +
+	"\amembers\x18\x03 \x01(\x04R\amembers\x12\x16\n" +
+	"\x06grants\x18\x04 \x01(\x04R\x06grants\x12\x14\n" +
+	"\x05locks\x18\x05 \x01(\x04R\x05locks\"s\n" +
 	"\x0eGetUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x128\n" +
 	"\vconsistency\x18\x02 \x01(\v2\x16.canopy.v1.ConsistencyR\vconsistency\x12\x17\n" +
@@ -2142,7 +2252,7 @@ func file_canopy_v1_directory_proto_rawDescGZIP() []byte {
 	return file_canopy_v1_directory_proto_rawDescData
 }
 
-var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_canopy_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_canopy_v1_directory_proto_goTypes = []any{
 	(*Preconditions)(nil),        // 0: canopy.v1.Preconditions
 	(*WriteRequest)(nil),         // 1: canopy.v1.WriteRequest
@@ -2154,98 +2264,100 @@ var file_canopy_v1_directory_proto_goTypes = []any{
 	(*GetFolderResponse)(nil),    // 7: canopy.v1.GetFolderResponse
 	(*ListFoldersRequest)(nil),   // 8: canopy.v1.ListFoldersRequest
 	(*ListFoldersResponse)(nil),  // 9: canopy.v1.ListFoldersResponse
-	(*GetUserRequest)(nil),       // 10: canopy.v1.GetUserRequest
-	(*GetUserResponse)(nil),      // 11: canopy.v1.GetUserResponse
-	(*ListUsersRequest)(nil),     // 12: canopy.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),    // 13: canopy.v1.ListUsersResponse
-	(*ListGrantsRequest)(nil),    // 14: canopy.v1.ListGrantsRequest
-	(*ListGrantsResponse)(nil),   // 15: canopy.v1.ListGrantsResponse
-	(*ListLocksRequest)(nil),     // 16: canopy.v1.ListLocksRequest
-	(*ListLocksResponse)(nil),    // 17: canopy.v1.ListLocksResponse
-	(*ImportRequest)(nil),        // 18: canopy.v1.ImportRequest
-	(*ImportResponse)(nil),       // 19: canopy.v1.ImportResponse
-	(*ExportRequest)(nil),        // 20: canopy.v1.ExportRequest
-	(*ExportResponse)(nil),       // 21: canopy.v1.ExportResponse
-	(*GetCatalogueRequest)(nil),  // 22: canopy.v1.GetCatalogueRequest
-	(*GetCatalogueResponse)(nil), // 23: canopy.v1.GetCatalogueResponse
-	(*GetStatusRequest)(nil),     // 24: canopy.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),    // 25: canopy.v1.GetStatusResponse
-	(*CallerInfo)(nil),           // 26: canopy.v1.CallerInfo
-	(*BackupRequest)(nil),        // 27: canopy.v1.BackupRequest
-	(*BackupResponse)(nil),       // 28: canopy.v1.BackupResponse
-	(*Mutation)(nil),             // 29: canopy.v1.Mutation
-	(*AccessRegion)(nil),         // 30: canopy.v1.AccessRegion
-	(*Consistency)(nil),          // 31: canopy.v1.Consistency
-	(*Folder)(nil),               // 32: canopy.v1.Folder
-	(*PlacementRule)(nil),        // 33: canopy.v1.PlacementRule
-	(*User)(nil),                 // 34: canopy.v1.User
-	(*ObjectRef)(nil),            // 35: canopy.v1.ObjectRef
-	(*Grant)(nil),                // 36: canopy.v1.Grant
-	(*Lock)(nil),                 // 37: canopy.v1.Lock
-	(*Right)(nil),                // 38: canopy.v1.Right
-	(*SelfRights)(nil),           // 39: canopy.v1.SelfRights
+	(*FolderCounts)(nil),         // 10: canopy.v1.FolderCounts
+	(*GetUserRequest)(nil),       // 11: canopy.v1.GetUserRequest
+	(*GetUserResponse)(nil),      // 12: canopy.v1.GetUserResponse
+	(*ListUsersRequest)(nil),     // 13: canopy.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),    // 14: canopy.v1.ListUsersResponse
+	(*ListGrantsRequest)(nil),    // 15: canopy.v1.ListGrantsRequest
+	(*ListGrantsResponse)(nil),   // 16: canopy.v1.ListGrantsResponse
+	(*ListLocksRequest)(nil),     // 17: canopy.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),    // 18: canopy.v1.ListLocksResponse
+	(*ImportRequest)(nil),        // 19: canopy.v1.ImportRequest
+	(*ImportResponse)(nil),       // 20: canopy.v1.ImportResponse
+	(*ExportRequest)(nil),        // 21: canopy.v1.ExportRequest
+	(*ExportResponse)(nil),       // 22: canopy.v1.ExportResponse
+	(*GetCatalogueRequest)(nil),  // 23: canopy.v1.GetCatalogueRequest
+	(*GetCatalogueResponse)(nil), // 24: canopy.v1.GetCatalogueResponse
+	(*GetStatusRequest)(nil),     // 25: canopy.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),    // 26: canopy.v1.GetStatusResponse
+	(*CallerInfo)(nil),           // 27: canopy.v1.CallerInfo
+	(*BackupRequest)(nil),        // 28: canopy.v1.BackupRequest
+	(*BackupResponse)(nil),       // 29: canopy.v1.BackupResponse
+	(*Mutation)(nil),             // 30: canopy.v1.Mutation
+	(*AccessRegion)(nil),         // 31: canopy.v1.AccessRegion
+	(*Consistency)(nil),          // 32: canopy.v1.Consistency
+	(*Folder)(nil),               // 33: canopy.v1.Folder
+	(*PlacementRule)(nil),        // 34: canopy.v1.PlacementRule
+	(*User)(nil),                 // 35: canopy.v1.User
+	(*ObjectRef)(nil),            // 36: canopy.v1.ObjectRef
+	(*Grant)(nil),                // 37: canopy.v1.Grant
+	(*Lock)(nil),                 // 38: canopy.v1.Lock
+	(*Right)(nil),                // 39: canopy.v1.Right
+	(*SelfRights)(nil),           // 40: canopy.v1.SelfRights
 }
 var file_canopy_v1_directory_proto_depIdxs = []int32{
-	29, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
+	30, // 0: canopy.v1.WriteRequest.mutations:type_name -> canopy.v1.Mutation
 	0,  // 1: canopy.v1.WriteRequest.preconditions:type_name -> canopy.v1.Preconditions
 	3,  // 2: canopy.v1.WriteResponse.preview:type_name -> canopy.v1.Preview
 	4,  // 3: canopy.v1.Preview.changes:type_name -> canopy.v1.PreviewChange
 	5,  // 4: canopy.v1.Preview.totals:type_name -> canopy.v1.AccessTotal
-	29, // 5: canopy.v1.PreviewChange.cause:type_name -> canopy.v1.Mutation
-	30, // 6: canopy.v1.PreviewChange.gained:type_name -> canopy.v1.AccessRegion
-	30, // 7: canopy.v1.PreviewChange.lost:type_name -> canopy.v1.AccessRegion
-	31, // 8: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
-	32, // 9: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
-	33, // 10: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
-	31, // 11: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
-	32, // 12: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
-	31, // 13: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
-	34, // 14: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
-	31, // 15: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
-	34, // 16: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
-	35, // 17: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
-	35, // 18: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
-	31, // 19: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
-	36, // 20: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
-	35, // 21: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
-	31, // 22: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
-	37, // 23: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
-	29, // 24: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
-	31, // 25: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
-	29, // 26: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
-	31, // 27: canopy.v1.GetCatalogueRequest.consistency:type_name -> canopy.v1.Consistency
-	38, // 28: canopy.v1.GetCatalogueResponse.rights:type_name -> canopy.v1.Right
-	39, // 29: canopy.v1.GetCatalogueResponse.self_rights:type_name -> canopy.v1.SelfRights
-	26, // 30: canopy.v1.GetStatusResponse.caller:type_name -> canopy.v1.CallerInfo
-	1,  // 31: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
-	6,  // 32: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
-	8,  // 33: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
-	10, // 34: canopy.v1.DirectoryService.GetUser:input_type -> canopy.v1.GetUserRequest
-	12, // 35: canopy.v1.DirectoryService.ListUsers:input_type -> canopy.v1.ListUsersRequest
-	14, // 36: canopy.v1.DirectoryService.ListGrants:input_type -> canopy.v1.ListGrantsRequest
-	16, // 37: canopy.v1.DirectoryService.ListLocks:input_type -> canopy.v1.ListLocksRequest
-	18, // 38: canopy.v1.DirectoryService.Import:input_type -> canopy.v1.ImportRequest
-	20, // 39: canopy.v1.DirectoryService.Export:input_type -> canopy.v1.ExportRequest
-	22, // 40: canopy.v1.DirectoryService.GetCatalogue:input_type -> canopy.v1.GetCatalogueRequest
-	24, // 41: canopy.v1.DirectoryService.GetStatus:input_type -> canopy.v1.GetStatusRequest
-	27, // 42: canopy.v1.DirectoryService.Backup:input_type -> canopy.v1.BackupRequest
-	2,  // 43: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
-	7,  // 44: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
-	9,  // 45: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
-	11, // 46: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
-	13, // 47: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
-	15, // 48: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
-	17, // 49: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
-	19, // 50: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
-	21, // 51: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
-	23, // 52: canopy.v1.DirectoryService.GetCatalogue:output_type -> canopy.v1.GetCatalogueResponse
-	25, // 53: canopy.v1.DirectoryService.GetStatus:output_type -> canopy.v1.GetStatusResponse
-	28, // 54: canopy.v1.DirectoryService.Backup:output_type -> canopy.v1.BackupResponse
-	43, // [43:55] is the sub-list for method output_type
-	31, // [31:43] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	30, // 5: canopy.v1.PreviewChange.cause:type_name -> canopy.v1.Mutation
+	31, // 6: canopy.v1.PreviewChange.gained:type_name -> canopy.v1.AccessRegion
+	31, // 7: canopy.v1.PreviewChange.lost:type_name -> canopy.v1.AccessRegion
+	32, // 8: canopy.v1.GetFolderRequest.consistency:type_name -> canopy.v1.Consistency
+	33, // 9: canopy.v1.GetFolderResponse.folder:type_name -> canopy.v1.Folder
+	34, // 10: canopy.v1.GetFolderResponse.placement_rule:type_name -> canopy.v1.PlacementRule
+	32, // 11: canopy.v1.ListFoldersRequest.consistency:type_name -> canopy.v1.Consistency
+	33, // 12: canopy.v1.ListFoldersResponse.folders:type_name -> canopy.v1.Folder
+	10, // 13: canopy.v1.ListFoldersResponse.counts:type_name -> canopy.v1.FolderCounts
+	32, // 14: canopy.v1.GetUserRequest.consistency:type_name -> canopy.v1.Consistency
+	35, // 15: canopy.v1.GetUserResponse.user:type_name -> canopy.v1.User
+	32, // 16: canopy.v1.ListUsersRequest.consistency:type_name -> canopy.v1.Consistency
+	35, // 17: canopy.v1.ListUsersResponse.users:type_name -> canopy.v1.User
+	36, // 18: canopy.v1.ListGrantsRequest.holder:type_name -> canopy.v1.ObjectRef
+	36, // 19: canopy.v1.ListGrantsRequest.target:type_name -> canopy.v1.ObjectRef
+	32, // 20: canopy.v1.ListGrantsRequest.consistency:type_name -> canopy.v1.Consistency
+	37, // 21: canopy.v1.ListGrantsResponse.grants:type_name -> canopy.v1.Grant
+	36, // 22: canopy.v1.ListLocksRequest.target:type_name -> canopy.v1.ObjectRef
+	32, // 23: canopy.v1.ListLocksRequest.consistency:type_name -> canopy.v1.Consistency
+	38, // 24: canopy.v1.ListLocksResponse.locks:type_name -> canopy.v1.Lock
+	30, // 25: canopy.v1.ImportRequest.mutations:type_name -> canopy.v1.Mutation
+	32, // 26: canopy.v1.ExportRequest.consistency:type_name -> canopy.v1.Consistency
+	30, // 27: canopy.v1.ExportResponse.mutations:type_name -> canopy.v1.Mutation
+	32, // 28: canopy.v1.GetCatalogueRequest.consistency:type_name -> canopy.v1.Consistency
+	39, // 29: canopy.v1.GetCatalogueResponse.rights:type_name -> canopy.v1.Right
+	40, // 30: canopy.v1.GetCatalogueResponse.self_rights:type_name -> canopy.v1.SelfRights
+	27, // 31: canopy.v1.GetStatusResponse.caller:type_name -> canopy.v1.CallerInfo
+	1,  // 32: canopy.v1.DirectoryService.Write:input_type -> canopy.v1.WriteRequest
+	6,  // 33: canopy.v1.DirectoryService.GetFolder:input_type -> canopy.v1.GetFolderRequest
+	8,  // 34: canopy.v1.DirectoryService.ListFolders:input_type -> canopy.v1.ListFoldersRequest
+	11, // 35: canopy.v1.DirectoryService.GetUser:input_type -> canopy.v1.GetUserRequest
+	13, // 36: canopy.v1.DirectoryService.ListUsers:input_type -> canopy.v1.ListUsersRequest
+	15, // 37: canopy.v1.DirectoryService.ListGrants:input_type -> canopy.v1.ListGrantsRequest
+	17, // 38: canopy.v1.DirectoryService.ListLocks:input_type -> canopy.v1.ListLocksRequest
+	19, // 39: canopy.v1.DirectoryService.Import:input_type -> canopy.v1.ImportRequest
+	21, // 40: canopy.v1.DirectoryService.Export:input_type -> canopy.v1.ExportRequest
+	23, // 41: canopy.v1.DirectoryService.GetCatalogue:input_type -> canopy.v1.GetCatalogueRequest
+	25, // 42: canopy.v1.DirectoryService.GetStatus:input_type -> canopy.v1.GetStatusRequest
+	28, // 43: canopy.v1.DirectoryService.Backup:input_type -> canopy.v1.BackupRequest
+	2,  // 44: canopy.v1.DirectoryService.Write:output_type -> canopy.v1.WriteResponse
+	7,  // 45: canopy.v1.DirectoryService.GetFolder:output_type -> canopy.v1.GetFolderResponse
+	9,  // 46: canopy.v1.DirectoryService.ListFolders:output_type -> canopy.v1.ListFoldersResponse
+	12, // 47: canopy.v1.DirectoryService.GetUser:output_type -> canopy.v1.GetUserResponse
+	14, // 48: canopy.v1.DirectoryService.ListUsers:output_type -> canopy.v1.ListUsersResponse
+	16, // 49: canopy.v1.DirectoryService.ListGrants:output_type -> canopy.v1.ListGrantsResponse
+	18, // 50: canopy.v1.DirectoryService.ListLocks:output_type -> canopy.v1.ListLocksResponse
+	20, // 51: canopy.v1.DirectoryService.Import:output_type -> canopy.v1.ImportResponse
+	22, // 52: canopy.v1.DirectoryService.Export:output_type -> canopy.v1.ExportResponse
+	24, // 53: canopy.v1.DirectoryService.GetCatalogue:output_type -> canopy.v1.GetCatalogueResponse
+	26, // 54: canopy.v1.DirectoryService.GetStatus:output_type -> canopy.v1.GetStatusResponse
+	29, // 55: canopy.v1.DirectoryService.Backup:output_type -> canopy.v1.BackupResponse
+	44, // [44:56] is the sub-list for method output_type
+	32, // [32:44] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_canopy_v1_directory_proto_init() }
@@ -2261,7 +2373,7 @@ func file_canopy_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canopy_v1_directory_proto_rawDesc), len(file_canopy_v1_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
