@@ -1,11 +1,16 @@
 // The Canopy console: a page over canopyd's HTTP/JSON API, served beside
-// it. It reads the organisation once (Export), follows Watch to stay
-// current, and asks the server for everything it shows about access
-// (EffectiveAccess, Explain, History, dry-run Writes): it decides nothing
-// itself. Writes are offered only when the caller's token may write.
+// it. It reads the tree a page of children at a time (ListFolders with
+// counts), follows Watch to stay current, and asks the server for
+// everything it shows about access (EffectiveAccess, Explain, History,
+// dry-run Writes): it decides nothing itself, and reads no more than it
+// shows, whatever the size of the organisation. Writes are offered only
+// when the caller's token may write.
 "use strict";
 
-const state = { folders: new Map(), users: new Map(), grants: new Map(), locks: new Map(), revision: 0, caller: null };
+// kids caches the children of each folder read ("" above the roots):
+// folders, their counts, and the next page's token. open holds the
+// folders drawn open.
+const state = { kids: new Map(), open: new Set([""]), revision: 0, caller: null };
 const $ = (id) => document.getElementById(id);
 
 // el builds an element: attributes, then children (strings become text,
@@ -75,88 +80,111 @@ function showError(err) {
 
 const canWrite = () => !!state.caller && state.caller.scopes.some((s) => s === "write" || s === "admin");
 
-// load reads the whole organisation the token may see, as an export.
+// load reads the server's status: the revision, the counts, the caller.
 async function load() {
   const st = await api("GET", "/v1/status");
   state.caller = st.caller;
+  state.revision = Number(st.revision);
   $("caller").textContent = st.caller ? st.caller.name + " (" + st.caller.scopes.join(", ") + ")" : "";
-  const next = { folders: new Map(), users: new Map(), grants: new Map(), locks: new Map() };
-  let rev = 0;
-  for await (const chunk of lines("/v1/export")) {
-    rev = Number(chunk.revision);
-    for (const m of chunk.mutations) {
-      if (m.create_folder) next.folders.set(m.create_folder.id, { ...m.create_folder, rule: null });
-      else if (m.set_placement_rule) (next.folders.get(m.set_placement_rule.folder) || {}).rule = m.set_placement_rule.classes;
-      else if (m.create_user) next.users.set(m.create_user.id, m.create_user);
-      else if (m.add_grant) next.grants.set(m.add_grant.id, m.add_grant);
-      else if (m.add_lock) next.locks.set(m.add_lock.id, m.add_lock);
-    }
-  }
-  Object.assign(state, next, { revision: rev });
-  $("status").textContent = `revision ${rev} · ${state.folders.size} folders · ${state.users.size} users · ${state.grants.size} grants · ${state.locks.size} locks`;
+  $("status").textContent = `revision ${st.revision} · ${st.folders} folders · ${st.users} users · ${st.grants} grants · ${st.locks} locks`;
 }
 
-const children = (id) => [...state.folders.values()].filter((f) => (f.parent || "") === id).sort((a, b) => a.id.localeCompare(b.id));
+// fetchKids reads (another page of) folder parent's children.
+async function fetchKids(parent, more) {
+  const have = more ? state.kids.get(parent) : { folders: [], counts: [], next: "" };
+  const q = new URLSearchParams({ parent, with_counts: "true", page_size: "200" });
+  if (more) q.set("page_token", have.next);
+  const r = await api("GET", "/v1/folders?" + q);
+  const got = { folders: have.folders.concat(r.folders), counts: have.counts.concat(r.counts), next: r.next_page_token };
+  state.kids.set(parent, got);
+  return got;
+}
+
+const kids = async (parent) => state.kids.get(parent) || fetchKids(parent, false);
 const refText = (r) => (r && r.id ? (r.kind === "OBJECT_KIND_USER" ? "user/" : "folder/") + r.id : "capabilities");
 const refLink = (r) => (r && r.id ? el("a", { href: "#/" + refText(r) }, refText(r)) : "capabilities");
-const on = (r, kind, id) => r && r.id === id && r.kind === kind;
+const folderRef = (id) => "target.kind=OBJECT_KIND_FOLDER&target.id=" + encodeURIComponent(id);
 
-// below reports whether folder f is id or under it.
-function below(f, id) {
-  for (let x = f; x; x = state.folders.get(x).parent || "") {
-    if (x === id) return true;
-    if (!state.folders.has(x)) return false;
-  }
-  return false;
-}
-
-// members returns the users placed in folder id's subtree (home or extra
-// group), ids sorted.
-function members(id) {
-  return [...state.users.values()].filter((u) => below(u.home, id) || (u.extra_groups || []).some((e) => below(e, id))).map((u) => u.id).sort();
-}
-
-function counts(id) {
-  const users = [...state.users.values()].filter((u) => u.home === id).length;
-  const grants = [...state.grants.values()].filter((g) => on(g.target, "OBJECT_KIND_FOLDER", id)).length;
-  const locks = [...state.locks.values()].filter((l) => on(l.target, "OBJECT_KIND_FOLDER", id)).length;
+// countText says what is placed at a folder.
+function countText(c) {
   const parts = [];
-  if (users) parts.push(users + (users === 1 ? " user" : " users"));
-  if (grants) parts.push(grants + (grants === 1 ? " grant" : " grants"));
-  if (locks) parts.push(locks + (locks === 1 ? " lock" : " locks"));
+  const n = (k, one, many) => { const v = Number(c[k] || 0); if (v) parts.push(v + " " + (v === 1 ? one : many)); };
+  n("users", "user", "users");
+  n("members", "extra member", "extra members");
+  n("grants", "grant", "grants");
+  n("locks", "lock", "locks");
   return parts.join(", ");
 }
 
-// tree draws the folders below parent; marks, when given, says what each
-// folder is drawn with (access reached, locks), and keep which to draw.
+// openFirst opens the tree's top levels while it stays small, so a small
+// organisation is seen whole at once and a large one costs a few pages.
+async function openFirst() {
+  let level = [""], shown = 0;
+  for (let depth = 0; depth < 4 && level.length && shown < 120; depth++) {
+    const next = [];
+    for (const p of level) {
+      const k = await kids(p);
+      state.open.add(p);
+      shown += k.folders.length;
+      k.folders.forEach((f, i) => { if (Number(k.counts[i].children) > 0) next.push(f.id); });
+    }
+    level = next;
+  }
+}
+
+// tree draws the open folders below parent from what has been read;
+// marks, when given, says what each folder is drawn with (access reached,
+// locks), and keep which to draw.
 function tree(parent, marks, keep) {
+  const k = state.kids.get(parent);
   const ul = el("ul", { class: parent ? "tree" : "tree root" });
-  for (const f of children(parent)) {
-    if (keep && !keep.has(f.id)) continue;
+  if (!k) return ul;
+  k.folders.forEach((f, i) => {
+    if (keep && !keep.has(f.id)) return;
+    const c = k.counts[i] || {};
     const mark = marks && marks.get(f.id);
+    const opened = state.open.has(f.id);
+    const toggle = Number(c.children) > 0 ? el("button", { class: "toggle", "aria-label": (opened ? "close " : "open ") + f.id, onclick: () => toggleOpen(f.id) }, opened ? "▾" : "▸") : el("span", { class: "toggle" }, "·");
     const node = el("div", { class: "node" + (mark && mark.reached ? " reached" : "") + (mark && mark.locked ? " locked" : ""), "data-folder": f.id },
-      el("a", { href: "#/folder/" + f.id }, f.name || f.id),
+      toggle, el("a", { href: "#/folder/" + f.id }, f.name || f.id),
       f.name ? el("span", { class: "muted" }, f.id) : null,
-      el("span", { class: "counts" }, counts(f.id)),
+      el("span", { class: "counts" }, countText(c)),
       mark && mark.reached ? el("span", { class: "badge" }, mark.reached) : null,
       mark && mark.locked ? el("span", { class: "badge deny" }, "locked: " + mark.locked) : null);
-    ul.append(el("li", {}, node, tree(f.id, marks, keep)));
-  }
+    ul.append(el("li", {}, node, opened ? tree(f.id, marks, keep) : null));
+  });
+  if (k.next && !keep) ul.append(el("li", {}, el("button", { onclick: async () => { await fetchKids(parent, true); drawTree(); } }, "more…")));
   return ul;
 }
 
-function drawTree() {
-  const q = $("search").value.trim().toLowerCase();
-  let keep = null;
-  const found = [];
-  if (q) {
-    keep = new Set();
-    const add = (id) => { for (let x = id; x && !keep.has(x); x = (state.folders.get(x) || {}).parent) keep.add(x); };
-    for (const f of state.folders.values()) if (f.id.toLowerCase().includes(q) || (f.name || "").toLowerCase().includes(q)) add(f.id);
-    for (const u of state.users.values()) if (u.id.toLowerCase().includes(q) || (u.name || "").toLowerCase().includes(q)) { found.push(u); add(u.home); }
+async function toggleOpen(id) {
+  if (state.open.has(id)) state.open.delete(id);
+  else {
+    await kids(id);
+    state.open.add(id);
   }
-  $("tree").replaceChildren(tree("", null, keep),
-    ...(found.length ? [el("div", {}, el("h3", {}, "Users"), ...found.map((u) => el("div", {}, el("a", { href: "#/user/" + u.id }, u.id), " ", el("span", { class: "muted" }, "in " + u.home))))] : []));
+  drawTree();
+}
+
+// drawTree draws the navigation tree; a search looks the text up as a
+// folder id and a user id, and filters the folders read so far.
+async function drawTree() {
+  const q = $("search").value.trim();
+  if (!q) {
+    $("tree").replaceChildren(tree("", null, null));
+    return;
+  }
+  const keep = new Set();
+  for (const [, k] of state.kids) for (const f of k.folders) if (f.id.toLowerCase().includes(q.toLowerCase()) || (f.name || "").toLowerCase().includes(q.toLowerCase())) keep.add(f.id);
+  const hits = [];
+  const [folder, user] = await Promise.all([api("GET", "/v1/folders/" + encodeURIComponent(q)).catch(() => null), api("GET", "/v1/users/" + encodeURIComponent(q)).catch(() => null)]);
+  if (folder) hits.push(el("div", {}, "folder ", el("a", { href: "#/folder/" + folder.folder.id }, folder.folder.id)));
+  if (user) hits.push(el("div", {}, "user ", el("a", { href: "#/user/" + user.user.id }, user.user.id), " ", el("span", { class: "muted" }, "in " + user.user.home)));
+  // Keep the way down to each folder found, as far as it has been read.
+  const parentOf = new Map();
+  for (const [p, k] of state.kids) for (const f of k.folders) parentOf.set(f.id, p);
+  for (const id of [...keep]) for (let x = parentOf.get(id); x; x = parentOf.get(x)) keep.add(x);
+  $("tree").replaceChildren(...(hits.length ? [el("h3", {}, "Found"), ...hits] : []), tree("", null, keep));
 }
 
 function table(head, rows) {
@@ -182,29 +210,51 @@ async function historyOf(object, limit) {
 }
 
 async function folderPage(id) {
-  const f = state.folders.get(id);
-  if (!f) return el("p", {}, "No folder " + id + " (deleted, or outside your organisations); its ", el("a", { href: "#/history?object=folder/" + id }, "history"), " may remain.");
-  const here = [...state.users.values()].filter((u) => u.home === id || (u.extra_groups || []).includes(id));
-  const grantsOn = [...state.grants.values()].filter((g) => on(g.target, "OBJECT_KIND_FOLDER", id));
-  const held = [...state.grants.values()].filter((g) => on(g.holder, "OBJECT_KIND_FOLDER", id));
-  const locks = [...state.locks.values()].filter((l) => on(l.target, "OBJECT_KIND_FOLDER", id));
+  let f;
+  try {
+    f = (await api("GET", "/v1/folders/" + encodeURIComponent(id))).folder;
+  } catch (e) {
+    return el("p", {}, e.message + ". Its ", el("a", { href: "#/history?object=folder/" + id }, "history"), " may remain.");
+  }
+  const enc = encodeURIComponent(id);
+  const [users, grantsOn, held, locks] = await Promise.all([
+    api("GET", "/v1/users?page_size=100&folder=" + enc),
+    api("GET", "/v1/grants?page_size=100&" + folderRef(id)),
+    api("GET", "/v1/grants?page_size=100&holder.kind=OBJECT_KIND_FOLDER&holder.id=" + enc),
+    api("GET", "/v1/locks?page_size=100&" + folderRef(id)),
+  ]);
+  const more = (r) => (r.next_page_token ? el("p", { class: "muted" }, "the first 100; more in canopy or the API") : null);
   return el("div", {},
     el("h2", {}, f.name || f.id, " ", el("span", { class: "muted" }, "folder/" + f.id)),
-    el("p", {}, f.parent ? ["in ", el("a", { href: "#/folder/" + f.parent }, f.parent)] : "an organisation", f.rule ? " · admits " + f.rule.join(", ") : ""),
-    el("h3", {}, "Users here"), here.length ? table(["user", "class", "state", "placed"], here.map((u) => [el("a", { href: "#/user/" + u.id }, u.id), u["class"], u.state.replace("USER_STATE_", "").toLowerCase(), u.home === id ? "home" : "extra group"])) : el("p", { class: "muted" }, "none"),
-    el("h3", {}, "Grants on this subtree"), grantsOn.length ? table(["grant", "holder", "rights"], grantsOn.map((g) => [g.id, refLink(g.holder), g.rights.join(", ")])) : el("p", { class: "muted" }, "none"),
-    el("h3", {}, "Grants its members hold"), held.length ? table(["grant", "on", "rights"], held.map((g) => [g.id, refLink(g.target), g.rights.join(", ")])) : el("p", { class: "muted" }, "none"),
-    el("h3", {}, "Locks"), locks.length ? table(["lock", "denies", "reason"], locks.map((l) => [l.id, l.rights.join(", "), l.reason])) : el("p", { class: "muted" }, "none"),
+    el("p", {}, f.parent ? ["in ", el("a", { href: "#/folder/" + f.parent }, f.parent)] : "an organisation"),
+    el("h3", {}, "Users here"), users.users.length ? table(["user", "class", "state", "placed"], users.users.map((u) => [el("a", { href: "#/user/" + u.id }, u.id), u["class"], u.state.replace("USER_STATE_", "").toLowerCase(), u.home === id ? "home" : "extra group"])) : el("p", { class: "muted" }, "none"), more(users),
+    el("h3", {}, "Grants on this subtree"), grantsOn.grants.length ? table(["grant", "holder", "rights"], grantsOn.grants.map((g) => [g.id, refLink(g.holder), g.rights.join(", ")])) : el("p", { class: "muted" }, "none"), more(grantsOn),
+    el("h3", {}, "Grants its members hold"), held.grants.length ? table(["grant", "on", "rights"], held.grants.map((g) => [g.id, refLink(g.target), g.rights.join(", ")])) : el("p", { class: "muted" }, "none"), more(held),
+    el("h3", {}, "Locks"), locks.locks.length ? table(["lock", "denies", "reason"], locks.locks.map((l) => [l.id, l.rights.join(", "), l.reason])) : el("p", { class: "muted" }, "none"), more(locks),
     el("h3", {}, "Audit trail"), await historyOf("folder/" + id));
+}
+
+// pathTo reads the folders from a root down to id, caching what it reads
+// as children of their parents, and returns their ids.
+async function pathTo(id) {
+  const path = [];
+  for (let x = id; x;) {
+    const f = (await api("GET", "/v1/folders/" + encodeURIComponent(x))).folder;
+    path.unshift(f.id);
+    x = f.parent;
+  }
+  for (const p of ["", ...path.slice(0, -1)]) await kids(p);
+  return path;
 }
 
 async function userPage(id) {
   const acc = await api("GET", "/v1/users/" + encodeURIComponent(id) + "/access");
   const u = acc.user;
-  // The access drawn over the tree: each grant's target subtree with its
-  // rights, and what a lock takes back.
-  const marks = new Map();
-  const mark = (fid, key, text) => {
+  // The access drawn over the tree: the way down to each grant's target
+  // subtree, marked with its rights, and to what a lock takes back.
+  const marks = new Map(), keep = new Set();
+  const mark = async (fid, key, text) => {
+    for (const x of await pathTo(fid)) keep.add(x);
     const m = marks.get(fid) || {};
     m[key] = m[key] ? m[key] + "; " + text : text;
     marks.set(fid, m);
@@ -212,10 +262,14 @@ async function userPage(id) {
   const reachedUsers = [];
   for (const e of acc.entries) {
     const t = e.grant.target;
-    if (t && t.kind === "OBJECT_KIND_FOLDER") for (const f of state.folders.values()) if (below(f.id, t.id)) mark(f.id, "reached", e.rights.join(","));
+    if (t && t.kind === "OBJECT_KIND_FOLDER") await mark(t.id, "reached", e.rights.join(",") + " and below");
     if (t && t.kind === "OBJECT_KIND_USER") reachedUsers.push([el("a", { href: "#/user/" + t.id }, t.id), e.rights.join(", ")]);
-    for (const l of e.locks || []) if (l.target.kind === "OBJECT_KIND_FOLDER") mark(l.target.id, "locked", l.rights.join(","));
+    for (const l of e.locks || []) if (l.target.kind === "OBJECT_KIND_FOLDER") await mark(l.target.id, "locked", l.rights.join(","));
   }
+  const drawn = new Set(state.open);
+  for (const x of keep) state.open.add(x);
+  const picture = keep.size ? tree("", marks, keep) : el("p", { class: "muted" }, "no folder is reached");
+  state.open = drawn;
   const active = u.state === "USER_STATE_ACTIVE";
   return el("div", {},
     el("h2", {}, u.name || u.id, " ", el("span", { class: "muted" }, "user/" + u.id)),
@@ -227,7 +281,7 @@ async function userPage(id) {
     acc.entries.length ? table(["grant", "rights", "on", "via", "locked by"], acc.entries.map((e) =>
       [e.grant.id + (e.grant.starts_at && !e.grant.started ? " (starts " + e.grant.starts_at + ")" : ""), e.rights.join(", "), refLink(e.grant.target), e.via.join(" › "), (e.locks || []).map((l) => l.id).join(", ")])) : el("p", { class: "muted" }, "no grants reach this user"),
     el("p", { class: "muted" }, "self rights: " + (acc.self_rights || []).join(", ")),
-    el("h3", {}, "Drawn over the tree"), tree("", marks, null),
+    el("h3", {}, "Drawn over the tree"), picture,
     reachedUsers.length ? [el("h3", {}, "Users reached one by one"), table(["user", "rights"], reachedUsers)] : null,
     explainForm({ user: id }),
     canWrite() ? previewForm(id) : null,
@@ -238,8 +292,7 @@ async function userPage(id) {
 // is given.
 function previewForm(id) {
   const out = el("div", {});
-  const folders = [...state.folders.keys()].sort();
-  const target = el("select", { name: "target", "aria-label": "target folder" }, folders.map((f) => el("option", { value: f }, f)));
+  const target = el("input", { name: "target", "aria-label": "target folder", placeholder: "folder id", size: 14 });
   const rights = el("input", { name: "rights", value: "read", "aria-label": "rights", size: 24 });
   const gid = el("input", { name: "grant", value: id + "-grant", "aria-label": "grant id", size: 14 });
   const batch = () => ({ mutations: [{ add_grant: { id: gid.value.trim(), holder: { kind: "OBJECT_KIND_USER", id }, target: { kind: "OBJECT_KIND_FOLDER", id: target.value }, rights: rights.value.split(",").map((s) => s.trim()).filter(Boolean) } }] });
@@ -247,7 +300,7 @@ function previewForm(id) {
     ev.preventDefault();
     try {
       const r = await api("POST", "/v1/write", { ...batch(), dry_run: true });
-      out.replaceChildren(previewView(r.preview), el("button", { type: "button", id: "commit-grant", onclick: async () => {
+      out.replaceChildren(await previewView(r.preview), el("button", { type: "button", id: "commit-grant", onclick: async () => {
         try {
           const w = await api("POST", "/v1/write", batch());
           out.replaceChildren(el("p", { class: "verdict yes" }, "Granted at revision " + w.revision + "."));
@@ -260,16 +313,22 @@ function previewForm(id) {
 }
 
 // previewView shows what a write would change: per right, and per user,
-// each region with the users it holds.
-function previewView(p) {
-  const region = (a) => {
-    const who = a.on && a.on.kind === "OBJECT_KIND_FOLDER" ? members(a.on.id).filter((m) => !(a.except || []).some((x) => x.id === m)) : [];
+// each region with (the first hundred of) the users it holds.
+async function previewView(p) {
+  const region = async (a) => {
+    let who = [];
+    if (a.on && a.on.kind === "OBJECT_KIND_FOLDER") {
+      const r = await api("GET", "/v1/users?subtree=true&page_size=100&folder=" + encodeURIComponent(a.on.id));
+      who = r.users.map((u) => u.id).filter((m) => !(a.except || []).some((x) => x.id === m));
+    }
     return el("div", {}, a.rights.join(","), " on ", refLink(a.on), who.length ? el("span", { class: "muted" }, " — would see " + who.join(", ")) : null);
   };
+  const regions = (list) => Promise.all((list || []).map(region));
+  const rows = await Promise.all((p.changes || []).map(async (c) => [c.user, await regions(c.gained), await regions(c.lost)]));
   return el("div", { id: "preview" },
     el("p", {}, p.users_affected + (p.users_affected === "1" ? " user" : " users") + " would change, against revision " + p.revision + "."),
     table(["right", "records gained", "lost"], (p.totals || []).map((t) => [t.right, t.gained, t.lost])),
-    table(["user", "gains", "loses"], (p.changes || []).map((c) => [c.user, (c.gained || []).map(region), (c.lost || []).map(region)])));
+    table(["user", "gains", "loses"], rows));
 }
 
 function explainForm(v) {
@@ -331,7 +390,7 @@ async function route() {
     else if (parts[0] === "user" && parts[1]) page = await userPage(decodeURIComponent(parts.slice(1).join("/")));
     else if (parts[0] === "explain") page = await explainPage(params);
     else if (parts[0] === "history") page = await historyPage(params);
-    else page = el("div", {}, el("h2", {}, "Organisations"), tree("", null, null), el("p", { class: "muted" }, "Pick a folder or a user; search finds both."));
+    else page = el("div", {}, el("h2", {}, "Organisations"), tree("", null, null), el("p", { class: "muted" }, "Open a folder with ▸; search finds a folder or a user by id."));
   } catch (e) {
     page = el("p", { class: "verdict no" }, e.message);
   }
@@ -347,7 +406,10 @@ async function follow() {
         for (const m of c.mutations) $("feed").prepend(el("li", {}, el("b", {}, "r" + c.revision), " ", c.actor, c.acted_for ? " for " + c.acted_for : "", ": ", change(m)));
         if (!c.more) {
           await load();
-          drawTree();
+          const open = [...state.kids.keys()].filter((p) => state.open.has(p));
+          state.kids.clear();
+          for (const p of open) await kids(p);
+          await drawTree();
           if (!location.hash.startsWith("#/explain") && !document.activeElement.closest("form")) route();
         }
       }
@@ -364,16 +426,18 @@ async function start() {
     sessionStorage.setItem("canopy-token", $("token").value);
     location.reload();
   });
-  $("search").addEventListener("input", drawTree);
+  let typing;
+  $("search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(drawTree, 150); });
   window.addEventListener("hashchange", route);
   try {
     await load();
+    await openFirst();
   } catch (e) {
     $("status").textContent = "not connected";
     showError(e);
     return;
   }
-  drawTree();
+  await drawTree();
   await route();
   document.body.dataset.ready = "1";
   follow();
