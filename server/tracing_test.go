@@ -126,3 +126,58 @@ func attr(s sdktrace.ReadOnlySpan, key string) string {
 	}
 	return ""
 }
+
+// startSignal is a span processor that says when a span of one name starts.
+type startSignal struct {
+	sdktrace.SpanProcessor
+	name    string
+	started chan struct{}
+}
+
+func (s startSignal) OnStart(ctx context.Context, sp sdktrace.ReadWriteSpan) {
+	if sp.Name() == s.name {
+		select {
+		case s.started <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// TestWaitForRevisionSpan: a read that waits for a revision not yet
+// committed has a canopy.wait_for_revision span, from the revision it had
+// to the one it wanted, ended when the write arrives.
+func TestWaitForRevisionSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	sig := startSignal{SpanProcessor: rec, name: "canopy.wait_for_revision", started: make(chan struct{}, 1)}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sig))
+	ts := startServerOpts(t, Options{TracerProvider: tp})
+	ctx := ctxT(t)
+	head := ts.ix.Revision()
+	read := make(chan error, 1)
+	go func() {
+		_, err := ts.dir.GetCatalogue(ctx, &pb.GetCatalogueRequest{Consistency: &pb.Consistency{Requirement: &pb.Consistency_AtLeastRevision{AtLeastRevision: head + 1}}})
+		read <- err
+	}()
+	select {
+	case <-sig.started: // the read is waiting
+	case err := <-read:
+		t.Fatalf("the read did not wait: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the read never waited")
+	}
+	if _, err := ts.dir.Write(ctx, &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: "late"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-read; err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rec.Ended() {
+		if s.Name() == "canopy.wait_for_revision" {
+			if attr(s, "canopy.revision.wanted") != fmt.Sprint(head+1) || attr(s, "canopy.revision.had") != fmt.Sprint(head) {
+				t.Fatalf("the wait's attributes: %v", s.Attributes())
+			}
+			return
+		}
+	}
+	t.Fatal("no canopy.wait_for_revision span ended")
+}
