@@ -22,8 +22,12 @@ import (
 // audit trail have spans with their counts. No span carries the caller's
 // token, nor anything of a request but ids, counts and revisions.
 func TestTracing(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	// A call's span ends as the server finishes it, which may be after
+	// the client has its answer: the test waits for the Watch's (after it
+	// cancels the stream) and for the last call's.
+	sig := newSpanSignal("canopy.v1.WatchService/Watch", "canopy.v1.WatchService/History")
+	rec := sig.SpanRecorder
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sig))
 	tokens, err := ParseTokens([]byte(fmt.Sprintf("tokens:\n  - {name: console, sha256: %s, scopes: [admin]}\n", hashOf("secret-token"))))
 	if err != nil {
 		t.Fatal(err)
@@ -56,9 +60,11 @@ func TestTracing(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
+	wait(t, ctx, sig.ended["canopy.v1.WatchService/Watch"], "the end of the Watch's span")
 	if _, err := ts.watch.History(ctx, &pb.HistoryRequest{Object: "user/carl"}); err != nil {
 		t.Fatal(err)
 	}
+	wait(t, ctx, sig.ended["canopy.v1.WatchService/History"], "the end of the History's span")
 	if err := tp.ForceFlush(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -127,19 +133,50 @@ func attr(s sdktrace.ReadOnlySpan, key string) string {
 	return ""
 }
 
-// startSignal is a span processor that says when a span of one name starts.
-type startSignal struct {
-	sdktrace.SpanProcessor
-	name    string
-	started chan struct{}
+// spanSignal is a span processor (a recorder) that also says when a span
+// of each name it watches starts, and when one ends.
+type spanSignal struct {
+	*tracetest.SpanRecorder
+	started, ended map[string]chan struct{}
 }
 
-func (s startSignal) OnStart(ctx context.Context, sp sdktrace.ReadWriteSpan) {
-	if sp.Name() == s.name {
-		select {
-		case s.started <- struct{}{}:
-		default:
-		}
+func newSpanSignal(names ...string) spanSignal {
+	s := spanSignal{tracetest.NewSpanRecorder(), map[string]chan struct{}{}, map[string]chan struct{}{}}
+	for _, n := range names {
+		s.started[n], s.ended[n] = make(chan struct{}, 1), make(chan struct{}, 1)
+	}
+	return s
+}
+
+func (s spanSignal) OnStart(ctx context.Context, sp sdktrace.ReadWriteSpan) {
+	s.SpanRecorder.OnStart(ctx, sp)
+	if c, ok := s.started[sp.Name()]; ok {
+		signal(c)
+	}
+}
+
+func (s spanSignal) OnEnd(sp sdktrace.ReadOnlySpan) {
+	s.SpanRecorder.OnEnd(sp)
+	if c, ok := s.ended[sp.Name()]; ok {
+		signal(c)
+	}
+}
+
+// wait waits for c, failing the test at ctx's end.
+func wait(t *testing.T, ctx context.Context, c chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-ctx.Done():
+		t.Fatalf("%s never happened", what)
+	}
+}
+
+// signal sends on c without waiting.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 
@@ -147,8 +184,8 @@ func (s startSignal) OnStart(ctx context.Context, sp sdktrace.ReadWriteSpan) {
 // committed has a canopy.wait_for_revision span, from the revision it had
 // to the one it wanted, ended when the write arrives.
 func TestWaitForRevisionSpan(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	sig := startSignal{SpanProcessor: rec, name: "canopy.wait_for_revision", started: make(chan struct{}, 1)}
+	sig := newSpanSignal("canopy.wait_for_revision")
+	rec := sig.SpanRecorder
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sig))
 	ts := startServerOpts(t, Options{TracerProvider: tp})
 	ctx := ctxT(t)
@@ -159,7 +196,7 @@ func TestWaitForRevisionSpan(t *testing.T) {
 		read <- err
 	}()
 	select {
-	case <-sig.started: // the read is waiting
+	case <-sig.started["canopy.wait_for_revision"]: // the read is waiting
 	case err := <-read:
 		t.Fatalf("the read did not wait: %v", err)
 	case <-ctx.Done():
@@ -171,6 +208,7 @@ func TestWaitForRevisionSpan(t *testing.T) {
 	if err := <-read; err != nil {
 		t.Fatal(err)
 	}
+	wait(t, ctx, sig.ended["canopy.wait_for_revision"], "the end of the wait's span")
 	for _, s := range rec.Ended() {
 		if s.Name() == "canopy.wait_for_revision" {
 			if attr(s, "canopy.revision.wanted") != fmt.Sprint(head+1) || attr(s, "canopy.revision.had") != fmt.Sprint(head) {
