@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
@@ -100,7 +102,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the console's page: %d %q, %s", resp.StatusCode, resp.Header.Get("Content-Security-Policy"), page)
 	}
 
-	args := []string{"console.test.mjs", "http://" + d.Console + "/"}
+	args := []string{"http://" + d.Console + "/"}
 	if os.Getenv("CANOPY_UPDATE_SCREENSHOTS") != "" {
 		shots, err := filepath.Abs("../../docs/console")
 		if err != nil {
@@ -108,9 +110,29 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 		args = append(args, shots)
 	}
-	cmd := exec.CommandContext(ctx, node, args...)
+	runBrowser(t, ctx, node, chromium, nil, args, func() {
+		write(graph.Mutation{CreateFolder: &graph.Folder{ID: "live-folder", Parent: "acme"}})
+	})
+
+	// A token that may read and check, not write: the console offers no
+	// write.
+	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
+	sum := sha256.Sum256([]byte("reader-token"))
+	if err := os.WriteFile(tokens, []byte("tokens:\n  - {name: reader, sha256: "+hex.EncodeToString(sum[:])+", scopes: [read, check]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ro := startDaemon(t, buildCanopyd(t), t.TempDir(), "--example", "atlas", "--console-listen", "127.0.0.1:0", "--tokens", tokens)
+	runBrowser(t, ctx, node, chromium, []string{"READ_ONLY_TOKEN=reader-token"}, []string{"http://" + ro.Console + "/"}, nil)
+}
+
+// runBrowser runs the browser script with args and the extra environment,
+// calling change when it waits for one, and fails the test unless it
+// ends saying ok.
+func runBrowser(t *testing.T, ctx context.Context, node, chromium string, env, args []string, change func()) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, node, append([]string{"console.test.mjs"}, args...)...)
 	cmd.Dir = consoleE2E
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	cmd.Env = append(append(os.Environ(), "CHROMIUM="+chromium), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -124,12 +146,14 @@ func TestConsoleInABrowser(t *testing.T) {
 	for sc := bufio.NewScanner(out); sc.Scan(); {
 		switch sc.Text() {
 		case "waiting for a change":
-			write(graph.Mutation{CreateFolder: &graph.Folder{ID: "live-folder", Parent: "acme"}})
+			if change != nil {
+				change()
+			}
 		case "ok":
 			ok = true
 		}
 	}
 	if err := cmd.Wait(); err != nil || !ok {
-		t.Fatalf("the browser test: %v\n%s", err, stderr.String())
+		t.Fatalf("the browser test %v: %v\n%s", env, err, stderr.String())
 	}
 }

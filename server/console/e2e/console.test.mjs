@@ -2,7 +2,8 @@
 // playwright-core), for cmd/canopyd TestConsoleInABrowser: node
 // console.test.mjs URL [SCREENSHOT_DIR]. It prints "waiting for a change"
 // when it wants the test to write, and "ok" at the end; any failure exits
-// 1 with what was wrong.
+// 1 with what was wrong. With READ_ONLY_TOKEN set, it signs in with that
+// token instead and checks that the console offers no write.
 import { chromium } from "playwright-core";
 
 const [url, shots] = process.argv.slice(2);
@@ -24,6 +25,22 @@ try {
   const has = async (selector, text) => {
     await page.locator(selector, { hasText: text }).first().waitFor().catch(() => fail(`${selector} never showed "${text}"`));
   };
+
+  if (process.env.READ_ONLY_TOKEN) {
+    // Without a token the server refuses the page's calls, and says so.
+    await page.goto(url);
+    await has("#status", "not connected");
+    await page.fill("#token", process.env.READ_ONLY_TOKEN);
+    await page.click("#signin button");
+    await page.waitForSelector("body[data-ready]").catch(() => fail("the console never became ready with the token"));
+    await has("#caller", "reader (read, check)");
+    await page.goto(url + "#/user/tom");
+    await has("#detail h3", "Effective access");
+    await has("#detail h3", "Audit trail");
+    if (await page.locator("#preview-form").count() !== 0) fail("a read-only token was offered a write");
+    console.log("ok");
+    process.exit(0);
+  }
 
   // The tree renders, with its counts, its top levels open.
   await page.goto(url);
