@@ -168,7 +168,10 @@ async function toggleOpen(id) {
 
 // drawTree draws the navigation tree; a search looks the text up as a
 // folder id and a user id, and filters the folders read so far.
+let draws = 0; // as routes, for the tree
+
 async function drawTree() {
+  const seq = ++draws;
   const q = $("search").value.trim();
   if (!q) {
     $("tree").replaceChildren(tree("", null, null));
@@ -184,7 +187,7 @@ async function drawTree() {
   const parentOf = new Map();
   for (const [p, k] of state.kids) for (const f of k.folders) parentOf.set(f.id, p);
   for (const id of [...keep]) for (let x = parentOf.get(id); x; x = parentOf.get(x)) keep.add(x);
-  $("tree").replaceChildren(...(hits.length ? [el("h3", {}, "Found"), ...hits] : []), tree("", null, keep));
+  if (seq === draws) $("tree").replaceChildren(...(hits.length ? [el("h3", {}, "Found"), ...hits] : []), tree("", null, keep));
 }
 
 function table(head, rows) {
@@ -380,7 +383,12 @@ async function historyPage(params) {
   return page;
 }
 
+// routes counts the pages asked for: a page that was slower to build than
+// a later one is dropped, not drawn over it.
+let routes = 0;
+
 async function route() {
+  const seq = ++routes;
   const [path, query] = location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(query || "");
   const parts = path.split("/").filter(Boolean);
@@ -394,7 +402,7 @@ async function route() {
   } catch (e) {
     page = el("p", { class: "verdict no" }, e.message);
   }
-  $("detail").replaceChildren(page);
+  if (seq === routes) $("detail").replaceChildren(page);
 }
 
 // follow shows each committed change as it comes (Watch), and reloads
