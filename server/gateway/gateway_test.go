@@ -165,3 +165,30 @@ func TestHTTPStreams(t *testing.T) {
 		t.Fatalf("the live change: %s", b)
 	}
 }
+
+// TestHTTPImport: Import, a stream both ways, takes its requests as JSON
+// lines of the body and answers its progress as JSON lines.
+func TestHTTPImport(t *testing.T) {
+	s := servertest.Start(t)
+	g, err := gateway.New(context.Background(), s.API, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	hs := httptest.NewServer(g.Handler)
+	t.Cleanup(hs.Close)
+	body := `{"mutations":[{"create_folder":{"id":"org"}},{"create_folder":{"id":"a","parent":"org"}}]}` + "\n" +
+		`{"mutations":[{"create_user":{"id":"u","class":"staff","home":"a"}}]}` + "\n"
+	resp, err := http.Post(hs.URL+"/v1/import", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(raw), `"committed_mutations":"3"`) {
+		t.Fatalf("import: %d %s", resp.StatusCode, raw)
+	}
+	if st := s.Index.Stats(); st.Folders != 2 || st.Users != 1 {
+		t.Fatalf("after the import: %+v", st)
+	}
+}
