@@ -255,13 +255,59 @@ func ParseHistoryMark(s string) (HistoryMark, error) {
 	return m, nil
 }
 
+// HistoryBatch is what the entries of one commit share: its time, its
+// actor and the user it was written for.
+type HistoryBatch struct {
+	Time     time.Time `json:"time,omitzero"`
+	Actor    string    `json:"actor,omitempty"`
+	ActedFor string    `json:"acted_for,omitempty"`
+}
+
+// Batch returns what the entries of c share.
+func (c *Commit) Batch() HistoryBatch {
+	return HistoryBatch{Time: c.Time, Actor: c.Actor, ActedFor: c.ActedFor}
+}
+
 // HistoryEntry is one committed primitive mutation of the trail.
 type HistoryEntry struct {
 	HistoryMark
-	Time     time.Time
-	Actor    string
-	ActedFor string
+	HistoryBatch
 	Mutation Mutation
+}
+
+// HistoryRow is an entry as a store keeps it (JSON): the mutation, what
+// it touched and where, and its batch unless the store keeps that apart
+// (then the zero batch, which encodes as nothing).
+type HistoryRow struct {
+	HistoryBatch
+	Mutation Mutation `json:"m"`
+	Subjects []Object `json:"s,omitempty"`
+	// All marks a change to the whole service; otherwise Orgs are the
+	// organisations it touched (Commit.Orgs).
+	All  bool     `json:"all,omitempty"`
+	Orgs []string `json:"orgs,omitempty"`
+}
+
+// Row returns the row of mutation i of c, without its batch.
+func (c *Commit) Row(i int) HistoryRow {
+	r := HistoryRow{Mutation: c.Mutations[i], Orgs: c.Orgs(i)}
+	r.All = r.Orgs == nil
+	if i < len(c.Subjects) {
+		r.Subjects = c.Subjects[i]
+	}
+	return r
+}
+
+// Organisations returns what the row touched as Matches takes it: nil
+// for the whole service.
+func (r *HistoryRow) Organisations() []string {
+	if r.All {
+		return nil
+	}
+	if r.Orgs == nil {
+		return []string{}
+	}
+	return r.Orgs
 }
 
 // HistoryPage is an answer to a HistoryQuery: its entries, newest first,
@@ -272,22 +318,31 @@ type HistoryPage struct {
 	More    bool
 }
 
-// Selects reports whether q selects mutation i of commit c, which carries
-// its subjects: for a store reading the change log rather than its trail.
-func (q *HistoryQuery) Selects(c *Commit, i int) bool {
-	m := HistoryMark{Revision: c.Revision, Index: i}
-	switch {
-	case q.From > 0 && c.Revision < q.From, q.To > 0 && c.Revision > q.To, !q.Before.IsZero() && !m.Before(q.Before):
-		return false
-	case !q.Object.IsZero() && (i >= len(c.Subjects) || !slices.Contains(c.Subjects[i], q.Object)):
+// Collect offers p the entry e, touching orgs, met by a store walking
+// back from q.End (newest first) through the entries of q's object,
+// actor or acted-for user. It keeps e when q selects it, and reports
+// whether the walk goes on: not once e is older than q.From or q.Since
+// (commit times follow revisions), nor once the page is full and another
+// entry matches (p.More).
+func (q *HistoryQuery) Collect(p *HistoryPage, e HistoryEntry, orgs []string) bool {
+	if e.Revision < q.From || !q.Since.IsZero() && e.Time.Before(q.Since) {
 		return false
 	}
-	return q.Matches(c.Time, c.Actor, c.ActedFor, c.Orgs(i))
+	if !q.Matches(e.Time, e.Actor, e.ActedFor, orgs) {
+		return true
+	}
+	if len(p.Entries) == q.Limit {
+		p.More = true
+		return false
+	}
+	p.Entries = append(p.Entries, e)
+	return true
 }
 
 // Matches reports whether an entry of a batch with this time, actor and
 // acted-for user, touching orgs (Commit.Orgs), passes q's tests other than
-// Object, From, To and Before, which a store applies as it seeks.
+// Object, To and Before, which a store applies as it seeks, and From,
+// which Collect applies.
 func (q *HistoryQuery) Matches(t time.Time, actor, actedFor string, orgs []string) bool {
 	if q.Actor != "" && actor != q.Actor || q.ActedFor != "" && actedFor != q.ActedFor {
 		return false

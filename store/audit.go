@@ -19,9 +19,10 @@ import (
 // the transaction of the commit they record, and compacted by age alone,
 // apart from the change log:
 //
-//	audit-batch  revKey(rev) -> JSON auditBatch: time, actor, acted-for
-//	audit        rowKey(rev, i) -> JSON auditRow: mutation i of rev, its
-//	             subjects and organisations
+//	audit-batch  revKey(rev) -> JSON graph.HistoryBatch: time, actor,
+//	             acted-for user
+//	audit        rowKey(rev, i) -> JSON graph.HistoryRow, without its
+//	             batch: mutation i of rev, its subjects and organisations
 //	audit-by     the indexes, each key a tag, a uint16 length and a name,
 //	             then a position; values are empty:
 //	               'o', "kind/id", rowKey(rev, i): the rows touching an object
@@ -43,23 +44,6 @@ const (
 	tagActor    = 'a'
 	tagActedFor = 'f'
 )
-
-// auditBatch is what the rows of one revision share.
-type auditBatch struct {
-	Time     time.Time `json:"time"`
-	Actor    string    `json:"actor"`
-	ActedFor string    `json:"acted_for,omitempty"`
-}
-
-// auditRow is one primitive mutation of the trail. All marks a change to
-// the whole service; otherwise Orgs are the organisations it touched
-// (graph.Commit.Orgs).
-type auditRow struct {
-	Mutation graph.Mutation `json:"m"`
-	Subjects []string       `json:"s,omitempty"`
-	All      bool           `json:"all,omitempty"`
-	Orgs     []string       `json:"orgs,omitempty"`
-}
 
 // rowKey encodes a row's position: the revision, then the index.
 func rowKey(m graph.HistoryMark) []byte {
@@ -84,7 +68,7 @@ func byPrefix(tag byte, name string) []byte {
 }
 
 // batchKeys returns the audit-by keys of a batch.
-func batchKeys(b auditBatch, rev uint64) [][]byte {
+func batchKeys(b graph.HistoryBatch, rev uint64) [][]byte {
 	keys := [][]byte{append(byPrefix(tagActor, b.Actor), revKey(rev)...)}
 	if b.ActedFor != "" {
 		keys = append(keys, append(byPrefix(tagActedFor, b.ActedFor), revKey(rev)...))
@@ -93,9 +77,9 @@ func batchKeys(b auditBatch, rev uint64) [][]byte {
 }
 
 // rowKeys appends the audit-by keys of the row at m to keys.
-func rowKeys(keys [][]byte, row *auditRow, m graph.HistoryMark) [][]byte {
-	for _, s := range row.Subjects {
-		keys = append(keys, append(byPrefix(tagObject, s), rowKey(m)...))
+func rowKeys(keys [][]byte, row *graph.HistoryRow, m graph.HistoryMark) [][]byte {
+	for _, o := range row.Subjects {
+		keys = append(keys, append(byPrefix(tagObject, o.String()), rowKey(m)...))
 	}
 	return keys
 }
@@ -110,7 +94,7 @@ const fill = 0.95
 // order, since bbolt inserts one key at a time into an unsplit page and a
 // large import's keys in random order cost time quadratic in the page.
 func appendAudit(tx *bolt.Tx, c *graph.Commit, keys [][]byte) ([][]byte, error) {
-	batch := auditBatch{Time: c.Time, Actor: c.Actor, ActedFor: c.ActedFor}
+	batch := c.Batch()
 	hb, err := json.Marshal(batch)
 	if err != nil {
 		return nil, fmt.Errorf("store: encode audit of revision %d: %w", c.Revision, err)
@@ -123,14 +107,7 @@ func appendAudit(tx *bolt.Tx, c *graph.Commit, keys [][]byte) ([][]byte, error) 
 	keys = append(keys, batchKeys(batch, c.Revision)...)
 	for i := range c.Mutations {
 		m := graph.HistoryMark{Revision: c.Revision, Index: i}
-		row := auditRow{Mutation: c.Mutations[i]}
-		if i < len(c.Subjects) {
-			for _, o := range c.Subjects[i] {
-				row.Subjects = append(row.Subjects, o.String())
-			}
-		}
-		row.Orgs = c.Orgs(i)
-		row.All = row.Orgs == nil
+		row := c.Row(i)
 		v, err := json.Marshal(row)
 		if err != nil {
 			return nil, fmt.Errorf("store: encode audit row %s: %w", m, err)
@@ -188,7 +165,9 @@ func auditRows(tx *bolt.Tx, q *graph.HistoryQuery, end graph.HistoryMark) iter.S
 		}
 		// The batches of one actor or acted-for user, then their rows.
 		c, rc := tx.Bucket(bucketAuditBy).Cursor(), rows.Cursor()
-		for k := lastUpTo(c, prefix, revKey(end.Revision)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+		// The last batch at or before end's revision: keys are the prefix
+		// and 8 bytes, so those up to it sort before it and a zero byte.
+		for k, _ := seekBefore(c, append(append(prefix, revKey(end.Revision)...), 0)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
 			rev := binary.BigEndian.Uint64(k[len(k)-8:])
 			from := graph.HistoryMark{Revision: rev + 1}
 			if rev == end.Revision {
@@ -201,22 +180,6 @@ func auditRows(tx *bolt.Tx, q *graph.HistoryQuery, end graph.HistoryMark) iter.S
 			}
 		}
 	}
-}
-
-// lastUpTo moves c to the last key that is prefix followed by at most
-// suffix, and returns it (nil when there is none).
-func lastUpTo(c *bolt.Cursor, prefix, suffix []byte) []byte {
-	key := append(bytes.Clone(prefix), suffix...)
-	k, _ := c.Seek(key)
-	if k != nil && bytes.Equal(k, key) {
-		return k
-	}
-	if k == nil {
-		k, _ = c.Last()
-		return k
-	}
-	k, _ = c.Prev()
-	return k
 }
 
 // History returns the entries of the audit trail q selects, newest first.
@@ -233,13 +196,10 @@ func (d *DB) History(ctx context.Context, q graph.HistoryQuery) (graph.HistoryPa
 	err = d.bolt.View(func(tx *bolt.Tx) error {
 		batches := tx.Bucket(bucketAuditBatch)
 		var cached uint64
-		var batch auditBatch
+		var batch graph.HistoryBatch
 		for m, v := range auditRows(tx, &q, end) {
 			if err := ctx.Err(); err != nil {
 				return err
-			}
-			if m.Revision < q.From {
-				break
 			}
 			if v == nil {
 				continue // compacted away
@@ -249,31 +209,19 @@ func (d *DB) History(ctx context.Context, q graph.HistoryQuery) (graph.HistoryPa
 				if bv == nil {
 					continue
 				}
-				batch = auditBatch{}
+				batch = graph.HistoryBatch{}
 				if err := json.Unmarshal(bv, &batch); err != nil {
 					return fmt.Errorf("store: decode audit of revision %d: %w", m.Revision, err)
 				}
 				cached = m.Revision
 			}
-			if !q.Since.IsZero() && batch.Time.Before(q.Since) {
-				break
-			}
-			var row auditRow
+			var row graph.HistoryRow
 			if err := json.Unmarshal(v, &row); err != nil {
 				return fmt.Errorf("store: decode audit row %s: %w", m, err)
 			}
-			orgs := row.Orgs
-			if !row.All && orgs == nil {
-				orgs = []string{}
-			}
-			if !q.Matches(batch.Time, batch.Actor, batch.ActedFor, orgs) {
-				continue
-			}
-			if len(page.Entries) == q.Limit {
-				page.More = true
+			if !q.Collect(&page, graph.HistoryEntry{HistoryMark: m, HistoryBatch: batch, Mutation: row.Mutation}, row.Organisations()) {
 				break
 			}
-			page.Entries = append(page.Entries, graph.HistoryEntry{HistoryMark: m, Time: batch.Time, Actor: batch.Actor, ActedFor: batch.ActedFor, Mutation: row.Mutation})
 		}
 		return nil
 	})
@@ -322,7 +270,7 @@ func (d *DB) compactAuditSome(cut time.Time) (int, bool, error) {
 			if err != nil {
 				return fmt.Errorf("store: audit: %w", err)
 			}
-			var batch auditBatch
+			var batch graph.HistoryBatch
 			if err := json.Unmarshal(v, &batch); err != nil {
 				return fmt.Errorf("store: decode audit of revision %d: %w", rev, err)
 			}
@@ -335,7 +283,7 @@ func (d *DB) compactAuditSome(cut time.Time) (int, bool, error) {
 					return nil
 				}
 				m := parseRowKey(rk)
-				var row auditRow
+				var row graph.HistoryRow
 				if err := json.Unmarshal(rv, &row); err != nil {
 					return fmt.Errorf("store: decode audit row %s: %w", m, err)
 				}

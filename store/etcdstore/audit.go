@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,8 @@ import (
 //
 //	audit/through                 16 hex digits: every revision up to it
 //	                              is in the trail
-//	audit/row/<rev>/<i>           JSON auditRow: mutation i of rev
+//	audit/row/<rev>/<i>           JSON graph.HistoryRow, with its batch:
+//	                              mutation i of rev
 //	audit/o/<n>:<object>/<rev>/<i> the rows touching an object ("kind/id")
 //	audit/a/<n>:<actor>/<rev>     the batches an actor committed
 //	audit/f/<n>:<user>/<rev>      the batches written for a user
@@ -47,31 +49,6 @@ const (
 // maxTxnOps is the most operations this store puts in one transaction,
 // under etcd's default limit of 128 (--max-txn-ops).
 const maxTxnOps = 100
-
-// auditRow is one primitive mutation of the trail with its batch's time,
-// actor and acted-for user. All marks a change to the whole service;
-// otherwise Orgs are the organisations it touched (graph.Commit.Orgs).
-type auditRow struct {
-	Time     time.Time      `json:"time"`
-	Actor    string         `json:"actor"`
-	ActedFor string         `json:"acted_for,omitempty"`
-	Mutation graph.Mutation `json:"m"`
-	Subjects []graph.Object `json:"s,omitempty"`
-	All      bool           `json:"all,omitempty"`
-	Orgs     []string       `json:"orgs,omitempty"`
-}
-
-// orgs returns the row's organisations as graph.HistoryQuery.Matches
-// takes them: nil for the whole service.
-func (r *auditRow) orgs() []string {
-	if r.All {
-		return nil
-	}
-	if r.Orgs == nil {
-		return []string{}
-	}
-	return r.Orgs
-}
 
 // markKey encodes a row's position.
 func markKey(m graph.HistoryMark) string { return fmt.Sprintf("%s/%08x", revKey(m.Revision), m.Index) }
@@ -98,7 +75,7 @@ func (s *Store) named(index, name string) string {
 }
 
 // rowKeys returns the index keys of a row at m (the row's own key aside).
-func (s *Store) rowKeys(r *auditRow, m graph.HistoryMark) []string {
+func (s *Store) rowKeys(r *graph.HistoryRow, m graph.HistoryMark) []string {
 	var keys []string
 	for _, o := range r.Subjects {
 		keys = append(keys, s.named(prefixAuditObj, o.String())+markKey(m))
@@ -107,7 +84,7 @@ func (s *Store) rowKeys(r *auditRow, m graph.HistoryMark) []string {
 }
 
 // batchKeys returns the index keys of a batch at rev, its first row r.
-func (s *Store) batchKeys(r *auditRow, rev uint64) []string {
+func (s *Store) batchKeys(r *graph.HistoryRow, rev uint64) []string {
 	keys := []string{s.named(prefixAuditActor, r.Actor) + revKey(rev)}
 	if r.ActedFor != "" {
 		keys = append(keys, s.named(prefixAuditFor, r.ActedFor)+revKey(rev))
@@ -179,11 +156,8 @@ func (s *Store) IndexAudit(ctx context.Context) (int, error) {
 		for _, c := range commits {
 			for i := range c.Mutations {
 				m := graph.HistoryMark{Revision: c.Revision, Index: i}
-				r := auditRow{Time: c.Time, Actor: c.Actor, ActedFor: c.ActedFor, Mutation: c.Mutations[i], Orgs: c.Orgs(i)}
-				r.All = r.Orgs == nil
-				if i < len(c.Subjects) {
-					r.Subjects = c.Subjects[i]
-				}
+				r := c.Row(i)
+				r.HistoryBatch = c.Batch()
 				v, err := json.Marshal(r)
 				if err != nil {
 					return added, fmt.Errorf("etcdstore: encode audit row %s: %w", m, err)
@@ -234,15 +208,6 @@ func (s *Store) History(ctx context.Context, q graph.HistoryQuery) (graph.Histor
 	if err != nil {
 		return page, err
 	}
-	// add keeps an entry, and says whether to go on.
-	add := func(e graph.HistoryEntry) bool {
-		if len(page.Entries) == q.Limit {
-			page.More = true
-			return false
-		}
-		page.Entries = append(page.Entries, e)
-		return true
-	}
 	// The revisions after the trail, from the log.
 	if end.Revision > through+1 || end.Revision == through+1 && end.Index > 0 {
 		tail, _, err := s.readLog(ctx, through+1, math.MaxInt)
@@ -251,15 +216,12 @@ func (s *Store) History(ctx context.Context, q graph.HistoryQuery) (graph.Histor
 		}
 		for k := len(tail) - 1; k >= 0; k-- {
 			c := &tail[k]
-			if c.Revision < q.From || !q.Since.IsZero() && c.Time.Before(q.Since) {
-				return page, nil
-			}
 			for i := len(c.Mutations) - 1; i >= 0; i-- {
 				m := graph.HistoryMark{Revision: c.Revision, Index: i}
-				if !m.Before(end) || !q.Selects(c, i) {
+				if !m.Before(end) || !q.Object.IsZero() && (i >= len(c.Subjects) || !slices.Contains(c.Subjects[i], q.Object)) {
 					continue
 				}
-				if !add(graph.HistoryEntry{HistoryMark: m, Time: c.Time, Actor: c.Actor, ActedFor: c.ActedFor, Mutation: c.Mutations[i]}) {
+				if !q.Collect(&page, graph.HistoryEntry{HistoryMark: m, HistoryBatch: c.Batch(), Mutation: c.Mutations[i]}, c.Orgs(i)) {
 					return page, nil
 				}
 			}
@@ -270,13 +232,7 @@ func (s *Store) History(ctx context.Context, q graph.HistoryQuery) (graph.Histor
 	}
 	var scanErr error
 	for m, r := range s.auditRows(ctx, &q, end, &scanErr) {
-		if m.Revision < q.From || !q.Since.IsZero() && r.Time.Before(q.Since) {
-			break
-		}
-		if !q.Matches(r.Time, r.Actor, r.ActedFor, r.orgs()) {
-			continue
-		}
-		if !add(graph.HistoryEntry{HistoryMark: m, Time: r.Time, Actor: r.Actor, ActedFor: r.ActedFor, Mutation: r.Mutation}) {
+		if !q.Collect(&page, graph.HistoryEntry{HistoryMark: m, HistoryBatch: r.HistoryBatch, Mutation: r.Mutation}, r.Organisations()) {
 			break
 		}
 	}
@@ -319,15 +275,15 @@ func (s *Store) scanBack(ctx context.Context, from, to string, keysOnly bool, er
 // auditRows yields the trail's rows before end, newest first: those of
 // q's index when q names an object, an actor or a user acted for, else
 // all of them. A failure ends it and is left in *errp.
-func (s *Store) auditRows(ctx context.Context, q *graph.HistoryQuery, end graph.HistoryMark, errp *error) iter.Seq2[graph.HistoryMark, *auditRow] {
+func (s *Store) auditRows(ctx context.Context, q *graph.HistoryQuery, end graph.HistoryMark, errp *error) iter.Seq2[graph.HistoryMark, *graph.HistoryRow] {
 	rows := s.key(prefixAuditRow)
-	decode := func(k string, v []byte) (graph.HistoryMark, *auditRow, bool) {
+	decode := func(k string, v []byte) (graph.HistoryMark, *graph.HistoryRow, bool) {
 		m, err := parseMark(k)
 		if err != nil {
 			*errp = err
 			return m, nil, false
 		}
-		var r auditRow
+		var r graph.HistoryRow
 		if err := json.Unmarshal(v, &r); err != nil {
 			*errp = fmt.Errorf("decode audit row %s: %w", m, err)
 			return m, nil, false
@@ -335,7 +291,7 @@ func (s *Store) auditRows(ctx context.Context, q *graph.HistoryQuery, end graph.
 		return m, &r, true
 	}
 	// rowsOf yields the rows of one revision before end, newest first.
-	rowsOf := func(rev uint64, yield func(graph.HistoryMark, *auditRow) bool) bool {
+	rowsOf := func(rev uint64, yield func(graph.HistoryMark, *graph.HistoryRow) bool) bool {
 		to := rows + revKey(rev) + "0" // just past rev's "/..." keys
 		if rev == end.Revision {
 			to = rows + markKey(end)
@@ -348,7 +304,7 @@ func (s *Store) auditRows(ctx context.Context, q *graph.HistoryQuery, end graph.
 		}
 		return *errp == nil
 	}
-	return func(yield func(graph.HistoryMark, *auditRow) bool) {
+	return func(yield func(graph.HistoryMark, *graph.HistoryRow) bool) {
 		switch {
 		case !q.Object.IsZero():
 			prefix := s.named(prefixAuditObj, q.Object.String())
@@ -439,7 +395,7 @@ func (s *Store) CompactAudit(ctx context.Context, now time.Time, age time.Durati
 			if err != nil {
 				return removed, err
 			}
-			var r auditRow
+			var r graph.HistoryRow
 			if err := json.Unmarshal(kv.Value, &r); err != nil {
 				return removed, fmt.Errorf("etcdstore: decode audit row %s: %w", m, err)
 			}
