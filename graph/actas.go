@@ -184,10 +184,9 @@ func (l lens) readsGrant(s *state, g int32) bool {
 	if l.as == "" {
 		return true
 	}
-	n := s.grant(g)
-	on := s.ref(n.tkind, n.target)
+	holder, on := s.ends(g)
 	if on.IsZero() {
-		on = s.ref(n.hkind, n.holder)
+		on = holder
 	}
 	return l.reads(s, on)
 }

@@ -240,8 +240,8 @@ func (ix *Index) listGrants(l lens, holder, target Ref, after string, limit int)
 	}
 	var ids []string
 	for id, i := range s.grants.all() {
-		g := s.grant(i)
-		if (holder.IsZero() || s.ref(g.hkind, g.holder) == holder) && (target.IsZero() || s.ref(g.tkind, g.target) == target) && o.hasGrant(s, i) && l.readsGrant(s, i) {
+		h, t := s.ends(i)
+		if (holder.IsZero() || h == holder) && (target.IsZero() || t == target) && o.hasGrant(s, i) && l.readsGrant(s, i) {
 			ids = append(ids, id)
 		}
 	}

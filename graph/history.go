@@ -96,9 +96,9 @@ func (s *state) subjectsOf(m, inv *Mutation) []Object {
 	marked := func(id string) {
 		add(RecordGrant, id)
 		if g, ok := s.grants.get(id); ok {
-			n := s.grant(g)
-			ref(s.ref(n.hkind, n.holder))
-			ref(s.ref(n.tkind, n.target))
+			holder, target := s.ends(g)
+			ref(holder)
+			ref(target)
 		}
 	}
 	switch {

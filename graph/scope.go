@@ -109,9 +109,9 @@ func (t *scopeTable) scopeOf(s *state, m, inv *Mutation) []int32 {
 	}
 	grant := func(id string) {
 		if g, ok := s.grants.get(id); ok {
-			n := s.grant(g)
-			ref(s.ref(n.hkind, n.holder))
-			ref(s.ref(n.tkind, n.target))
+			holder, target := s.ends(g)
+			ref(holder)
+			ref(target)
 		}
 	}
 	switch {

@@ -651,9 +651,16 @@ func (s *state) userView(i int32) User {
 	return u
 }
 
+// ends returns grant slot i's holder and target.
+func (s *state) ends(i int32) (holder, target Ref) {
+	n := s.grant(i)
+	return s.ref(n.hkind, n.holder), s.ref(n.tkind, n.target)
+}
+
 func (s *state) grantView(i int32) Grant {
 	n := s.grant(i)
-	return Grant{ID: s.txt.get(n.id), Holder: s.ref(n.hkind, n.holder), Target: s.ref(n.tkind, n.target), Rights: s.cat.list(n.rights),
+	holder, target := s.ends(i)
+	return Grant{ID: s.txt.get(n.id), Holder: holder, Target: target, Rights: s.cat.list(n.rights),
 		ExpiresAt: n.expiresAt.time(), Reason: s.txt.get(n.reason), Expired: n.marked,
 		StartsAt: n.startsAt.time(), Started: n.started}
 }

@@ -31,9 +31,14 @@ const defaultPageSize = 1000
 // pageSize returns the page size of a list asking for n: the default for
 // 0 (or the limit, when that is lower), n when it is within the limit.
 func (s *Server) pageSize(list string, n uint32) (int, error) {
+	return s.pageSizeOr(list, n, defaultPageSize)
+}
+
+// pageSizeOr is pageSize with another default.
+func (s *Server) pageSizeOr(list string, n uint32, def int) (int, error) {
 	switch limit := s.opts.MaxPageSize; {
 	case n == 0:
-		return min(defaultPageSize, limit), nil
+		return min(def, limit), nil
 	case int64(n) > int64(limit):
 		return 0, invalidf("%s: page_size %d is over the limit of %d a page", list, n, limit)
 	}

@@ -44,13 +44,8 @@ func (w *watch) History(ctx context.Context, req *pb.HistoryRequest) (*pb.Histor
 	if q.Until, err = timeFromPB(req.GetUntil(), "history", req.GetObject(), "until"); err != nil {
 		return nil, w.status(ctx, err)
 	}
-	switch limit, n := w.opts.MaxPageSize, req.GetPageSize(); {
-	case n == 0:
-		q.Limit = min(defaultHistoryPage, limit)
-	case int64(n) > int64(limit):
-		return nil, w.status(ctx, invalidf("history: page_size %d is over the limit of %d a page", n, limit))
-	default:
-		q.Limit = int(n)
+	if q.Limit, err = w.pageSizeOr("history", req.GetPageSize(), defaultHistoryPage); err != nil {
+		return nil, w.status(ctx, err)
 	}
 	key := queryKey("history", req.GetObject(), q.Actor, q.ActedFor, strconv.FormatUint(q.From, 10), strconv.FormatUint(q.To, 10),
 		q.Since.String(), q.Until.String())

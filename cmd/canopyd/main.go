@@ -307,11 +307,11 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		return err
 	}
 	if c.metricsListen != "" {
-		hs, err := serveMetrics(c.metricsListen, reg, srv, logger, c.pprof)
+		stop, err := serveMetrics(c.metricsListen, reg, srv, logger, c.pprof)
 		if err != nil {
 			return err
 		}
-		defer hs.Close()
+		defer stop()
 	}
 	gopts := srv.ServerOptions()
 	var tlsFiles *server.TLSFiles
@@ -439,7 +439,7 @@ func reloadOnHangUp(ctx context.Context, hup <-chan os.Signal, tokensPath string
 // serveMetrics serves /metrics, /healthz (the process is up) and /readyz
 // (the index is loaded and the server is not shutting down) over HTTP,
 // and with profiles, Go's /debug/pprof/.
-func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, logger *slog.Logger, profiles bool) (*http.Server, error) {
+func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, logger *slog.Logger, profiles bool) (stop func(), err error) {
 	mux := http.NewServeMux()
 	if profiles {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -457,18 +457,7 @@ func serveMetrics(addr string, reg *prometheus.Registry, srv *server.Server, log
 		}
 		io.WriteString(w, "ready\n")
 	})
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listen on %s: %w", addr, err)
-	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	logger.Info("serving metrics", "addr", lis.Addr().String())
-	go func() {
-		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("metrics server", "err", err)
-		}
-	}()
-	return hs, nil
+	return serveHTTP(addr, "metrics", mux, nil, logger)
 }
 
 // serveHTTP serves h on addr, with TLS when the gRPC listener has it (the

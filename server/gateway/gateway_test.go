@@ -29,6 +29,12 @@ func start(t testing.TB) (*servertest.Server, string) {
 	if _, err := s.Index.Write(context.Background(), "test", f.Steps[0].Write, graph.Preconditions{}); err != nil {
 		t.Fatal(err)
 	}
+	return s, serve(t, s)
+}
+
+// serve serves s over HTTP/JSON and returns the URL.
+func serve(t testing.TB, s *servertest.Server) string {
+	t.Helper()
 	g, err := gateway.New(context.Background(), s.API, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +42,7 @@ func start(t testing.TB) (*servertest.Server, string) {
 	t.Cleanup(g.Close)
 	hs := httptest.NewServer(g.Handler)
 	t.Cleanup(hs.Close)
-	return s, hs.URL
+	return hs.URL
 }
 
 // call sends body (nil for none) and returns the status and the decoded
@@ -170,16 +176,10 @@ func TestHTTPStreams(t *testing.T) {
 // lines of the body and answers its progress as JSON lines.
 func TestHTTPImport(t *testing.T) {
 	s := servertest.Start(t)
-	g, err := gateway.New(context.Background(), s.API, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	hs := httptest.NewServer(g.Handler)
-	t.Cleanup(hs.Close)
+	url := serve(t, s)
 	body := `{"mutations":[{"create_folder":{"id":"org"}},{"create_folder":{"id":"a","parent":"org"}}]}` + "\n" +
 		`{"mutations":[{"create_user":{"id":"u","class":"staff","home":"a"}}]}` + "\n"
-	resp, err := http.Post(hs.URL+"/v1/import", "application/json", strings.NewReader(body))
+	resp, err := http.Post(url+"/v1/import", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
