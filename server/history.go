@@ -31,13 +31,12 @@ func (w *watch) History(ctx context.Context, req *pb.HistoryRequest) (*pb.Histor
 		return nil, status.Error(codes.Unimplemented, "history: this server's store keeps no audit trail")
 	}
 	q := graph.HistoryQuery{Actor: req.GetActor(), ActedFor: req.GetActedFor(), From: req.GetFromRevision(), To: req.GetToRevision(), Orgs: confinedTo(ctx)}
+	var err error
 	if o := req.GetObject(); o != "" {
-		var err error
 		if q.Object, err = graph.ParseObject(o); err != nil {
 			return nil, w.status(ctx, err)
 		}
 	}
-	var err error
 	if q.Since, err = timeFromPB(req.GetSince(), "history", req.GetObject(), "since"); err != nil {
 		return nil, w.status(ctx, err)
 	}
