@@ -254,8 +254,16 @@ func (ix *Index) drain() {
 // the other is brought up to date (publish). When the journal fails, the
 // spare is rolled back to the live state.
 func (ix *Index) commitGroup(group []*writeReq) {
+	completed := false
 	defer func() {
 		for _, req := range group {
+			if !completed && req.err == nil {
+				// Unwinding a panic (the store's, in the middle of its
+				// commit): nothing of the group is known to be durable,
+				// so none of it may be answered as committed in the
+				// moment before the process ends.
+				req.err, req.rev = fmt.Errorf("write: %w: the commit did not complete", ErrStorage), 0
+			}
 			close(req.done)
 		}
 	}()
@@ -305,6 +313,7 @@ func (ix *Index) commitGroup(group []*writeReq) {
 			req.err, req.rev = nil, 0
 		}
 	}
+	completed = true
 }
 
 // maxAttempts is how many times a group is validated and appended before
