@@ -135,9 +135,12 @@ func TestActingAsAgreesWithTheReference(t *testing.T) {
 		seed := graphtest.Seed(t, i)
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			g, ix := builtWorld(t, seed)
+			deputies := g.deputies(t, ix)
 			for step := 0; step < 40; step++ {
-				user := g.user()
-				batch := g.batch()
+				user, batch := g.user(), g.batch()
+				if g.r.IntN(2) == 0 {
+					user, batch = g.pick(deputies), batch[:1]
+				}
 				next, refErr := g.m.actedWrite(user, batch, g.now)
 				_, err := ix.WriteAs(context.Background(), "test", user, batch, graph.Preconditions{})
 				if (err == nil) != (refErr == nil) || errors.Is(refErr, errNotAllowed) && !errors.Is(err, graph.ErrNotAllowed) {
@@ -166,6 +169,42 @@ func TestActingAsAgreesWithTheReference(t *testing.T) {
 	if accepted == 0 || notAllowed == 0 {
 		t.Fatalf("the cases tried nothing useful: %d accepted, %d refused for a missing right", accepted, notAllowed)
 	}
+}
+
+// deputies grants a few users edit and assign over their whole
+// organisation, in the index and the reference, so that writes on their
+// behalf are often allowed: random users on random worlds almost never
+// are. Locks and the other organisation still refuse them.
+func (g *gen) deputies(t *testing.T, ix *graph.Index) []string {
+	t.Helper()
+	var out []string
+	var batch []graph.Mutation
+	for _, id := range keys(g.m.users) {
+		if len(out) == 3 {
+			break
+		}
+		u := g.m.users[id]
+		if u.State == graph.StateDisabled || g.r.IntN(3) != 0 {
+			continue
+		}
+		out = append(out, id)
+		batch = append(batch, graph.Mutation{AddGrant: &graph.Grant{
+			ID: "deputy-" + id, Holder: graph.UserRef(id),
+			Target: graph.FolderRef(g.m.root(u.Home)), Rights: []string{"edit", "assign"},
+		}})
+	}
+	if len(out) == 0 {
+		return []string{g.user()}
+	}
+	next, err := g.m.write(batch, g.now)
+	if err != nil {
+		t.Fatalf("deputies: reference refused: %v", err)
+	}
+	if _, err := ix.Write(context.Background(), "build", batch, graph.Preconditions{}); err != nil {
+		t.Fatalf("deputies: %v", err)
+	}
+	g.m = next
+	return out
 }
 
 // seeded opens an index holding the first step of a seed example, and of
