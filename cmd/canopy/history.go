@@ -21,7 +21,8 @@ func (a *app) historyCommand() *cobra.Command {
 		Long: `Prints the committed mutations that touched an object (folder/ID,
 user/ID, grant/ID, lock/ID or right/NAME), or that an actor made, or that
 were written on behalf of a user, newest first: revision, time, actor,
-the user acted for, and the change. Without an object or a name, the whole
+the user acted for, and the change in words (-o json gives each mutation
+as the API has it). Without an object or a name, the whole
 trail. A mutation touches what it changes and what it names as they were
 then: a user's history holds the grants on it and held by it, and the
 service's own starts and expiries of them (actor "system"); a folder's

@@ -135,13 +135,3 @@ func regionLine(r *pb.AccessRegion) string {
 	}
 	return s
 }
-
-// mutationLine writes a mutation as its operation and its fields, in the
-// API's names, on one line.
-func mutationLine(m *pb.Mutation) string {
-	raw, err := encodeLine(m)
-	if err != nil {
-		return m.String()
-	}
-	return strings.TrimSpace(string(raw))
-}
