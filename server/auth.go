@@ -354,8 +354,19 @@ func peerIdentity(ctx context.Context) string {
 	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 && len(info.State.VerifiedChains[0]) > 0 {
 		return info.State.VerifiedChains[0][0].Subject.String()
 	}
+	if p.Addr != nil && p.Addr.Network() == InProcessNetwork {
+		if sub := metadata.ValueFromIncomingContext(ctx, ClientSubjectKey); len(sub) > 0 && sub[len(sub)-1] != "" {
+			return sub[len(sub)-1]
+		}
+	}
 	return "anonymous@" + peerHost(ctx)
 }
+
+// ClientSubjectKey is the metadata key under which the HTTP gateway, over
+// its in-process connection, passes on the subject of its HTTP client's
+// verified certificate. The server believes it from that connection only,
+// and the gateway never lets an HTTP client set it.
+const ClientSubjectKey = "canopy-client-subject"
 
 // peerHost is the peer's address without its port ("" when unknown). A
 // call through the HTTP gateway (server/gateway), which reaches the server

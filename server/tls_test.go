@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
 	"github.com/canopy-authz/canopy/server/certtest"
@@ -174,14 +175,14 @@ func TestActorIsAnIdentity(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
-	write := func(addr string, creds credentials.TransportCredentials, id string) string {
+	write := func(addr string, creds credentials.TransportCredentials, id string, md ...string) string {
 		t.Helper()
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		rev, err := pb.NewDirectoryServiceClient(conn).Write(ctxT(t), &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: id}}}}})
+		rev, err := pb.NewDirectoryServiceClient(conn).Write(metadata.AppendToOutgoingContext(ctxT(t), md...), &pb.WriteRequest{Mutations: []*pb.Mutation{{Op: &pb.Mutation_CreateFolder{CreateFolder: &pb.Folder{Id: id}}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,5 +197,9 @@ func TestActorIsAnIdentity(t *testing.T) {
 	}
 	if got := write(mutual, credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}), "b"); got != "CN=billing" {
 		t.Errorf("with a client certificate: %q", got)
+	}
+	// Only the HTTP gateway's in-process connection may pass a subject on.
+	if got := write(plain, insecure.NewCredentials(), "c", ClientSubjectKey, "CN=root"); got != "anonymous@127.0.0.1" {
+		t.Errorf("a subject sent as metadata: %q", got)
 	}
 }

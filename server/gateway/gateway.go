@@ -21,6 +21,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -75,12 +76,23 @@ func New(ctx context.Context, api *server.Server, opts Options) (*Gateway, error
 			UnmarshalOptions: protojson.UnmarshalOptions{},
 		}),
 		// A caller's trace goes on through the gateway (W3C trace context).
+		// No header can pass for a client certificate's subject.
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			switch k := strings.ToLower(key); k {
 			case "traceparent", "tracestate", "baggage":
 				return k, true
+			case strings.ToLower(runtime.MetadataHeaderPrefix + server.ClientSubjectKey):
+				return "", false
 			}
 			return runtime.DefaultHeaderMatcher(key)
+		}),
+		// The HTTP client's verified certificate (mutual TLS) names it
+		// as it would over gRPC.
+		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
+			if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+				return nil
+			}
+			return metadata.Pairs(server.ClientSubjectKey, r.TLS.VerifiedChains[0][0].Subject.String())
 		}),
 	)
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{

@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/canopy-authz/canopy/graph"
 	"github.com/canopy-authz/canopy/scenario"
+	"github.com/canopy-authz/canopy/server"
+	"github.com/canopy-authz/canopy/server/certtest"
 	"github.com/canopy-authz/canopy/server/gateway"
 	"github.com/canopy-authz/canopy/server/servertest"
 )
@@ -190,5 +194,73 @@ func TestHTTPImport(t *testing.T) {
 	}
 	if st := s.Index.Stats(); st.Folders != 2 || st.Users != 1 {
 		t.Fatalf("after the import: %+v", st)
+	}
+}
+
+// TestHTTPClientCertificate: over mutual TLS, an HTTP client is named by
+// its certificate's subject, as over gRPC; without one, no header can
+// make it so.
+func TestHTTPClientCertificate(t *testing.T) {
+	s, plain := start(t)
+	ca := certtest.New(t)
+	srvCert, srvKey := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.Issue(t, "billing", x509.ExtKeyUsageClientAuth)
+	cfg, err := server.TLSConfig(srvCert, srvKey, ca.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(context.Background(), s.API, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	hs := httptest.NewUnstartedServer(g.Handler)
+	hs.TLS = cfg
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	pair, err := tls.LoadX509KeyPair(cliCert, cliKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	mutual := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}}
+
+	// actor writes folder id through client at url, with the headers
+	// given, and returns the actor its history records.
+	actor := func(client *http.Client, url, id string, header ...string) string {
+		t.Helper()
+		req, err := http.NewRequest("POST", url+"/v1/write", strings.NewReader(`{"mutations":[{"create_folder":{"id":"`+id+`","parent":"candidates"}}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("write %s: %d %s", id, resp.StatusCode, body)
+		}
+		code, r := call(t, "GET", plain+"/v1/history?object=folder/"+id, "")
+		entries, _ := r["entries"].([]any)
+		if code != 200 || len(entries) != 1 {
+			t.Fatalf("the history of %s: %d %v", id, code, r)
+		}
+		return entries[0].(map[string]any)["actor"].(string)
+	}
+	if got := actor(mutual, hs.URL, "by-cert"); got != "CN=billing" {
+		t.Errorf("with a client certificate: %q", got)
+	}
+	forged := "Grpc-Metadata-" + server.ClientSubjectKey
+	if got := actor(mutual, hs.URL, "by-cert-forged", forged, "CN=root"); got != "CN=billing" {
+		t.Errorf("with a client certificate and a forged subject: %q", got)
+	}
+	if got := actor(http.DefaultClient, plain, "forged", forged, "CN=root"); got != "anonymous@127.0.0.1" {
+		t.Errorf("a forged subject, without a certificate: %q", got)
 	}
 }
