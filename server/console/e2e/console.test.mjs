@@ -37,7 +37,10 @@ try {
     await page.goto(url + "#/user/tom");
     await has("#detail h3", "Effective access");
     await has("#detail h3", "Audit trail");
-    if (await page.locator("#preview-form").count() !== 0) fail("a read-only token was offered a write");
+    for (const w of ["#preview-form", "#state-form", "button.remove"]) if (await page.locator(w).count() !== 0) fail("a read-only token was offered " + w);
+    await page.goto(url + "#/folder/it1");
+    await has("#detail h3", "Locks");
+    if (await page.locator("#lock-form").count() !== 0) fail("a read-only token was offered a lock");
     console.log("ok");
     process.exit(0);
   }
@@ -90,7 +93,37 @@ try {
   await has("#preview td", "would see lea, lucy");
   await shot("preview");
   await page.click("#commit-grant");
-  await has("#detail", "Granted at revision");
+  await has("#detail td", "add grant visit");
+
+  // A lock added from a folder's page, previewed first, denies what the
+  // grants allowed; removed again, previewed too, the grant allows again.
+  await page.goto(url + "#/folder/it1");
+  await page.fill("#lock-form input[name=lock]", "exam-week");
+  await page.fill("#lock-form input[name=reason]", "exams");
+  await page.click("#lock-form button");
+  await has("#preview", "would change");
+  await has("#preview td", "tom");
+  await has("#preview td", "would no longer see carl");
+  await shot("lock");
+  await page.click("#commit-lock");
+  await has("#detail td", "add lock exam-week");
+  await page.goto(url + "#/explain?user=tom&right=edit&resource=user/carl");
+  await has("#verdict", "DENIED: locked");
+  await has("#explain-chain .box", "lock exam-week");
+  await page.goto(url + "#/folder/it1");
+  await page.click("#detail button[data-remove=exam-week]");
+  await has("#preview", "would change");
+  await page.click("#commit-remove");
+  await has("#detail td", "remove lock exam-week");
+  await page.goto(url + "#/explain?user=tom&right=edit&resource=user/carl");
+  await has("#verdict", "ALLOWED");
+
+  // An account disabled from its page, previewed first.
+  await page.goto(url + "#/user/lucy");
+  await page.click("#state-form button");
+  await has("#preview", "1 user would change");
+  await page.click("#commit-state");
+  await has("#detail", "Not active");
 
   // The live change feed: a write made elsewhere arrives, and the audit
   // trail shows who made it.

@@ -22,7 +22,7 @@ function el(tag, attrs, ...children) {
     if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -202,7 +202,8 @@ function change(m) {
   const extra = op === "add_grant" ? ` ${(v.rights || []).join(",")} for ${refText(v.holder)} on ${refText(v.target)}` :
     op === "move_folder" || op === "move_user" ? ` to ${v.to}` :
     op === "set_user_state" ? ` ${(v.state || "").replace("USER_STATE_", "").toLowerCase()}` :
-    op === "add_extra_group" || op === "remove_extra_group" ? ` ${v.folder}` : "";
+    op === "add_extra_group" || op === "remove_extra_group" ? ` ${v.folder}` :
+    op === "add_lock" ? ` denies ${(v.rights || []).length ? v.rights.join(",") : "edit"} on ${refText(v.target)}` : "";
   return op.replaceAll("_", " ") + " " + id + extra;
 }
 
@@ -226,6 +227,7 @@ async function folderPage(id) {
     api("GET", "/v1/grants?page_size=100&holder.kind=OBJECT_KIND_FOLDER&holder.id=" + enc),
     api("GET", "/v1/locks?page_size=100&" + folderRef(id)),
   ]);
+  const removal = el("div", {});
   const more = (r) => (r.next_page_token ? el("p", { class: "muted" }, "the first 100; more in canopy or the API") : null);
   return el("div", {},
     el("h2", {}, f.name || f.id, " ", el("span", { class: "muted" }, "folder/" + f.id)),
@@ -233,7 +235,9 @@ async function folderPage(id) {
     el("h3", {}, "Users here"), users.users.length ? table(["user", "class", "state", "placed"], users.users.map((u) => [el("a", { href: "#/user/" + u.id }, u.id), u["class"], u.state.replace("USER_STATE_", "").toLowerCase(), u.home === id ? "home" : "extra group"])) : el("p", { class: "muted" }, "none"), more(users),
     el("h3", {}, "Grants on this subtree"), grantsOn.grants.length ? table(["grant", "holder", "rights"], grantsOn.grants.map((g) => [g.id, refLink(g.holder), g.rights.join(", ")])) : el("p", { class: "muted" }, "none"), more(grantsOn),
     el("h3", {}, "Grants its members hold"), held.grants.length ? table(["grant", "on", "rights"], held.grants.map((g) => [g.id, refLink(g.target), g.rights.join(", ")])) : el("p", { class: "muted" }, "none"), more(held),
-    el("h3", {}, "Locks"), locks.locks.length ? table(["lock", "denies", "reason"], locks.locks.map((l) => [l.id, l.rights.join(", "), l.reason])) : el("p", { class: "muted" }, "none"), more(locks),
+    el("h3", {}, "Locks"), locks.locks.length ? table(["lock", "denies", "reason"], locks.locks.map((l) => [[l.id, canWrite() ? [" ", removeButton("remove_lock", l.id, removal)] : null], l.rights.join(", "), l.reason])) : el("p", { class: "muted" }, "none"), more(locks),
+    removal,
+    canWrite() ? lockForm(id) : null,
     el("h3", {}, "Audit trail"), await historyOf("folder/" + id));
 }
 
@@ -274,6 +278,7 @@ async function userPage(id) {
   const picture = keep.size ? tree("", marks, keep) : el("p", { class: "muted" }, "no folder is reached");
   state.open = drawn;
   const active = u.state === "USER_STATE_ACTIVE";
+  const removal = el("div", {});
   return el("div", {},
     el("h2", {}, u.name || u.id, " ", el("span", { class: "muted" }, "user/" + u.id)),
     el("p", {}, u["class"], " · ", el("span", { class: "verdict " + (active ? "yes" : "no") }, u.state.replace("USER_STATE_", "").toLowerCase()),
@@ -282,13 +287,31 @@ async function userPage(id) {
     active ? null : el("p", { class: "verdict no" }, "Not active: allowed nothing until enabled."),
     el("h3", {}, "Effective access"),
     acc.entries.length ? table(["grant", "rights", "on", "via", "locked by"], acc.entries.map((e) =>
-      [e.grant.id + (e.grant.starts_at && !e.grant.started ? " (starts " + e.grant.starts_at + ")" : ""), e.rights.join(", "), refLink(e.grant.target), e.via.join(" › "), (e.locks || []).map((l) => l.id).join(", ")])) : el("p", { class: "muted" }, "no grants reach this user"),
+      [[e.grant.id + (e.grant.starts_at && !e.grant.started ? " (starts " + e.grant.starts_at + ")" : ""), canWrite() ? [" ", removeButton("remove_grant", e.grant.id, removal)] : null],
+        e.rights.join(", "), refLink(e.grant.target), e.via.join(" › "), (e.locks || []).map((l) => l.id).join(", ")])) : el("p", { class: "muted" }, "no grants reach this user"),
+    removal,
     el("p", { class: "muted" }, "self rights: " + (acc.self_rights || []).join(", ")),
     el("h3", {}, "Drawn over the tree"), picture,
     reachedUsers.length ? [el("h3", {}, "Users reached one by one"), table(["user", "rights"], reachedUsers)] : null,
     explainForm({ user: id }),
     canWrite() ? previewForm(id) : null,
+    canWrite() ? stateForm(u) : null,
     el("h3", {}, "Audit trail"), await historyOf("user/" + id));
+}
+
+// offer previews batch in out (a dry run: what it would do to access),
+// then offers to commit it with a button: id and label name the button,
+// done says what was done.
+async function offer(out, batch, id, label, done) {
+  try {
+    const r = await api("POST", "/v1/write", { ...batch, dry_run: true });
+    out.replaceChildren(await previewView(r.preview), el("button", { type: "button", id, onclick: async () => {
+      try {
+        const w = await api("POST", "/v1/write", batch);
+        out.replaceChildren(el("p", { class: "verdict yes" }, done + " at revision " + w.revision + "."));
+      } catch (e) { showError(e); }
+    } }, label));
+  } catch (e) { out.replaceChildren(el("p", { class: "verdict no" }, "Refused: " + e.message)); }
 }
 
 // previewForm offers a grant to user id: previewed (a dry run) before it
@@ -298,36 +321,60 @@ function previewForm(id) {
   const target = el("input", { name: "target", "aria-label": "target folder", placeholder: "folder id", size: 14 });
   const rights = el("input", { name: "rights", value: "read", "aria-label": "rights", size: 24 });
   const gid = el("input", { name: "grant", value: id + "-grant", "aria-label": "grant id", size: 14 });
-  const batch = () => ({ mutations: [{ add_grant: { id: gid.value.trim(), holder: { kind: "OBJECT_KIND_USER", id }, target: { kind: "OBJECT_KIND_FOLDER", id: target.value }, rights: rights.value.split(",").map((s) => s.trim()).filter(Boolean) } }] });
-  const preview = async (ev) => {
-    ev.preventDefault();
-    try {
-      const r = await api("POST", "/v1/write", { ...batch(), dry_run: true });
-      out.replaceChildren(await previewView(r.preview), el("button", { type: "button", id: "commit-grant", onclick: async () => {
-        try {
-          const w = await api("POST", "/v1/write", batch());
-          out.replaceChildren(el("p", { class: "verdict yes" }, "Granted at revision " + w.revision + "."));
-        } catch (e) { showError(e); }
-      } }, "Give this grant"));
-    } catch (e) { out.replaceChildren(el("p", { class: "verdict no" }, "Refused: " + e.message)); }
-  };
+  const batch = () => ({ mutations: [{ add_grant: { id: gid.value.trim(), holder: { kind: "OBJECT_KIND_USER", id }, target: { kind: "OBJECT_KIND_FOLDER", id: target.value }, rights: list(rights.value) } }] });
+  const preview = (ev) => { ev.preventDefault(); offer(out, batch(), "commit-grant", "Give this grant", "Granted"); };
   return el("div", {}, el("h3", {}, "Preview a grant"),
     el("form", { class: "row", id: "preview-form", onsubmit: preview }, gid, " gives ", rights, " on ", target, el("button", {}, "Preview")), out);
 }
 
+// stateForm offers to disable an active user, or to enable one that is
+// not, previewed first.
+function stateForm(u) {
+  const out = el("div", {});
+  const active = u.state === "USER_STATE_ACTIVE";
+  const to = active ? "USER_STATE_DISABLED" : "USER_STATE_ACTIVE";
+  const word = active ? "Disable" : "Enable";
+  const batch = { mutations: [{ set_user_state: { id: u.id, state: to } }] };
+  return el("div", {}, el("h3", {}, "Account"),
+    el("form", { class: "row", id: "state-form", onsubmit: (ev) => { ev.preventDefault(); offer(out, batch, "commit-state", word + " " + u.id, word + "d"); } },
+      el("button", {}, "Preview: " + word.toLowerCase() + " this account")), out);
+}
+
+// lockForm offers a lock on folder id (what it denies: edit when left
+// empty), previewed before it is added.
+function lockForm(id) {
+  const out = el("div", {});
+  const lid = el("input", { name: "lock", value: id + "-lock", "aria-label": "lock id", size: 14 });
+  const rights = el("input", { name: "rights", placeholder: "edit", "aria-label": "rights denied", size: 16 });
+  const reason = el("input", { name: "reason", placeholder: "reason", "aria-label": "reason", size: 20 });
+  const batch = () => ({ mutations: [{ add_lock: { id: lid.value.trim(), target: { kind: "OBJECT_KIND_FOLDER", id }, rights: list(rights.value), reason: reason.value } }] });
+  const preview = (ev) => { ev.preventDefault(); offer(out, batch(), "commit-lock", "Add this lock", "Locked"); };
+  return el("div", {}, el("h3", {}, "Lock this subtree"),
+    el("form", { class: "row", id: "lock-form", onsubmit: preview }, lid, " denies ", rights, " because ", reason, el("button", {}, "Preview")), out);
+}
+
+// removeButton offers to remove a grant or a lock (op remove_grant or
+// remove_lock), previewed first in out.
+function removeButton(op, id, out) {
+  return el("button", { type: "button", class: "remove", "data-remove": id, onclick: () => offer(out, { mutations: [{ [op]: { id } }] }, "commit-remove", "Remove " + id, "Removed") }, "remove…");
+}
+
+// list reads a comma-separated list.
+const list = (s) => s.split(",").map((x) => x.trim()).filter(Boolean);
+
 // previewView shows what a write would change: per right, and per user,
 // each region with (the first hundred of) the users it holds.
 async function previewView(p) {
-  const region = async (a) => {
+  const region = async (a, verb) => {
     let who = [];
     if (a.on && a.on.kind === "OBJECT_KIND_FOLDER") {
       const r = await api("GET", "/v1/users?subtree=true&page_size=100&folder=" + encodeURIComponent(a.on.id));
       who = r.users.map((u) => u.id).filter((m) => !(a.except || []).some((x) => x.id === m));
     }
-    return el("div", {}, a.rights.join(","), " on ", refLink(a.on), who.length ? el("span", { class: "muted" }, " — would see " + who.join(", ")) : null);
+    return el("div", {}, a.rights.join(","), " on ", refLink(a.on), who.length ? el("span", { class: "muted" }, " — " + verb + " " + who.join(", ")) : null);
   };
-  const regions = (list) => Promise.all((list || []).map(region));
-  const rows = await Promise.all((p.changes || []).map(async (c) => [c.user, await regions(c.gained), await regions(c.lost)]));
+  const regions = (list, verb) => Promise.all((list || []).map((a) => region(a, verb)));
+  const rows = await Promise.all((p.changes || []).map(async (c) => [c.user, await regions(c.gained, "would see"), await regions(c.lost, "would no longer see")]));
   return el("div", { id: "preview" },
     el("p", {}, p.users_affected + (p.users_affected === "1" ? " user" : " users") + " would change, against revision " + p.revision + "."),
     table(["right", "records gained", "lost"], (p.totals || []).map((t) => [t.right, t.gained, t.lost])),
