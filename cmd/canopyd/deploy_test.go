@@ -2,16 +2,29 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
+	"github.com/canopy-authz/canopy/server/servertest"
 )
 
 // The deployment files of examples/deploy.
@@ -137,5 +150,147 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 	if queried < 20 {
 		t.Fatalf("the dashboard queries only %d metrics", queried)
+	}
+}
+
+// TestContainerfile does what the container file says without a
+// container engine (none runs here): it builds canopyd with the file's own
+// build command, holds the result to the static base it is copied onto
+// (no dynamic loader), and runs the file's ENTRYPOINT with its volume and
+// tokens file in temporary folders and its ports on free loopback ones,
+// then asks it for a decision over gRPC and over HTTP/JSON with a token.
+// It also holds the build image's Go to go.mod's and the EXPOSE lines to
+// the ports the entrypoint serves.
+func TestContainerfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	raw, err := os.ReadFile(containerFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var build, entry, expose, image string
+	for _, line := range strings.Split(string(raw), "\n") {
+		switch word, rest, _ := strings.Cut(line, " "); word {
+		case "RUN":
+			if strings.Contains(rest, "go build") {
+				build = rest
+			}
+		case "ENTRYPOINT":
+			entry = rest
+		case "EXPOSE":
+			expose = rest
+		case "FROM":
+			if image == "" {
+				image = rest
+			}
+		}
+	}
+
+	// The build image's Go is the one go.mod asks for.
+	mod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goLine := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	if goLine == nil || !strings.Contains(image, "golang:"+string(goLine[1])+"-") {
+		t.Errorf("the build image %q is not go.mod's Go %s", image, goLine[1])
+	}
+
+	// Its build command, run from the repository's root: VAR=value words,
+	// then go build's arguments, with the output redirected here.
+	words := strings.Fields(build)
+	var env []string
+	for len(words) > 0 && strings.Contains(words[0], "=") {
+		env = append(env, words[0])
+		words = words[1:]
+	}
+	if len(words) < 2 || words[0] != "go" || words[1] != "build" {
+		t.Fatalf("the container file's build command: %q", build)
+	}
+	bin := filepath.Join(t.TempDir(), "canopyd")
+	args := words[2:]
+	for i := range args {
+		if args[i] == "-o" && i+1 < len(args) {
+			args[i+1] = bin
+		}
+	}
+	cmd := exec.Command("go", append([]string{"build"}, args...)...)
+	cmd.Dir, cmd.Env = "../..", append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %v: %v\n%s", args, err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("the container's canopyd needs a dynamic loader, which distroless/static lacks")
+		}
+	}
+	f.Close()
+
+	// Its entrypoint, over temporary folders and free ports.
+	var argv []string
+	if err := json.Unmarshal([]byte(entry), &argv); err != nil || len(argv) == 0 || argv[0] != "/canopyd" {
+		t.Fatalf("the entrypoint %q: %v", entry, err)
+	}
+	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
+	sum := sha256.Sum256([]byte("ops-token"))
+	if err := os.WriteFile(tokens, []byte("tokens:\n  - {name: ops, sha256: "+hex.EncodeToString(sum[:])+", scopes: [admin]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for i, a := range argv[1:] {
+		switch {
+		case a == "/data":
+			argv[i+1] = t.TempDir()
+		case a == "/etc/canopy/tokens.yaml":
+			argv[i+1] = tokens
+		case strings.HasPrefix(a, "0.0.0.0:"):
+			ports = append(ports, strings.TrimPrefix(a, "0.0.0.0:"))
+			argv[i+1] = "127.0.0.1:0"
+		}
+	}
+	if got := strings.Fields(expose); !slices.Equal(got, ports) {
+		t.Errorf("EXPOSE %v, but the entrypoint serves %v", got, ports)
+	}
+	d, err := servertest.Launch(bin, true, append(argv[1:], "--metrics-listen", "127.0.0.1:0", "--example", "atlas")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Kill)
+	if d.HTTP == "" {
+		t.Fatal("the entrypoint serves no HTTP/JSON")
+	}
+	conn, err := grpc.NewClient(d.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	check := &pb.CheckRequest{User: "tom", Right: "edit", Resource: &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_USER, Id: "carl"}}
+	if _, err := pb.NewAccessServiceClient(conn).Check(ctx, check); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("a check without a token: %v", err)
+	}
+	r, err := pb.NewAccessServiceClient(conn).Check(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer ops-token"), check)
+	if err != nil || !r.GetAllowed() {
+		t.Errorf("a check with the token: %v, %v", r, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+d.HTTP+"/v1/check", strings.NewReader(`{"user":"tom","right":"edit","resource":{"kind":"OBJECT_KIND_USER","id":"carl"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer ops-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"allowed":true`) {
+		t.Errorf("a check over HTTP/JSON: %d %s", resp.StatusCode, body)
 	}
 }
