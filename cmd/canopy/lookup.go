@@ -5,6 +5,7 @@ import (
 	"io"
 	"iter"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -116,7 +117,8 @@ func (a *app) accessCommand() *cobra.Command {
 		Long: `Lists every unexpired grant that reaches USER (held by them or by a folder
 they are a member of), with the rights it gives (implied ones included),
 what it covers, the path it reaches them by, and the locks that deny part
-of it. A user who is not active is shown, but is allowed nothing: use it
+of it. A grant that has not started yet is listed with its start: until
+then it gives nothing. A user who is not active is shown, but is allowed nothing: use it
 to check an account before it is enabled.`,
 		Example: `  canopy access inspector
   canopy access tom -o yaml`,
@@ -150,7 +152,11 @@ to check an account before it is enabled.`,
 					if len(e.GetVia()) > 0 {
 						via = strings.Join(e.GetVia(), " < ")
 					}
-					rows = append(rows, []string{e.GetGrant().GetId(), strings.Join(e.GetRights(), ","), targetWords(e.GetGrant().GetTarget()), via, orDash(strings.Join(locks, "; "))})
+					id := e.GetGrant().GetId()
+					if g := e.GetGrant(); g.GetStartsAt() != nil && !g.GetStarted() {
+						id += " (starts " + g.GetStartsAt().AsTime().UTC().Format(time.RFC3339) + ")"
+					}
+					rows = append(rows, []string{id, strings.Join(e.GetRights(), ","), targetWords(e.GetGrant().GetTarget()), via, orDash(strings.Join(locks, "; "))})
 				}
 				if err := table(w, "GRANT\tRIGHTS\tON\tVIA\tLOCKED BY", rows); err != nil {
 					return err

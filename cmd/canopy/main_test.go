@@ -477,8 +477,12 @@ func TestTimeBoxedFlags(t *testing.T) {
 	if r := must(t, 0, s.Addr, "grants", "list", "--holder", "user/inspector"); !strings.Contains(r.out, "2099-03-02T08:00:00Z") {
 		t.Errorf("the visit:\n%s", r.out)
 	}
-	// Before its start the grant gives nothing.
+	// Before its start the grant gives nothing, and access says when it
+	// will.
 	must(t, 1, s.Addr, "check", "inspector", "read", "user/carl")
+	if r := must(t, 0, s.Addr, "access", "inspector"); !strings.Contains(r.out, "visit (starts 2099-03-02T08:00:00Z)") {
+		t.Errorf("the inspector's access:\n%s", r.out)
+	}
 	must(t, 0, s.Addr, "users", "enable", "inspector", "--active-until", "2099-04-01T00:00:00Z")
 	if r := must(t, 0, s.Addr, "users", "get", "inspector"); !strings.Contains(r.out, "active until 2099-04-01T00:00:00Z") {
 		t.Errorf("the inspector, extended:\n%s", r.out)
