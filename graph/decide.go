@@ -53,7 +53,9 @@ type Decision struct {
 // through which a user resource is a member (empty for a user or
 // capability target). When allowed by a self right, Self is true and Grant
 // nil. When denied as expired, Grant is the expired grant that would have
-// applied (smallest id) with its paths. When locked, Lock is the denying
+// applied (smallest id) with its paths. When denied for want of a grant,
+// Grant is the one that will apply from its start (smallest id; its
+// Started is false) with its paths, or nil when none will. When locked, Lock is the denying
 // lock with the smallest id and LockPath runs from its target folder down
 // to the resource (empty for a lock on the user).
 type Explanation struct {
@@ -177,7 +179,7 @@ func (c *checker) decide(ex *Explanation) Reason {
 	c.coverResource()
 	want := s.cat.grantedBy[c.right]
 	self := c.xu == c.user && s.cat.self.meets(want)
-	found, expired := none, none
+	found, expired, pending := none, none, none
 	better := func(cur, g int32) bool { return cur == none || s.grantID(g) < s.grantID(cur) }
 	scan := func(list []heldGrant) bool {
 		for i := range list {
@@ -187,6 +189,9 @@ func (c *checker) decide(ex *Explanation) Reason {
 			}
 			gi := g.grant
 			if !g.started(c.now) {
+				if ex != nil && better(pending, gi) {
+					pending = gi
+				}
 				continue // not yet: it applies from its start on
 			}
 			if g.expired(c.now) {
@@ -220,6 +225,9 @@ func (c *checker) decide(ex *Explanation) Reason {
 				c.explainGrant(ex, expired)
 			}
 			return ReasonExpired
+		}
+		if pending != none && ex != nil {
+			c.explainGrant(ex, pending)
 		}
 		return ReasonNoGrant
 	}

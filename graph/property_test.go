@@ -581,6 +581,16 @@ func checkExplanation(t *testing.T, ref *refModel, user string, x graph.Ref, ex 
 		if ex.Grant == nil || ex.Grant.ID != want.expired[0] {
 			fail("want expired grant %s", want.expired[0])
 		}
+	case graph.ReasonNoGrant:
+		if len(want.pending) == 0 {
+			if ex.Grant != nil || ex.Lock != nil || ex.Self {
+				fail("a no_grant denial with no grant to come explains nothing")
+			}
+			return
+		}
+		if ex.Grant == nil || ex.Grant.ID != want.pending[0] || ex.Grant.Started || ex.Lock != nil || ex.Self {
+			fail("want the grant to come %s", want.pending[0])
+		}
 	case graph.ReasonLocked:
 		if ex.Lock == nil || ex.Lock.ID != want.locks[0] {
 			fail("want lock %s", want.locks[0])

@@ -664,6 +664,7 @@ type refDecision struct {
 	reason  graph.Reason
 	grants  []string // applicable unexpired grants, sorted
 	expired []string // applicable expired grants, sorted
+	pending []string // applicable grants not started yet, sorted
 	self    bool
 	locks   []string // denying locks, sorted
 }
@@ -680,7 +681,11 @@ func (m *refModel) check(user, right string, x graph.Ref, now time.Time) refDeci
 		return d
 	}
 	for id, g := range m.grants {
-		if !m.reaches(g, u) || !m.gives(g.Rights, right) || !m.covers(g.Target, x) || !started(g, now) {
+		if !m.reaches(g, u) || !m.gives(g.Rights, right) || !m.covers(g.Target, x) {
+			continue
+		}
+		if !started(g, now) {
+			d.pending = append(d.pending, id)
 			continue
 		}
 		if !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {
@@ -691,6 +696,7 @@ func (m *refModel) check(user, right string, x graph.Ref, now time.Time) refDeci
 	}
 	sort.Strings(d.grants)
 	sort.Strings(d.expired)
+	sort.Strings(d.pending)
 	d.self = x == graph.UserRef(user) && m.gives(m.self, right)
 	if len(d.grants) == 0 && !d.self {
 		d.reason = graph.ReasonNoGrant

@@ -179,7 +179,8 @@ func (a *app) explainCommand() *cobra.Command {
 home (or extra group) up to the grant's holder, the grant, and the folders
 from its target down to the resource. A lock that denies is drawn with its
 path. On a denial without a lock it says what is missing and lists the
-grants that do reach the user. Exits like check.`,
+grants that do reach the user, or draws the grant that will allow it once
+it starts. Exits like check.`,
 		Example: `  canopy explain alice edit user/carl
   canopy explain tom assign user/carl`,
 		Args: cobra.RangeArgs(2, 3),
@@ -224,6 +225,9 @@ func drawExplanation(w io.Writer, user, right string, res *pb.ObjectRef, ex *pb.
 	fmt.Fprintf(w, "%s, revision %d\n", head, ex.GetRevision())
 	grant := func(g *pb.Grant) {
 		fmt.Fprintf(w, "  grant   %s gives %s", g.GetId(), strings.Join(g.GetRights(), ", "))
+		if g.GetStartsAt() != nil {
+			fmt.Fprintf(w, " from %s", g.GetStartsAt().AsTime().UTC().Format(time.RFC3339))
+		}
 		if g.GetExpiresAt() != nil {
 			fmt.Fprintf(w, " until %s", g.GetExpiresAt().AsTime().UTC().Format(time.RFC3339))
 		}
@@ -264,8 +268,11 @@ func drawExplanation(w io.Writer, user, right string, res *pb.ObjectRef, ex *pb.
 			}
 			fmt.Fprintf(w, "  path    %s\n", path)
 		}
-		if ex.GetReason() == pb.Reason_REASON_EXPIRED {
+		switch ex.GetReason() {
+		case pb.Reason_REASON_EXPIRED:
 			fmt.Fprintln(w, "  the grant would allow it, but it has expired")
+		case pb.Reason_REASON_NO_GRANT:
+			fmt.Fprintf(w, "  the grant will allow it from %s; until then it gives nothing\n", g.GetStartsAt().AsTime().UTC().Format(time.RFC3339))
 		}
 	case ex.GetReason() == pb.Reason_REASON_UNKNOWN_USER:
 		fmt.Fprintf(w, "  there is no user %s\n", user)

@@ -480,6 +480,10 @@ func TestTimeBoxedFlags(t *testing.T) {
 	// Before its start the grant gives nothing, and access says when it
 	// will.
 	must(t, 1, s.Addr, "check", "inspector", "read", "user/carl")
+	if r := must(t, 1, s.Addr, "explain", "inspector", "read", "user/carl"); !strings.Contains(r.out, "grant   visit gives read from 2099-03-02T08:00:00Z") ||
+		!strings.Contains(r.out, "the grant will allow it from 2099-03-02T08:00:00Z") {
+		t.Errorf("why the inspector may not read carl yet:\n%s", r.out)
+	}
 	if r := must(t, 0, s.Addr, "access", "inspector"); !strings.Contains(r.out, "visit (starts 2099-03-02T08:00:00Z)") {
 		t.Errorf("the inspector's access:\n%s", r.out)
 	}

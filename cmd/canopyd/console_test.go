@@ -89,7 +89,9 @@ func TestConsoleInABrowser(t *testing.T) {
 	write(aptem.Steps[0].Write...)
 	write(graph.Mutation{CreateUser: &graph.User{ID: "inspector", Class: "external", Home: "external"}},
 		graph.Mutation{AddExtraGroup: &graph.Membership{User: "lea", Folder: "ofsted"}},
-		graph.Mutation{AddExtraGroup: &graph.Membership{User: "lucy", Folder: "ofsted"}})
+		graph.Mutation{AddExtraGroup: &graph.Membership{User: "lucy", Folder: "ofsted"}},
+		// Next term tom may assign tests in IT1; not yet.
+		graph.Mutation{AddGrant: &graph.Grant{ID: "tom-next-term", Holder: graph.UserRef("tom"), Target: graph.FolderRef("it1"), Rights: []string{"assign"}, StartsAt: time.Now().Add(7 * 24 * time.Hour)}})
 	// The page's files come from the binary, with a policy that keeps
 	// everything on its origin.
 	resp, err := http.Get("http://" + d.Console + "/")

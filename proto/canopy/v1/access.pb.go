@@ -579,7 +579,9 @@ type ExplainResponse struct {
 	Allowed  bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
 	Reason   Reason                 `protobuf:"varint,2,opt,name=reason,proto3,enum=canopy.v1.Reason" json:"reason,omitempty"`
 	Revision uint64                 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
-	// The grant that allowed (smallest id), or the expired one that would have.
+	// The grant that allowed (smallest id), or the expired one that would
+	// have, or, denied as no_grant, the one that will allow from its start
+	// (started false); with its paths.
 	Grant *Grant `protobuf:"bytes,4,opt,name=grant,proto3" json:"grant,omitempty"`
 	// Allowed by a self right on the user's own record.
 	Self bool `protobuf:"varint,5,opt,name=self,proto3" json:"self,omitempty"`

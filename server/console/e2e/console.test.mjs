@@ -80,6 +80,8 @@ try {
   await shot("explain");
   await page.goto(url + "#/explain?user=tom&right=assign&resource=user/carl");
   await has("#verdict", "DENIED: no grant");
+  await has("#explain-chain .box", "grant tom-next-term");
+  await has("#pending", "will allow it from");
 
   // The Aptem case: the inspector's grant previewed before it is given
   // shows exactly the sampled learners, then is given.

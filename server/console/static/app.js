@@ -404,7 +404,8 @@ async function explainPage(params) {
   const chain = el("div", { class: "chain", id: "explain-chain" }, box("user " + v.user, "asks " + v.right));
   for (const h of r.holder_path || []) chain.append(arrow(), box(h, "member of"));
   if (r.self) chain.append(arrow(), box("self right", "on the user's own record"));
-  if (r.grant) chain.append(arrow(), box("grant " + r.grant.id, r.grant.rights.join(", ") + (r.grant.expired ? " (expired)" : ""), !r.allowed && !r.lock));
+  const pending = !r.allowed && r.reason === "REASON_NO_GRANT" && r.grant;
+  if (r.grant) chain.append(arrow(), box("grant " + r.grant.id, r.grant.rights.join(", ") + (r.grant.expired ? " (expired)" : "") + (pending ? " (from " + r.grant.starts_at + ")" : ""), !r.allowed && !r.lock));
   for (const t of r.target_path || []) chain.append(arrow(), box(t, "contains"));
   if (r.lock) {
     for (const t of r.lock_path || []) chain.append(arrow(), box(t, "under the lock"));
@@ -413,6 +414,7 @@ async function explainPage(params) {
   chain.append(arrow(), box(resource ? v.resource : "capability", "", !r.allowed));
   page.append(el("p", { class: "verdict " + (r.allowed ? "yes" : "no"), id: "verdict" }, (r.allowed ? "ALLOWED" : "DENIED: " + reason) + " (revision " + r.revision + ")"), chain);
   if (r.lock) page.append(el("p", { class: "muted" }, "A lock wins over every grant; removing it is an ordinary write."));
+  if (pending) page.append(el("p", { class: "muted", id: "pending" }, "The grant will allow it from " + r.grant.starts_at + "; until then it gives nothing."));
   return page;
 }
 
