@@ -237,6 +237,7 @@ async function folderPage(id) {
     el("h3", {}, "Grants its members hold"), held.grants.length ? table(["grant", "on", "rights"], held.grants.map((g) => [g.id, refLink(g.target), g.rights.join(", ")])) : el("p", { class: "muted" }, "none"), more(held),
     el("h3", {}, "Locks"), locks.locks.length ? table(["lock", "denies", "reason"], locks.locks.map((l) => [[l.id, canWrite() ? [" ", removeButton("remove_lock", l.id, removal)] : null], l.rights.join(", "), l.reason])) : el("p", { class: "muted" }, "none"), more(locks),
     removal,
+    canWrite() ? addForm(id) : null,
     canWrite() ? lockForm(id) : null,
     el("h3", {}, "Audit trail"), await historyOf("folder/" + id));
 }
@@ -351,6 +352,23 @@ function lockForm(id) {
   const preview = (ev) => { ev.preventDefault(); offer(out, batch(), "commit-lock", "Add this lock", "Locked"); };
   return el("div", {}, el("h3", {}, "Lock this subtree"),
     el("form", { class: "row", id: "lock-form", onsubmit: preview }, lid, " denies ", rights, " because ", reason, el("button", {}, "Preview")), out);
+}
+
+// addForm offers a new subfolder or a new user (homed) in folder id,
+// previewed before it is created: a new user may at once be reached by
+// the grants their folders hold.
+function addForm(id) {
+  const out = el("div", {});
+  const kind = el("select", { name: "kind", "aria-label": "what to add" }, el("option", { value: "folder" }, "folder"), el("option", { value: "user" }, "user"));
+  const nid = el("input", { name: "id", placeholder: "id", "aria-label": "new id", size: 12 });
+  const name = el("input", { name: "name", placeholder: "name", "aria-label": "name", size: 16 });
+  const cls = el("input", { name: "class", placeholder: "class (a user's)", "aria-label": "class", size: 12 });
+  const batch = () => kind.value === "folder" ?
+    { mutations: [{ create_folder: { id: nid.value.trim(), name: name.value, parent: id } }] } :
+    { mutations: [{ create_user: { id: nid.value.trim(), name: name.value, class: cls.value.trim(), home: id } }] };
+  const preview = (ev) => { ev.preventDefault(); offer(out, batch(), "commit-add", "Create " + kind.value + " " + nid.value.trim(), "Created"); };
+  return el("div", {}, el("h3", {}, "Add here"),
+    el("form", { class: "row", id: "add-form", onsubmit: preview }, kind, nid, name, cls, el("button", {}, "Preview")), out);
 }
 
 // removeButton offers to remove a grant or a lock (op remove_grant or
