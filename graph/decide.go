@@ -55,9 +55,9 @@ type Decision struct {
 // nil. When denied as expired, Grant is the expired grant that would have
 // applied (smallest id) with its paths. When denied for want of a grant,
 // Grant is the one that will apply from its start (smallest id; its
-// Started is false) with its paths, or nil when none will. When locked, Lock is the denying
-// lock with the smallest id and LockPath runs from its target folder down
-// to the resource (empty for a lock on the user).
+// Started is false) with its paths, or nil when none will. When locked,
+// Lock is the denying lock with the smallest id and LockPath runs from its
+// target folder down to the resource (empty for a lock on the user).
 type Explanation struct {
 	Decision
 	Grant      *Grant

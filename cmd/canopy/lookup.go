@@ -118,8 +118,8 @@ func (a *app) accessCommand() *cobra.Command {
 they are a member of), with the rights it gives (implied ones included),
 what it covers, the path it reaches them by, and the locks that deny part
 of it. A grant that has not started yet is listed with its start: until
-then it gives nothing. A user who is not active is shown, but is allowed nothing: use it
-to check an account before it is enabled.`,
+then it gives nothing. A user who is not active is shown, but is allowed
+nothing: use it to check an account before it is enabled.`,
 		Example: `  canopy access inspector
   canopy access tom -o yaml`,
 		Args: cobra.ExactArgs(1),
