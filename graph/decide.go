@@ -226,7 +226,7 @@ func (c *checker) decide(ex *Explanation) Reason {
 			}
 			return ReasonExpired
 		}
-		if pending != none && ex != nil {
+		if pending != none { // only looked for when explaining
 			c.explainGrant(ex, pending)
 		}
 		return ReasonNoGrant

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -351,8 +352,10 @@ func peerIdentity(ctx context.Context) string {
 	if !ok {
 		return "anonymous"
 	}
-	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 && len(info.State.VerifiedChains[0]) > 0 {
-		return info.State.VerifiedChains[0][0].Subject.String()
+	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+		if sub := ClientSubject(&info.State); sub != "" {
+			return sub
+		}
 	}
 	if p.Addr != nil && p.Addr.Network() == InProcessNetwork {
 		if sub := metadata.ValueFromIncomingContext(ctx, ClientSubjectKey); len(sub) > 0 && sub[len(sub)-1] != "" {
@@ -362,10 +365,19 @@ func peerIdentity(ctx context.Context) string {
 	return "anonymous@" + peerHost(ctx)
 }
 
+// ClientSubject is the subject of a connection's verified client
+// certificate (mutual TLS), "" without one.
+func ClientSubject(cs *tls.ConnectionState) string {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	return cs.VerifiedChains[0][0].Subject.String()
+}
+
 // ClientSubjectKey is the metadata key under which the HTTP gateway, over
 // its in-process connection, passes on the subject of its HTTP client's
-// verified certificate. The server believes it from that connection only,
-// and the gateway never lets an HTTP client set it.
+// verified certificate. The server believes it from that connection only;
+// the gateway maps no HTTP header to it.
 const ClientSubjectKey = "canopy-client-subject"
 
 // peerHost is the peer's address without its port ("" when unknown). A

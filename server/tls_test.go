@@ -27,7 +27,7 @@ import (
 func TestMutualTLS(t *testing.T) {
 	ca := certtest.New(t)
 	srvCert, srvKey := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := ca.Issue(t, "client", x509.ExtKeyUsageClientAuth)
+	client := ca.Client(t, "client")
 	cfg, err := TLSConfig(srvCert, srvKey, ca.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -41,10 +41,8 @@ func TestMutualTLS(t *testing.T) {
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
 
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
 	call := func(certs []tls.Certificate) error {
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: certs})))
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), Certificates: certs})))
 		if err != nil {
 			return err
 		}
@@ -54,11 +52,7 @@ func TestMutualTLS(t *testing.T) {
 		_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 		return err
 	}
-	pair, err := tls.LoadX509KeyPair(cliCert, cliKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := call([]tls.Certificate{pair}); err != nil {
+	if err := call(client.Certificates); err != nil {
 		t.Fatalf("client with a certificate: %v", err)
 	}
 	if err := call(nil); err == nil {
@@ -102,9 +96,7 @@ func TestTLSReload(t *testing.T) {
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
 	trusting := func(ca *certtest.CA) error {
-		roots := x509.NewCertPool()
-		roots.AddCert(ca.Cert)
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots})))
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool()})))
 		if err != nil {
 			return err
 		}
@@ -147,7 +139,6 @@ func TestTLSReload(t *testing.T) {
 func TestActorIsAnIdentity(t *testing.T) {
 	ca := certtest.New(t)
 	srvCert, srvKey := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := ca.Issue(t, "billing", x509.ExtKeyUsageClientAuth)
 	cfg, err := TLSConfig(srvCert, srvKey, ca.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -169,12 +160,6 @@ func TestActorIsAnIdentity(t *testing.T) {
 		return lis.Addr().String()
 	}
 	plain, mutual := serve(), serve(grpc.Creds(credentials.NewTLS(cfg)))
-	pair, err := tls.LoadX509KeyPair(cliCert, cliKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
 	write := func(addr string, creds credentials.TransportCredentials, id string, md ...string) string {
 		t.Helper()
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
@@ -195,7 +180,7 @@ func TestActorIsAnIdentity(t *testing.T) {
 	if got := write(plain, insecure.NewCredentials(), "a"); got != "anonymous@127.0.0.1" {
 		t.Errorf("without a token or certificate: %q", got)
 	}
-	if got := write(mutual, credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}), "b"); got != "CN=billing" {
+	if got := write(mutual, credentials.NewTLS(ca.Client(t, "billing")), "b"); got != "CN=billing" {
 		t.Errorf("with a client certificate: %q", got)
 	}
 	// Only the HTTP gateway's in-process connection may pass a subject on.

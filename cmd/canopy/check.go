@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc/status"
 
@@ -226,10 +225,10 @@ func drawExplanation(w io.Writer, user, right string, res *pb.ObjectRef, ex *pb.
 	grant := func(g *pb.Grant) {
 		fmt.Fprintf(w, "  grant   %s gives %s", g.GetId(), strings.Join(g.GetRights(), ", "))
 		if g.GetStartsAt() != nil {
-			fmt.Fprintf(w, " from %s", g.GetStartsAt().AsTime().UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, " from %s", timeText(g.GetStartsAt()))
 		}
 		if g.GetExpiresAt() != nil {
-			fmt.Fprintf(w, " until %s", g.GetExpiresAt().AsTime().UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, " until %s", timeText(g.GetExpiresAt()))
 		}
 		if g.GetReason() != "" {
 			fmt.Fprintf(w, " (%s)", g.GetReason())
@@ -272,7 +271,7 @@ func drawExplanation(w io.Writer, user, right string, res *pb.ObjectRef, ex *pb.
 		case pb.Reason_REASON_EXPIRED:
 			fmt.Fprintln(w, "  the grant would allow it, but it has expired")
 		case pb.Reason_REASON_NO_GRANT:
-			fmt.Fprintf(w, "  the grant will allow it from %s; until then it gives nothing\n", g.GetStartsAt().AsTime().UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, "  the grant will allow it from %s; until then it gives nothing\n", timeText(g.GetStartsAt()))
 		}
 	case ex.GetReason() == pb.Reason_REASON_UNKNOWN_USER:
 		fmt.Fprintf(w, "  there is no user %s\n", user)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -164,7 +163,7 @@ func (w *words) quoted(s string) {
 // time appends "word TIME", or nothing when t is unset.
 func (w *words) time(word string, t *timestamppb.Timestamp) {
 	if t != nil {
-		w.add(word + " " + t.AsTime().UTC().Format(time.RFC3339))
+		w.add(word + " " + timeText(t))
 	}
 }
 

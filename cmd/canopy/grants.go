@@ -133,14 +133,14 @@ func grantTable(w io.Writer, grants []*pb.Grant) error {
 	for _, g := range grants {
 		exp := "-"
 		if g.GetExpiresAt() != nil {
-			exp = g.GetExpiresAt().AsTime().UTC().Format(time.RFC3339)
+			exp = timeText(g.GetExpiresAt())
 			if g.GetExpired() {
 				exp += " (expired)"
 			}
 		}
 		start := "-"
 		if g.GetStartsAt() != nil {
-			start = g.GetStartsAt().AsTime().UTC().Format(time.RFC3339)
+			start = timeText(g.GetStartsAt())
 			if g.GetStarted() {
 				start += " (started)"
 			}

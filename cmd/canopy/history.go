@@ -94,7 +94,7 @@ func parseAgo(s string, now time.Time) (time.Time, error) {
 func historyTable(w io.Writer, entries []*pb.HistoryEntry) error {
 	var rows [][]string
 	for _, e := range entries {
-		rows = append(rows, []string{fmt.Sprint(e.GetRevision()), e.GetCommitTime().AsTime().UTC().Format(time.RFC3339), e.GetActor(), orDash(e.GetActedFor()), mutationLine(e.GetMutation())})
+		rows = append(rows, []string{fmt.Sprint(e.GetRevision()), timeText(e.GetCommitTime()), e.GetActor(), orDash(e.GetActedFor()), mutationLine(e.GetMutation())})
 	}
 	return table(w, "REVISION\tTIME\tACTOR\tFOR\tCHANGE", rows)
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"iter"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -154,7 +153,7 @@ nothing: use it to check an account before it is enabled.`,
 					}
 					id := e.GetGrant().GetId()
 					if g := e.GetGrant(); g.GetStartsAt() != nil && !g.GetStarted() {
-						id += " (starts " + g.GetStartsAt().AsTime().UTC().Format(time.RFC3339) + ")"
+						id += " (starts " + timeText(g.GetStartsAt()) + ")"
 					}
 					rows = append(rows, []string{id, strings.Join(e.GetRights(), ","), targetWords(e.GetGrant().GetTarget()), via, orDash(strings.Join(locks, "; "))})
 				}

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/canopy-authz/canopy/graph"
-	"github.com/canopy-authz/canopy/scenario"
 	"github.com/canopy-authz/canopy/server/servertest"
 )
 
@@ -26,15 +25,7 @@ func atlas(t *testing.T) *servertest.Server {
 	for _, k := range []string{"CANOPY_ADDR", "CANOPY_TOKEN", "CANOPY_TOKEN_FILE", "CANOPY_CONTEXT", "CANOPY_TLS", "CANOPY_TLS_CA"} {
 		t.Setenv(k, "")
 	}
-	s := servertest.Start(t)
-	f, err := scenario.Example("atlas")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Index.Write(context.Background(), "test", f.Steps[0].Write, graph.Preconditions{}); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return servertest.StartExample(t, "atlas")
 }
 
 // result is what one run of the command line printed and its exit code.

@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"sigs.k8s.io/yaml"
 
 	pb "github.com/canopy-authz/canopy/proto/canopy/v1"
@@ -122,6 +124,12 @@ func reasonWords(r pb.Reason) string {
 // stateWord writes a user state as its word: USER_STATE_ACTIVE is "active".
 func stateWord(s pb.UserState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "USER_STATE_"))
+}
+
+// timeText writes a time as people read it in tables and lines: RFC 3339
+// in UTC, to the second.
+func timeText(ts *timestamppb.Timestamp) string {
+	return ts.AsTime().UTC().Format(time.RFC3339)
 }
 
 // orDash writes "-" for an empty string.

@@ -209,7 +209,7 @@ func userTable(w io.Writer, users []*pb.User) error {
 	for _, u := range users {
 		state := stateWord(u.GetState())
 		if u.GetActiveUntil() != nil {
-			state += " until " + u.GetActiveUntil().AsTime().UTC().Format(time.RFC3339)
+			state += " until " + timeText(u.GetActiveUntil())
 		}
 		rows = append(rows, []string{u.GetId(), orDash(u.GetName()), u.GetClass(), state, u.GetHome(), orDash(strings.Join(u.GetExtraGroups(), ","))})
 	}

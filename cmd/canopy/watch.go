@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
@@ -61,7 +60,7 @@ resync. Ctrl-C ends it.`,
 					}
 					continue
 				}
-				at := m.GetCommitTime().AsTime().UTC().Format(time.RFC3339)
+				at := timeText(m.GetCommitTime())
 				for _, mu := range m.GetMutations() {
 					if _, err := fmt.Fprintf(a.out, "%d\t%s\t%s\t%s\n", m.GetRevision(), at, m.GetActor(), mutationLine(mu)); err != nil {
 						return err

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
@@ -118,11 +116,7 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// A token that may read and check, not write: the console offers no
 	// write.
-	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
-	sum := sha256.Sum256([]byte("reader-token"))
-	if err := os.WriteFile(tokens, []byte("tokens:\n  - {name: reader, sha256: "+hex.EncodeToString(sum[:])+", scopes: [read, check]}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokens := writeTokens(t, tokenEntry("reader", "reader-token", "read", "check"))
 	ro := startDaemon(t, buildCanopyd(t), t.TempDir(), "--example", "atlas", "--console-listen", "127.0.0.1:0", "--tokens", tokens)
 	runBrowser(t, ctx, node, chromium, []string{"READ_ONLY_TOKEN=reader-token"}, []string{"http://" + ro.Console + "/"}, nil)
 }

@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"debug/elf"
-	"encoding/hex"
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -236,11 +230,7 @@ func TestContainerfile(t *testing.T) {
 	if err := json.Unmarshal([]byte(entry), &argv); err != nil || len(argv) == 0 || argv[0] != "/canopyd" {
 		t.Fatalf("the entrypoint %q: %v", entry, err)
 	}
-	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
-	sum := sha256.Sum256([]byte("ops-token"))
-	if err := os.WriteFile(tokens, []byte("tokens:\n  - {name: ops, sha256: "+hex.EncodeToString(sum[:])+", scopes: [admin]}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokens := writeTokens(t, tokenEntry("ops", "ops-token", "admin"))
 	var ports []string
 	for i, a := range argv[1:] {
 		switch {
@@ -256,41 +246,27 @@ func TestContainerfile(t *testing.T) {
 	if got := strings.Fields(expose); !slices.Equal(got, ports) {
 		t.Errorf("EXPOSE %v, but the entrypoint serves %v", got, ports)
 	}
-	d, err := servertest.Launch(bin, true, append(argv[1:], "--metrics-listen", "127.0.0.1:0", "--example", "atlas")...)
+	launched, err := servertest.Launch(bin, true, append(argv[1:], "--metrics-listen", "127.0.0.1:0", "--example", "atlas")...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.Kill)
+	t.Cleanup(launched.Kill)
+	d := connect(t, launched)
 	if d.HTTP == "" {
 		t.Fatal("the entrypoint serves no HTTP/JSON")
 	}
-	conn, err := grpc.NewClient(d.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	check := &pb.CheckRequest{User: "tom", Right: "edit", Resource: &pb.ObjectRef{Kind: pb.ObjectKind_OBJECT_KIND_USER, Id: "carl"}}
-	if _, err := pb.NewAccessServiceClient(conn).Check(ctx, check); status.Code(err) != codes.Unauthenticated {
+	if _, err := pb.NewAccessServiceClient(d.conn).Check(ctx, check); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("a check without a token: %v", err)
 	}
-	r, err := pb.NewAccessServiceClient(conn).Check(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer ops-token"), check)
+	r, err := pb.NewAccessServiceClient(d.conn).Check(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer ops-token"), check)
 	if err != nil || !r.GetAllowed() {
 		t.Errorf("a check with the token: %v, %v", r, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+d.HTTP+"/v1/check", strings.NewReader(`{"user":"tom","right":"edit","resource":{"kind":"OBJECT_KIND_USER","id":"carl"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer ops-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `"allowed":true`) {
-		t.Errorf("a check over HTTP/JSON: %d %s", resp.StatusCode, body)
+	code, body := callHTTP(t, d.HTTP, "POST", "/v1/check", "ops-token", `{"user":"tom","right":"edit","resource":{"kind":"OBJECT_KIND_USER","id":"carl"}}`)
+	if code != 200 || !strings.Contains(body, `"allowed":true`) {
+		t.Errorf("a check over HTTP/JSON: %d %s", code, body)
 	}
 }

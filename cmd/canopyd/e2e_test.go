@@ -47,13 +47,57 @@ func buildCanopyd(t *testing.T) string {
 // and connects to it.
 func startDaemon(t *testing.T, bin, data string, extra ...string) *daemon {
 	t.Helper()
-	d := servertest.StartDaemon(t, bin, data, extra...)
+	return connect(t, servertest.StartDaemon(t, bin, data, extra...))
+}
+
+// connect opens a gRPC connection to a running canopyd, closed when the
+// test ends.
+func connect(t *testing.T, d *servertest.Daemon) *daemon {
+	t.Helper()
 	conn, err := grpc.NewClient(d.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &daemon{Daemon: d, conn: conn}
+}
+
+// tokenEntry is one line of a tokens file: name, the SHA-256 of token,
+// and its scopes.
+func tokenEntry(name, token string, scopes ...string) string {
+	sum := sha256.Sum256([]byte(token))
+	return fmt.Sprintf("  - {name: %s, sha256: %s, scopes: [%s]}\n", name, hex.EncodeToString(sum[:]), strings.Join(scopes, ", "))
+}
+
+// writeTokens writes a tokens file of the entries (tokenEntry) and
+// returns its path.
+func writeTokens(t *testing.T, entries ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	if err := os.WriteFile(path, []byte("tokens:\n"+strings.Join(entries, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// callHTTP sends an HTTP request to addr (host:port) with a bearer token
+// ("" for none) and returns the status and the body.
+func callHTTP(t *testing.T, addr, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func (d *daemon) stop(t *testing.T) { d.Stop(t) }
@@ -178,17 +222,13 @@ func TestHangUpReloadsTokens(t *testing.T) {
 	}
 	bin := buildCanopyd(t)
 	tokensFile := filepath.Join(t.TempDir(), "tokens.yaml")
-	writeTokens := func(text string) {
+	rewriteTokens := func(text string) {
 		t.Helper()
 		if err := os.WriteFile(tokensFile, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	entry := func(name, token string) string {
-		sum := sha256.Sum256([]byte(token))
-		return fmt.Sprintf("  - {name: %s, sha256: %s, scopes: [check]}\n", name, hex.EncodeToString(sum[:]))
-	}
-	writeTokens("tokens:\n" + entry("old", "old-token"))
+	rewriteTokens("tokens:\n" + tokenEntry("old", "old-token", "check"))
 	d := servertest.StartDaemon(t, bin, t.TempDir(), "--tokens", tokensFile)
 	check := func(token string) error {
 		c, err := client.Dial(d.Addr, client.WithToken(token), client.WithRetry(client.Retry{Attempts: 1}))
@@ -214,7 +254,7 @@ func TestHangUpReloadsTokens(t *testing.T) {
 	if err := check("new-token"); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("new token before the reload: %v", err)
 	}
-	writeTokens("tokens:\n" + entry("new", "new-token"))
+	rewriteTokens("tokens:\n" + tokenEntry("new", "new-token", "check"))
 	hangUp("reloaded tokens")
 	if err := check("old-token"); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("removed token after the reload: %v", err)
@@ -222,7 +262,7 @@ func TestHangUpReloadsTokens(t *testing.T) {
 	if err := check("new-token"); err != nil {
 		t.Fatalf("new token after the reload: %v", err)
 	}
-	writeTokens("tokens: [{name: broken, sha256: nothex}]\n")
+	rewriteTokens("tokens: [{name: broken, sha256: nothex}]\n")
 	hangUp("tokens not reloaded; the ones loaded before stay")
 	if err := check("new-token"); err != nil {
 		t.Fatalf("after a broken file: %v", err)

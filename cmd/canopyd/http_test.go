@@ -1,14 +1,7 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,34 +18,14 @@ func TestHTTPListen(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildCanopyd(t)
-	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
-	entry := func(name, token, scopes string) string {
-		sum := sha256.Sum256([]byte(token))
-		return fmt.Sprintf("  - {name: %s, sha256: %s, scopes: [%s]}\n", name, hex.EncodeToString(sum[:]), scopes)
-	}
-	if err := os.WriteFile(tokens, []byte("tokens:\n"+entry("checker", "check-token", "check")+entry("console", "admin-token", "admin")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokens := writeTokens(t, tokenEntry("checker", "check-token", "check"), tokenEntry("console", "admin-token", "admin"))
 	d := servertest.StartDaemon(t, bin, t.TempDir(), "--tokens", tokens, "--http-listen", "127.0.0.1:0", "--example", "atlas")
 	if d.HTTP == "" {
 		t.Fatal("canopyd did not say where it serves HTTP/JSON")
 	}
 	call := func(method, path, token, body string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(method, "http://"+d.HTTP+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return callHTTP(t, d.HTTP, method, path, token, body)
 	}
 	check := `{"user":"tom","right":"edit","resource":{"kind":"OBJECT_KIND_USER","id":"carl"}}`
 	if code, body := call("POST", "/v1/check", "", check); code != 401 {

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -77,4 +78,22 @@ func (ca *CA) Issue(tb testing.TB, name string, usage ...x509.ExtKeyUsage) (cert
 		tb.Fatal(err)
 	}
 	return ca.write(tb, name+".pem", "CERTIFICATE", der), ca.write(tb, name+"-key.pem", "EC PRIVATE KEY", kder)
+}
+
+// Pool is a certificate pool holding the CA alone, for clients to trust.
+func (ca *CA) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return pool
+}
+
+// Client issues a client certificate for name and returns a TLS client
+// configuration that presents it and trusts the CA.
+func (ca *CA) Client(tb testing.TB, name string) *tls.Config {
+	tb.Helper()
+	pair, err := tls.LoadX509KeyPair(ca.Issue(tb, name, x509.ExtKeyUsageClientAuth))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{pair}}
 }

@@ -76,23 +76,22 @@ func New(ctx context.Context, api *server.Server, opts Options) (*Gateway, error
 			UnmarshalOptions: protojson.UnmarshalOptions{},
 		}),
 		// A caller's trace goes on through the gateway (W3C trace context).
-		// No header can pass for a client certificate's subject.
+		// Beyond it only the permanent HTTP headers pass, prefixed, so no
+		// header can pass for a client certificate's subject.
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			switch k := strings.ToLower(key); k {
 			case "traceparent", "tracestate", "baggage":
 				return k, true
-			case strings.ToLower(runtime.MetadataHeaderPrefix + server.ClientSubjectKey):
-				return "", false
 			}
 			return runtime.DefaultHeaderMatcher(key)
 		}),
 		// The HTTP client's verified certificate (mutual TLS) names it
 		// as it would over gRPC.
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
-			if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
-				return nil
+			if sub := server.ClientSubject(r.TLS); sub != "" {
+				return metadata.Pairs(server.ClientSubjectKey, sub)
 			}
-			return metadata.Pairs(server.ClientSubjectKey, r.TLS.VerifiedChains[0][0].Subject.String())
+			return nil
 		}),
 	)
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{

@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/canopy-authz/canopy/graph"
-	"github.com/canopy-authz/canopy/scenario"
 	"github.com/canopy-authz/canopy/server"
 	"github.com/canopy-authz/canopy/server/certtest"
 	"github.com/canopy-authz/canopy/server/gateway"
@@ -25,14 +23,7 @@ import (
 // start serves the ATLAS example over HTTP/JSON.
 func start(t testing.TB) (*servertest.Server, string) {
 	t.Helper()
-	s := servertest.Start(t)
-	f, err := scenario.Example("atlas")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Index.Write(context.Background(), "test", f.Steps[0].Write, graph.Preconditions{}); err != nil {
-		t.Fatal(err)
-	}
+	s := servertest.StartExample(t, "atlas")
 	return s, serve(t, s)
 }
 
@@ -204,7 +195,6 @@ func TestHTTPClientCertificate(t *testing.T) {
 	s, plain := start(t)
 	ca := certtest.New(t)
 	srvCert, srvKey := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := ca.Issue(t, "billing", x509.ExtKeyUsageClientAuth)
 	cfg, err := server.TLSConfig(srvCert, srvKey, ca.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -218,13 +208,7 @@ func TestHTTPClientCertificate(t *testing.T) {
 	hs.TLS = cfg
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
-	pair, err := tls.LoadX509KeyPair(cliCert, cliKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
-	mutual := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}}
+	mutual := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.Client(t, "billing")}}
 
 	// actor writes folder id through client at url, with the headers
 	// given, and returns the actor its history records.

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/canopy-authz/canopy/graph"
+	"github.com/canopy-authz/canopy/scenario"
 	"github.com/canopy-authz/canopy/server"
 	"github.com/canopy-authz/canopy/store"
 )
@@ -65,6 +66,21 @@ func Start(t testing.TB, extra ...grpc.ServerOption) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
+	return s
+}
+
+// StartExample starts a server for a test (Start) holding the first step
+// of the seed example name (scenario.Example: "atlas", "aptem").
+func StartExample(t testing.TB, name string, extra ...grpc.ServerOption) *Server {
+	t.Helper()
+	s := Start(t, extra...)
+	f, err := scenario.Example(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Index.Write(context.Background(), "test", f.Steps[0].Write, graph.Preconditions{}); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 

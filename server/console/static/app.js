@@ -190,6 +190,9 @@ async function drawTree() {
   if (seq === draws) $("tree").replaceChildren(...(hits.length ? [el("h3", {}, "Found"), ...hits] : []), tree("", null, keep));
 }
 
+// stateWord writes a user state as its word: USER_STATE_ACTIVE is "active".
+const stateWord = (st) => (st || "").replace("USER_STATE_", "").toLowerCase();
+
 function table(head, rows) {
   return el("table", {}, el("tr", {}, head.map((h) => el("th", {}, h))), rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c)))));
 }
@@ -201,16 +204,19 @@ function change(m) {
   const id = v.id || v.name || v.folder || v.user || "";
   const extra = op === "add_grant" ? ` ${(v.rights || []).join(",")} for ${refText(v.holder)} on ${refText(v.target)}` :
     op === "move_folder" || op === "move_user" ? ` to ${v.to}` :
-    op === "set_user_state" ? ` ${(v.state || "").replace("USER_STATE_", "").toLowerCase()}` :
+    op === "set_user_state" ? ` ${stateWord(v.state)}` :
     op === "add_extra_group" || op === "remove_extra_group" ? ` ${v.folder}` :
     op === "add_lock" ? ` denies ${(v.rights || []).length ? v.rights.join(",") : "edit"} on ${refText(v.target)}` : "";
   return op.replaceAll("_", " ") + " " + id + extra;
 }
 
+// historyTable draws entries of the audit trail, newest first.
+const historyTable = (entries) => table(["revision", "time", "actor", "for", "change"], entries.map((e) =>
+  [e.revision, e.commit_time.replace(/\.\d+Z$/, "Z"), e.actor, e.acted_for || "", change(e.mutation)]));
+
 async function historyOf(object, limit) {
   const r = await api("GET", "/v1/history?page_size=" + (limit || 20) + "&object=" + encodeURIComponent(object));
-  return table(["revision", "time", "actor", "for", "change"], r.entries.map((e) =>
-    [e.revision, e.commit_time.replace(/\.\d+Z$/, "Z"), e.actor, e.acted_for || "", change(e.mutation)]));
+  return historyTable(r.entries);
 }
 
 async function folderPage(id) {
@@ -228,14 +234,17 @@ async function folderPage(id) {
     api("GET", "/v1/locks?page_size=100&" + folderRef(id)),
   ]);
   const removal = el("div", {});
-  const more = (r) => (r.next_page_token ? el("p", { class: "muted" }, "the first 100; more in canopy or the API") : null);
+  // listed draws one list of the page (a page of r's items), or "none".
+  const listed = (title, r, items, head, row) => [el("h3", {}, title),
+    items.length ? table(head, items.map(row)) : el("p", { class: "muted" }, "none"),
+    r.next_page_token ? el("p", { class: "muted" }, "the first 100; more in canopy or the API") : null];
   return el("div", {},
     el("h2", {}, f.name || f.id, " ", el("span", { class: "muted" }, "folder/" + f.id)),
     el("p", {}, f.parent ? ["in ", el("a", { href: "#/folder/" + f.parent }, f.parent)] : "an organisation"),
-    el("h3", {}, "Users here"), users.users.length ? table(["user", "class", "state", "placed"], users.users.map((u) => [el("a", { href: "#/user/" + u.id }, u.id), u["class"], u.state.replace("USER_STATE_", "").toLowerCase(), u.home === id ? "home" : "extra group"])) : el("p", { class: "muted" }, "none"), more(users),
-    el("h3", {}, "Grants on this subtree"), grantsOn.grants.length ? table(["grant", "holder", "rights"], grantsOn.grants.map((g) => [g.id, refLink(g.holder), g.rights.join(", ")])) : el("p", { class: "muted" }, "none"), more(grantsOn),
-    el("h3", {}, "Grants its members hold"), held.grants.length ? table(["grant", "on", "rights"], held.grants.map((g) => [g.id, refLink(g.target), g.rights.join(", ")])) : el("p", { class: "muted" }, "none"), more(held),
-    el("h3", {}, "Locks"), locks.locks.length ? table(["lock", "denies", "reason"], locks.locks.map((l) => [[l.id, canWrite() ? [" ", removeButton("remove_lock", l.id, removal)] : null], l.rights.join(", "), l.reason])) : el("p", { class: "muted" }, "none"), more(locks),
+    listed("Users here", users, users.users, ["user", "class", "state", "placed"], (u) => [el("a", { href: "#/user/" + u.id }, u.id), u["class"], stateWord(u.state), u.home === id ? "home" : "extra group"]),
+    listed("Grants on this subtree", grantsOn, grantsOn.grants, ["grant", "holder", "rights"], (g) => [g.id, refLink(g.holder), g.rights.join(", ")]),
+    listed("Grants its members hold", held, held.grants, ["grant", "on", "rights"], (g) => [g.id, refLink(g.target), g.rights.join(", ")]),
+    listed("Locks", locks, locks.locks, ["lock", "denies", "reason"], (l) => [[l.id, canWrite() ? [" ", removeButton("remove_lock", l.id, removal)] : null], l.rights.join(", "), l.reason]),
     removal,
     canWrite() ? addForm(id) : null,
     canWrite() ? lockForm(id) : null,
@@ -282,7 +291,7 @@ async function userPage(id) {
   const removal = el("div", {});
   return el("div", {},
     el("h2", {}, u.name || u.id, " ", el("span", { class: "muted" }, "user/" + u.id)),
-    el("p", {}, u["class"], " · ", el("span", { class: "verdict " + (active ? "yes" : "no") }, u.state.replace("USER_STATE_", "").toLowerCase()),
+    el("p", {}, u["class"], " · ", el("span", { class: "verdict " + (active ? "yes" : "no") }, stateWord(u.state)),
       u.active_until ? " until " + u.active_until : "", " · home ", el("a", { href: "#/folder/" + u.home }, u.home),
       (u.extra_groups || []).length ? [" · extra groups ", ...u.extra_groups.map((g) => el("a", { href: "#/folder/" + g }, g + " "))] : ""),
     active ? null : el("p", { class: "verdict no" }, "Not active: allowed nothing until enabled."),
@@ -446,7 +455,7 @@ async function historyPage(params) {
   if (v.object) q.set("object", v.object);
   if (v.actor) q.set("actor", v.actor);
   const r = await api("GET", "/v1/history?" + q);
-  page.append(table(["revision", "time", "actor", "for", "change"], r.entries.map((e) => [e.revision, e.commit_time.replace(/\.\d+Z$/, "Z"), e.actor, e.acted_for || "", change(e.mutation)])));
+  page.append(historyTable(r.entries));
   return page;
 }
 
